@@ -1,0 +1,84 @@
+// Package source defines what mailferry reads mail from: the Source interface
+// and the types every source (pop3, imap, maildir) shares. The concrete
+// sources live in the sub-packages source/pop3, source/imap and source/maildir.
+package source
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// Folder is one mailbox of a source.
+type Folder struct {
+	// Name is the folder's name in UTF-8 with "/" as the hierarchy
+	// separator whatever the server uses, and "INBOX" for the inbox.
+	Name string
+	// SpecialUse is the RFC 6154 attribute (`\Sent`, `\Drafts`, `\Trash`,
+	// `\Junk`, `\Archive`, `\All`, `\Flagged`, `\Important`) or "".
+	SpecialUse string
+	// Validity is the IMAP UIDVALIDITY (or any value that changes when the
+	// IDs of the folder are reassigned); 0 when the source has none.
+	Validity uint32
+}
+
+// Meta describes one message without its body.
+type Meta struct {
+	// ID is the message's stable key inside its folder and validity:
+	// the POP3 UIDL, the IMAP UID in decimal, the Maildir unique name.
+	ID string
+	// Size is the number of octets the source will deliver (0 if unknown).
+	Size int64
+	// Flags are IMAP-style flags: `\Seen`, `\Answered`, `\Flagged`,
+	// `\Draft`, `\Deleted` and keywords. POP3 has none.
+	Flags []string
+	// Received is the internal date; zero when the source has none (POP3),
+	// in which case the engine derives it from the headers.
+	Received time.Time
+}
+
+// Source reads mail. A Source is one session: it is not safe for concurrent
+// use; the engine opens one per worker with an Opener.
+type Source interface {
+	// Folders lists the folders to copy.
+	Folders(ctx context.Context) ([]Folder, error)
+	// List returns the messages of a folder, in the source's order.
+	List(ctx context.Context, f Folder) ([]Meta, error)
+	// Fetch streams the bodies of the given messages, calling fn once per
+	// message in the order of ids. The reader is valid only during fn.
+	// If fn returns an error, Fetch stops and returns it. IDs that no longer
+	// exist on the source are skipped and reported at the end with a
+	// *VanishedError after every other message was delivered.
+	Fetch(ctx context.Context, f Folder, ids []string, fn func(Meta, io.Reader) error) error
+	// Close ends the session (for POP3: QUIT, which commits deletions).
+	Close() error
+}
+
+// Opener opens a new session to the same source. The engine calls it once
+// for listing and once per worker.
+type Opener func(ctx context.Context) (Source, error)
+
+// Deleter is implemented by sources that can remove messages after they are
+// safely in the target (--delete-source).
+type Deleter interface {
+	Delete(ctx context.Context, f Folder, ids []string) error
+}
+
+// VanishedError lists messages that were listed but could not be fetched
+// because they no longer exist on the source.
+type VanishedError struct {
+	Folder string
+	IDs    []string
+}
+
+func (e *VanishedError) Error() string {
+	return fmt.Sprintf("%d message(s) vanished from %q: %s", len(e.IDs), e.Folder, strings.Join(e.IDs, ", "))
+}
+
+// ErrSingleSession is returned (wrapped) by an Opener when the server refuses
+// a second concurrent session (POP3 [IN-USE]); the engine then falls back to
+// one session.
+var ErrSingleSession = errors.New("server allows only one session at a time")

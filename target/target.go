@@ -1,0 +1,89 @@
+// Package target defines what mailferry writes mail to: the Target interface
+// and the Delivery description. The concrete targets live in target/imap and
+// target/maildir.
+package target
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+
+	"mailferry/source"
+)
+
+// Delivery describes one message to be stored, separately from its bytes.
+type Delivery struct {
+	// Folder is the target folder's canonical name: UTF-8, "/"-separated,
+	// "INBOX" for the inbox, as returned by Ensure.
+	Folder string
+	// Flags in IMAP form (`\Seen`, ..., keywords).
+	Flags []string
+	// Date is the internal date to keep (IMAP APPEND date, Maildir mtime).
+	Date time.Time
+	// Size is the exact number of bytes the body reader will yield.
+	Size int64
+	// Fingerprint identifies the bytes, for Find.
+	Fingerprint Fingerprint
+	// Name is a unique name planned by the engine before the first byte is
+	// sent (recorded in the journal's intent). Maildir uses it as the
+	// file's unique part so that Find can look for it; IMAP ignores it.
+	Name string
+}
+
+// Fingerprint identifies a message's content.
+type Fingerprint struct {
+	MessageID string   // the Message-ID header value (with <>), "" if none
+	Size      int64    // octets as stored in the target
+	SHA256    [32]byte // of those octets
+}
+
+// Target stores mail. A Target is one session: not safe for concurrent use;
+// the engine opens one per worker with an Opener.
+type Target interface {
+	// Ensure makes sure the folder exists (creating it and its parents if
+	// needed) and returns its canonical name.
+	Ensure(ctx context.Context, folder source.Folder) (string, error)
+	// Put stores one message and returns once it is durable, with a receipt
+	// that names the stored copy (IMAP: "uidvalidity:uid" or ""; Maildir: the
+	// file's base name).
+	Put(ctx context.Context, d Delivery, body io.Reader) (receipt string, err error)
+	// Find looks for a message that an interrupted Put may have stored.
+	Find(ctx context.Context, d Delivery) (receipt string, ok bool, err error)
+	Close() error
+}
+
+// Opener opens a new session to the same target.
+type Opener func(ctx context.Context) (Target, error)
+
+// FolderLister is implemented by targets that can list their folders (with
+// special-use attributes), so that the engine can map source folders onto
+// the target's own (`\Sent` onto the target's Sent folder).
+type FolderLister interface {
+	Folders(ctx context.Context) ([]source.Folder, error)
+}
+
+// Rejected wraps an error for a message the target refused permanently
+// (too big, bad bytes): the engine reports it and moves on.
+type Rejected struct {
+	Reason string // the server's words
+	Err    error
+}
+
+func (e *Rejected) Error() string { return "rejected: " + e.Reason }
+func (e *Rejected) Unwrap() error { return e.Err }
+
+// ErrFolderFull is wrapped by Put when the folder or account is over quota.
+var ErrFolderFull = errors.New("over quota")
+
+// CRLFRequired is implemented by targets that accept only CRLF line endings
+// (IMAP): the engine converts bare LF before Put and counts it.
+type CRLFRequired interface {
+	RequiresCRLF() bool
+}
+
+// FlagSetter is implemented by targets that can change the flags of a
+// message already stored (--sync-flags).
+type FlagSetter interface {
+	SetFlags(ctx context.Context, folder, receipt string, flags []string) (newReceipt string, err error)
+}
