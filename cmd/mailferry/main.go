@@ -1,0 +1,510 @@
+// Command mailferry moves and syncs e-mail: POP3, IMAP or Maildir in,
+// IMAP or Maildir out, exactly once, resumable after any interruption.
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/term"
+
+	"mailferry/checkpoint"
+	"mailferry/internal/failure"
+	"mailferry/migrate"
+)
+
+// Exit codes (DESIGN.md §5).
+const (
+	exitOK          = 0
+	exitSomeFailed  = 1
+	exitUsage       = 2
+	exitConnection  = 3
+	exitInterrupted = 130
+)
+
+const usageTop = `mailferry moves e-mail: POP3, IMAP or Maildir in; IMAP or Maildir out.
+Every message exactly once, with its flags, date and folder; an interrupted
+run resumes where it stopped, and a re-run copies only what is new.
+
+Usage:
+  mailferry migrate SOURCE TARGET [flags]   copy what is not yet in TARGET
+  mailferry verify  SOURCE TARGET [flags]   check every SOURCE message is in TARGET
+  mailferry demo                            run a migration on built-in servers and sample mail
+  mailferry help [COMMAND]                  show help
+
+Endpoints:
+  pop3s://USER@HOST[:PORT]    POP3 over TLS (port 995)
+  pop3://USER@HOST[:PORT]     POP3 with STLS, required (port 110); add ?tls=none to allow plaintext
+  imaps://USER@HOST[:PORT]    IMAP over TLS (port 993)
+  imap://USER@HOST[:PORT]     IMAP with STARTTLS, required (port 143); ?tls=none allows plaintext
+  maildir:PATH                a Maildir++ tree as Dovecot keeps it (INBOX at PATH, folders as .Name)
+  A user name holding '@' is fine: imaps://bob@example.com@mail.example.com
+
+Passwords (never printed, logged or stored):
+  MAILFERRY_SOURCE_PASSWORD / MAILFERRY_TARGET_PASSWORD environment variables,
+  or --source-password-file / --target-password-file FILE, or a prompt on a terminal.
+
+Exit codes:
+  0 all done; 1 finished but some messages failed (listed in the summary);
+  2 usage or configuration error; 3 connection, TLS or authentication failure;
+  130 interrupted (run the same command again to resume).
+
+Run "mailferry help migrate" for the flags.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usageTop)
+		return exitUsage
+	}
+	switch args[0] {
+	case "migrate":
+		return cmdMigrate(args[1:], stdout, stderr)
+	case "verify":
+		return cmdVerify(args[1:], stdout, stderr)
+	case "demo":
+		return cmdDemo(args[1:], stdout, stderr)
+	case "help", "-h", "--help", "-help":
+		if len(args) > 1 {
+			return run([]string{args[1], "--help"}, stdout, stderr)
+		}
+		fmt.Fprint(stdout, usageTop)
+		return exitOK
+	case "version", "--version":
+		fmt.Fprintln(stdout, "mailferry", version)
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "mailferry: unknown command %q\n\n%s", args[0], usageTop)
+	return exitUsage
+}
+
+var version = "0.1.0-dev"
+
+// common holds the flags migrate and verify share.
+type common struct {
+	fs                 *flag.FlagSet
+	state              string
+	workers            int
+	toFolder           string
+	include, exclude   multiFlag
+	maps               multiFlag
+	keepAllMail        bool
+	caFile             string
+	srcPassFile        string
+	tgtPassFile        string
+	timeout            time.Duration
+	noProgress         bool
+	stats              time.Duration
+	report             string
+	logFile            string
+	verbose            bool
+	quiet              bool
+	src, tgt           *endpoint
+	positional         []string
+	logger             *slog.Logger
+	closeLog           func()
+	secretsForRedacting []string
+}
+
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(s string) error { *m = append(*m, s); return nil }
+
+func newCommon(name, usage string, stderr io.Writer) *common {
+	c := &common{fs: flag.NewFlagSet(name, flag.ContinueOnError)}
+	fs := c.fs
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.state, "state", "", "state `DIR` for checkpoint journals (default $XDG_STATE_HOME/mailferry)")
+	fs.IntVar(&c.workers, "workers", 4, "concurrent connections to each side")
+	fs.StringVar(&c.toFolder, "to-folder", "", "target `FOLDER` for the INBOX of the source (a POP3 mailbox), default INBOX")
+	fs.Var(&c.include, "include", "copy only source folders matching `REGEX` (repeatable)")
+	fs.Var(&c.exclude, "exclude", "skip source folders matching `REGEX` (repeatable)")
+	fs.Var(&c.maps, "map", "put source folder `OLD=NEW` (and its sub-folders) under another name (repeatable)")
+	fs.BoolVar(&c.keepAllMail, "keep-all-mail", false, "also copy Gmail's [Gmail]/All Mail and Important (skipped by default: every message is in a label too)")
+	fs.StringVar(&c.caFile, "ca-file", "", "trust the CA certificate(s) in `PEM` file too (self-signed servers)")
+	fs.StringVar(&c.srcPassFile, "source-password-file", "", "read the source password from `FILE`")
+	fs.StringVar(&c.tgtPassFile, "target-password-file", "", "read the target password from `FILE`")
+	fs.DurationVar(&c.timeout, "timeout", 60*time.Second, "network timeout per operation")
+	fs.BoolVar(&c.noProgress, "no-progress", false, "no progress bar, even on a terminal")
+	fs.DurationVar(&c.stats, "stats", 30*time.Second, "off a terminal, log progress every `INTERVAL`")
+	fs.StringVar(&c.report, "report", "", "write a JSON report to `FILE`")
+	fs.StringVar(&c.logFile, "log", "", "write structured logs (JSON lines) to `FILE`")
+	fs.BoolVar(&c.verbose, "v", false, "verbose: log more on stderr")
+	fs.BoolVar(&c.quiet, "q", false, "quiet: print only errors and the summary")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		fmt.Fprintln(stderr, "\nFlags:")
+		fs.PrintDefaults()
+	}
+	return c
+}
+
+// parse parses flags anywhere among the two positional arguments.
+func (c *common) parse(args []string) error {
+	for {
+		if err := c.fs.Parse(args); err != nil {
+			return err
+		}
+		args = c.fs.Args()
+		if len(args) == 0 {
+			break
+		}
+		c.positional = append(c.positional, args[0])
+		args = args[1:]
+	}
+	if len(c.positional) != 2 {
+		return fmt.Errorf("want SOURCE and TARGET, got %d argument(s)", len(c.positional))
+	}
+	var err error
+	if c.src, err = parseEndpoint(c.positional[0]); err != nil {
+		return fmt.Errorf("source: %w", err)
+	}
+	if c.tgt, err = parseEndpoint(c.positional[1]); err != nil {
+		return fmt.Errorf("target: %w", err)
+	}
+	if c.workers < 1 || c.workers > 64 {
+		return fmt.Errorf("--workers %d: want 1 to 64", c.workers)
+	}
+	return nil
+}
+
+func (c *common) rules() (migrate.FolderRules, error) {
+	r := migrate.FolderRules{ToFolder: c.toFolder, KeepAllMail: c.keepAllMail}
+	for _, s := range c.include {
+		re, err := regexp.Compile(s)
+		if err != nil {
+			return r, fmt.Errorf("--include %q: %w", s, err)
+		}
+		r.Include = append(r.Include, re)
+	}
+	for _, s := range c.exclude {
+		re, err := regexp.Compile(s)
+		if err != nil {
+			return r, fmt.Errorf("--exclude %q: %w", s, err)
+		}
+		r.Exclude = append(r.Exclude, re)
+	}
+	m, err := migrate.ParseMap(c.maps)
+	if err != nil {
+		return r, err
+	}
+	r.Map = m
+	return r, nil
+}
+
+// passwords fills in the endpoints' passwords from env, file or prompt.
+func (c *common) passwords(stderr io.Writer) error {
+	for _, side := range []struct {
+		e    *endpoint
+		env  string
+		file string
+		name string
+	}{
+		{c.src, "MAILFERRY_SOURCE_PASSWORD", c.srcPassFile, "source"},
+		{c.tgt, "MAILFERRY_TARGET_PASSWORD", c.tgtPassFile, "target"},
+	} {
+		if side.e.scheme == "maildir" {
+			continue
+		}
+		switch {
+		case side.file != "":
+			b, err := os.ReadFile(side.file)
+			if err != nil {
+				return fmt.Errorf("read the %s password file: %w", side.name, err)
+			}
+			side.e.pass = strings.TrimRight(string(b), "\r\n")
+		case os.Getenv(side.env) != "":
+			side.e.pass = os.Getenv(side.env)
+		case term.IsTerminal(int(os.Stdin.Fd())):
+			fmt.Fprintf(stderr, "Password for %s: ", side.e)
+			b, err := term.ReadPassword(int(os.Stdin.Fd()))
+			fmt.Fprintln(stderr)
+			if err != nil {
+				return fmt.Errorf("read the %s password: %w", side.name, err)
+			}
+			side.e.pass = string(b)
+		default:
+			return fmt.Errorf("no password for the %s %s: set %s or use --%s-password-file", side.name, side.e, side.env, side.name)
+		}
+		if side.e.pass == "" {
+			return fmt.Errorf("the %s password is empty", side.name)
+		}
+		c.secretsForRedacting = append(c.secretsForRedacting, side.e.pass)
+		if side.e.noTLS {
+			fmt.Fprintf(stderr, "mailferry: warning: %s %s: the password and mail cross the network unencrypted (?tls=none)\n", side.name, side.e)
+		}
+	}
+	return nil
+}
+
+// setupLog builds the logger: text on stderr (warnings, or info with -v),
+// and JSON lines in --log FILE. Secrets are redacted from both.
+func (c *common) setupLog(stderr io.Writer) error {
+	level := slog.LevelWarn
+	if c.verbose {
+		level = slog.LevelInfo
+	}
+	if c.quiet {
+		level = slog.LevelError
+	}
+	handlers := []slog.Handler{slog.NewTextHandler(&redactWriter{w: stderr, secrets: &c.secretsForRedacting}, &slog.HandlerOptions{Level: level})}
+	c.closeLog = func() {}
+	if c.logFile != "" {
+		f, err := os.OpenFile(c.logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			return fmt.Errorf("open --log file: %w", err)
+		}
+		bw := bufio.NewWriter(f)
+		handlers = append(handlers, slog.NewJSONHandler(&redactWriter{w: bw, secrets: &c.secretsForRedacting}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		c.closeLog = func() { bw.Flush(); f.Close() }
+	}
+	c.logger = slog.New(slog.NewMultiHandler(handlers...))
+	return nil
+}
+
+// redactWriter replaces any secret in log output (a server echoing a
+// password back in an error, say) with "***".
+type redactWriter struct {
+	w       io.Writer
+	secrets *[]string
+}
+
+func (r *redactWriter) Write(p []byte) (int, error) {
+	s := string(p)
+	for _, sec := range *r.secrets {
+		if len(sec) >= 3 {
+			s = strings.ReplaceAll(s, sec, "***")
+		}
+	}
+	_, err := io.WriteString(r.w, s)
+	return len(p), err
+}
+
+func (c *common) redact(s string) string {
+	for _, sec := range c.secretsForRedacting {
+		if len(sec) >= 3 {
+			s = strings.ReplaceAll(s, sec, "***")
+		}
+	}
+	return s
+}
+
+const usageMigrate = `Usage: mailferry migrate SOURCE TARGET [flags]
+
+Copies every message of SOURCE that is not yet in TARGET, with its flags,
+internal date and folder. A checkpoint journal (--state) records each
+message before and after it is stored, so that an interrupted run (Ctrl-C,
+kill -9, a lost connection) resumes where it stopped without duplicating or
+losing anything; a later run copies only new messages.
+
+Examples:
+  # a POP3 account into IMAP
+  MAILFERRY_SOURCE_PASSWORD=... MAILFERRY_TARGET_PASSWORD=... \
+    mailferry migrate pop3s://bob@pop.old.example imaps://bob@imap.new.example
+  # a local backup of an IMAP account
+  mailferry migrate imaps://bob@imap.example maildir:$HOME/Backup/Mail
+  # restore the backup into a new account
+  mailferry migrate maildir:$HOME/Backup/Mail imaps://bob@imap.new.example
+`
+
+func cmdMigrate(args []string, stdout, stderr io.Writer) int {
+	c := newCommon("migrate", usageMigrate, stderr)
+	syncFlags := c.fs.Bool("sync-flags", false, "also bring flag changes of already copied messages to the target")
+	dryRun := c.fs.Bool("dry-run", false, "list what would be copied, copy nothing")
+	maxSize := c.fs.Int64("max-size", 0, "skip (and list) messages larger than `BYTES`")
+	if err := c.parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		fmt.Fprintf(stderr, "mailferry migrate: %v\n", err)
+		return exitUsage
+	}
+	if c.src.scheme == "maildir" && c.tgt.scheme == "maildir" && c.src.path == c.tgt.path {
+		fmt.Fprintln(stderr, "mailferry migrate: source and target are the same Maildir")
+		return exitUsage
+	}
+	rules, err := c.rules()
+	if err != nil {
+		fmt.Fprintf(stderr, "mailferry migrate: %v\n", err)
+		return exitUsage
+	}
+	if err := c.setupLog(stderr); err != nil {
+		fmt.Fprintf(stderr, "mailferry migrate: %v\n", err)
+		return exitUsage
+	}
+	defer c.closeLog()
+	if err := c.passwords(stderr); err != nil {
+		fmt.Fprintf(stderr, "mailferry migrate: %v\n", err)
+		return exitUsage
+	}
+	co := connOptions{caFile: c.caFile, timeout: c.timeout, folder: "INBOX"}
+	srcOpen, err := c.src.sourceOpener(co)
+	if err == nil {
+		_, err = c.tgt.targetOpener(co)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "mailferry migrate: %v\n", c.redact(err.Error()))
+		return exitUsage
+	}
+	tgtOpen, _ := c.tgt.targetOpener(co)
+
+	journal, err := openJournal(c.state, c.src.String(), c.tgt.String(), rules.ToFolder)
+	if err != nil {
+		fmt.Fprintf(stderr, "mailferry migrate: %v\n", err)
+		return exitUsage
+	}
+	defer journal.Close()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	stats := new(migrate.Stats)
+	if testHookStats != nil {
+		testHookStats(stats)
+	}
+	prog := startProgress(ctx, stats, progressOptions{noBar: c.noProgress || c.quiet, interval: c.stats, logger: c.logger, stderr: stderr, verb: "copying"})
+	sum, err := migrate.Run(ctx, srcOpen, tgtOpen, journal, migrate.Options{
+		Workers: c.workers, Folders: rules, SyncFlags: *syncFlags, MaxSize: *maxSize, DryRun: *dryRun,
+		Stats: stats, Logger: c.logger,
+	})
+	prog.stop()
+	if jerr := journal.Close(); jerr != nil && err == nil {
+		err = jerr
+	}
+	if sum != nil {
+		if *dryRun {
+			printPlan(stdout, sum)
+		} else {
+			printSummary(stdout, sum, c.src, c.tgt)
+		}
+		if c.report != "" {
+			if werr := writeJSON(c.report, sum); werr != nil {
+				fmt.Fprintf(stderr, "mailferry migrate: %v\n", werr)
+			}
+		}
+	}
+	return finish(stderr, "migrate", err, sum != nil && sum.Failed > 0, c)
+}
+
+// finish prints the run-stopping error as one sentence and picks the exit code.
+func finish(stderr io.Writer, cmd string, err error, someFailed bool, c *common) int {
+	switch {
+	case err == nil && someFailed:
+		return exitSomeFailed
+	case err == nil:
+		return exitOK
+	case errors.Is(err, context.Canceled):
+		fmt.Fprintf(stderr, "mailferry %s: interrupted; run the same command again to resume\n", cmd)
+		return exitInterrupted
+	}
+	msg := c.redact(err.Error())
+	code := failure.ExitCode(err)
+	fmt.Fprintf(stderr, "mailferry %s: %s\n", cmd, msg)
+	return code
+}
+
+func openJournal(stateDir string, parts ...string) (*checkpoint.Journal, error) {
+	if stateDir == "" {
+		stateDir = checkpoint.DefaultDir()
+	}
+	id := checkpoint.JobID(parts...)
+	dir := filepath.Join(stateDir, id)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create the state directory: %w", err)
+	}
+	j, err := checkpoint.Open(filepath.Join(dir, "journal"))
+	if err != nil {
+		return nil, err
+	}
+	// A note for humans browsing the state directory (no secrets).
+	_ = os.WriteFile(filepath.Join(dir, "job"), []byte(strings.Join(parts, "\n")+"\n"), 0o600)
+	return j, nil
+}
+
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	return os.Rename(tmp, path)
+}
+
+const usageVerify = `Usage: mailferry verify SOURCE TARGET [flags]
+
+Reads both sides and checks, folder by folder, that every source message is
+in the target exactly once (by Message-ID and size; --deep compares the
+SHA-256 of every body). Exit code 0 when nothing is missing or duplicated,
+1 otherwise.
+`
+
+func cmdVerify(args []string, stdout, stderr io.Writer) int {
+	c := newCommon("verify", usageVerify, stderr)
+	deep := c.fs.Bool("deep", false, "compare the SHA-256 of every message body")
+	if err := c.parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		fmt.Fprintf(stderr, "mailferry verify: %v\n", err)
+		return exitUsage
+	}
+	rules, err := c.rules()
+	if err == nil {
+		err = c.setupLog(stderr)
+	}
+	if err == nil {
+		defer c.closeLog()
+		err = c.passwords(stderr)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "mailferry verify: %v\n", err)
+		return exitUsage
+	}
+	co := connOptions{caFile: c.caFile, timeout: c.timeout, folder: "INBOX"}
+	srcOpen, err := c.src.sourceOpener(co)
+	var tgtRead = srcOpen
+	if err == nil {
+		tgtRead, err = c.tgt.sourceOpener(co)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "mailferry verify: %v\n", c.redact(err.Error()))
+		return exitUsage
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	stats := new(migrate.Stats)
+	prog := startProgress(ctx, stats, progressOptions{noBar: c.noProgress || c.quiet, interval: c.stats, logger: c.logger, stderr: stderr, verb: "verifying"})
+	rep, err := migrate.Verify(ctx, srcOpen, tgtRead, migrate.VerifyOptions{
+		Folders: rules, Deep: *deep, CRLF: c.tgt.scheme == "imap" || c.tgt.scheme == "imaps", Logger: c.logger, Stats: stats,
+	})
+	prog.stop()
+	if rep != nil {
+		printVerify(stdout, rep)
+		if c.report != "" {
+			if werr := writeJSON(c.report, rep); werr != nil {
+				fmt.Fprintf(stderr, "mailferry verify: %v\n", werr)
+			}
+		}
+	}
+	return finish(stderr, "verify", err, rep != nil && !rep.OK(), c)
+}

@@ -1,0 +1,226 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
+
+	"mailferry/migrate"
+)
+
+type progressOptions struct {
+	noBar    bool
+	interval time.Duration
+	logger   *slog.Logger
+	stderr   io.Writer
+	verb     string
+}
+
+type progress struct {
+	done chan struct{}
+	wg   sync.WaitGroup
+}
+
+func (p *progress) stop() {
+	close(p.done)
+	p.wg.Wait()
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// startProgress shows one bar on a terminal (bytes, with n/N messages and
+// the folder in the description) or, off a terminal, logs a line every
+// interval. progressbar/v3 cannot tell a terminal from a file (it would
+// redraw into a log), hence the choice here.
+func startProgress(ctx context.Context, st *migrate.Stats, o progressOptions) *progress {
+	p := &progress{done: make(chan struct{})}
+	p.wg.Add(1)
+	tty := !o.noBar && isTerminal(o.stderr)
+	go func() {
+		defer p.wg.Done()
+		if tty {
+			runBar(ctx, p.done, st, o)
+			return
+		}
+		if o.interval <= 0 || o.noBar && o.logger == nil {
+			<-p.done
+			return
+		}
+		t := time.NewTicker(o.interval)
+		defer t.Stop()
+		start := time.Now()
+		for {
+			select {
+			case <-p.done:
+				return
+			case <-t.C:
+				el := time.Since(start).Seconds()
+				o.logger.Warn("progress", "folder", st.Folder(),
+					"messages", fmt.Sprintf("%d/%d", st.DoneMsgs.Load(), st.TotalMsgs.Load()),
+					"bytes", fmt.Sprintf("%s/%s", humanBytes(st.DoneBytes.Load()), humanBytes(st.TotalBytes.Load())),
+					"copied", st.Copied.Load(), "failed", st.Failed.Load(),
+					"msgs_per_s", fmt.Sprintf("%.0f", float64(st.DoneMsgs.Load())/el))
+			}
+		}
+	}()
+	return p
+}
+
+func runBar(ctx context.Context, done chan struct{}, st *migrate.Stats, o progressOptions) {
+	var bar *progressbar.ProgressBar
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	update := func() {
+		if bar == nil {
+			if !st.Listed.Load() {
+				return
+			}
+			bar = progressbar.NewOptions64(max(st.TotalBytes.Load(), 1),
+				progressbar.OptionSetWriter(o.stderr),
+				progressbar.OptionShowBytes(true),
+				progressbar.OptionSetWidth(24),
+				progressbar.OptionThrottle(100*time.Millisecond),
+				progressbar.OptionShowElapsedTimeOnFinish(),
+				progressbar.OptionSetPredictTime(true),
+				progressbar.OptionFullWidth(),
+				progressbar.OptionClearOnFinish(),
+			)
+		}
+		folder := st.Folder()
+		if r := []rune(folder); len(r) > 24 {
+			folder = "…" + string(r[len(r)-23:])
+		}
+		bar.Describe(fmt.Sprintf("%s %d/%d messages %s", o.verb, st.DoneMsgs.Load(), st.TotalMsgs.Load(), folder))
+		bar.ChangeMax64(max(st.TotalBytes.Load(), 1))
+		bar.Set64(st.DoneBytes.Load())
+	}
+	for {
+		select {
+		case <-done:
+			if bar != nil {
+				update()
+				bar.Finish()
+				bar.Clear()
+				fmt.Fprint(o.stderr, "\r\033[K")
+			}
+			return
+		case <-t.C:
+			update()
+		}
+	}
+}
+
+func humanBytes(n int64) string {
+	const unit = 1000
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %cB", float64(n)/float64(div), "kMGTPE"[exp])
+}
+
+// printSummary prints what a run did: counts, bytes, time, rate, each
+// failure with its reason.
+func printSummary(w io.Writer, s *migrate.Summary, src, tgt fmt.Stringer) {
+	if s.Interrupted {
+		fmt.Fprintf(w, "Interrupted: %s → %s\n", src, tgt)
+	} else {
+		fmt.Fprintf(w, "Done: %s → %s\n", src, tgt)
+	}
+	if s.Copied == 0 && s.Failed == 0 && !s.Interrupted {
+		fmt.Fprintf(w, "  nothing to copy: all %d messages are already in the target\n", s.AlreadyThere)
+	}
+	fmt.Fprintf(w, "  copied         %d messages, %s\n", s.Copied, humanBytes(s.Bytes))
+	fmt.Fprintf(w, "  already there  %d\n", s.AlreadyThere)
+	if s.FlagsSynced > 0 {
+		fmt.Fprintf(w, "  flags updated  %d\n", s.FlagsSynced)
+	}
+	fmt.Fprintf(w, "  failed         %d\n", s.Failed)
+	fmt.Fprintf(w, "  time           %s (%.0f messages/s, %.1f MB/s, %d workers)\n",
+		s.Elapsed.Round(time.Millisecond), s.MessagesPerSecond(), float64(s.Bytes)/1e6/max(s.Elapsed.Seconds(), 1e-9), s.Workers)
+	if s.BareLFFixed > 0 {
+		fmt.Fprintf(w, "  note           %d message(s) had bare LF line ends, sent as CRLF as IMAP requires\n", s.BareLFFixed)
+	}
+	if len(s.Folders) > 1 {
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "  FOLDER\tTARGET\tLISTED\tCOPIED\tTHERE\tFAILED\t")
+		for _, f := range s.Folders {
+			if f.Skipped != "" {
+				fmt.Fprintf(tw, "  %s\t(skipped: %s)\t\t\t\t\t\n", f.Source, f.Skipped)
+				continue
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t%d\t%d\t\n", f.Source, f.Target, f.Listed, f.Copied, f.AlreadyThere, f.Failed)
+		}
+		tw.Flush()
+	}
+	for _, f := range s.Folders {
+		if f.Renamed != "" {
+			fmt.Fprintf(w, "  folder %q: %s\n", f.Source, f.Renamed)
+		}
+	}
+	if len(s.Failures) > 0 {
+		fmt.Fprintln(w, "Failed messages (run again to retry them):")
+		fails := append([]migrate.Failure(nil), s.Failures...)
+		sort.SliceStable(fails, func(i, j int) bool { return fails[i].Folder < fails[j].Folder })
+		for i, f := range fails {
+			if i == 50 {
+				fmt.Fprintf(w, "  … and %d more (see --report)\n", len(fails)-50)
+				break
+			}
+			id := f.Key
+			if f.MessageID != "" {
+				id += " " + f.MessageID
+			}
+			fmt.Fprintf(w, "  %s %s (%d bytes): %s\n", f.Folder, strings.TrimSpace(id), f.Size, f.Reason)
+		}
+	}
+	if s.Interrupted {
+		fmt.Fprintln(w, "  run the same command again to resume")
+	}
+}
+
+func printPlan(w io.Writer, s *migrate.Summary) {
+	fmt.Fprintln(w, "Dry run: nothing copied.")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  FOLDER\tTARGET\tMESSAGES\tDONE\tTO COPY\t")
+	for _, f := range s.Folders {
+		if f.Skipped != "" {
+			fmt.Fprintf(tw, "  %s\t(skipped: %s)\t\t\t\t\n", f.Source, f.Skipped)
+			continue
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t%d\t\n", f.Source, f.Target, f.Listed, f.AlreadyThere, f.Listed-f.AlreadyThere-f.Failed)
+	}
+	tw.Flush()
+}
+
+func printVerify(w io.Writer, r *migrate.VerifyReport) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  FOLDER\tTARGET\tSOURCE\tIN TARGET\tMISSING\tEXTRA\tDUPLICATED\t")
+	for _, f := range r.Folders {
+		fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t%d\t%d\t%d\t\n", f.Source, f.Target, f.SourceCount, f.TargetCount, f.Missing, f.Extra, f.Duplicated)
+	}
+	tw.Flush()
+	if r.OK() {
+		fmt.Fprintf(w, "Verify: OK — every source message is in the target exactly once (%d extra in the target).\n", r.Extra)
+	} else {
+		fmt.Fprintf(w, "Verify: FAILED — %d missing, %d duplicated, %d extra.\n", r.Missing, r.Duplicated, r.Extra)
+	}
+}

@@ -1,0 +1,264 @@
+package migrate
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"mailferry/internal/failure"
+	"mailferry/source"
+	"mailferry/target"
+)
+
+// memSource is an in-memory source with fault injection.
+type memSource struct {
+	mu       sync.Mutex
+	folders  []source.Folder
+	msgs     map[string][]memMsg // by folder name
+	sessions atomic.Int32
+	maxSess  int32 // >0: more concurrent sessions get ErrSingleSession
+	// failFetchEvery: every n-th body read fails mid-way with a reset.
+	failFetchEvery int
+	fetches        atomic.Int64
+}
+
+type memMsg struct {
+	id    string
+	body  []byte
+	flags []string
+	date  time.Time
+}
+
+func (s *memSource) opener() source.Opener {
+	return func(ctx context.Context) (source.Source, error) {
+		n := s.sessions.Add(1)
+		if s.maxSess > 0 && n > s.maxSess {
+			s.sessions.Add(-1)
+			return nil, failure.Mark(failure.Temporary, fmt.Errorf("login: -ERR [IN-USE] locked: %w", source.ErrSingleSession))
+		}
+		return &memSourceSession{s: s}, nil
+	}
+}
+
+type memSourceSession struct {
+	s      *memSource
+	closed bool
+}
+
+func (m *memSourceSession) Folders(ctx context.Context) ([]source.Folder, error) {
+	m.s.mu.Lock()
+	defer m.s.mu.Unlock()
+	return slices.Clone(m.s.folders), nil
+}
+
+func (m *memSourceSession) List(ctx context.Context, f source.Folder) ([]source.Meta, error) {
+	m.s.mu.Lock()
+	defer m.s.mu.Unlock()
+	var out []source.Meta
+	for _, msg := range m.s.msgs[f.Name] {
+		out = append(out, source.Meta{ID: msg.id, Size: int64(len(msg.body)), Flags: msg.flags, Received: msg.date})
+	}
+	return out, nil
+}
+
+type failingReader struct {
+	r    io.Reader
+	left int
+}
+
+func (f *failingReader) Read(p []byte) (int, error) {
+	if f.left <= 0 {
+		return 0, failure.Mark(failure.Temporary, errors.New("connection reset by peer (injected)"))
+	}
+	if len(p) > f.left {
+		p = p[:f.left]
+	}
+	n, err := f.r.Read(p)
+	f.left -= n
+	return n, err
+}
+
+func (m *memSourceSession) Fetch(ctx context.Context, f source.Folder, ids []string, fn func(source.Meta, io.Reader) error) error {
+	m.s.mu.Lock()
+	byID := map[string]memMsg{}
+	for _, msg := range m.s.msgs[f.Name] {
+		byID[msg.id] = msg
+	}
+	m.s.mu.Unlock()
+	var vanished []string
+	for _, id := range ids {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		msg, ok := byID[id]
+		if !ok {
+			vanished = append(vanished, id)
+			continue
+		}
+		var r io.Reader = bytes.NewReader(msg.body)
+		if n := m.s.fetches.Add(1); m.s.failFetchEvery > 0 && n%int64(m.s.failFetchEvery) == 0 {
+			r = &failingReader{r: r, left: len(msg.body) / 2}
+		}
+		if err := fn(source.Meta{ID: id, Size: int64(len(msg.body)), Flags: msg.flags, Received: msg.date}, r); err != nil {
+			return err
+		}
+	}
+	if len(vanished) > 0 {
+		return &source.VanishedError{Folder: f.Name, IDs: vanished}
+	}
+	return nil
+}
+
+func (m *memSourceSession) Close() error {
+	if !m.closed {
+		m.closed = true
+		m.s.sessions.Add(-1)
+	}
+	return nil
+}
+
+// memTarget is an in-memory target with fault injection.
+type memTarget struct {
+	mu      sync.Mutex
+	folders map[string][]storedMsg
+	crlf    bool
+	uid     int
+	// failPutEvery: every n-th Put fails with a temporary error; when
+	// lostReply is set the message is stored anyway (a lost APPEND reply).
+	failPutEvery int
+	lostReply    bool
+	puts         atomic.Int64
+	rejectIf     func(body []byte) string // non-empty reason: refuse permanently
+	quota        int                      // >0: total messages the target holds before [OVERQUOTA]
+	specialUse   map[string]string        // existing folder -> special use
+	// block: Put waits until the channel is closed (for cancellation tests)
+	block chan struct{}
+}
+
+type storedMsg struct {
+	body  []byte
+	flags []string
+	date  time.Time
+	name  string
+	uid   string
+}
+
+func newMemTarget() *memTarget { return &memTarget{folders: map[string][]storedMsg{"INBOX": nil}} }
+
+func (t *memTarget) opener() target.Opener {
+	return func(ctx context.Context) (target.Target, error) { return &memTargetSession{t: t}, nil }
+}
+
+func (t *memTarget) count() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := 0
+	for _, l := range t.folders {
+		n += len(l)
+	}
+	return n
+}
+
+type memTargetSession struct{ t *memTarget }
+
+func (m *memTargetSession) RequiresCRLF() bool { return m.t.crlf }
+
+func (m *memTargetSession) Folders(ctx context.Context) ([]source.Folder, error) {
+	m.t.mu.Lock()
+	defer m.t.mu.Unlock()
+	var out []source.Folder
+	for name := range m.t.folders {
+		out = append(out, source.Folder{Name: name, SpecialUse: m.t.specialUse[name]})
+	}
+	return out, nil
+}
+
+func (m *memTargetSession) Ensure(ctx context.Context, f source.Folder) (string, error) {
+	m.t.mu.Lock()
+	defer m.t.mu.Unlock()
+	if _, ok := m.t.folders[f.Name]; !ok {
+		m.t.folders[f.Name] = nil
+	}
+	return f.Name, nil
+}
+
+func (m *memTargetSession) Put(ctx context.Context, d target.Delivery, body io.Reader) (string, error) {
+	if m.t.block != nil {
+		select {
+		case <-m.t.block:
+		case <-ctx.Done():
+			return "", ctx.Err()
+		}
+	}
+	b, err := io.ReadAll(body)
+	if err != nil {
+		return "", err
+	}
+	if int64(len(b)) != d.Size {
+		return "", fmt.Errorf("size %d, delivery says %d", len(b), d.Size)
+	}
+	if sha256.Sum256(b) != d.Fingerprint.SHA256 {
+		return "", errors.New("fingerprint does not match the bytes")
+	}
+	if m.t.rejectIf != nil {
+		if why := m.t.rejectIf(b); why != "" {
+			return "", failure.Mark(failure.Message, &target.Rejected{Reason: why})
+		}
+	}
+	n := m.t.puts.Add(1)
+	m.t.mu.Lock()
+	defer m.t.mu.Unlock()
+	if m.t.quota > 0 {
+		total := 0
+		for _, l := range m.t.folders {
+			total += len(l)
+		}
+		if total >= m.t.quota {
+			return "", failure.Mark(failure.Quota, fmt.Errorf("NO [OVERQUOTA] quota exceeded: %w", target.ErrFolderFull))
+		}
+	}
+	fail := m.t.failPutEvery > 0 && n%int64(m.t.failPutEvery) == 0
+	if fail && !m.t.lostReply {
+		return "", failure.Mark(failure.Temporary, errors.New("connection reset (injected)"))
+	}
+	m.t.uid++
+	uid := "1:" + strconv.Itoa(m.t.uid)
+	m.t.folders[d.Folder] = append(m.t.folders[d.Folder], storedMsg{body: b, flags: slices.Clone(d.Flags), date: d.Date, name: d.Name, uid: uid})
+	if fail {
+		return "", failure.Mark(failure.Temporary, errors.New("reply lost (injected)"))
+	}
+	return uid, nil
+}
+
+func (m *memTargetSession) Find(ctx context.Context, d target.Delivery) (string, bool, error) {
+	m.t.mu.Lock()
+	defer m.t.mu.Unlock()
+	for _, s := range m.t.folders[d.Folder] {
+		if int64(len(s.body)) == d.Fingerprint.Size && sha256.Sum256(s.body) == d.Fingerprint.SHA256 && s.name == d.Name {
+			return s.uid, true, nil
+		}
+	}
+	return "", false, nil
+}
+
+func (m *memTargetSession) SetFlags(ctx context.Context, folder, receipt string, flags []string) (string, error) {
+	m.t.mu.Lock()
+	defer m.t.mu.Unlock()
+	for i, s := range m.t.folders[folder] {
+		if s.uid == receipt {
+			m.t.folders[folder][i].flags = slices.Clone(flags)
+			return receipt, nil
+		}
+	}
+	return "", fmt.Errorf("no message %s in %q", receipt, folder)
+}
+
+func (m *memTargetSession) Close() error { return nil }

@@ -1,0 +1,463 @@
+// Package migrate is mailferry's engine: it lists the source folders, maps
+// their names onto the target, subtracts what the checkpoint journal says is
+// done, and runs concurrent workers that stream each remaining message from
+// a source session to a target session, exactly once.
+//
+// Per message (DESIGN.md §2): the body is spooled (memory up to 1 MiB, then a
+// temporary file) while its SHA-256 and Message-ID are computed; an intent
+// record is made durable; the message is Put into the target; a done record
+// is queued. On resume, done keys are skipped and an intent without done is
+// resolved by asking the target (Find) before anything is sent again.
+package migrate
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"mailferry/checkpoint"
+	"mailferry/internal/failure"
+	"mailferry/source"
+	"mailferry/target"
+)
+
+// Options tune a run. The zero value is usable.
+type Options struct {
+	Workers   int // concurrent source+target session pairs; default 4
+	Folders   FolderRules
+	SyncFlags bool  // bring flag changes of already copied messages to the target
+	MaxSize   int64 // skip (and list) messages larger than this; 0 = no limit
+	DryRun    bool  // list and plan, copy nothing
+	// Retries is how many times a transient failure of one operation is
+	// retried on a fresh connection before the message is reported failed.
+	Retries  int
+	SpoolDir string // for messages larger than the in-memory threshold; default os.TempDir()
+	Stats    *Stats // live counters for a progress display (optional)
+	Logger   *slog.Logger
+	// BatchSize is how many messages a worker fetches per source command.
+	BatchSize int
+	// backoff base, shortened by tests
+	backoff time.Duration
+}
+
+func (o *Options) defaults() {
+	if o.Workers <= 0 {
+		o.Workers = 4
+	}
+	if o.Retries <= 0 {
+		o.Retries = 6
+	}
+	if o.Stats == nil {
+		o.Stats = new(Stats)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.BatchSize <= 0 {
+		o.BatchSize = 32
+	}
+	if o.backoff <= 0 {
+		o.backoff = 500 * time.Millisecond
+	}
+}
+
+// Key is the journal key of a source message: folder, validity and ID.
+func Key(folder string, validity uint32, id string) string {
+	return folder + "\x1f" + strconv.FormatUint(uint64(validity), 10) + "\x1f" + id
+}
+
+func splitKey(k string) (folder string, validity uint32, id string, ok bool) {
+	a := strings.Split(k, "\x1f")
+	if len(a) != 3 {
+		return "", 0, "", false
+	}
+	v, err := strconv.ParseUint(a[1], 10, 32)
+	if err != nil {
+		return "", 0, "", false
+	}
+	return a[0], uint32(v), a[2], true
+}
+
+// folderState is one folder being copied.
+type folderState struct {
+	plan     plannedFolder
+	src      source.Folder
+	keyName  string // folder name used in journal keys (the old name after a rename)
+	target   string
+	sum      *FolderSummary
+	stopped  atomic.Pointer[string] // set when the folder must stop (over quota)
+	recon    *fpIndex               // non-nil when the source UIDVALIDITY changed
+	reconMu  sync.Mutex
+	metaByID map[string]source.Meta
+}
+
+// item is one message to handle.
+type item struct {
+	meta    source.Meta
+	key     string
+	pending *checkpoint.Entry // an intent without done from an earlier run
+}
+
+type batch struct {
+	fs    *folderState
+	items []item
+}
+
+// engine holds the state of one Run.
+type engine struct {
+	o       Options
+	j       *checkpoint.Journal
+	srcOpen source.Opener
+	tgtOpen target.Opener
+	sum     *Summary
+	log     *slog.Logger
+	crlf    bool
+}
+
+// Run copies what is not yet in the target. It returns the summary (also on
+// error, with what was done so far) and an error only when the run could not
+// finish: a fatal failure (authentication, TLS, connection at start) or ctx
+// cancelled. Per-message failures are in the summary, not in the error.
+func Run(ctx context.Context, src source.Opener, tgt target.Opener, j *checkpoint.Journal, o Options) (*Summary, error) {
+	o.defaults()
+	start := time.Now()
+	e := &engine{o: o, j: j, srcOpen: src, tgtOpen: tgt, sum: &Summary{}, log: o.Logger}
+	err := e.run(ctx)
+	if serr := j.Sync(context.WithoutCancel(ctx)); serr != nil && err == nil {
+		err = fmt.Errorf("sync the journal: %w", serr)
+	}
+	e.sum.Elapsed = time.Since(start)
+	e.sum.totals()
+	if ctx.Err() != nil {
+		e.sum.Interrupted = true
+		if err == nil {
+			err = ctx.Err()
+		}
+	}
+	return e.sum, err
+}
+
+func (e *engine) run(ctx context.Context) error {
+	s0, err := e.srcOpen(ctx)
+	if err != nil {
+		return fmt.Errorf("connect to the source: %w", err)
+	}
+	defer func() {
+		if s0 != nil {
+			s0.Close()
+		}
+	}()
+	t0, err := e.tgtOpen(ctx)
+	if err != nil {
+		return fmt.Errorf("connect to the target: %w", err)
+	}
+	defer func() {
+		if t0 != nil {
+			t0.Close()
+		}
+	}()
+	if c, ok := t0.(target.CRLFRequired); ok && c.RequiresCRLF() {
+		e.crlf = true
+	}
+
+	folders, err := e.prepare(ctx, s0, t0)
+	if err != nil {
+		return err
+	}
+	if e.o.DryRun {
+		return nil
+	}
+
+	var work []batch
+	var total, totalBytes int64
+	for _, fs := range folders {
+		for i := 0; i < len(fs.items); i += e.o.BatchSize {
+			end := min(i+e.o.BatchSize, len(fs.items))
+			work = append(work, batch{fs: fs.fs, items: fs.items[i:end]})
+		}
+		for _, it := range fs.items {
+			total++
+			totalBytes += it.meta.Size
+		}
+	}
+	e.o.Stats.TotalMsgs.Store(total)
+	e.o.Stats.TotalBytes.Store(totalBytes)
+	e.o.Stats.Listed.Store(true)
+	if len(work) == 0 {
+		return nil
+	}
+
+	queue := make(chan batch)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		defer close(queue)
+		for _, b := range work {
+			select {
+			case queue <- b:
+			case <-gctx.Done():
+				return nil
+			}
+		}
+		return nil
+	})
+	nw := min(e.o.Workers, len(work))
+	e.sum.Workers = nw
+	var single atomic.Bool
+	for i := 0; i < nw; i++ {
+		w := &worker{e: e, id: i, spool: spool{dir: e.o.SpoolDir, threshold: defaultSpoolThreshold}}
+		if i == 0 {
+			w.src, w.tgt = s0, t0
+			s0, t0 = nil, nil
+		}
+		g.Go(func() error {
+			defer w.close()
+			if w.src == nil {
+				if err := w.open(gctx); err != nil {
+					// The first worker carries the job; the others are a
+					// bonus. A server that allows one session ([IN-USE]) or
+					// fewer connections leaves us with fewer workers.
+					if errors.Is(err, source.ErrSingleSession) {
+						if !single.Swap(true) {
+							e.log.Warn("source allows only one session; continuing with one", "err", err)
+						}
+					} else if gctx.Err() == nil {
+						e.log.Warn("extra worker could not connect; continuing with fewer", "worker", w.id, "err", err)
+					}
+					return nil
+				}
+			}
+			for b := range queue {
+				if err := w.do(gctx, b); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+type folderWork struct {
+	fs    *folderState
+	items []item
+}
+
+// prepare lists folders and messages and decides what to copy.
+func (e *engine) prepare(ctx context.Context, s0 source.Source, t0 target.Target) ([]folderWork, error) {
+	srcFolders, err := s0.Folders(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list source folders: %w", err)
+	}
+	var tgtFolders []source.Folder
+	if fl, ok := t0.(target.FolderLister); ok {
+		if tgtFolders, err = fl.Folders(ctx); err != nil {
+			return nil, fmt.Errorf("list target folders: %w", err)
+		}
+	}
+	plans := planFolders(e.o.Folders, srcFolders, tgtFolders)
+
+	// What the journal knows, per source folder name: the validities seen.
+	known := map[string]map[uint32]bool{}
+	e.j.Range(func(k string, _ checkpoint.Entry) bool {
+		f, v, _, ok := splitKey(k)
+		if ok {
+			if known[f] == nil {
+				known[f] = map[uint32]bool{}
+			}
+			known[f][v] = true
+		}
+		return true
+	})
+	present := map[string]bool{}
+	for _, f := range srcFolders {
+		present[f.Name] = true
+	}
+
+	var out []folderWork
+	for _, p := range plans {
+		fsum := &FolderSummary{Source: p.src.Name, Target: p.target, Skipped: p.skip}
+		e.sum.Folders = append(e.sum.Folders, fsum)
+		if p.skip != "" {
+			e.log.Info("folder skipped", "folder", p.src.Name, "reason", p.skip)
+			continue
+		}
+		fs := &folderState{plan: p, src: p.src, keyName: p.src.Name, sum: fsum}
+		// A folder renamed on the source since the last run keeps its
+		// UIDVALIDITY: find the old name so its messages are not copied twice.
+		if p.src.Validity != 0 && !known[p.src.Name][p.src.Validity] {
+			for name, vs := range known {
+				if vs[p.src.Validity] && !present[name] {
+					e.log.Info("folder renamed on the source since the last run", "old", name, "new", p.src.Name)
+					fs.keyName = name
+					break
+				}
+			}
+		}
+		name, err := t0.Ensure(ctx, source.Folder{Name: p.target, SpecialUse: specialUse(p.src)})
+		if err != nil {
+			if k := failure.KindOf(err); k == failure.Auth || k == failure.TLS || k == failure.Fatal || ctx.Err() != nil {
+				return nil, fmt.Errorf("create target folder %q: %w", p.target, err)
+			}
+			e.sum.fail(fsum, Failure{Folder: p.src.Name, Reason: fmt.Sprintf("create target folder %q: %v", p.target, err)})
+			continue
+		}
+		if name != p.target {
+			fsum.Renamed = fmt.Sprintf("target name %q is not safe here; stored as %q", p.target, name)
+			e.log.Warn("folder name changed for the target", "folder", p.src.Name, "wanted", p.target, "stored", name)
+		}
+		fs.target, fsum.Target = name, name
+		e.o.Stats.setFolder(p.src.Name)
+		metas, err := s0.List(ctx, p.src)
+		if err != nil {
+			return nil, fmt.Errorf("list messages of %q: %w", p.src.Name, err)
+		}
+		fsum.Listed = len(metas)
+		// UIDVALIDITY changed: the old keys are void; match by fingerprint.
+		if vs := known[fs.keyName]; len(vs) > 0 && p.src.Validity != 0 && !vs[p.src.Validity] {
+			fs.recon = e.fingerprints(fs.keyName)
+			e.log.Info("source folder UIDVALIDITY changed; matching by content", "folder", p.src.Name, "known", fs.recon.n)
+		}
+		fs.metaByID = make(map[string]source.Meta, len(metas))
+		var items []item
+		for _, m := range metas {
+			fs.metaByID[m.ID] = m
+			k := Key(fs.keyName, p.src.Validity, m.ID)
+			ent, ok := e.j.Get(k)
+			if ok && ent.Done {
+				fsum.AlreadyThere++
+				if e.o.SyncFlags && !sameFlags(ent.Flags, m.Flags) {
+					if err := e.syncFlags(ctx, t0, fs, k, ent, m); err != nil {
+						return nil, err
+					}
+				}
+				continue
+			}
+			if e.o.MaxSize > 0 && m.Size > e.o.MaxSize {
+				e.sum.fail(fsum, Failure{Folder: p.src.Name, Key: m.ID, Size: m.Size,
+					Reason: fmt.Sprintf("larger than --max-size (%d > %d bytes)", m.Size, e.o.MaxSize)})
+				continue
+			}
+			it := item{meta: m, key: k}
+			if ok {
+				it.pending = &ent
+			}
+			items = append(items, it)
+		}
+		if len(items) > 0 {
+			out = append(out, folderWork{fs: fs, items: items})
+		}
+	}
+	return out, nil
+}
+
+func (e *engine) syncFlags(ctx context.Context, t target.Target, fs *folderState, k string, ent checkpoint.Entry, m source.Meta) error {
+	fsetter, ok := t.(target.FlagSetter)
+	if !ok || ent.Receipt == "" {
+		return nil
+	}
+	receipt, err := fsetter.SetFlags(ctx, ent.Folder, ent.Receipt, m.Flags)
+	if err != nil {
+		switch failure.KindOf(err) {
+		case failure.Auth, failure.TLS, failure.Fatal:
+			return fmt.Errorf("set flags in %q: %w", ent.Folder, err)
+		}
+		e.sum.fail(fs.sum, Failure{Folder: fs.src.Name, Key: m.ID, Reason: fmt.Sprintf("set flags: %v", err)})
+		return nil
+	}
+	if err := e.j.Done(checkpoint.Record{Op: "done", Key: k, Folder: ent.Folder, Name: ent.Name, Size: ent.Size,
+		SHA256: ent.SHA256, MsgID: ent.MsgID, Receipt: receipt, Flags: m.Flags}); err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	e.sum.add(fs.sum, func(f *FolderSummary) { f.FlagsSynced++ })
+	return nil
+}
+
+func sameFlags(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
+}
+
+// fpIndex is a multiset of the fingerprints of messages already stored for
+// a source folder, used when its UIDVALIDITY changed.
+type fpIndex struct {
+	n    int
+	byFP map[string][]checkpoint.Entry
+}
+
+func fpKey(msgID string, size int64, sha string) string {
+	return msgID + "\x00" + strconv.FormatInt(size, 10) + "\x00" + sha
+}
+
+func (e *engine) fingerprints(folder string) *fpIndex {
+	idx := &fpIndex{byFP: map[string][]checkpoint.Entry{}}
+	e.j.Range(func(k string, ent checkpoint.Entry) bool {
+		f, _, _, ok := splitKey(k)
+		if ok && f == folder && ent.Done {
+			fk := fpKey(ent.MsgID, ent.Size, ent.SHA256)
+			idx.byFP[fk] = append(idx.byFP[fk], ent)
+			idx.n++
+		}
+		return true
+	})
+	return idx
+}
+
+// take removes and returns one stored entry with this fingerprint.
+func (x *fpIndex) take(fk string) (checkpoint.Entry, bool) {
+	l := x.byFP[fk]
+	if len(l) == 0 {
+		return checkpoint.Entry{}, false
+	}
+	x.byFP[fk] = l[1:]
+	return l[0], true
+}
+
+// plannedName is the unique name recorded in the intent before the first
+// byte is sent; a Maildir target stores the file under it, so that Find can
+// tell after a crash whether the message arrived. It is derived from the key,
+// so sending the same message again reuses it.
+func plannedName(key string, date time.Time) string {
+	h := sha256.Sum256([]byte(key))
+	return fmt.Sprintf("%d.MF%sP%d.mailferry", date.Unix(), hex.EncodeToString(h[:8]), len(key)%10)
+}
+
+// backoff sleeps before attempt n (1-based): jittered, capped exponential.
+func (e *engine) backoff(ctx context.Context, n int) error {
+	d := e.o.backoff << min(n-1, 6)
+	d = min(d, 30*time.Second)
+	d = d/2 + rand.N(d/2+1)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// fatal reports whether err must stop the run.
+func fatal(err error) bool {
+	switch failure.KindOf(err) {
+	case failure.Auth, failure.TLS, failure.Fatal, failure.Config:
+		return true
+	}
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}

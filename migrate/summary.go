@@ -1,0 +1,105 @@
+package migrate
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Stats are live counters a progress display polls while Run works.
+type Stats struct {
+	TotalMsgs, TotalBytes atomic.Int64 // what this run has to do (known after listing)
+	DoneMsgs, DoneBytes   atomic.Int64 // handled so far: copied, found already there, or failed
+	Copied, Already       atomic.Int64
+	Failed                atomic.Int64
+	Listed                atomic.Bool // listing finished: totals are final
+	folder                atomic.Value
+}
+
+// Folder is the folder being worked on most recently.
+func (s *Stats) Folder() string {
+	v, _ := s.folder.Load().(string)
+	return v
+}
+
+func (s *Stats) setFolder(name string) { s.folder.Store(name) }
+
+// Failure is one message (or folder) that could not be copied.
+type Failure struct {
+	Folder    string `json:"folder"`
+	Key       string `json:"key,omitempty"` // the source's ID of the message
+	MessageID string `json:"message_id,omitempty"`
+	Size      int64  `json:"size,omitempty"`
+	Reason    string `json:"reason"`
+}
+
+// FolderSummary is what happened to one source folder.
+type FolderSummary struct {
+	Source       string `json:"source"`
+	Target       string `json:"target"`
+	Skipped      string `json:"skipped,omitempty"`
+	Renamed      string `json:"renamed,omitempty"` // why the target name differs from the planned one
+	Listed       int    `json:"listed"`
+	Copied       int    `json:"copied"`
+	AlreadyThere int    `json:"already_there"`
+	Failed       int    `json:"failed"`
+	FlagsSynced  int    `json:"flags_synced,omitempty"`
+	Bytes        int64  `json:"bytes"`
+}
+
+// Summary is the result of a run.
+type Summary struct {
+	Folders      []*FolderSummary `json:"folders"`
+	Copied       int              `json:"copied"`
+	AlreadyThere int              `json:"already_there"`
+	Failed       int              `json:"failed"`
+	FlagsSynced  int              `json:"flags_synced"`
+	Bytes        int64            `json:"bytes"`
+	BareLFFixed  int              `json:"bare_lf_fixed,omitempty"` // messages whose bare LF became CRLF for IMAP
+	Failures     []Failure        `json:"failures,omitempty"`
+	Workers      int              `json:"workers"`
+	Elapsed      time.Duration    `json:"elapsed_ns"`
+	Interrupted  bool             `json:"interrupted,omitempty"`
+
+	mu sync.Mutex
+}
+
+// MessagesPerSecond is the copy rate of the run.
+func (s *Summary) MessagesPerSecond() float64 {
+	if s.Elapsed <= 0 {
+		return 0
+	}
+	return float64(s.Copied) / s.Elapsed.Seconds()
+}
+
+func (s *Summary) add(fs *FolderSummary, fn func(*FolderSummary)) {
+	s.mu.Lock()
+	fn(fs)
+	s.mu.Unlock()
+}
+
+func (s *Summary) fail(fs *FolderSummary, f Failure) {
+	s.mu.Lock()
+	fs.Failed++
+	s.Failures = append(s.Failures, f)
+	s.mu.Unlock()
+}
+
+// totals fills the run-wide counts from the folders.
+func (s *Summary) totals() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.Copied, s.AlreadyThere, s.Failed, s.FlagsSynced, s.Bytes = 0, 0, 0, 0, 0
+	for _, f := range s.Folders {
+		s.Copied += f.Copied
+		s.AlreadyThere += f.AlreadyThere
+		s.Failed += f.Failed
+		s.FlagsSynced += f.FlagsSynced
+		s.Bytes += f.Bytes
+	}
+	// Failures not tied to one message (a folder that could not be
+	// created) are in Failures but not in any folder's count.
+	if n := len(s.Failures); n > s.Failed {
+		s.Failed = n
+	}
+}

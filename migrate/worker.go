@@ -1,0 +1,387 @@
+package migrate
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"mailferry/checkpoint"
+	"mailferry/internal/failure"
+	"mailferry/source"
+	"mailferry/target"
+)
+
+// worker owns one source session and one target session.
+type worker struct {
+	e     *engine
+	id    int
+	src   source.Source
+	tgt   target.Target
+	spool spool
+}
+
+func (w *worker) open(ctx context.Context) error {
+	s, err := w.e.srcOpen(ctx)
+	if err != nil {
+		return err
+	}
+	t, err := w.e.tgtOpen(ctx)
+	if err != nil {
+		s.Close()
+		return err
+	}
+	w.src, w.tgt = s, t
+	return nil
+}
+
+func (w *worker) close() {
+	if w.src != nil {
+		w.src.Close()
+	}
+	if w.tgt != nil {
+		w.tgt.Close()
+	}
+	w.spool.close()
+}
+
+// reopenSource replaces the source session after a failure, retrying with
+// backoff. A fatal error (the password stopped working) stops the run.
+func (w *worker) reopenSource(ctx context.Context) error {
+	if w.src != nil {
+		w.src.Close()
+		w.src = nil
+	}
+	var err error
+	for n := 1; n <= w.e.o.Retries; n++ {
+		var s source.Source
+		if s, err = w.e.srcOpen(ctx); err == nil {
+			w.src = s
+			return nil
+		}
+		if fatal(err) {
+			return fmt.Errorf("reconnect to the source: %w", err)
+		}
+		w.e.log.Warn("reconnect to the source failed; retrying", "worker", w.id, "attempt", n, "err", err)
+		if err := w.e.backoff(ctx, n); err != nil {
+			return err
+		}
+	}
+	return fmt.Errorf("reconnect to the source: %w", err)
+}
+
+func (w *worker) reopenTarget(ctx context.Context) error {
+	if w.tgt != nil {
+		w.tgt.Close()
+		w.tgt = nil
+	}
+	var err error
+	for n := 1; n <= w.e.o.Retries; n++ {
+		var t target.Target
+		if t, err = w.e.tgtOpen(ctx); err == nil {
+			w.tgt = t
+			return nil
+		}
+		if fatal(err) {
+			return fmt.Errorf("reconnect to the target: %w", err)
+		}
+		w.e.log.Warn("reconnect to the target failed; retrying", "worker", w.id, "attempt", n, "err", err)
+		if err := w.e.backoff(ctx, n); err != nil {
+			return err
+		}
+	}
+	return fmt.Errorf("reconnect to the target: %w", err)
+}
+
+// do handles one batch. It returns an error only when the run must stop.
+func (w *worker) do(ctx context.Context, b batch) error {
+	fs := b.fs
+	w.e.o.Stats.setFolder(fs.src.Name)
+	byID := make(map[string]*item, len(b.items))
+	var ids []string
+	for i := range b.items {
+		it := &b.items[i]
+		if it.pending != nil {
+			found, err := w.resolve(ctx, fs, it)
+			if err != nil {
+				return err
+			}
+			if found {
+				continue
+			}
+		}
+		byID[it.meta.ID] = it
+		ids = append(ids, it.meta.ID)
+	}
+	handled := map[string]bool{}
+	for attempt := 1; len(ids) > 0; attempt++ {
+		if stop := fs.stopped.Load(); stop != nil {
+			for _, id := range ids {
+				w.failItem(fs, byID[id], *stop)
+			}
+			return nil
+		}
+		if w.src == nil {
+			if err := w.reopenSource(ctx); err != nil {
+				return err
+			}
+		}
+		err := w.src.Fetch(ctx, fs.src, ids, func(m source.Meta, r io.Reader) error {
+			it := byID[m.ID]
+			if it == nil || handled[m.ID] {
+				return nil // not asked for (a server sending extra data)
+			}
+			if err := w.copyOne(ctx, fs, it, m, r); err != nil {
+				return err
+			}
+			handled[m.ID] = true
+			return nil
+		})
+		var rest []string
+		for _, id := range ids {
+			if !handled[id] {
+				rest = append(rest, id)
+			}
+		}
+		ids = rest
+		if err == nil {
+			if len(ids) > 0 {
+				// The source answered without error but skipped some.
+				for _, id := range ids {
+					w.failItem(fs, byID[id], "the source did not deliver this message")
+				}
+			}
+			return nil
+		}
+		var vanished *source.VanishedError
+		if errors.As(err, &vanished) {
+			for _, id := range vanished.IDs {
+				if it := byID[id]; it != nil && !handled[id] {
+					w.failItem(fs, it, "vanished from the source before it could be copied")
+					handled[id] = true
+				}
+			}
+			continue
+		}
+		if fatal(err) || ctx.Err() != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return err
+		}
+		if attempt > w.e.o.Retries {
+			for _, id := range ids {
+				w.failItem(fs, byID[id], fmt.Sprintf("read from the source: %v", err))
+			}
+			return nil
+		}
+		w.e.log.Warn("source failed; reconnecting", "worker", w.id, "folder", fs.src.Name, "attempt", attempt, "err", err)
+		if err := w.e.backoff(ctx, attempt); err != nil {
+			return err
+		}
+		if err := w.reopenSource(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (w *worker) failItem(fs *folderState, it *item, reason string) {
+	w.e.sum.fail(fs.sum, Failure{Folder: fs.src.Name, Key: it.meta.ID, Size: it.meta.Size, Reason: reason})
+	w.e.o.Stats.Failed.Add(1)
+	w.e.o.Stats.DoneMsgs.Add(1)
+	w.e.o.Stats.DoneBytes.Add(it.meta.Size)
+}
+
+// resolve settles an intent left by an interrupted run: if the target has
+// the message, it is recorded done; otherwise it is sent again.
+func (w *worker) resolve(ctx context.Context, fs *folderState, it *item) (bool, error) {
+	p := it.pending
+	sum, err := hex.DecodeString(p.SHA256)
+	if err != nil || len(sum) != 32 {
+		return false, nil // no usable fingerprint: send again
+	}
+	d := target.Delivery{Folder: p.Folder, Size: p.Size, Name: p.Name,
+		Fingerprint: target.Fingerprint{MessageID: p.MsgID, Size: p.Size}}
+	copy(d.Fingerprint.SHA256[:], sum)
+	receipt, ok, err := w.find(ctx, d)
+	if err != nil {
+		return false, err
+	}
+	if !ok {
+		return false, nil
+	}
+	if err := w.e.j.Done(checkpoint.Record{Op: "done", Key: it.key, Folder: p.Folder, Name: p.Name, Size: p.Size,
+		SHA256: p.SHA256, MsgID: p.MsgID, Receipt: receipt, Flags: it.meta.Flags}); err != nil {
+		return false, fmt.Errorf("journal: %w", err)
+	}
+	w.e.sum.add(fs.sum, func(f *FolderSummary) { f.AlreadyThere++ })
+	st := w.e.o.Stats
+	st.Already.Add(1)
+	st.DoneMsgs.Add(1)
+	st.DoneBytes.Add(it.meta.Size)
+	return true, nil
+}
+
+// find asks the target with retries on fresh connections.
+func (w *worker) find(ctx context.Context, d target.Delivery) (string, bool, error) {
+	for n := 1; ; n++ {
+		if w.tgt == nil {
+			if err := w.reopenTarget(ctx); err != nil {
+				return "", false, err
+			}
+		}
+		receipt, ok, err := w.tgt.Find(ctx, d)
+		if err == nil {
+			return receipt, ok, nil
+		}
+		if fatal(err) || ctx.Err() != nil || n > w.e.o.Retries {
+			return "", false, fmt.Errorf("look for an interrupted copy in %q: %w", d.Folder, err)
+		}
+		w.e.log.Warn("target lookup failed; reconnecting", "worker", w.id, "err", err)
+		if err := w.e.backoff(ctx, n); err != nil {
+			return "", false, err
+		}
+		if err := w.reopenTarget(ctx); err != nil {
+			return "", false, err
+		}
+	}
+}
+
+// copyOne spools one message and stores it. An error return means the
+// source read failed (retry the message) or the run must stop; a message the
+// target refuses is reported and nil is returned.
+func (w *worker) copyOne(ctx context.Context, fs *folderState, it *item, m source.Meta, r io.Reader) error {
+	if err := w.spool.fill(r, w.e.crlf); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("read message %s of %q: %w", m.ID, fs.src.Name, err)
+	}
+	if m.Flags == nil {
+		m.Flags = it.meta.Flags
+	}
+	sp := &w.spool
+	msgID := sp.scan.MessageID()
+	size := sp.size
+	shaHex := hex.EncodeToString(sp.sum[:])
+	st := w.e.o.Stats
+	finish := func() {
+		st.DoneMsgs.Add(1)
+		st.DoneBytes.Add(it.meta.Size)
+	}
+	if stop := fs.stopped.Load(); stop != nil {
+		w.e.sum.fail(fs.sum, Failure{Folder: fs.src.Name, Key: m.ID, MessageID: msgID, Size: size, Reason: *stop})
+		st.Failed.Add(1)
+		finish()
+		return nil
+	}
+	if w.e.o.MaxSize > 0 && size > w.e.o.MaxSize {
+		w.e.sum.fail(fs.sum, Failure{Folder: fs.src.Name, Key: m.ID, MessageID: msgID, Size: size,
+			Reason: fmt.Sprintf("larger than --max-size (%d > %d bytes)", size, w.e.o.MaxSize)})
+		st.Failed.Add(1)
+		finish()
+		return nil
+	}
+	if fs.recon != nil {
+		fs.reconMu.Lock()
+		ent, ok := fs.recon.take(fpKey(msgID, size, shaHex))
+		fs.reconMu.Unlock()
+		if ok {
+			if err := w.e.j.Done(checkpoint.Record{Op: "done", Key: it.key, Folder: ent.Folder, Name: ent.Name,
+				Size: ent.Size, SHA256: ent.SHA256, MsgID: ent.MsgID, Receipt: ent.Receipt, Flags: m.Flags}); err != nil {
+				return fmt.Errorf("journal: %w", err)
+			}
+			w.e.sum.add(fs.sum, func(f *FolderSummary) { f.AlreadyThere++ })
+			st.Already.Add(1)
+			finish()
+			return nil
+		}
+	}
+	date := m.Received
+	if date.IsZero() {
+		date = sp.scan.InternalDate(time.Now())
+	}
+	d := target.Delivery{
+		Folder: fs.target, Flags: m.Flags, Date: date, Size: size, Name: plannedName(it.key, date),
+		Fingerprint: target.Fingerprint{MessageID: msgID, Size: size, SHA256: sp.sum},
+	}
+	rec := checkpoint.Record{Op: "intent", Key: it.key, Folder: fs.target, Name: d.Name, Size: size, SHA256: shaHex, MsgID: msgID}
+	if err := w.e.j.Intent(ctx, rec); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return failure.Mark(failure.Fatal, fmt.Errorf("journal: %w", err))
+	}
+	receipt, err := w.put(ctx, d)
+	if err != nil {
+		if fatal(err) || ctx.Err() != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return err
+		}
+		reason := err.Error()
+		if failure.KindOf(err) == failure.Quota {
+			stop := fmt.Sprintf("target folder %q is full: %v", fs.target, err)
+			if fs.stopped.CompareAndSwap(nil, &stop) {
+				w.e.log.Error("target over quota; stopping this folder", "folder", fs.target, "err", err)
+			}
+		}
+		w.e.sum.fail(fs.sum, Failure{Folder: fs.src.Name, Key: m.ID, MessageID: msgID, Size: size, Reason: reason})
+		st.Failed.Add(1)
+		finish()
+		return nil
+	}
+	rec.Op, rec.Receipt, rec.Flags = "done", receipt, m.Flags
+	if err := w.e.j.Done(rec); err != nil {
+		return failure.Mark(failure.Fatal, fmt.Errorf("journal: %w", err))
+	}
+	conv := sp.converted > 0
+	w.e.sum.add(fs.sum, func(f *FolderSummary) {
+		f.Copied++
+		f.Bytes += size
+		if conv {
+			w.e.sum.BareLFFixed++
+		}
+	})
+	st.Copied.Add(1)
+	finish()
+	return nil
+}
+
+// put stores the spooled message, retrying transient failures on a fresh
+// connection. Before a retry it asks the target whether the failed attempt
+// arrived after all (a lost APPEND response), so nothing is stored twice.
+func (w *worker) put(ctx context.Context, d target.Delivery) (string, error) {
+	for n := 1; ; n++ {
+		if w.tgt == nil {
+			if err := w.reopenTarget(ctx); err != nil {
+				return "", err
+			}
+		}
+		body, err := w.spool.reader()
+		if err != nil {
+			return "", fmt.Errorf("read the spooled message: %w", err)
+		}
+		receipt, err := w.tgt.Put(ctx, d, body)
+		if err == nil {
+			return receipt, nil
+		}
+		if !failure.Retryable(err) || ctx.Err() != nil || n > w.e.o.Retries {
+			return "", err
+		}
+		w.e.log.Warn("store failed; reconnecting", "worker", w.id, "folder", d.Folder, "attempt", n, "err", err)
+		if err := w.e.backoff(ctx, n); err != nil {
+			return "", err
+		}
+		if err := w.reopenTarget(ctx); err != nil {
+			return "", err
+		}
+		if receipt, ok, err := w.tgt.Find(ctx, d); err == nil && ok {
+			return receipt, nil
+		}
+	}
+}
