@@ -1,0 +1,638 @@
+// Package maildir writes mail into a Maildir++ tree laid out as Dovecot keeps
+// it (mail_location = maildir:~/Maildir), so that Dovecot can serve a backup
+// as it is. Folder naming, flags and keywords follow internal/maildirpp.
+//
+// Delivery is done here rather than with go-maildir (which neither fsyncs nor
+// removes partial files): tmp/<name> is created with O_EXCL and mode 0600, the
+// body is copied and its length checked against Delivery.Size, the mtime is set
+// to Delivery.Date, the file is fsynced, renamed to
+// cur/<name>,S=<size>:2,<flags> and the directory is fsynced. On any error
+// (a failing or short body, a cancelled context, a full disk) the temporary
+// file is removed and nothing is left in tmp/, new/ or cur/.
+//
+// Messages always go to cur/, even without \Seen, as Dovecot does once it has
+// seen a message: the flags say whether it was read, and "new" has no IMAP
+// meaning beyond \Recent. The receipt of a Put is the file's base name.
+//
+// Dovecot keywords are added to the root's dovecot-keywords file (under an
+// flock of the root directory, written atomically); keywords that are not
+// IMAP atoms, and keywords beyond the 26 letters a..z, are dropped and logged.
+// A stale tmp file left by a crash is not reused; Dovecot deletes tmp files
+// older than 36 hours.
+package maildir
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"mailferry/internal/failure"
+	"mailferry/internal/maildirpp"
+	"mailferry/source"
+	"mailferry/target"
+)
+
+// Options configure a Maildir target. The zero value is ready to use.
+type Options struct {
+	// Logger receives warnings (renamed folders, dropped keywords);
+	// slog.Default() when nil.
+	Logger *slog.Logger
+}
+
+// Target is one session on a Maildir++ root. Several Targets (one per
+// worker) may write to the same root at the same time. A Target is not safe
+// for concurrent use, except Renamed.
+type Target struct {
+	root string
+	log  *slog.Logger
+	kw   *maildirpp.Keywords
+
+	mu      sync.Mutex
+	renamed map[string]string // requested name -> stored name
+
+	index map[string]*dirIndex // folder dir -> unique -> location
+}
+
+var (
+	_ target.Target       = (*Target)(nil)
+	_ target.FolderLister = (*Target)(nil)
+	_ target.FlagSetter   = (*Target)(nil)
+)
+
+// Open opens (creating with mode 0700 if missing) the Maildir++ root and its
+// INBOX.
+func Open(ctx context.Context, root string, opts Options) (*Target, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	root = filepath.Clean(root)
+	t := &Target{root: root, log: log, renamed: map[string]string{}, index: map[string]*dirIndex{}}
+	if err := t.mkMaildir(root, false); err != nil {
+		return nil, err
+	}
+	kw, err := maildirpp.ReadKeywords(root)
+	if err != nil {
+		return nil, failure.Mark(failure.Fatal, fmt.Errorf("open Maildir %s: %w", root, err))
+	}
+	t.kw = kw
+	return t, nil
+}
+
+// Close releases nothing: every Put is durable when it returns.
+func (t *Target) Close() error { return nil }
+
+// Renamed returns the folders whose requested name was not safe and the name
+// they are stored under (requested -> stored).
+func (t *Target) Renamed() map[string]string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return maps.Clone(t.renamed)
+}
+
+// mkMaildir creates dir with cur/, new/, tmp/ (and maildirfolder for a
+// subfolder), all 0700.
+func (t *Target) mkMaildir(dir string, sub bool) error {
+	for _, d := range []string{dir, filepath.Join(dir, "cur"), filepath.Join(dir, "new"), filepath.Join(dir, "tmp")} {
+		if err := os.Mkdir(d, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+			return classify(fmt.Errorf("create Maildir directory %s: %w", d, err))
+		}
+	}
+	if sub {
+		f, err := os.OpenFile(filepath.Join(dir, "maildirfolder"), os.O_WRONLY|os.O_CREATE, 0o600)
+		if err != nil {
+			return classify(fmt.Errorf("create Maildir folder %s: %w", dir, err))
+		}
+		f.Close()
+	}
+	return nil
+}
+
+// classify marks file system errors: a full disk is Quota, a permission
+// problem is Fatal; anything else is left to the engine.
+func classify(err error) error {
+	switch {
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		return failure.Mark(failure.Quota, err)
+	case errors.Is(err, os.ErrPermission), errors.Is(err, syscall.EROFS):
+		return failure.Mark(failure.Fatal, err)
+	}
+	return err
+}
+
+// resolve returns the safe canonical name of folder and its directory.
+func (t *Target) resolve(folder string) (name, dir string, err error) {
+	safe, changed := maildirpp.SafeFolder(folder)
+	if changed {
+		t.mu.Lock()
+		if _, ok := t.renamed[folder]; !ok {
+			t.renamed[folder] = safe
+			t.log.Warn("folder name is not safe for a Maildir; stored under another name", "folder", folder, "stored_as", safe)
+		}
+		t.mu.Unlock()
+	}
+	rel, err := maildirpp.EncodeFolder(safe)
+	if err != nil {
+		return "", "", failure.Mark(failure.Fatal, err) // cannot happen: safe names encode
+	}
+	dir = filepath.Join(t.root, rel)
+	if rel != "" && filepath.Dir(dir) != t.root {
+		return "", "", failure.Mark(failure.Fatal, fmt.Errorf("folder %q would be written outside the Maildir %s", folder, t.root))
+	}
+	return safe, dir, nil
+}
+
+// Ensure creates the folder and its parents (Maildir++ directories with
+// maildirfolder files) and returns the name it is stored under: the
+// requested one, or a safe replacement for a hostile name (see Renamed).
+func (t *Target) Ensure(ctx context.Context, f source.Folder) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	name, _, err := t.resolve(f.Name)
+	if err != nil {
+		return "", err
+	}
+	if err := t.ensureDirs(name); err != nil {
+		return "", err
+	}
+	return name, nil
+}
+
+// ensureDirs creates the directories of a safe name and its parents.
+func (t *Target) ensureDirs(name string) error {
+	if name == maildirpp.Inbox {
+		return t.mkMaildir(t.root, false)
+	}
+	parts := strings.Split(name, "/")
+	created := false
+	for i := 1; i <= len(parts); i++ {
+		p := strings.Join(parts[:i], "/")
+		if p == maildirpp.Inbox {
+			continue
+		}
+		rel, err := maildirpp.EncodeFolder(p)
+		if err != nil {
+			return failure.Mark(failure.Fatal, err)
+		}
+		dir := filepath.Join(t.root, rel)
+		if _, err := os.Stat(filepath.Join(dir, "maildirfolder")); err == nil {
+			continue
+		}
+		if err := t.mkMaildir(dir, true); err != nil {
+			return fmt.Errorf("create folder %q: %w", p, err)
+		}
+		created = true
+	}
+	if created {
+		if err := maildirpp.SyncDir(t.root); err != nil {
+			return classify(fmt.Errorf("create folder %q: sync %s: %w", name, t.root, err))
+		}
+	}
+	return nil
+}
+
+// Folders lists the folders of the tree (no special-use attributes).
+func (t *Target) Folders(ctx context.Context) ([]source.Folder, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	es, skipped, err := maildirpp.List(t.root)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range skipped {
+		t.log.Warn("Maildir directory skipped: not a valid folder name", "dir", filepath.Join(t.root, s))
+	}
+	out := make([]source.Folder, len(es))
+	for i, e := range es {
+		out[i] = source.Folder{Name: e.Name}
+	}
+	return out, nil
+}
+
+var seq atomic.Uint64
+
+// newUnique returns a Dovecot-style unique name:
+// <unix>.M<usec>P<pid>Q<n>R<random>.<host>.
+func newUnique() string {
+	now := time.Now()
+	host, _ := os.Hostname()
+	host = strings.Map(func(r rune) rune {
+		if r <= 0x20 || r >= 0x7f || r == '/' || r == ':' || r == ',' || r == '\\' {
+			return '_'
+		}
+		return r
+	}, host)
+	if host == "" {
+		host = "localhost"
+	}
+	var rnd [4]byte
+	rand.Read(rnd[:])
+	return fmt.Sprintf("%d.M%dP%dQ%dR%s.%s", now.Unix(), now.Nanosecond()/1000, os.Getpid(), seq.Add(1), hex.EncodeToString(rnd[:]), host)
+}
+
+// ctxReader stops a copy when the context is cancelled.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+type bodyReader struct {
+	r   io.Reader
+	err error
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err != nil && err != io.EOF {
+		b.err = err
+	}
+	return n, err
+}
+
+// Put stores one message durably in cur/ and returns its base name.
+func (t *Target) Put(ctx context.Context, d target.Delivery, body io.Reader) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	folder, dir, err := t.resolve(d.Folder)
+	if err != nil {
+		return "", err
+	}
+	unique := d.Name
+	if unique == "" {
+		unique = newUnique()
+	} else if !maildirpp.ValidUnique(unique) {
+		return "", failure.Mark(failure.Fatal, fmt.Errorf("store in Maildir folder %q: %q cannot be a Maildir file name", folder, unique))
+	}
+	if d.Size < 0 {
+		return "", failure.Mark(failure.Fatal, fmt.Errorf("store in Maildir folder %q: message size unknown", folder))
+	}
+	letters, err := t.letters(d.Flags)
+	if err != nil {
+		return "", err
+	}
+	base := maildirpp.FileName(unique, d.Size, letters)
+
+	f, tmp, err := t.createTmp(folder, dir, unique)
+	if err != nil {
+		return "", t.writeErr(folder, dir, err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	br := &bodyReader{r: ctxReader{ctx, body}}
+	n, err := io.Copy(f, io.LimitReader(br, d.Size+1))
+	if err != nil {
+		if ctx.Err() != nil {
+			return "", ctx.Err()
+		}
+		if br.err != nil {
+			return "", fmt.Errorf("read message body for Maildir folder %q: %w", folder, br.err)
+		}
+		return "", t.writeErr(folder, dir, err)
+	}
+	if n != d.Size {
+		what := fmt.Sprintf("%d bytes", n)
+		if n > d.Size {
+			what = fmt.Sprintf("more than %d bytes", d.Size)
+		}
+		return "", failure.Mark(failure.Temporary, fmt.Errorf("message body for Maildir folder %q was %s, expected %d", folder, what, d.Size))
+	}
+	if !d.Date.IsZero() {
+		if err := os.Chtimes(tmp, d.Date, d.Date); err != nil {
+			return "", t.writeErr(folder, dir, err)
+		}
+	}
+	if err := f.Sync(); err != nil {
+		return "", t.writeErr(folder, dir, err)
+	}
+	if err := f.Close(); err != nil {
+		return "", t.writeErr(folder, dir, err)
+	}
+	cur := filepath.Join(dir, "cur")
+	if err := os.Rename(tmp, filepath.Join(cur, base)); err != nil {
+		return "", t.writeErr(folder, dir, err)
+	}
+	ok = true
+	if err := maildirpp.SyncDir(cur); err != nil {
+		return "", t.writeErr(folder, dir, fmt.Errorf("sync %s: %w", cur, err))
+	}
+	if x := t.index[dir]; x != nil {
+		x.m[unique] = "cur/" + base
+	}
+	return base, nil
+}
+
+// createTmp creates tmp/<unique> exclusively, creating the folder if it is
+// missing, and avoiding a stale file of the same name.
+func (t *Target) createTmp(folder, dir, unique string) (*os.File, string, error) {
+	tmp := filepath.Join(dir, "tmp", unique)
+	for attempt := 0; ; attempt++ {
+		f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err == nil {
+			return f, tmp, nil
+		}
+		if attempt >= 2 {
+			return nil, "", err
+		}
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			if err := t.ensureDirs(folder); err != nil {
+				return nil, "", err
+			}
+		case errors.Is(err, os.ErrExist):
+			var rnd [6]byte
+			rand.Read(rnd[:])
+			tmp = filepath.Join(dir, "tmp", unique+"."+hex.EncodeToString(rnd[:]))
+		default:
+			return nil, "", err
+		}
+	}
+}
+
+// writeErr wraps a file system error of Put; a full disk names the free space.
+func (t *Target) writeErr(folder, dir string, err error) error {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		free := "unknown space"
+		var st syscall.Statfs_t
+		if syscall.Statfs(dir, &st) == nil {
+			free = humanBytes(uint64(st.Bavail)*uint64(st.Bsize)) + " free"
+		}
+		return failure.Mark(failure.Quota, &quotaError{
+			msg: fmt.Sprintf("write to Maildir folder %q at %s: %s (%s)", folder, t.root, rootCause(err), free),
+			err: err,
+		})
+	}
+	if failure.KindOf(err) != failure.Unknown {
+		return err
+	}
+	return classify(fmt.Errorf("write to Maildir folder %q at %s: %w", folder, t.root, err))
+}
+
+func rootCause(err error) string {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return errno.Error()
+	}
+	return err.Error()
+}
+
+type quotaError struct {
+	msg string
+	err error
+}
+
+func (e *quotaError) Error() string   { return e.msg }
+func (e *quotaError) Unwrap() []error { return []error{e.err, target.ErrFolderFull} }
+
+func humanBytes(n uint64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	v, u := float64(n)/unit, "KB"
+	for _, next := range []string{"MB", "GB", "TB"} {
+		if v < unit {
+			break
+		}
+		v, u = v/unit, next
+	}
+	if v < 10 {
+		return fmt.Sprintf("%.1f %s", v, u)
+	}
+	return fmt.Sprintf("%.0f %s", v, u)
+}
+
+// letters maps flags to Maildir letters, adding new keywords to
+// dovecot-keywords first.
+func (t *Target) letters(flags []string) (string, error) {
+	var missing []string
+	for _, f := range flags {
+		if strings.HasPrefix(f, `\`) {
+			continue
+		}
+		if !maildirpp.ValidKeyword(f) {
+			t.log.Warn("keyword dropped: not a valid IMAP keyword", "keyword", f)
+			continue
+		}
+		if _, ok := t.kw.Letter(f); !ok {
+			missing = append(missing, f)
+		}
+	}
+	if len(missing) > 0 {
+		if err := t.addKeywords(missing); err != nil {
+			return "", err
+		}
+	}
+	return maildirpp.FlagsToLetters(flags, t.kw), nil
+}
+
+func (t *Target) addKeywords(names []string) error {
+	unlock, err := maildirpp.LockRoot(t.root)
+	if err != nil {
+		return classify(err)
+	}
+	defer unlock()
+	kw, err := maildirpp.ReadKeywords(t.root)
+	if err != nil {
+		return classify(err)
+	}
+	changed := false
+	for _, n := range names {
+		ch, ok := kw.Add(n)
+		if !ok {
+			t.log.Warn("keyword dropped: the Maildir already has 26 keywords", "keyword", n)
+		}
+		changed = changed || ch
+	}
+	if changed {
+		if err := maildirpp.WriteKeywords(t.root, kw); err != nil {
+			return classify(err)
+		}
+	}
+	t.kw = kw
+	return nil
+}
+
+// dirIndex maps the unique names of a folder to "cur/<base>" or "new/<base>".
+type dirIndex struct {
+	m          map[string]string
+	curM, newM time.Time
+}
+
+// lookup finds unique in the folder directory, reading the directory again
+// when it changed since it was indexed.
+func (t *Target) lookup(dir, unique string) (string, bool, error) {
+	x := t.index[dir]
+	if x != nil {
+		if loc, ok := x.m[unique]; ok {
+			if _, err := os.Lstat(filepath.Join(dir, loc)); err == nil {
+				return loc, true, nil
+			}
+		} else if cm, nm, err := dirMtimes(dir); err == nil && cm.Equal(x.curM) && nm.Equal(x.newM) {
+			return "", false, nil
+		}
+	}
+	x, err := buildIndex(dir)
+	if err != nil {
+		return "", false, err
+	}
+	t.index[dir] = x
+	loc, ok := x.m[unique]
+	return loc, ok, nil
+}
+
+func dirMtimes(dir string) (cur, nw time.Time, err error) {
+	ci, err := os.Stat(filepath.Join(dir, "cur"))
+	if err != nil {
+		return
+	}
+	ni, err := os.Stat(filepath.Join(dir, "new"))
+	if err != nil {
+		return
+	}
+	return ci.ModTime(), ni.ModTime(), nil
+}
+
+func buildIndex(dir string) (*dirIndex, error) {
+	x := &dirIndex{m: map[string]string{}}
+	cm, nm, err := dirMtimes(dir)
+	if err != nil {
+		return nil, err
+	}
+	x.curM, x.newM = cm, nm
+	for _, sub := range []string{"new", "cur"} { // cur wins
+		des, err := os.ReadDir(filepath.Join(dir, sub))
+		if err != nil {
+			return nil, err
+		}
+		for _, de := range des {
+			if de.IsDir() || strings.HasPrefix(de.Name(), ".") {
+				continue
+			}
+			u, _, _ := maildirpp.ParseFileName(de.Name())
+			x.m[u] = sub + "/" + de.Name()
+		}
+	}
+	return x, nil
+}
+
+// Find looks in cur/ and new/ of the folder for a file whose unique part is
+// d.Name (and whose ",S=" size, when present, is d.Size).
+func (t *Target) Find(ctx context.Context, d target.Delivery) (string, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return "", false, err
+	}
+	if d.Name == "" {
+		return "", false, nil
+	}
+	folder, dir, err := t.resolve(d.Folder)
+	if err != nil {
+		return "", false, err
+	}
+	loc, ok, err := t.lookup(dir, d.Name)
+	if errors.Is(err, os.ErrNotExist) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("look for %s in Maildir folder %q: %w", d.Name, folder, err)
+	}
+	if !ok {
+		return "", false, nil
+	}
+	base := filepath.Base(loc)
+	if _, size, _ := maildirpp.ParseFileName(base); size >= 0 && size != d.Size {
+		t.log.Warn("Maildir file has the planned name but another size; not taken as the message", "folder", folder, "file", base, "size", size, "want", d.Size)
+		return "", false, nil
+	}
+	return base, true, nil
+}
+
+// SetFlags renames the message file (receipt = its base name, or any name
+// with the same unique part) to carry the new flags, moving it to cur/, and
+// returns the new base name.
+func (t *Target) SetFlags(ctx context.Context, folder, receipt string, flags []string) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	name, dir, err := t.resolve(folder)
+	if err != nil {
+		return "", err
+	}
+	unique, _, _ := maildirpp.ParseFileName(receipt)
+	if !maildirpp.ValidUnique(unique) || strings.ContainsRune(receipt, '/') {
+		return "", failure.Mark(failure.Message, fmt.Errorf("set flags in Maildir folder %q: %q is not a Maildir file name", name, receipt))
+	}
+	letters, err := t.letters(flags)
+	if err != nil {
+		return "", err
+	}
+	old := ""
+	for _, sub := range []string{"cur", "new"} {
+		p := filepath.Join(dir, sub, receipt)
+		if _, err := os.Lstat(p); err == nil {
+			old = p
+			break
+		}
+	}
+	if old == "" {
+		loc, ok, err := t.lookup(dir, unique)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return "", fmt.Errorf("set flags in Maildir folder %q: %w", name, err)
+		}
+		if !ok {
+			return "", failure.Mark(failure.Message, fmt.Errorf("set flags in Maildir folder %q: message %s no longer exists", name, unique))
+		}
+		old = filepath.Join(dir, loc)
+	}
+	oldBase := filepath.Base(old)
+	head := oldBase
+	if i := strings.IndexByte(oldBase, ':'); i >= 0 {
+		head = oldBase[:i]
+	}
+	newBase := head + ":2," + letters
+	dst := filepath.Join(dir, "cur", newBase)
+	if old == dst {
+		return newBase, nil
+	}
+	if err := os.Rename(old, dst); err != nil {
+		return "", t.writeErr(name, dir, err)
+	}
+	for _, d := range []string{filepath.Dir(old), filepath.Join(dir, "cur")} {
+		if err := maildirpp.SyncDir(d); err != nil {
+			return "", t.writeErr(name, dir, err)
+		}
+	}
+	if x := t.index[dir]; x != nil {
+		x.m[unique] = "cur/" + newBase
+	}
+	return newBase, nil
+}
