@@ -1,0 +1,275 @@
+// Package maildir reads a Maildir++ tree as mailferry's Maildir target writes
+// it and as Dovecot keeps it (mail_location = maildir:~/Maildir): INBOX at the
+// root, folders in ".A.B" directories with modified UTF-7 names (see
+// internal/maildirpp, including its "." escape).
+//
+// The source never moves, renames or modifies a file: new/ is read in place
+// (go-maildir's Unseen would move files to cur/), files are opened read-only
+// (with O_NOATIME when allowed), tmp/ is ignored.
+//
+//   - Folders: INBOX (when root/cur exists) and every decodable ".X.Y"
+//     directory with a cur/ subdirectory; directories whose names do not
+//     decode are skipped with a warning. Validity is always 1: a message's
+//     ID is its unique file name, which no one reassigns, so there is nothing
+//     for a validity to protect (Dovecot's dovecot-uidlist UIDVALIDITY is
+//     not used, so that a rebuilt uidlist does not void the journal).
+//   - List: every regular file of cur/ and new/, ordered by mtime then ID.
+//     ID is the unique part of the file name (before the first "," or ":"),
+//     Size is the real file size (what Fetch delivers; not the ",S=" value),
+//     Flags come from the letters after ":2," (keywords through the root's
+//     dovecot-keywords; "P" reads as $Forwarded), Received is the mtime.
+//   - Fetch streams each file. When a file is gone (Dovecot moved it from
+//     new/ to cur/ or changed its flags), the folder is read again and the
+//     message found by its unique name; only then is it reported in a
+//     *source.VanishedError.
+package maildir
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+
+	"mailferry/internal/failure"
+	"mailferry/internal/maildirpp"
+	"mailferry/source"
+)
+
+// Validity is the Validity of every folder (see the package doc).
+const Validity = 1
+
+// Source reads one Maildir++ tree. It is not safe for concurrent use; open
+// one per worker.
+type Source struct {
+	root string
+	log  *slog.Logger
+	kw   *maildirpp.Keywords
+	dirs map[string]string         // folder name -> directory (relative), from Folders
+	idx  map[string]map[string]loc // folder name -> ID -> location
+}
+
+type loc struct {
+	sub, base string // "cur" or "new", file name
+}
+
+var _ source.Source = (*Source)(nil)
+
+// Open opens the Maildir++ tree at root, which must exist.
+func Open(ctx context.Context, root string) (*Source, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	root = filepath.Clean(root)
+	fi, err := os.Stat(root)
+	if err != nil {
+		return nil, failure.Mark(failure.Config, fmt.Errorf("open Maildir %s: %w", root, err))
+	}
+	if !fi.IsDir() {
+		return nil, failure.Mark(failure.Config, fmt.Errorf("open Maildir %s: not a directory", root))
+	}
+	kw, err := maildirpp.ReadKeywords(root)
+	if err != nil {
+		return nil, failure.Mark(failure.Fatal, fmt.Errorf("open Maildir %s: %w", root, err))
+	}
+	return &Source{root: root, log: slog.Default(), kw: kw, dirs: map[string]string{}, idx: map[string]map[string]loc{}}, nil
+}
+
+// Close does nothing.
+func (s *Source) Close() error { return nil }
+
+// Folders lists INBOX and the ".X.Y" folders.
+func (s *Source) Folders(ctx context.Context) ([]source.Folder, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	es, skipped, err := maildirpp.List(s.root)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range skipped {
+		s.log.Warn("Maildir directory skipped: its name is not a valid folder name", "dir", filepath.Join(s.root, d))
+	}
+	out := make([]source.Folder, len(es))
+	for i, e := range es {
+		s.dirs[e.Name] = e.Dir
+		out[i] = source.Folder{Name: e.Name, Validity: Validity}
+	}
+	return out, nil
+}
+
+// dir returns the directory of a folder.
+func (s *Source) dir(name string) (string, error) {
+	rel, ok := s.dirs[name]
+	if !ok {
+		var err error
+		if rel, err = maildirpp.EncodeFolder(name); err != nil {
+			return "", failure.Mark(failure.Fatal, fmt.Errorf("read Maildir folder %q: %w", name, err))
+		}
+	}
+	return filepath.Join(s.root, rel), nil
+}
+
+// scan reads cur/ and new/ of a folder without touching any file.
+func (s *Source) scan(name string) ([]source.Meta, map[string]loc, error) {
+	dir, err := s.dir(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	var metas []source.Meta
+	index := map[string]loc{}
+	for _, sub := range []string{"cur", "new"} {
+		des, err := os.ReadDir(filepath.Join(dir, sub))
+		if err != nil {
+			if sub == "new" && errors.Is(err, os.ErrNotExist) {
+				continue // tolerated: some tools create only cur/
+			}
+			return nil, nil, fmt.Errorf("read Maildir folder %q: %w", name, err)
+		}
+		for _, de := range des {
+			base := de.Name()
+			if !de.Type().IsRegular() || strings.HasPrefix(base, ".") {
+				continue
+			}
+			id, _, letters := maildirpp.ParseFileName(base)
+			if _, dup := index[id]; dup {
+				s.log.Warn("Maildir message present twice; the second copy is skipped", "folder", name, "file", filepath.Join(sub, base))
+				continue
+			}
+			fi, err := de.Info()
+			if errors.Is(err, os.ErrNotExist) {
+				continue // moved meanwhile; it shows up on the next scan
+			}
+			if err != nil {
+				return nil, nil, fmt.Errorf("read Maildir folder %q: %w", name, err)
+			}
+			index[id] = loc{sub, base}
+			metas = append(metas, source.Meta{
+				ID:       id,
+				Size:     fi.Size(),
+				Flags:    maildirpp.LettersToFlags(letters, s.kw),
+				Received: fi.ModTime(),
+			})
+		}
+	}
+	sort.SliceStable(metas, func(i, j int) bool {
+		if !metas[i].Received.Equal(metas[j].Received) {
+			return metas[i].Received.Before(metas[j].Received)
+		}
+		return metas[i].ID < metas[j].ID
+	})
+	return metas, index, nil
+}
+
+// List returns every message of cur/ and new/.
+func (s *Source) List(ctx context.Context, f source.Folder) ([]source.Meta, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	metas, index, err := s.scan(f.Name)
+	if err != nil {
+		return nil, err
+	}
+	s.idx[f.Name] = index
+	return metas, nil
+}
+
+// openNoAtime opens a file read-only without updating its access time when
+// the process may (it owns the file).
+func openNoAtime(p string) (*os.File, error) {
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOATIME, 0)
+	if errors.Is(err, os.ErrPermission) {
+		f, err = os.Open(p)
+	}
+	return f, err
+}
+
+// Fetch streams the files of ids in order.
+func (s *Source) Fetch(ctx context.Context, f source.Folder, ids []string, fn func(source.Meta, io.Reader) error) error {
+	dir, err := s.dir(f.Name)
+	if err != nil {
+		return err
+	}
+	index := s.idx[f.Name]
+	rescanned := false
+	rescan := func() error {
+		_, x, err := s.scan(f.Name)
+		if err != nil {
+			return err
+		}
+		index, rescanned = x, true
+		s.idx[f.Name] = x
+		return nil
+	}
+	if index == nil {
+		if err := rescan(); err != nil {
+			return err
+		}
+	}
+	var vanished []string
+	for _, id := range ids {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		file, l, err := s.open(dir, index, id)
+		if errors.Is(err, os.ErrNotExist) && !rescanned {
+			if err := rescan(); err != nil {
+				return err
+			}
+			file, l, err = s.open(dir, index, id)
+		}
+		if errors.Is(err, os.ErrNotExist) {
+			vanished = append(vanished, id)
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("read message %s of Maildir folder %q: %w", id, f.Name, err)
+		}
+		err = s.deliver(ctx, file, l, id, fn)
+		file.Close()
+		if err != nil {
+			return err
+		}
+		rescanned = false // a later miss may be a newer move: allow another scan
+	}
+	if len(vanished) > 0 {
+		return &source.VanishedError{Folder: f.Name, IDs: vanished}
+	}
+	return nil
+}
+
+func (s *Source) open(dir string, index map[string]loc, id string) (*os.File, loc, error) {
+	l, ok := index[id]
+	if !ok {
+		return nil, loc{}, os.ErrNotExist
+	}
+	file, err := openNoAtime(filepath.Join(dir, l.sub, l.base))
+	return file, l, err
+}
+
+func (s *Source) deliver(ctx context.Context, file *os.File, l loc, id string, fn func(source.Meta, io.Reader) error) error {
+	fi, err := file.Stat()
+	if err != nil {
+		return fmt.Errorf("read message %s: %w", id, err)
+	}
+	_, _, letters := maildirpp.ParseFileName(l.base)
+	m := source.Meta{ID: id, Size: fi.Size(), Flags: maildirpp.LettersToFlags(letters, s.kw), Received: fi.ModTime()}
+	return fn(m, io.LimitReader(ctxReader{ctx, file}, fi.Size()))
+}
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
