@@ -1,0 +1,237 @@
+package pop3
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"mailferry/source"
+)
+
+// Source is a source.Source (and source.Deleter) over one POP3 session. It
+// presents one folder, cfg.Folder ("INBOX" by default).
+//
+// Message IDs are the UIDLs. When the server has no UIDL command, the ID
+// is "sha256:" + hex(SHA-256(header bytes from TOP n 0, then "\x00" and
+// the size in decimal)); a second message with the same headers and size
+// gets the suffix "#2", a third "#3", in message-number order.
+type Source struct {
+	c      *Client
+	cfg    Config
+	metas  []source.Meta // cached listing of this session
+	num    map[string]int
+	listed bool
+	gone   map[string]bool // DELE'd in this session
+}
+
+var (
+	_ source.Source  = (*Source)(nil)
+	_ source.Deleter = (*Source)(nil)
+)
+
+// Open dials and logs in.
+func Open(ctx context.Context, cfg Config) (*Source, error) {
+	if cfg.Folder == "" {
+		cfg.Folder = "INBOX"
+	}
+	c, err := Dial(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Source{c: c, cfg: cfg, gone: map[string]bool{}}, nil
+}
+
+// Client returns the session's low-level client.
+func (s *Source) Client() *Client { return s.c }
+
+// Folders returns the one folder.
+func (s *Source) Folders(ctx context.Context) ([]source.Folder, error) {
+	return []source.Folder{{Name: s.cfg.Folder}}, nil
+}
+
+// List returns the messages in message-number order. POP3 has neither
+// flags nor dates.
+func (s *Source) List(ctx context.Context, f source.Folder) ([]source.Meta, error) {
+	if err := s.load(ctx); err != nil {
+		return nil, err
+	}
+	out := make([]source.Meta, 0, len(s.metas))
+	for _, m := range s.metas {
+		if !s.gone[m.ID] {
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+
+func (s *Source) load(ctx context.Context) error {
+	if s.listed {
+		return nil
+	}
+	sizes, err := s.c.List(ctx)
+	if err != nil {
+		return fmt.Errorf("list messages: %w", err)
+	}
+	ids := map[int]string{}
+	useUIDL := s.c.HasCapability("UIDL") || !s.c.capaOK
+	if useUIDL {
+		uidl, err := s.c.UIDL(ctx)
+		if e, ok := AsError(err); ok && !s.c.HasCapability("UIDL") && e.Code == "" {
+			useUIDL = false // no CAPA and no UIDL: fall back to hashing
+		} else if err != nil {
+			return fmt.Errorf("list unique ids: %w", err)
+		}
+		for _, u := range uidl {
+			ids[u.Num] = u.UID
+		}
+	}
+	if !useUIDL {
+		ids, err = s.hashIDs(ctx, sizes)
+		if err != nil {
+			return err
+		}
+	}
+	s.metas = make([]source.Meta, 0, len(sizes))
+	s.num = make(map[string]int, len(sizes))
+	for _, m := range sizes {
+		id, ok := ids[m.Num]
+		if !ok {
+			return s.c.protoErr("UIDL", fmt.Sprintf("no unique id for message %d", m.Num))
+		}
+		if _, dup := s.num[id]; dup {
+			return s.c.protoErr("UIDL", fmt.Sprintf("unique id %q used twice", id))
+		}
+		s.num[id] = m.Num
+		s.metas = append(s.metas, source.Meta{ID: id, Size: m.Size})
+	}
+	s.listed = true
+	return nil
+}
+
+// hashIDs derives IDs from TOP n 0 for a server without UIDL.
+func (s *Source) hashIDs(ctx context.Context, sizes []MsgSize) (map[int]string, error) {
+	cmds := make([]string, len(sizes))
+	for i, m := range sizes {
+		cmds[i] = fmt.Sprintf("TOP %d 0", m.Num)
+	}
+	ids := make(map[int]string, len(sizes))
+	seen := map[string]int{}
+	err := s.c.pipeline(ctx, cmds, func(i int, r io.Reader, e *Error) error {
+		if e != nil {
+			return fmt.Errorf("read headers for a key (the server has no UIDL): %w", cmdError(s.c.cfg.Addr, e))
+		}
+		h := sha256.New()
+		if _, err := io.Copy(h, r); err != nil {
+			return err
+		}
+		h.Write([]byte("\x00" + strconv.FormatInt(sizes[i].Size, 10)))
+		id := "sha256:" + hex.EncodeToString(h.Sum(nil))
+		seen[id]++
+		if n := seen[id]; n > 1 {
+			id += "#" + strconv.Itoa(n)
+		}
+		ids[sizes[i].Num] = id
+		return nil
+	})
+	return ids, err
+}
+
+// Fetch streams the messages ids in the given order. IDs that are not on
+// the server (or were deleted in this session) are reported at the end
+// with a *source.VanishedError.
+func (s *Source) Fetch(ctx context.Context, f source.Folder, ids []string, fn func(source.Meta, io.Reader) error) error {
+	if err := s.load(ctx); err != nil {
+		return err
+	}
+	var vanished []string
+	var want []source.Meta
+	var cmds []string
+	for _, id := range ids {
+		n, ok := s.num[id]
+		if !ok || s.gone[id] {
+			vanished = append(vanished, id)
+			continue
+		}
+		want = append(want, s.metas[s.index(n)])
+		cmds = append(cmds, "RETR "+strconv.Itoa(n))
+	}
+	err := s.c.pipeline(ctx, cmds, func(i int, r io.Reader, e *Error) error {
+		if e != nil {
+			if e.Code == "" && looksGone(e.Text) {
+				vanished = append(vanished, want[i].ID)
+				return nil
+			}
+			return fmt.Errorf("fetch message %s: %w", want[i].ID, cmdError(s.c.cfg.Addr, e))
+		}
+		return fn(want[i], r)
+	})
+	if err != nil {
+		return err
+	}
+	if len(vanished) > 0 {
+		return &source.VanishedError{Folder: f.Name, IDs: vanished}
+	}
+	return nil
+}
+
+// index returns the position of message number n in s.metas.
+func (s *Source) index(n int) int {
+	// Message numbers are 1..count in LIST order on every server we know;
+	// fall back to a search when that does not hold.
+	if n-1 < len(s.metas) && s.num[s.metas[n-1].ID] == n {
+		return n - 1
+	}
+	for i, m := range s.metas {
+		if s.num[m.ID] == n {
+			return i
+		}
+	}
+	return -1
+}
+
+// looksGone tells whether a RETR refusal means the message is not there.
+func looksGone(text string) bool {
+	t := strings.ToLower(text)
+	for _, w := range []string{"no such message", "deleted", "expunged", "there's no message", "no message", "invalid message"} {
+		if strings.Contains(t, w) {
+			return true
+		}
+	}
+	return false
+}
+
+// Delete marks the messages for deletion; the server deletes them when the
+// session ends with Close (QUIT). IDs not on the server are ignored.
+func (s *Source) Delete(ctx context.Context, f source.Folder, ids []string) error {
+	if err := s.load(ctx); err != nil {
+		return err
+	}
+	for _, id := range ids {
+		n, ok := s.num[id]
+		if !ok || s.gone[id] {
+			continue
+		}
+		if err := s.c.Dele(ctx, n); err != nil {
+			return fmt.Errorf("delete message %s: %w", id, err)
+		}
+		s.gone[id] = true
+	}
+	return nil
+}
+
+// Close ends the session with QUIT, which commits deletions. An error
+// means deletions were pending and may not have been committed; without
+// pending deletions a failed QUIT is not an error.
+func (s *Source) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), s.c.cfg.Timeout)
+	defer cancel()
+	err := s.c.Quit(ctx)
+	if len(s.gone) == 0 {
+		return nil
+	}
+	return err
+}
