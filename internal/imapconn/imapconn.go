@@ -1,0 +1,339 @@
+// Package imapconn holds what the IMAP source and the IMAP target share:
+// dialling with implicit TLS, STARTTLS or no TLS, authenticating (PLAIN,
+// LOGIN, XOAUTH2, OAUTHBEARER), classing errors into failure kinds, closing
+// a client when a context ends (go-imap v2 has no context support), and
+// translating folder names between the canonical form (UTF-8, "/"-separated,
+// "INBOX") and the server's (its delimiter and personal namespace prefix).
+package imapconn
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/emersion/go-sasl"
+
+	"mailferry/internal/failure"
+)
+
+// Security says how the connection is protected.
+type Security int
+
+const (
+	// Implicit TLS from the first byte (imaps://, port 993).
+	Implicit Security = iota
+	// STARTTLS, required: fail when the server does not offer it (imap://).
+	STARTTLS
+	// None: plain text (imap://...?tls=none).
+	None
+)
+
+func (s Security) String() string {
+	switch s {
+	case Implicit:
+		return "tls"
+	case STARTTLS:
+		return "starttls"
+	case None:
+		return "none"
+	}
+	return "security?"
+}
+
+// DefaultTimeout bounds dialling, the greeting and authentication when
+// Config.Timeout is zero.
+const DefaultTimeout = 30 * time.Second
+
+// Config describes one IMAP account.
+type Config struct {
+	Addr      string // host:port
+	Security  Security
+	TLSConfig *tls.Config // nil: system roots, ServerName from Addr
+	User      string
+	Password  string
+	// OAuth2Token, when set, is used instead of Password: OAUTHBEARER when
+	// the server offers it, else XOAUTH2.
+	OAuth2Token func(ctx context.Context) (string, error)
+	// Timeout bounds dial + greeting + login, and each short command
+	// (LIST, SELECT, SEARCH...). Zero means DefaultTimeout.
+	Timeout time.Duration
+	// Dialer replaces net.Dialer (tests, fault proxy).
+	Dialer func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Options are passed to imapclient (UnilateralDataHandler...). The
+	// TLSConfig field is ignored.
+	Options *imapclient.Options
+}
+
+func (cfg *Config) timeout() time.Duration {
+	if cfg.Timeout > 0 {
+		return cfg.Timeout
+	}
+	return DefaultTimeout
+}
+
+// Dial connects, secures the connection and logs in. The returned error is
+// classed with failure.Mark (Connect, TLS, Auth, Temporary or Fatal).
+func Dial(ctx context.Context, cfg Config) (*imapclient.Client, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, cfg.timeout())
+	defer cancel()
+
+	dial := cfg.Dialer
+	if dial == nil {
+		d := &net.Dialer{}
+		dial = d.DialContext
+	}
+	conn, err := dial(ctx, "tcp", cfg.Addr)
+	if err != nil {
+		if ctx.Err() != nil && errors.Is(context.Cause(ctx), context.DeadlineExceeded) {
+			return nil, failure.Mark(failure.Connect, fmt.Errorf("connect to %s: timed out: %w", cfg.Addr, err))
+		}
+		return nil, failure.Mark(failure.Connect, fmt.Errorf("connect to %s: %w", cfg.Addr, err))
+	}
+	// Everything up to the end of the login is bounded by ctx.
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+
+	tlsCfg := tlsConfig(cfg)
+	opts := imapclient.Options{}
+	if cfg.Options != nil {
+		opts = *cfg.Options
+	}
+	opts.TLSConfig = tlsCfg
+
+	var c *imapclient.Client
+	switch cfg.Security {
+	case Implicit:
+		tc := tls.Client(conn, tlsCfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			conn.Close()
+			return nil, ctxErr(ctx, classTLS(cfg.Addr, err))
+		}
+		c = imapclient.New(tc, &opts)
+	case STARTTLS:
+		c, err = imapclient.NewStartTLS(conn, &opts)
+		if err != nil {
+			conn.Close()
+			var ie *imap.Error
+			if errors.As(err, &ie) {
+				return nil, failure.Mark(failure.TLS, fmt.Errorf("%s does not offer STARTTLS (use imaps:// or ?tls=none): %w", cfg.Addr, err))
+			}
+			return nil, ctxErr(ctx, classTLS(cfg.Addr, err))
+		}
+	case None:
+		c = imapclient.New(conn, &opts)
+	default:
+		conn.Close()
+		return nil, failure.Mark(failure.Config, fmt.Errorf("unknown IMAP security mode %d", cfg.Security))
+	}
+	if err := c.WaitGreeting(); err != nil {
+		c.Close()
+		return nil, ctxErr(ctx, Classify(fmt.Errorf("read greeting from %s: %w", cfg.Addr, err)))
+	}
+	if err := login(ctx, c, cfg); err != nil {
+		c.Close()
+		return nil, ctxErr(ctx, err)
+	}
+	return c, nil
+}
+
+// ctxErr reports a cancellation or a timeout of ctx instead of the
+// "use of closed connection" error it caused.
+func ctxErr(ctx context.Context, err error) error {
+	if ctx.Err() == nil {
+		return err
+	}
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return failure.Mark(failure.Temporary, fmt.Errorf("timed out: %w", err))
+	}
+	return fmt.Errorf("%w: %w", ctx.Err(), err)
+}
+
+func tlsConfig(cfg Config) *tls.Config {
+	var t *tls.Config
+	if cfg.TLSConfig != nil {
+		t = cfg.TLSConfig.Clone()
+	} else {
+		t = &tls.Config{}
+	}
+	if t.ServerName == "" && !t.InsecureSkipVerify {
+		host, _, err := net.SplitHostPort(cfg.Addr)
+		if err != nil {
+			host = cfg.Addr
+		}
+		t.ServerName = host
+	}
+	if t.NextProtos == nil {
+		t.NextProtos = []string{"imap"}
+	}
+	return t
+}
+
+func classTLS(addr string, err error) error {
+	if isTLSError(err) {
+		return failure.Mark(failure.TLS, fmt.Errorf("TLS with %s failed (use --ca-file for a private CA): %w", addr, err))
+	}
+	return Classify(fmt.Errorf("TLS with %s: %w", addr, err))
+}
+
+func isTLSError(err error) bool {
+	var (
+		ua  x509UnknownAuthority
+		ve  *tls.CertificateVerificationError
+		rh  tls.RecordHeaderError
+		ae  tls.AlertError
+		he  x509Hostname
+		cie x509CertInvalid
+	)
+	return errors.As(err, &ve) || errors.As(err, &ua) || errors.As(err, &rh) || errors.As(err, &ae) ||
+		errors.As(err, &he) || errors.As(err, &cie) || strings.Contains(err.Error(), "tls: ")
+}
+
+func login(ctx context.Context, c *imapclient.Client, cfg Config) error {
+	caps := c.Caps()
+	if cfg.OAuth2Token != nil {
+		tok, err := cfg.OAuth2Token(ctx)
+		if err != nil {
+			return failure.Mark(failure.Auth, fmt.Errorf("get an OAuth2 token for %s: %w", cfg.User, err))
+		}
+		var sc sasl.Client
+		if caps.Has(imap.Cap("AUTH=OAUTHBEARER")) {
+			sc = sasl.NewOAuthBearerClient(&sasl.OAuthBearerOptions{Username: cfg.User, Token: tok})
+		} else {
+			sc = NewXOAuth2Client(cfg.User, tok)
+		}
+		if err := c.Authenticate(sc); err != nil {
+			return authErr(cfg, err)
+		}
+		return nil
+	}
+	if caps.Has(imap.AuthCap(sasl.Plain)) {
+		if err := c.Authenticate(sasl.NewPlainClient("", cfg.User, cfg.Password)); err != nil {
+			return authErr(cfg, err)
+		}
+		return nil
+	}
+	if caps.Has(imap.CapLoginDisabled) {
+		return failure.Mark(failure.Auth, fmt.Errorf("server %s allows neither AUTHENTICATE PLAIN nor LOGIN here (is TLS required?)", cfg.Addr))
+	}
+	if err := c.Login(cfg.User, cfg.Password).Wait(); err != nil {
+		return authErr(cfg, err)
+	}
+	return nil
+}
+
+func authErr(cfg Config, err error) error {
+	var ie *imap.Error
+	if errors.As(err, &ie) && ie.Type == imap.StatusResponseTypeNo {
+		if ie.Code == imap.ResponseCodeUnavailable || ie.Code == "THROTTLED" || ie.Code == imap.ResponseCodeLimit {
+			return failure.Mark(failure.Temporary, fmt.Errorf("log in as %q on %s: %w", cfg.User, cfg.Addr, err))
+		}
+		return failure.Mark(failure.Auth, fmt.Errorf("authentication as %q on %s failed: %w", cfg.User, cfg.Addr, err))
+	}
+	return Classify(fmt.Errorf("log in as %q on %s: %w", cfg.User, cfg.Addr, err))
+}
+
+// Classify marks err with its failure kind (unless already marked):
+// IMAP NO/BAD responses by their response code, TLS and network errors by
+// their type. It returns nil for nil.
+func Classify(err error) error {
+	if err == nil || failure.KindOf(err) != failure.Unknown {
+		return err
+	}
+	if errors.Is(err, context.Canceled) {
+		return err
+	}
+	var ie *imap.Error
+	if errors.As(err, &ie) {
+		switch ie.Code {
+		case imap.ResponseCodeAuthenticationFailed, imap.ResponseCodeAuthorizationFailed, imap.ResponseCodeExpired:
+			return failure.Mark(failure.Auth, err)
+		case imap.ResponseCodeUnavailable, imap.ResponseCodeLimit, "THROTTLED", imap.ResponseCodeInUse, "SERVERBUG":
+			return failure.Mark(failure.Temporary, err)
+		case imap.ResponseCodeOverQuota:
+			return failure.Mark(failure.Quota, err)
+		case imap.ResponseCodeTooBig:
+			return failure.Mark(failure.Message, err)
+		}
+		if ie.Type == imap.StatusResponseTypeBye {
+			return failure.Mark(failure.Temporary, err)
+		}
+		return err
+	}
+	if isTLSError(err) && !strings.Contains(err.Error(), "use of closed") {
+		return failure.Mark(failure.TLS, err)
+	}
+	if k := failure.KindOf(err); k != failure.Unknown {
+		return failure.Mark(k, err)
+	}
+	if strings.Contains(err.Error(), "use of closed network connection") || strings.Contains(err.Error(), "connection reset") ||
+		strings.Contains(err.Error(), "broken pipe") {
+		return failure.Mark(failure.Temporary, err)
+	}
+	return err
+}
+
+// Code returns the response code of an IMAP NO/BAD error, or "".
+func Code(err error) imap.ResponseCode {
+	var ie *imap.Error
+	if errors.As(err, &ie) {
+		return ie.Code
+	}
+	return ""
+}
+
+// IsNo reports whether err is a tagged NO response from the server.
+func IsNo(err error) bool {
+	var ie *imap.Error
+	return errors.As(err, &ie) && ie.Type == imap.StatusResponseTypeNo
+}
+
+// CloseOnDone closes c when ctx is done, which makes any blocked go-imap
+// call return. Call the returned stop function when the operation is over;
+// it reports false when c was closed by ctx.
+func CloseOnDone(ctx context.Context, c *imapclient.Client) (stop func() bool) {
+	return context.AfterFunc(ctx, func() { c.Close() })
+}
+
+// Guard is CloseOnDone with a deadline of d added (d <= 0: none). For short
+// commands, never for body transfers.
+func Guard(ctx context.Context, c *imapclient.Client, d time.Duration) (stop func()) {
+	cancel := func() {}
+	if d > 0 {
+		ctx, cancel = context.WithTimeout(ctx, d)
+	}
+	s := CloseOnDone(ctx, c)
+	return func() { s(); cancel() }
+}
+
+// Wrap returns the error of an operation that ran under CloseOnDone/Guard:
+// a context error (cancelled: unmarked; deadline: Temporary) when ctx ended,
+// else Classify(err).
+func Wrap(ctx context.Context, err error) error {
+	if err == nil {
+		return nil
+	}
+	return ctxErr(ctx, Classify(err))
+}
+
+// XOAuth2 is Google's and Microsoft's SASL mechanism, missing from go-sasl.
+type xoauth2 struct{ user, token string }
+
+// NewXOAuth2Client returns a sasl.Client for the XOAUTH2 mechanism.
+func NewXOAuth2Client(user, token string) sasl.Client { return &xoauth2{user, token} }
+
+func (x *xoauth2) Start() (string, []byte, error) {
+	return "XOAUTH2", []byte("user=" + x.user + "\x01auth=Bearer " + x.token + "\x01\x01"), nil
+}
+
+// Next answers the server's error challenge (a JSON document) with an empty
+// response, after which the server sends its NO.
+func (x *xoauth2) Next(challenge []byte) ([]byte, error) { return []byte{}, nil }

@@ -1,0 +1,515 @@
+// Package imap is the IMAP source: it lists folders (with special-use
+// attributes and UIDVALIDITY), lists messages (UID, flags, internal date,
+// size) and streams their bodies with BODY.PEEK[] over an EXAMINEd folder,
+// so that \Seen never changes on the source.
+//
+// Fetch works around go-imap v2 beta.8, which silently drops a UID FETCH
+// response whose body literal arrives before its UID item: it maps the
+// requested UIDs to sequence numbers (SEARCH UID, during which the server
+// may not expunge), FETCHes by sequence set with the UID item, checks every
+// requested UID arrived, and re-requests the missing ones one by one. A body
+// that arrives before the UID, flags, date or size of its message is spooled
+// to a temporary file so that fn always gets the right Meta.
+package imap
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"mailferry/internal/failure"
+	"mailferry/internal/imapconn"
+	"mailferry/source"
+)
+
+// ChunkSize is the number of messages requested per FETCH.
+const ChunkSize = 64
+
+// Source is one IMAP session that reads mail.
+type Source struct {
+	cfg      imapconn.Config
+	c        *imapclient.Client
+	names    imapconn.Names
+	selected string // server name of the selected folder
+	readOnly bool   // selected with EXAMINE
+	validity uint32 // UIDVALIDITY of the selected folder
+}
+
+var (
+	_ source.Source  = (*Source)(nil)
+	_ source.Deleter = (*Source)(nil)
+)
+
+// ValidityChangedError is returned by List and Fetch when a folder's
+// UIDVALIDITY differs from the Folder's: its UIDs were reassigned, the old
+// IDs are void. Call Folders again to get the new validity.
+type ValidityChangedError struct {
+	Folder   string
+	Old, New uint32
+}
+
+func (e *ValidityChangedError) Error() string {
+	return fmt.Sprintf("the UIDVALIDITY of folder %q changed from %d to %d: its message IDs were reassigned", e.Folder, e.Old, e.New)
+}
+
+// Open connects and logs in.
+func Open(ctx context.Context, cfg imapconn.Config) (*Source, error) {
+	s := &Source{cfg: cfg}
+	if _, err := s.conn(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Opener returns a source.Opener for cfg.
+func Opener(cfg imapconn.Config) source.Opener {
+	return func(ctx context.Context) (source.Source, error) { return Open(ctx, cfg) }
+}
+
+func (s *Source) timeout() time.Duration {
+	if s.cfg.Timeout > 0 {
+		return s.cfg.Timeout
+	}
+	return imapconn.DefaultTimeout
+}
+
+func (s *Source) conn(ctx context.Context) (*imapclient.Client, error) {
+	if s.c != nil {
+		select {
+		case <-s.c.Closed():
+			s.drop()
+		default:
+			return s.c, nil
+		}
+	}
+	c, err := imapconn.Dial(ctx, s.cfg)
+	if err != nil {
+		return nil, err
+	}
+	names, err := imapconn.LoadNames(ctx, c, s.cfg)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	s.c, s.names = c, names
+	return c, nil
+}
+
+func (s *Source) drop() {
+	if s.c != nil {
+		s.c.Close()
+	}
+	s.c, s.selected, s.validity = nil, "", 0
+}
+
+// Close logs out and closes the connection.
+func (s *Source) Close() error {
+	if s.c == nil {
+		return nil
+	}
+	c := s.c
+	s.c = nil
+	done := make(chan struct{})
+	go func() {
+		c.Logout().Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+	}
+	return c.Close()
+}
+
+func (s *Source) short(ctx context.Context, what string, f func(c *imapclient.Client) error) error {
+	c, err := s.conn(ctx)
+	if err != nil {
+		return err
+	}
+	stop := imapconn.Guard(ctx, c, s.timeout())
+	err = f(c)
+	stop()
+	if err != nil {
+		if !imapconn.IsNo(err) || ctx.Err() != nil {
+			s.drop()
+		}
+		return imapconn.Wrap(ctx, fmt.Errorf("%s: %w", what, err))
+	}
+	return nil
+}
+
+// Folders lists the selectable folders of the personal namespace with
+// their special-use attribute and UIDVALIDITY (STATUS, pipelined).
+func (s *Source) Folders(ctx context.Context) ([]source.Folder, error) {
+	var out []source.Folder
+	err := s.short(ctx, "list folders", func(c *imapclient.Client) error {
+		l, err := c.List("", "*", imapconn.ListOptions(c)).Collect()
+		if err != nil {
+			return err
+		}
+		var servers []string
+		for _, d := range l {
+			if !imapconn.Selectable(d.Attrs) {
+				continue
+			}
+			name, ok := s.names.ToCanonical(d.Mailbox)
+			if !ok {
+				continue
+			}
+			out = append(out, source.Folder{Name: name, SpecialUse: imapconn.SpecialUse(d.Attrs)})
+			servers = append(servers, d.Mailbox)
+		}
+		cmds := make([]*imapclient.StatusCommand, len(servers))
+		for i, m := range servers {
+			cmds[i] = c.Status(m, &imap.StatusOptions{UIDValidity: true})
+		}
+		var firstErr error
+		for i, cmd := range cmds {
+			sd, err := cmd.Wait()
+			if err != nil {
+				if firstErr == nil {
+					firstErr = fmt.Errorf("status of %q: %w", servers[i], err)
+				}
+				continue
+			}
+			out[i].Validity = sd.UIDValidity
+		}
+		return firstErr
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// examine selects a folder read-only (EXAMINE) unless it is already
+// selected, and checks its UIDVALIDITY against want (0: no check).
+func (s *Source) examine(ctx context.Context, f source.Folder, readOnly, force bool) (uint32, error) {
+	if _, err := s.conn(ctx); err != nil {
+		return 0, err
+	}
+	server := s.names.ToServer(f.Name)
+	if force || s.selected != server || (s.readOnly && !readOnly) {
+		var sd *imap.SelectData
+		verb := "examine"
+		if !readOnly {
+			verb = "select"
+		}
+		err := s.short(ctx, fmt.Sprintf("%s folder %q", verb, f.Name), func(c *imapclient.Client) error {
+			var err error
+			sd, err = c.Select(server, &imap.SelectOptions{ReadOnly: readOnly}).Wait()
+			return err
+		})
+		if err != nil {
+			s.selected = ""
+			if imapconn.IsNo(err) {
+				return 0, failure.Mark(failure.Fatal, err)
+			}
+			return 0, err
+		}
+		s.selected, s.readOnly, s.validity = server, readOnly, sd.UIDValidity
+	}
+	if f.Validity != 0 && s.validity != f.Validity {
+		return 0, &ValidityChangedError{Folder: f.Name, Old: f.Validity, New: s.validity}
+	}
+	return s.validity, nil
+}
+
+func mkMeta(uid imap.UID, flags []imap.Flag, date time.Time, size int64) source.Meta {
+	m := source.Meta{ID: strconv.FormatUint(uint64(uid), 10), Size: size, Received: date}
+	for _, f := range flags {
+		if strings.EqualFold(string(f), `\Recent`) {
+			continue
+		}
+		m.Flags = append(m.Flags, string(f))
+	}
+	return m
+}
+
+// List returns every message of f (UID, flags, internal date, size) in
+// UID order, streaming the FETCH responses. If the folder's UIDVALIDITY is
+// no longer f.Validity it returns a *ValidityChangedError.
+func (s *Source) List(ctx context.Context, f source.Folder) ([]source.Meta, error) {
+	// Always EXAMINE again: the message count must be current.
+	if _, err := s.examine(ctx, f, true, true); err != nil {
+		return nil, err
+	}
+	c := s.c
+	if mb := c.Mailbox(); mb == nil || mb.NumMessages == 0 {
+		return nil, nil
+	}
+	stop := imapconn.CloseOnDone(ctx, c)
+	defer stop()
+	var all imap.SeqSet
+	all.AddRange(1, 0)
+	cmd := c.Fetch(all, &imap.FetchOptions{UID: true, Flags: true, InternalDate: true, RFC822Size: true})
+	var out []source.Meta
+	for m := cmd.Next(); m != nil; m = cmd.Next() {
+		var (
+			uid   imap.UID
+			flags []imap.Flag
+			date  time.Time
+			size  int64
+		)
+		for it := m.Next(); it != nil; it = m.Next() {
+			switch it := it.(type) {
+			case imapclient.FetchItemDataUID:
+				uid = it.UID
+			case imapclient.FetchItemDataFlags:
+				flags = it.Flags
+			case imapclient.FetchItemDataInternalDate:
+				date = it.Time
+			case imapclient.FetchItemDataRFC822Size:
+				size = it.Size
+			}
+		}
+		if uid != 0 {
+			out = append(out, mkMeta(uid, flags, date, size))
+		}
+	}
+	if err := cmd.Close(); err != nil {
+		s.drop()
+		return nil, imapconn.Wrap(ctx, fmt.Errorf("list messages of %q: %w", f.Name, err))
+	}
+	slices.SortFunc(out, func(a, b source.Meta) int {
+		x, _ := strconv.ParseUint(a.ID, 10, 32)
+		y, _ := strconv.ParseUint(b.ID, 10, 32)
+		return int(int64(x) - int64(y))
+	})
+	return out, nil
+}
+
+func parseUIDs(ids []string) ([]imap.UID, []string) {
+	var uids []imap.UID
+	var bad []string
+	for _, id := range ids {
+		u, err := strconv.ParseUint(id, 10, 32)
+		if err != nil || u == 0 {
+			bad = append(bad, id)
+			continue
+		}
+		uids = append(uids, imap.UID(u))
+	}
+	return uids, bad
+}
+
+// chunks splits uids into runs of at most n strictly increasing UIDs, so
+// that each run comes back from the server in the caller's order.
+func chunks(uids []imap.UID, n int) [][]imap.UID {
+	var out [][]imap.UID
+	start := 0
+	for i := 1; i <= len(uids); i++ {
+		if i == len(uids) || i-start == n || uids[i] <= uids[i-1] {
+			out = append(out, uids[start:i])
+			start = i
+		}
+	}
+	return out
+}
+
+// Fetch streams the bodies of ids (decimal UIDs) to fn, in order, in
+// chunks of ChunkSize. IDs that no longer exist are reported at the end
+// with a *source.VanishedError. If fn fails the connection is dropped (to
+// skip the rest of the chunk) and its error is returned.
+func (s *Source) Fetch(ctx context.Context, f source.Folder, ids []string, fn func(source.Meta, io.Reader) error) error {
+	uids, vanished := parseUIDs(ids)
+	for _, ch := range chunks(uids, ChunkSize) {
+		missing, err := s.fetchChunk(ctx, f, ch, fn)
+		if err != nil {
+			return err
+		}
+		for _, u := range missing {
+			// Once more, alone: a server may have sent it in a form we
+			// could not match.
+			again, err := s.fetchChunk(ctx, f, []imap.UID{u}, fn)
+			if err != nil {
+				return err
+			}
+			if len(again) > 0 {
+				vanished = append(vanished, strconv.FormatUint(uint64(u), 10))
+			}
+		}
+	}
+	if len(vanished) > 0 {
+		return &source.VanishedError{Folder: f.Name, IDs: vanished}
+	}
+	return nil
+}
+
+// fetchChunk delivers the messages of uids (strictly increasing) and
+// returns those that did not arrive.
+func (s *Source) fetchChunk(ctx context.Context, f source.Folder, uids []imap.UID, fn func(source.Meta, io.Reader) error) ([]imap.UID, error) {
+	if _, err := s.examine(ctx, f, true, false); err != nil {
+		return nil, err
+	}
+	var want imap.UIDSet
+	for _, u := range uids {
+		want.AddNum(u)
+	}
+	var seqs []uint32
+	err := s.short(ctx, fmt.Sprintf("search messages in %q", f.Name), func(c *imapclient.Client) error {
+		sd, err := c.Search(&imap.SearchCriteria{UID: []imap.UIDSet{want}}, nil).Wait()
+		if err != nil {
+			return err
+		}
+		seqs = sd.AllSeqNums()
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(seqs) == 0 {
+		return uids, nil
+	}
+	var seqSet imap.SeqSet
+	for _, n := range seqs {
+		seqSet.AddNum(n)
+	}
+	c := s.c
+	stop := imapconn.CloseOnDone(ctx, c)
+	defer stop()
+	cmd := c.Fetch(seqSet, &imap.FetchOptions{
+		UID: true, Flags: true, InternalDate: true, RFC822Size: true,
+		BodySection: []*imap.FetchItemBodySection{{Peek: true}},
+	})
+	got := map[imap.UID]bool{}
+	for m := cmd.Next(); m != nil; m = cmd.Next() {
+		uid, err := s.deliver(m, want, got, fn)
+		if err != nil {
+			s.drop()
+			if ctx.Err() != nil {
+				return nil, imapconn.Wrap(ctx, fmt.Errorf("fetch from %q: %w", f.Name, err))
+			}
+			return nil, err
+		}
+		if uid != 0 {
+			got[uid] = true
+		}
+	}
+	if err := cmd.Close(); err != nil {
+		s.drop()
+		return nil, imapconn.Wrap(ctx, fmt.Errorf("fetch messages from %q: %w", f.Name, err))
+	}
+	var missing []imap.UID
+	for _, u := range uids {
+		if !got[u] {
+			missing = append(missing, u)
+		}
+	}
+	return missing, nil
+}
+
+// fnError marks an error returned by the caller's fn, passed through as is.
+type fnError struct{ err error }
+
+func (e fnError) Error() string { return e.err.Error() }
+func (e fnError) Unwrap() error { return e.err }
+
+// deliver reads one FETCH response and calls fn when it carries a wanted,
+// not yet delivered UID and a body. It returns the UID delivered (0: none).
+func (s *Source) deliver(m *imapclient.FetchMessageData, want imap.UIDSet, got map[imap.UID]bool, fn func(source.Meta, io.Reader) error) (imap.UID, error) {
+	var (
+		uid                                    imap.UID
+		flags                                  []imap.Flag
+		date                                   time.Time
+		haveUID, haveFlags, haveDate, haveSize bool
+		spool                                  *os.File
+		spoolSize                              int64
+		delivered                              bool
+	)
+	defer func() {
+		if spool != nil {
+			spool.Close()
+			os.Remove(spool.Name())
+		}
+	}()
+	wanted := func() bool { return haveUID && want.Contains(uid) && !got[uid] }
+	for it := m.Next(); it != nil; it = m.Next() {
+		switch it := it.(type) {
+		case imapclient.FetchItemDataUID:
+			uid, haveUID = it.UID, true
+		case imapclient.FetchItemDataFlags:
+			flags, haveFlags = it.Flags, true
+		case imapclient.FetchItemDataInternalDate:
+			date, haveDate = it.Time, true
+		case imapclient.FetchItemDataRFC822Size:
+			haveSize = true // the literal's own size is what fn gets
+		case imapclient.FetchItemDataBodySection:
+			if it.Literal == nil || delivered || spool != nil {
+				continue
+			}
+			if haveUID && haveFlags && haveDate && haveSize {
+				if !wanted() {
+					continue
+				}
+				meta := mkMeta(uid, flags, date, it.Literal.Size())
+				delivered = true
+				if err := fn(meta, it.Literal); err != nil {
+					return 0, fnError{err}
+				}
+				continue
+			}
+			// The body came before the rest: keep it until we know its meta.
+			f, err := os.CreateTemp("", "mailferry-imap-*")
+			if err != nil {
+				return 0, fmt.Errorf("spool a message body: %w", err)
+			}
+			spool = f
+			spoolSize, err = io.Copy(f, it.Literal)
+			if err != nil {
+				return 0, fmt.Errorf("spool a message body: %w", err)
+			}
+		}
+	}
+	if delivered {
+		return uid, nil
+	}
+	if spool == nil || !wanted() {
+		return 0, nil
+	}
+	if _, err := spool.Seek(0, io.SeekStart); err != nil {
+		return 0, fmt.Errorf("rewind a spooled message body: %w", err)
+	}
+	if err := fn(mkMeta(uid, flags, date, spoolSize), io.LimitReader(spool, spoolSize)); err != nil {
+		return 0, fnError{err}
+	}
+	return uid, nil
+}
+
+// Delete flags ids \Deleted and expunges exactly those (UID EXPUNGE,
+// which needs UIDPLUS; without it nothing is deleted and an error is
+// returned, never a plain EXPUNGE).
+func (s *Source) Delete(ctx context.Context, f source.Folder, ids []string) error {
+	uids, _ := parseUIDs(ids)
+	if len(uids) == 0 {
+		return nil
+	}
+	c, err := s.conn(ctx)
+	if err != nil {
+		return err
+	}
+	if !c.Caps().Has(imap.CapUIDPlus) && !c.Caps().Has(imap.CapIMAP4rev2) {
+		return failure.Mark(failure.Config, fmt.Errorf("delete from %q: the server lacks UIDPLUS, so messages cannot be expunged one by one", f.Name))
+	}
+	if _, err := s.examine(ctx, f, false, false); err != nil {
+		return err
+	}
+	var set imap.UIDSet
+	for _, u := range uids {
+		set.AddNum(u)
+	}
+	return s.short(ctx, fmt.Sprintf("delete %d message(s) from %q", len(uids), f.Name), func(c *imapclient.Client) error {
+		if err := c.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close(); err != nil {
+			return err
+		}
+		return c.UIDExpunge(set).Close()
+	})
+}

@@ -1,0 +1,647 @@
+// Package imap is the IMAP target: it stores messages with APPEND (streamed,
+// with flags and internal date), creates folders, and finds messages an
+// interrupted APPEND may have stored.
+//
+// A Target is one session. go-imap v2 (beta.8) closes the connection after
+// some refused APPENDs; the Target then reconnects transparently on the next
+// call. Every failed operation drops the connection for the same reason.
+package imap
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"mailferry/internal/failure"
+	"mailferry/internal/imapconn"
+	"mailferry/source"
+	"mailferry/target"
+)
+
+// Target is an IMAP session that stores mail.
+type Target struct {
+	cfg   imapconn.Config
+	c     *imapclient.Client
+	names imapconn.Names
+	// existing holds the server names known to exist (nil: not listed yet).
+	existing map[string]bool
+	// perm caches, per server folder, what PERMANENTFLAGS allow.
+	perm map[string]permFlags
+	// selected is the server name of the selected folder ("" none).
+	selected    string
+	selValidity uint32
+	// Log receives the notes about dropped keywords; nil: slog.Default().
+	Log *slog.Logger
+}
+
+type permFlags struct {
+	any bool            // `\*`
+	kw  map[string]bool // lower-cased keywords allowed
+}
+
+var (
+	_ target.Target       = (*Target)(nil)
+	_ target.FolderLister = (*Target)(nil)
+	_ target.FlagSetter   = (*Target)(nil)
+	_ target.CRLFRequired = (*Target)(nil)
+)
+
+// Open connects and logs in.
+func Open(ctx context.Context, cfg imapconn.Config) (*Target, error) {
+	t := &Target{cfg: cfg, perm: map[string]permFlags{}}
+	if _, err := t.conn(ctx); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// Opener returns a target.Opener for cfg.
+func Opener(cfg imapconn.Config) target.Opener {
+	return func(ctx context.Context) (target.Target, error) { return Open(ctx, cfg) }
+}
+
+func (t *Target) log() *slog.Logger {
+	if t.Log != nil {
+		return t.Log
+	}
+	return slog.Default()
+}
+
+func (t *Target) timeout() time.Duration {
+	if t.cfg.Timeout > 0 {
+		return t.cfg.Timeout
+	}
+	return imapconn.DefaultTimeout
+}
+
+// conn returns the live client, dialling a new one when needed.
+func (t *Target) conn(ctx context.Context) (*imapclient.Client, error) {
+	if t.c != nil {
+		select {
+		case <-t.c.Closed():
+			t.drop()
+		default:
+			return t.c, nil
+		}
+	}
+	c, err := imapconn.Dial(ctx, t.cfg)
+	if err != nil {
+		return nil, err
+	}
+	names, err := imapconn.LoadNames(ctx, c, t.cfg)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	t.c, t.names = c, names
+	return c, nil
+}
+
+// drop closes the connection; the next call reconnects.
+func (t *Target) drop() {
+	if t.c != nil {
+		t.c.Close()
+	}
+	t.c, t.selected, t.selValidity = nil, "", 0
+}
+
+// Close logs out and closes the connection.
+func (t *Target) Close() error {
+	if t.c == nil {
+		return nil
+	}
+	c := t.c
+	t.c = nil
+	done := make(chan struct{})
+	go func() {
+		c.Logout().Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+	}
+	return c.Close()
+}
+
+// RequiresCRLF reports that IMAP needs CRLF line endings.
+func (t *Target) RequiresCRLF() bool { return true }
+
+// short runs a short command under a deadline and ctx; on error the
+// connection is dropped.
+func (t *Target) short(ctx context.Context, what string, f func(c *imapclient.Client) error) error {
+	c, err := t.conn(ctx)
+	if err != nil {
+		return err
+	}
+	stop := imapconn.Guard(ctx, c, t.timeout())
+	err = f(c)
+	stop()
+	if err != nil {
+		if !imapconn.IsNo(err) || ctx.Err() != nil {
+			t.drop()
+		}
+		return imapconn.Wrap(ctx, fmt.Errorf("%s: %w", what, err))
+	}
+	return nil
+}
+
+// loadFolders fills t.existing from LIST "" "*".
+func (t *Target) loadFolders(ctx context.Context) ([]*imap.ListData, error) {
+	var l []*imap.ListData
+	err := t.short(ctx, "list folders", func(c *imapclient.Client) error {
+		var err error
+		l, err = c.List("", "*", imapconn.ListOptions(c)).Collect()
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	t.existing = map[string]bool{"INBOX": true}
+	for _, d := range l {
+		if imapconn.Selectable(d.Attrs) {
+			t.existing[d.Mailbox] = true
+		}
+	}
+	return l, nil
+}
+
+// Folders lists the target's folders with their special-use attributes.
+func (t *Target) Folders(ctx context.Context) ([]source.Folder, error) {
+	l, err := t.loadFolders(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []source.Folder
+	for _, d := range l {
+		if !imapconn.Selectable(d.Attrs) {
+			continue
+		}
+		name, ok := t.names.ToCanonical(d.Mailbox)
+		if !ok {
+			continue
+		}
+		out = append(out, source.Folder{Name: name, SpecialUse: imapconn.SpecialUse(d.Attrs)})
+	}
+	return out, nil
+}
+
+// Ensure creates the folder (and its parents) when missing, subscribes it,
+// and returns its canonical name.
+func (t *Target) Ensure(ctx context.Context, f source.Folder) (string, error) {
+	if _, err := t.conn(ctx); err != nil {
+		return "", err
+	}
+	server := t.names.ToServer(f.Name)
+	if err := t.ensureServer(ctx, f.Name); err != nil {
+		return "", err
+	}
+	name, ok := t.names.ToCanonical(server)
+	if !ok {
+		name = f.Name
+	}
+	return name, nil
+}
+
+func (t *Target) ensureServer(ctx context.Context, canonical string) error {
+	if t.existing == nil {
+		if _, err := t.loadFolders(ctx); err != nil {
+			return err
+		}
+	}
+	server := t.names.ToServer(canonical)
+	if t.existing[server] {
+		return nil
+	}
+	parts := strings.Split(strings.Trim(canonical, "/"), "/")
+	for i := 1; i <= len(parts); i++ {
+		name := t.names.ToServer(strings.Join(parts[:i], "/"))
+		if t.existing[name] {
+			continue
+		}
+		err := t.short(ctx, fmt.Sprintf("create folder %q", name), func(c *imapclient.Client) error {
+			return c.Create(name, nil).Wait()
+		})
+		if err != nil && imapconn.Code(err) != imap.ResponseCodeAlreadyExists {
+			if !imapconn.IsNo(err) {
+				return err
+			}
+			// Some servers answer a plain NO for an existing folder.
+			if _, lerr := t.loadFolders(ctx); lerr != nil || !t.existing[name] {
+				return failure.Mark(failure.Fatal, err)
+			}
+		}
+		t.existing[name] = true
+		if i == len(parts) {
+			serr := t.short(ctx, fmt.Sprintf("subscribe folder %q", name), func(c *imapclient.Client) error {
+				return c.Subscribe(name).Wait()
+			})
+			if serr != nil {
+				t.log().Warn("imap target: subscribe failed", "folder", name, "err", serr)
+			}
+		}
+	}
+	return nil
+}
+
+// selectFolder SELECTs a server folder (read-write: PERMANENTFLAGS are only
+// meaningful there) and caches its permanent flags.
+func (t *Target) selectFolder(ctx context.Context, server string, force bool) (*imap.SelectData, error) {
+	if !force && t.selected == server && t.c != nil {
+		return &imap.SelectData{UIDValidity: t.selValidity}, nil
+	}
+	var sd *imap.SelectData
+	err := t.short(ctx, fmt.Sprintf("select folder %q", server), func(c *imapclient.Client) error {
+		var err error
+		sd, err = c.Select(server, nil).Wait()
+		return err
+	})
+	if err != nil {
+		t.selected = ""
+		return nil, err
+	}
+	t.selected, t.selValidity = server, sd.UIDValidity
+	p := permFlags{kw: map[string]bool{}}
+	list := sd.PermanentFlags
+	if list == nil { // RFC 3501: no PERMANENTFLAGS means FLAGS are permanent
+		list = sd.Flags
+	}
+	for _, f := range list {
+		if f == imap.FlagWildcard {
+			p.any = true
+		} else {
+			p.kw[strings.ToLower(string(f))] = true
+		}
+	}
+	t.perm[server] = p
+	return sd, nil
+}
+
+var systemFlags = map[string]imap.Flag{
+	`\seen`: imap.FlagSeen, `\answered`: imap.FlagAnswered, `\flagged`: imap.FlagFlagged,
+	`\draft`: imap.FlagDraft, `\deleted`: imap.FlagDeleted,
+}
+
+// ValidKeyword reports whether s is a valid IMAP flag-keyword atom.
+func ValidKeyword(s string) bool {
+	if s == "" || len(s) > 200 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		b := s[i]
+		if b <= 0x20 || b >= 0x7f || strings.IndexByte(`(){%*"\]`, b) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// flagsFor returns the flags that can be stored in server folder: system
+// flags always, keywords when valid and allowed by PERMANENTFLAGS.
+func (t *Target) flagsFor(ctx context.Context, server string, flags []string) ([]imap.Flag, error) {
+	var out []imap.Flag
+	var kws []string
+	seen := map[string]bool{}
+	for _, f := range flags {
+		lf := strings.ToLower(f)
+		if seen[lf] {
+			continue
+		}
+		seen[lf] = true
+		if sf, ok := systemFlags[lf]; ok {
+			out = append(out, sf)
+			continue
+		}
+		if strings.HasPrefix(f, `\`) {
+			continue // \Recent, unknown system flags: not settable
+		}
+		if !ValidKeyword(f) {
+			t.log().Warn("imap target: dropped an invalid keyword", "folder", server, "keyword", f)
+			continue
+		}
+		kws = append(kws, f)
+	}
+	if len(kws) == 0 {
+		return out, nil
+	}
+	p, ok := t.perm[server]
+	if !ok {
+		if _, err := t.selectFolder(ctx, server, true); err != nil {
+			return nil, err
+		}
+		p = t.perm[server]
+	}
+	for _, k := range kws {
+		if p.any || p.kw[strings.ToLower(k)] {
+			out = append(out, imap.Flag(k))
+		} else {
+			t.log().Warn("imap target: the folder does not accept this keyword; dropped", "folder", server, "keyword", k)
+		}
+	}
+	return out, nil
+}
+
+type countingReader struct {
+	r   io.Reader
+	n   int64
+	err error // the body's own read error (not io.EOF)
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	if err != nil && err != io.EOF {
+		c.err = err
+	}
+	return n, err
+}
+
+// Put APPENDs one message, streamed, with its flags and internal date. The
+// receipt is "uidvalidity:uid" when the server has UIDPLUS, else "".
+func (t *Target) Put(ctx context.Context, d target.Delivery, body io.Reader) (string, error) {
+	if _, err := t.conn(ctx); err != nil {
+		return "", err
+	}
+	server := t.names.ToServer(d.Folder)
+	if err := t.ensureServer(ctx, d.Folder); err != nil {
+		return "", err
+	}
+	flags, err := t.flagsFor(ctx, server, d.Flags)
+	if err != nil {
+		return "", err
+	}
+	cr := &countingReader{r: body}
+	receipt, err := t.append(ctx, server, d, flags, cr)
+	if err != nil && imapconn.Code(err) == imap.ResponseCodeTryCreate {
+		delete(t.existing, server)
+		if cerr := t.ensureServer(ctx, d.Folder); cerr != nil {
+			return "", cerr
+		}
+		if cr.n != 0 {
+			s, ok := body.(io.Seeker)
+			if !ok {
+				return "", failure.Mark(failure.Temporary, fmt.Errorf("append to %q: folder created after TRYCREATE, retry the message: %w", d.Folder, err))
+			}
+			if _, serr := s.Seek(0, io.SeekStart); serr != nil {
+				return "", fmt.Errorf("append to %q: rewind the message: %w", d.Folder, serr)
+			}
+			cr = &countingReader{r: body}
+		}
+		receipt, err = t.append(ctx, server, d, flags, cr)
+	}
+	return receipt, err
+}
+
+func (t *Target) append(ctx context.Context, server string, d target.Delivery, flags []imap.Flag, cr *countingReader) (string, error) {
+	c, err := t.conn(ctx)
+	if err != nil {
+		return "", err
+	}
+	stop := imapconn.CloseOnDone(ctx, c)
+	defer stop()
+	cmd := c.Append(server, d.Size, &imap.AppendOptions{Flags: flags, Time: d.Date})
+	_, cerr := io.CopyN(cmd, cr, d.Size)
+	if cerr == nil {
+		var one [1]byte
+		if n, _ := io.ReadFull(cr, one[:]); n != 0 {
+			// Too many bytes: never end the command, so nothing is stored.
+			t.drop()
+			return "", fmt.Errorf("append to %q: the message is longer than its announced size %d", d.Folder, d.Size)
+		}
+	}
+	if cr.err != nil || (cerr != nil && cr.n < d.Size && errors.Is(cerr, io.EOF)) {
+		// The body failed (or was short): abort without ending the command.
+		t.drop()
+		if cr.err != nil {
+			return "", fmt.Errorf("append to %q: read the message: %w", d.Folder, cr.err)
+		}
+		return "", fmt.Errorf("append to %q: the message is shorter (%d) than its announced size %d", d.Folder, cr.n, d.Size)
+	}
+	closeErr := cmd.Close()
+	data, err := cmd.Wait()
+	if err == nil && cerr == nil && closeErr != nil {
+		err = closeErr
+	}
+	if err == nil && cerr != nil {
+		err = cerr
+	}
+	if err != nil {
+		// beta.8 may have closed the connection (refused literal): start afresh.
+		t.drop()
+		return "", t.appendErr(ctx, d, err)
+	}
+	if data == nil || data.UID == 0 {
+		return "", nil
+	}
+	return fmt.Sprintf("%d:%d", data.UIDValidity, data.UID), nil
+}
+
+func (t *Target) appendErr(ctx context.Context, d target.Delivery, err error) error {
+	if ctx.Err() != nil {
+		return imapconn.Wrap(ctx, fmt.Errorf("append to %q: %w", d.Folder, err))
+	}
+	var ie *imap.Error
+	if !errors.As(err, &ie) {
+		return imapconn.Classify(fmt.Errorf("append to %q: %w", d.Folder, err))
+	}
+	werr := fmt.Errorf("append to %q: %w", d.Folder, err)
+	switch ie.Code {
+	case imap.ResponseCodeOverQuota:
+		return failure.Mark(failure.Quota, fmt.Errorf("append to %q: %w (%w)", d.Folder, target.ErrFolderFull, err))
+	case imap.ResponseCodeUnavailable, imap.ResponseCodeLimit, "THROTTLED", imap.ResponseCodeInUse, imap.ResponseCodeServerBug:
+		return failure.Mark(failure.Temporary, werr)
+	case imap.ResponseCodeTryCreate:
+		return failure.Mark(failure.Temporary, werr)
+	case imap.ResponseCodeAuthenticationFailed, imap.ResponseCodeAuthorizationFailed, imap.ResponseCodeExpired:
+		return failure.Mark(failure.Auth, werr)
+	case imap.ResponseCodeNoPerm:
+		return failure.Mark(failure.Fatal, werr)
+	}
+	if ie.Type == imap.StatusResponseTypeBye {
+		return failure.Mark(failure.Temporary, werr)
+	}
+	reason := ie.Text
+	if ie.Code != "" {
+		reason = "[" + string(ie.Code) + "] " + reason
+	}
+	return failure.Mark(failure.Message, &target.Rejected{Reason: reason, Err: werr})
+}
+
+// parseReceipt splits "uidvalidity:uid".
+func parseReceipt(r string) (uint32, imap.UID, bool) {
+	v, u, ok := strings.Cut(r, ":")
+	if !ok {
+		return 0, 0, false
+	}
+	vv, err1 := strconv.ParseUint(v, 10, 32)
+	uu, err2 := strconv.ParseUint(u, 10, 32)
+	if err1 != nil || err2 != nil || uu == 0 {
+		return 0, 0, false
+	}
+	return uint32(vv), imap.UID(uu), true
+}
+
+// Find looks in d.Folder for a message with d's fingerprint: candidates by
+// Message-ID (or, without one, by size and date), then the exact size, then
+// the SHA-256 of the bytes. Two different messages with the same Message-ID
+// never match each other.
+func (t *Target) Find(ctx context.Context, d target.Delivery) (string, bool, error) {
+	if _, err := t.conn(ctx); err != nil {
+		return "", false, err
+	}
+	if t.existing == nil || !t.existing[t.names.ToServer(d.Folder)] {
+		if _, err := t.loadFolders(ctx); err != nil {
+			return "", false, err
+		}
+	}
+	server := t.names.ToServer(d.Folder)
+	if !t.existing[server] {
+		return "", false, nil
+	}
+	sd, err := t.selectFolder(ctx, server, true)
+	if err != nil {
+		return "", false, err
+	}
+	fp := d.Fingerprint
+	crit := &imap.SearchCriteria{}
+	if fp.MessageID != "" {
+		crit.Header = []imap.SearchCriteriaHeaderField{{Key: "Message-ID", Value: fp.MessageID}}
+	} else {
+		if fp.Size > 0 {
+			crit.Larger, crit.Smaller = fp.Size-1, fp.Size+1
+		}
+		if !d.Date.IsZero() {
+			crit.Since, crit.Before = d.Date.AddDate(0, 0, -1), d.Date.AddDate(0, 0, 2)
+		}
+	}
+	var uids []imap.UID
+	err = t.short(ctx, fmt.Sprintf("search folder %q", d.Folder), func(c *imapclient.Client) error {
+		sr, err := c.UIDSearch(crit, nil).Wait()
+		if err != nil {
+			return err
+		}
+		uids = sr.AllUIDs()
+		return nil
+	})
+	if err != nil || len(uids) == 0 {
+		return "", false, err
+	}
+	// Narrow by size.
+	var set imap.UIDSet
+	for _, u := range uids {
+		set.AddNum(u)
+	}
+	var sized []imap.UID
+	err = t.short(ctx, fmt.Sprintf("fetch sizes in %q", d.Folder), func(c *imapclient.Client) error {
+		msgs, err := c.Fetch(set, &imap.FetchOptions{UID: true, RFC822Size: true}).Collect()
+		if err != nil {
+			return err
+		}
+		for _, m := range msgs {
+			if fp.Size == 0 || m.RFC822Size == fp.Size {
+				sized = append(sized, m.UID)
+			}
+		}
+		return nil
+	})
+	if err != nil || len(sized) == 0 {
+		return "", false, err
+	}
+	var zero [32]byte
+	if fp.SHA256 == zero {
+		// No hash to compare: accept only an unambiguous Message-ID match.
+		if fp.MessageID != "" && len(sized) == 1 {
+			return fmt.Sprintf("%d:%d", sd.UIDValidity, sized[0]), true, nil
+		}
+		return "", false, nil
+	}
+	for _, u := range sized {
+		sum, err := t.hash(ctx, u)
+		if err != nil {
+			return "", false, fmt.Errorf("find in %q: %w", d.Folder, err)
+		}
+		if sum == fp.SHA256 {
+			return fmt.Sprintf("%d:%d", sd.UIDValidity, u), true, nil
+		}
+	}
+	return "", false, nil
+}
+
+// hash returns the SHA-256 of a message's bytes, streamed.
+func (t *Target) hash(ctx context.Context, uid imap.UID) ([32]byte, error) {
+	var sum [32]byte
+	c, err := t.conn(ctx)
+	if err != nil {
+		return sum, err
+	}
+	stop := imapconn.CloseOnDone(ctx, c)
+	defer stop()
+	section := &imap.FetchItemBodySection{Peek: true}
+	cmd := c.Fetch(imap.UIDSetNum(uid), &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{section}})
+	found := false
+	for m := cmd.Next(); m != nil; m = cmd.Next() {
+		for it := m.Next(); it != nil; it = m.Next() {
+			if b, ok := it.(imapclient.FetchItemDataBodySection); ok && b.Literal != nil {
+				h := sha256.New()
+				if _, err := io.Copy(h, b.Literal); err != nil {
+					cmd.Close()
+					t.drop()
+					return sum, imapconn.Wrap(ctx, fmt.Errorf("read message %d: %w", uid, err))
+				}
+				copy(sum[:], h.Sum(nil))
+				found = true
+			}
+		}
+	}
+	if err := cmd.Close(); err != nil {
+		t.drop()
+		return sum, imapconn.Wrap(ctx, fmt.Errorf("fetch message %d: %w", uid, err))
+	}
+	if !found {
+		return sum, fmt.Errorf("fetch message %d: no body returned", uid)
+	}
+	return sum, nil
+}
+
+// SetFlags replaces the flags of a stored message (UID STORE FLAGS.SILENT).
+// The receipt does not change.
+func (t *Target) SetFlags(ctx context.Context, folder, receipt string, flags []string) (string, error) {
+	validity, uid, ok := parseReceipt(receipt)
+	if !ok {
+		return "", failure.Mark(failure.Message, fmt.Errorf("set flags in %q: receipt %q is not \"uidvalidity:uid\"", folder, receipt))
+	}
+	if _, err := t.conn(ctx); err != nil {
+		return "", err
+	}
+	server := t.names.ToServer(folder)
+	sd, err := t.selectFolder(ctx, server, false)
+	if err != nil {
+		return "", err
+	}
+	if sd.UIDValidity != validity {
+		return "", failure.Mark(failure.Message, fmt.Errorf("set flags in %q: the folder's UIDVALIDITY changed (%d, receipt has %d)", folder, sd.UIDValidity, validity))
+	}
+	fl, err := t.flagsFor(ctx, server, flags)
+	if err != nil {
+		return "", err
+	}
+	if fl == nil {
+		fl = []imap.Flag{}
+	}
+	err = t.short(ctx, fmt.Sprintf("store flags in %q", folder), func(c *imapclient.Client) error {
+		return c.Store(imap.UIDSetNum(uid), &imap.StoreFlags{Op: imap.StoreFlagsSet, Silent: true, Flags: fl}, nil).Close()
+	})
+	if err != nil {
+		return "", err
+	}
+	return receipt, nil
+}
