@@ -1,0 +1,289 @@
+package dovecottest
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"mailferry/internal/corpus"
+)
+
+// Dump reads every message of every selectable folder of user over IMAP
+// (plain IMAP on loopback, LOGIN): BODY.PEEK[] bytes, FLAGS without
+// \Recent, INTERNALDATE, and the canonical folder name ("/"-separated,
+// without the namespace prefix). Folders come INBOX first, then sorted;
+// messages in UID order. It is the test oracle of IMAP targets.
+func (s *Server) Dump(tb testing.TB, user string) []corpus.Message {
+	tb.Helper()
+	msgs, err := s.dump(user)
+	if err != nil {
+		tb.Fatalf("dovecottest: dump %s over IMAP: %v", user, err)
+	}
+	return msgs
+}
+
+func (s *Server) dump(user string) ([]corpus.Message, error) {
+	conn, err := net.DialTimeout("tcp", s.IMAP, 10*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	// A bound on the whole dump: the connection dies after it.
+	conn.SetDeadline(time.Now().Add(3 * time.Minute))
+	c := imapclient.New(conn, nil)
+	defer c.Close()
+	if err := c.WaitGreeting(); err != nil {
+		return nil, fmt.Errorf("greeting: %w", err)
+	}
+	if err := c.Login(user, Password).Wait(); err != nil {
+		return nil, fmt.Errorf("login: %w", err)
+	}
+	list, err := c.List("", "*", nil).Collect()
+	if err != nil {
+		return nil, fmt.Errorf("list: %w", err)
+	}
+	type box struct{ imapName, name string }
+	var boxes []box
+	for _, l := range list {
+		if slices.Contains(l.Attrs, imap.MailboxAttrNoSelect) || slices.Contains(l.Attrs, imap.MailboxAttrNonExistent) {
+			continue
+		}
+		boxes = append(boxes, box{l.Mailbox, s.canonical(l.Mailbox, l.Delim)})
+	}
+	sort.Slice(boxes, func(i, j int) bool {
+		a, b := boxes[i].name, boxes[j].name
+		if (a == "INBOX") != (b == "INBOX") {
+			return a == "INBOX"
+		}
+		return a < b
+	})
+	var out []corpus.Message
+	for _, b := range boxes {
+		sel, err := c.Select(b.imapName, &imap.SelectOptions{ReadOnly: true}).Wait()
+		if err != nil {
+			return nil, fmt.Errorf("select %q: %w", b.imapName, err)
+		}
+		if sel.NumMessages == 0 {
+			continue
+		}
+		var seq imap.SeqSet
+		seq.AddRange(1, sel.NumMessages)
+		section := &imap.FetchItemBodySection{Peek: true}
+		cmd := c.Fetch(seq, &imap.FetchOptions{UID: true, Flags: true, InternalDate: true, BodySection: []*imap.FetchItemBodySection{section}})
+		var got []corpus.Message
+		var uids []imap.UID
+		for {
+			md := cmd.Next()
+			if md == nil {
+				break
+			}
+			buf, err := md.Collect()
+			if err != nil {
+				cmd.Close()
+				return nil, fmt.Errorf("fetch from %q: %w", b.imapName, err)
+			}
+			body := buf.FindBodySection(section)
+			if body == nil {
+				cmd.Close()
+				return nil, fmt.Errorf("fetch from %q: message %d came without its body", b.imapName, buf.SeqNum)
+			}
+			var flags []string
+			for _, f := range buf.Flags {
+				if !strings.EqualFold(string(f), `\Recent`) {
+					flags = append(flags, string(f))
+				}
+			}
+			got = append(got, corpus.Message{Folder: b.name, Body: body, Flags: flags, Date: buf.InternalDate, MessageID: corpus.MessageIDOf(body)})
+			uids = append(uids, buf.UID)
+		}
+		if err := cmd.Close(); err != nil {
+			return nil, fmt.Errorf("fetch from %q: %w", b.imapName, err)
+		}
+		if len(got) != int(sel.NumMessages) {
+			return nil, fmt.Errorf("fetch from %q: got %d of %d messages", b.imapName, len(got), sel.NumMessages)
+		}
+		idx := make([]int, len(got))
+		for i := range idx {
+			idx[i] = i
+		}
+		sort.SliceStable(idx, func(i, j int) bool { return uids[idx[i]] < uids[idx[j]] })
+		for _, i := range idx {
+			out = append(out, got[i])
+		}
+	}
+	if err := c.Logout().Wait(); err != nil {
+		return nil, fmt.Errorf("logout: %w", err)
+	}
+	return out, nil
+}
+
+// canonical turns a server mailbox name into the canonical form.
+func (s *Server) canonical(name string, delim rune) string {
+	if strings.EqualFold(name, "INBOX") {
+		return "INBOX"
+	}
+	if s.opt.Prefix != "" && strings.HasPrefix(name, s.opt.Prefix) {
+		name = name[len(s.opt.Prefix):]
+	}
+	if delim != 0 && delim != '/' {
+		name = strings.ReplaceAll(name, string(delim), "/")
+	}
+	return name
+}
+
+// DumpMaildir reads a Maildir++ tree from disk, independently of mailferry's
+// own Maildir code: INBOX at the root, ".A.B" folder directories with
+// modified UTF-7 names, files in cur/ and new/, flags after ":2," (keyword
+// letters through each folder's dovecot-keywords), Date = file mtime.
+// Folders come INBOX first then sorted; files in name order. A missing root
+// gives no messages.
+func DumpMaildir(tb testing.TB, root string) []corpus.Message {
+	tb.Helper()
+	msgs, err := dumpMaildir(root)
+	if err != nil {
+		tb.Fatalf("dovecottest: read Maildir %s: %v", root, err)
+	}
+	return msgs
+}
+
+func dumpMaildir(root string) ([]corpus.Message, error) {
+	ents, err := os.ReadDir(root)
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	dirs := map[string]string{} // canonical name -> directory
+	if isDir(filepath.Join(root, "cur")) || isDir(filepath.Join(root, "new")) {
+		dirs["INBOX"] = root
+	}
+	for _, e := range ents {
+		n := e.Name()
+		if !e.IsDir() || !strings.HasPrefix(n, ".") || n == "." || n == ".." {
+			continue
+		}
+		d := filepath.Join(root, n)
+		if !isDir(filepath.Join(d, "cur")) && !isDir(filepath.Join(d, "new")) {
+			continue
+		}
+		parts := strings.Split(n[1:], ".")
+		for i, p := range parts {
+			parts[i] = mutf7Decode(p)
+		}
+		name := strings.Join(parts, "/")
+		if strings.EqualFold(name, "INBOX") {
+			name = "INBOX"
+		}
+		if other, dup := dirs[name]; dup {
+			return nil, fmt.Errorf("folder %q is stored twice: %s and %s", name, other, d)
+		}
+		dirs[name] = d
+	}
+	names := make([]string, 0, len(dirs))
+	for n := range dirs {
+		names = append(names, n)
+	}
+	sortFolders(names)
+	var out []corpus.Message
+	for _, name := range names {
+		d := dirs[name]
+		kw, err := readKeywords(filepath.Join(d, "dovecot-keywords"))
+		if err != nil {
+			return nil, err
+		}
+		for _, sub := range []string{"cur", "new"} {
+			files, err := os.ReadDir(filepath.Join(d, sub))
+			if os.IsNotExist(err) {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			for _, f := range files {
+				if f.IsDir() || strings.HasPrefix(f.Name(), ".") {
+					continue
+				}
+				p := filepath.Join(d, sub, f.Name())
+				body, err := os.ReadFile(p)
+				if err != nil {
+					return nil, err
+				}
+				st, err := os.Stat(p)
+				if err != nil {
+					return nil, err
+				}
+				flags, err := parseFlags(f.Name(), kw)
+				if err != nil {
+					return nil, fmt.Errorf("%s: %w", p, err)
+				}
+				out = append(out, corpus.Message{Folder: name, Body: body, Flags: flags, Date: st.ModTime().Truncate(time.Second), MessageID: corpus.MessageIDOf(body)})
+			}
+		}
+	}
+	return out, nil
+}
+
+func isDir(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.IsDir()
+}
+
+// readKeywords reads a dovecot-keywords file ("0 $Forwarded" lines).
+func readKeywords(p string) (map[byte]string, error) {
+	b, err := os.ReadFile(p)
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	kw := map[byte]string{}
+	for _, ln := range strings.Split(string(b), "\n") {
+		var i int
+		var name string
+		if n, _ := fmt.Sscanf(ln, "%d %s", &i, &name); n == 2 && i >= 0 && i < 26 {
+			kw[byte('a'+i)] = name
+		}
+	}
+	return kw, nil
+}
+
+// parseFlags reads the flags after ":2," of a Maildir file name.
+func parseFlags(name string, kw map[byte]string) ([]string, error) {
+	_, info, ok := strings.Cut(name, ":2,")
+	if !ok {
+		return nil, nil
+	}
+	var flags []string
+	for i := 0; i < len(info); i++ {
+		c := info[i]
+		switch {
+		case c >= 'A' && c <= 'Z':
+			for f, l := range systemLetters {
+				if l == c {
+					flags = append(flags, map[string]string{`\draft`: `\Draft`, `\flagged`: `\Flagged`, `\answered`: `\Answered`, `\seen`: `\Seen`, `\deleted`: `\Deleted`}[f])
+				}
+			}
+		case c >= 'a' && c <= 'z':
+			k, ok := kw[c]
+			if !ok {
+				return nil, fmt.Errorf("keyword letter %q is not in dovecot-keywords", c)
+			}
+			flags = append(flags, k)
+		case c == ',':
+			// Dovecot never writes it, but it is harmless.
+		default:
+			return nil, fmt.Errorf("unexpected flag character %q", c)
+		}
+	}
+	return corpus.CanonicalFlags(flags), nil
+}
