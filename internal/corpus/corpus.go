@@ -317,7 +317,8 @@ func (g *gen) message(i int, folder string, start time.Time, span int, msgid str
 		if msgid != "" {
 			h = append(h, "Message-ID: "+msgid)
 		}
-		body := "ref: " + token + crlf + "ok" + crlf
+		h = append(h, "X-Mailer: mailferry corpus", "MIME-Version: 1.0", `Content-Type: text/plain; charset="utf-8"`)
+		body := "ref: " + token + crlf + "ok, thanks" + crlf
 		return g.finish(folder, date, msgid, strings.Join(h, crlf)+crlf+crlf+body)
 	}
 	zone := time.UTC
@@ -367,8 +368,8 @@ func (g *gen) message(i int, folder string, start time.Time, span int, msgid str
 	switch {
 	case big:
 		attach = bigMB << 20
-	case kind < 7: // a few large ones, 100-200 KB
-		attach = 100<<10 + r.IntN(100<<10)
+	case kind < 7: // a few large ones, about 100-200 KB once encoded
+		attach = 70<<10 + r.IntN(70<<10)
 	case kind < 15:
 		attach = 1<<10 + r.IntN(20<<10)
 	}
