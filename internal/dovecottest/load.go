@@ -9,7 +9,10 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"mailferry/internal/corpus"
 )
@@ -124,6 +127,42 @@ func (s *Server) writeMaildir(root string, msgs []corpus.Message) error {
 	if _, err := getBox("INBOX"); err != nil {
 		return err
 	}
+	// Files are written by a few goroutines (a file system on overlayfs
+	// takes about 1 ms per file).
+	type job struct {
+		path string
+		data []byte
+		date time.Time
+	}
+	jobs := make(chan job, 64)
+	var wg sync.WaitGroup
+	var firstErr atomic.Pointer[error]
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				if firstErr.Load() != nil {
+					continue
+				}
+				err := s.writeFile(j.path, j.data)
+				if err == nil && !j.date.IsZero() {
+					err = os.Chtimes(j.path, j.date, j.date)
+				}
+				if err != nil {
+					firstErr.CompareAndSwap(nil, &err)
+				}
+			}
+		}()
+	}
+	closed := false
+	defer func() {
+		// On an early return, let the workers finish.
+		if !closed {
+			close(jobs)
+			wg.Wait()
+		}
+	}()
 	const base = 1700000000
 	pid := os.Getpid()
 	for i, m := range msgs {
@@ -156,15 +195,13 @@ func (s *Server) writeMaildir(root string, msgs []corpus.Message) error {
 		vsize := len(data) + bytes.Count(data, []byte("\n"))
 		// The names sort in the order of msgs: Dovecot assigns UIDs in that order.
 		name := fmt.Sprintf("%d.M%dP%d.mailferrytest,S=%d,W=%d:2,%s", base+i, i, pid, len(data), vsize, letters)
-		p := filepath.Join(b.dir, "cur", name)
-		if err := s.writeFile(p, data); err != nil {
-			return err
-		}
-		if !m.Date.IsZero() {
-			if err := os.Chtimes(p, m.Date, m.Date); err != nil {
-				return err
-			}
-		}
+		jobs <- job{filepath.Join(b.dir, "cur", name), data, m.Date}
+	}
+	close(jobs)
+	closed = true
+	wg.Wait()
+	if err := firstErr.Load(); err != nil {
+		return *err
 	}
 	for _, b := range boxes {
 		if len(b.keywords) == 0 {
