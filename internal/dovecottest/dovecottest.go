@@ -62,9 +62,13 @@ type Options struct {
 	// (with Separator ".").
 	Prefix string
 	// POP3LockSession makes a second POP3 session of a user fail with
-	// [IN-USE] while one is open.
+	// "-ERR [IN-USE] ..." while one is open. Dovecot first waits about 10 s
+	// for its session dotlock (a fixed timeout, no setting changes it), so
+	// the refusal arrives after the PASS/AUTH reply is ~10 s late.
 	POP3LockSession bool
-	// QuotaBytes sets a storage quota (RFC822 sizes) for some users.
+	// QuotaBytes sets a storage quota in bytes (counted with RFC822, i.e.
+	// CRLF, sizes: quota "count" backend, quota_vsizes) for some users;
+	// APPEND over it fails with [OVERQUOTA]. doveadm shows it in KiB.
 	QuotaBytes map[string]int64
 }
 

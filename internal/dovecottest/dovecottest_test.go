@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-imap/v2/imapclient"
+
 	"mailferry/internal/corpus"
 )
 
@@ -180,6 +182,22 @@ func TestQuota(t *testing.T) {
 	}
 	if limit != "49" { // doveadm shows KiB, rounded up: 50000 B
 		t.Fatalf("doveadm quota get: storage limit %q, want 49:\n%s", limit, out)
+	}
+	// Over the quota, APPEND is refused with [OVERQUOTA].
+	c, err := imapclient.DialInsecure(s.IMAP, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Login("q", Password).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	body := []byte("Subject: big\r\n\r\n" + strings.Repeat("0123456789abcdef0123456789abcdef0123456789abcdef01234567890123\r\n", 1000))
+	app := c.Append("INBOX", int64(len(body)), nil)
+	app.Write(body)
+	app.Close()
+	if _, err := app.Wait(); err == nil || !strings.Contains(err.Error(), "OVERQUOTA") {
+		t.Fatalf("APPEND of %d bytes over a 50000-byte quota: %v, want [OVERQUOTA]", len(body), err)
 	}
 	if out := s.Doveadm(t, "quota", "get", "-u", "free"); strings.Contains(out, "STORAGE") && !strings.Contains(out, "-") {
 		t.Fatalf("user without quota has one: %s", out)
