@@ -73,19 +73,24 @@ func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)
 // find returns the slot number of key, or ok=false and the table position
 // where it would be inserted.
 func (x *index) find(key []byte) (num uint32, pos uint64, ok bool) {
+	n, pos, _, ok := x.findHash(key)
+	return n, pos, ok
+}
+
+func (x *index) findHash(key []byte) (num uint32, pos, h uint64, ok bool) {
 	mask := uint64(len(x.table) - 1)
-	h := maphash.Bytes(x.seed, key)
+	h = maphash.Bytes(x.seed, key)
 	tag := h >> 32 << 32
 	pos = h & mask
 	for {
 		t := x.table[pos]
 		if t == 0 {
-			return 0, pos, false
+			return 0, pos, h, false
 		}
 		if t&^0xffffffff == tag {
 			n := uint32(t) - 1
 			if string(x.key(x.slot(n))) == string(key) {
-				return n, pos, true
+				return n, pos, h, true
 			}
 		}
 		pos = (pos + 1) & mask
@@ -104,13 +109,13 @@ func (x *index) get(key []byte) *slot {
 // upsert returns the slot of key, creating it (state 0) if needed. The
 // caller has checked len(key) <= maxKeyLen.
 func (x *index) upsert(key []byte) *slot {
-	n, pos, ok := x.find(key)
+	n, pos, h, ok := x.findHash(key)
 	if ok {
 		return x.slot(n)
 	}
 	if uint64(x.n+1)*2 > uint64(len(x.table)) {
 		x.grow()
-		_, pos, _ = x.find(key)
+		_, pos, h, _ = x.findHash(key)
 	}
 	// Store the key.
 	if len(x.keys) == 0 || len(x.keys[len(x.keys)-1])+len(key) > keyChunkSize {
@@ -127,7 +132,7 @@ func (x *index) upsert(key []byte) *slot {
 	s := x.slot(num)
 	*s = slot{koff: uint32(ci)<<keyChunkBits | uint32(off), klen: uint16(len(key))}
 	x.n++
-	x.table[pos] = maphash.Bytes(x.seed, key)>>32<<32 | uint64(num+1)
+	x.table[pos] = h>>32<<32 | uint64(num+1)
 	return s
 }
 

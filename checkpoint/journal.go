@@ -36,6 +36,7 @@ package checkpoint
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -317,46 +318,51 @@ func (j *Journal) Get(key string) (Entry, bool) {
 		j.mu.Unlock()
 		return Entry{}, false
 	}
-	e, err := j.entryLocked(s)
+	e, line, rec, closed := j.locate(s)
+	j.mu.Unlock()
+	var err error
+	if line == nil {
+		if closed {
+			err = ErrClosed
+		} else {
+			line, err = readLineAt(j.f, rec)
+		}
+	}
+	if err == nil {
+		err = fill(&e, key, line)
+	}
 	if err != nil {
-		slog.Error("journal: cannot read back a record", "path", j.path, "err", err)
+		slog.Error("journal: cannot read back a record", "path", j.path, "key", key, "err", err)
 	}
 	return e, true
 }
 
-// entryLocked builds the entry of slot s. It is called with j.mu held and
-// returns with it released.
-func (j *Journal) entryLocked(s *slot) (Entry, error) {
-	e := Entry{Done: s.state == stateDone, Flags: j.idx.flags(s.flags)}
-	key := string(j.idx.key(s))
-	rec := s.rec
-	var line []byte
+// locate returns the in-memory part of slot s's entry and either a copy of
+// its line (when it is still in memory) or the line's file offset. Called
+// with j.mu held.
+func (j *Journal) locate(s *slot) (e Entry, line []byte, rec int64, closed bool) {
+	e = Entry{Done: s.state == stateDone, Flags: j.idx.flags(s.flags)}
+	rec = s.rec
 	switch {
 	case rec >= j.bufBase:
 		line = lineAt(j.buf[rec-j.bufBase:])
 	case j.inflight != nil && rec >= j.inflBase:
 		line = lineAt(j.inflight[rec-j.inflBase:])
 	}
-	closed := j.closed
-	j.mu.Unlock()
-	if line == nil {
-		if closed {
-			return e, ErrClosed
-		}
-		var err error
-		if line, err = readLineAt(j.f, rec); err != nil {
-			return e, fmt.Errorf("read the record of %q: %w", key, err)
-		}
-	}
+	return e, line, rec, j.closed
+}
+
+// fill completes e from the record line of key.
+func fill(e *Entry, key string, line []byte) error {
 	r, err := ParseLine(line)
 	if err != nil {
-		return e, fmt.Errorf("read the record of %q: %w", key, err)
+		return fmt.Errorf("read the record of %q: %w", key, err)
 	}
 	if r.Key != key {
-		return e, fmt.Errorf("read the record of %q: found the record of %q", key, r.Key)
+		return fmt.Errorf("read the record of %q: found the record of %q", key, r.Key)
 	}
 	e.Folder, e.Name, e.MsgID, e.Receipt, e.Size, e.SHA256 = r.Folder, r.Name, r.MsgID, r.Receipt, r.Size, r.SHA256
-	return e, nil
+	return nil
 }
 
 // lineAt copies the first line of b.
@@ -399,11 +405,15 @@ func readLineAt(f *os.File, off int64) ([]byte, error) {
 
 // Range calls fn for every key the journal knows, in the order the keys
 // first appeared, until fn returns false. fn may call the journal's other
-// methods; keys added during Range may or may not be visited.
+// methods; keys added during Range may or may not be visited. Range reads
+// the file in large windows, so a full pass costs about one sequential read
+// of the journal.
 func (j *Journal) Range(fn func(key string, e Entry) bool) {
 	j.mu.Lock()
 	n := j.idx.n
 	j.mu.Unlock()
+	var win []byte
+	var winOff int64
 	for i := uint32(0); i < n; i++ {
 		j.mu.Lock()
 		s := j.idx.slot(i)
@@ -412,14 +422,67 @@ func (j *Journal) Range(fn func(key string, e Entry) bool) {
 			continue
 		}
 		key := string(j.idx.key(s))
-		e, err := j.entryLocked(s)
+		e, line, rec, closed := j.locate(s)
+		j.mu.Unlock()
+		var err error
+		if line == nil && closed {
+			err = ErrClosed
+		} else if line == nil {
+			line = lineIn(win, winOff, rec)
+			if line == nil {
+				if win == nil {
+					win = make([]byte, 1<<20)
+				}
+				m, rerr := j.f.ReadAt(win[:cap(win)], rec)
+				win, winOff = win[:m], rec
+				if line = lineIn(win, winOff, rec); line == nil {
+					if rerr == nil || rerr == io.EOF {
+						line, err = readLineAt(j.f, rec) // longer than the window
+					} else {
+						err = rerr
+					}
+				}
+			}
+		}
+		if err == nil {
+			err = fill(&e, key, line)
+		}
 		if err != nil {
-			slog.Error("journal: cannot read back a record", "path", j.path, "err", err)
+			slog.Error("journal: cannot read back a record", "path", j.path, "key", key, "err", err)
 		}
 		if !fn(key, e) {
 			return
 		}
 	}
+}
+
+// Keys calls fn for every key the journal knows and whether it is done,
+// without reading the file (cheap even with a million entries), until fn
+// returns false. fn must not call the journal.
+func (j *Journal) Keys(fn func(key string, done bool) bool) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for i := uint32(0); i < j.idx.n; i++ {
+		s := j.idx.slot(i)
+		if s.state == stateForgotten {
+			continue
+		}
+		if !fn(string(j.idx.key(s)), s.state == stateDone) {
+			return
+		}
+	}
+}
+
+// lineIn returns the complete line at off if the window holds it.
+func lineIn(win []byte, winOff, off int64) []byte {
+	if off < winOff || off >= winOff+int64(len(win)) {
+		return nil
+	}
+	b := win[off-winOff:]
+	if i := bytes.IndexByte(b, '\n'); i >= 0 {
+		return b[:i+1]
+	}
+	return nil
 }
 
 func (j *Journal) check(r *Record) error {

@@ -99,8 +99,18 @@ func TestReplayIntentDoneFlagsForget(t *testing.T) {
 				t.Errorf("%d: fields %+v, want %+v", tt.i, e, want)
 			}
 		}
-		var keys []string
+		var keys, keys2 []string
 		j.Range(func(k string, e Entry) bool { keys = append(keys, k); return true })
+		j.Keys(func(k string, done bool) bool {
+			if e, _ := j.idx.get(bytesOf(k)), 0; e == nil || done != (e.state == stateDone) {
+				t.Errorf("Keys: %q done=%v", k, done)
+			}
+			keys2 = append(keys2, k)
+			return true
+		})
+		if !slices.Equal(keys, keys2) {
+			t.Errorf("Keys = %q, Range keys = %q", keys2, keys)
+		}
 		if want := []string{testRecord(0).Key, testRecord(1).Key, testRecord(3).Key, testRecord(4).Key}; !slices.Equal(keys, want) {
 			t.Errorf("Range keys = %q, want %q", keys, want)
 		}

@@ -181,6 +181,15 @@ func parseRawMode(line []byte, r *rawRecord, sc *scratch, lazy bool) error {
 	}
 	*r = rawRecord{}
 	p := parser{s: js, out: sc.out[:0], fl: sc.fl[:0], lazy: lazy}
+	if lazy {
+		ok, err := p.canonical(r)
+		sc.out, sc.fl = p.out, p.fl
+		if ok || err != nil {
+			return err
+		}
+		*r = rawRecord{}
+		p = parser{s: js, out: sc.out[:0], fl: sc.fl[:0], lazy: lazy}
+	}
 	err = p.object(r)
 	sc.out, sc.fl = p.out, p.fl
 	if err != nil {
@@ -218,11 +227,55 @@ func (r *rawRecord) record() Record {
 type scratch struct{ out, fl []byte }
 
 type parser struct {
-	s   []byte
-	i   int
+	s    []byte
+	i    int
 	out  []byte // scratch for unescaped strings
 	fl   []byte // scratch for the joined flags
 	lazy bool   // leave all strings but op and key unparsed (replay)
+}
+
+// canonical is the replay fast path for lines as appendLine writes them:
+// "op" and "k" first, "fl" (if any) last, so the fields in between need not
+// be scanned: `,"fl":[` cannot occur inside a JSON string, whose quotes are
+// escaped. ok=false means "not canonical, use the general parser".
+func (p *parser) canonical(r *rawRecord) (ok bool, err error) {
+	const pre = `{"op":`
+	if !bytes.HasPrefix(p.s, []byte(pre)) {
+		return false, nil
+	}
+	p.i = len(pre)
+	if r.op, err = p.str(); err != nil {
+		return false, nil
+	}
+	const k = `,"k":`
+	if !bytes.HasPrefix(p.s[p.i:], []byte(k)) {
+		return false, nil
+	}
+	p.i += len(k)
+	if r.key, err = p.str(); err != nil {
+		return false, nil
+	}
+	rest := p.s[p.i:]
+	switch {
+	case len(rest) == 1 && rest[0] == '}':
+		return true, nil
+	case len(rest) == 0 || rest[0] != ',':
+		return false, nil
+	case bytes.HasSuffix(rest, []byte("]}")):
+		const fl = `,"fl":`
+		i := bytes.LastIndex(rest, []byte(fl))
+		if i < 0 {
+			return false, nil
+		}
+		p.i += i + len(fl)
+		if p.flags(r) != nil || p.i != len(p.s)-1 {
+			return false, nil
+		}
+		return true, nil
+	case bytes.HasSuffix(rest, []byte("}")) && !bytes.Contains(rest, []byte(`"fl"`)):
+		return true, nil
+	}
+	return false, nil
 }
 
 // skipStr moves past a string without decoding it.

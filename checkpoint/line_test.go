@@ -89,6 +89,15 @@ func FuzzParseLine(f *testing.F) {
 				return
 			}
 		}
+		// The replay fast path agrees with the full parser.
+		var raw rawRecord
+		var sc scratch
+		if err := parseRawMode(line, &raw, &sc, true); err != nil {
+			t.Fatalf("lazy parse failed where the full one succeeded: %v", err)
+		}
+		if lr := raw.record(); lr.Op != r.Op || lr.Key != r.Key || !reflect.DeepEqual(lr.Flags, r.Flags) {
+			t.Fatalf("lazy parse disagrees:\n%+v\n%+v", lr, r)
+		}
 		again := appendLine(nil, &r)
 		r2, err := ParseLine(again)
 		if err != nil {
