@@ -12,7 +12,7 @@ import (
 	"syscall"
 )
 
-// KeywordsFile is Dovecot's keyword table in the Maildir root.
+// KeywordsFile is Dovecot's keyword table, one per folder directory.
 const KeywordsFile = "dovecot-keywords"
 
 // MaxKeywords is the number of keyword letters (a..z).
@@ -79,7 +79,7 @@ func (k *Keywords) Add(name string) (changed, ok bool) {
 	return false, false
 }
 
-// ReadKeywords reads root/dovecot-keywords. A missing file is an empty table;
+// ReadKeywords reads dir/dovecot-keywords (dir is a folder's directory). A missing file is an empty table;
 // malformed lines are ignored (as Dovecot does).
 func ReadKeywords(root string) (*Keywords, error) {
 	k := &Keywords{}
@@ -106,8 +106,8 @@ func ReadKeywords(root string) (*Keywords, error) {
 	return k, nil
 }
 
-// WriteKeywords replaces root/dovecot-keywords atomically (temporary file,
-// fsync, rename, fsync of the root), mode 0600.
+// WriteKeywords replaces dir/dovecot-keywords atomically (temporary file,
+// fsync, rename, fsync of dir), mode 0600.
 func WriteKeywords(root string, k *Keywords) error {
 	var b strings.Builder
 	for i, n := range k.Names {
@@ -142,9 +142,9 @@ func WriteKeywords(root string, k *Keywords) error {
 	return SyncDir(root)
 }
 
-// LockRoot takes an exclusive flock on the root directory (for updating the
+// LockDir takes an exclusive flock on a folder directory (for updating its
 // keyword table from several writers); call the returned function to unlock.
-func LockRoot(root string) (unlock func(), err error) {
+func LockDir(root string) (unlock func(), err error) {
 	f, err := os.Open(root)
 	if err != nil {
 		return nil, fmt.Errorf("lock Maildir %s: %w", root, err)

@@ -12,11 +12,18 @@
 // # The "." escape
 //
 // "." separates levels on disk, so a "." inside a component (legal on
-// "/"-delimited IMAP servers) is written as the modified UTF-7 form of
-// U+002E: "v1.2" is stored as "v1&AC4-2", and "a.b/c" as ".a&AC4-b.c".
-// Plain modified UTF-7 would write "." literally; decoding "&AC4-" is still
-// valid modified UTF-7, so DecodeFolder (and any lenient decoder) reads it
-// back as ".". Dovecot itself refuses "." in names with this layout.
+// "/"-delimited IMAP servers) is written as `\2e`, and "\" itself as `\5c`:
+// "v1.2" is stored as `v1\2e2`, and "a.b/c" as `.a\2eb.c`. This is the
+// escape of Dovecot's listescape plugin (mail_plugins = listescape), so a
+// Dovecot with that plugin shows the original names; without it Dovecot
+// shows `v1\2e2`. Dovecot's modified UTF-7 decoder refuses the alternative
+// "&AC4-" (it lists such a folder under its raw name and cannot open it).
+// When reading, `\XX` for any printable ASCII character is decoded, and a
+// "\" not followed by two hex digits is kept literally (a tree written by a
+// Dovecot without listescape).
+//
+// Dovecot keeps one dovecot-keywords file per folder directory (the root's
+// for INBOX); ReadKeywords and WriteKeywords take that directory.
 //
 // # Safety
 //

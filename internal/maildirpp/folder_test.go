@@ -20,10 +20,13 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 		{"Archive/أرشيف/2024", ".Archive.&BiMGMQY0BkoGQQ-.2024"},
 		{"Sent Items", ".Sent Items"},
 		{"R&D", ".R&-D"},
-		{"v1.2", ".v1&AC4-2"},
-		{"a.b/c", ".a&AC4-b.c"},
-		{"...", ".&AC4ALgAu-"},
-		{"x.", ".x&AC4-"},
+		{"v1.2", `.v1\2e2`},
+		{`back\slash`, `.back\5cslash`},
+		{`a\2e`, `.a\5c2e`},
+		{"a.b/c", `.a\2eb.c`},
+		{"...", `.\2e\2e\2e`},
+		{"x.", `.x\2e`},
+		{"ال.عملاء", `.&BicGRA-\2e&BjkGRQZEBicGIQ-`},
 		{"~home", ".~home"},
 		{"Entwürfe", ".Entw&APw-rfe"},
 		{"日本語", ".&ZeVnLIqe-"},
@@ -125,20 +128,22 @@ func TestSafeFolder(t *testing.T) {
 }
 
 func TestDecodeFolderRejects(t *testing.T) {
-	for _, dir := range []string{"..", "Sent", ".a..b", ".a.", ".&AC8-", ".&AAA-", ".&ZeVnLIqe", ".&A-", ".a/b", ".&AC4ALg-", "./x"} {
+	for _, dir := range []string{"..", "Sent", ".a..b", ".a.", ".&AC8-", ".&AAA-", ".&ZeVnLIqe", ".&A-", ".a/b", `.\2e\2e`, `.\2f`, "./x"} {
 		if name, err := DecodeFolder(dir); err == nil {
 			t.Errorf("DecodeFolder(%q) = %q, want an error", dir, name)
 		}
 	}
 	// Non-canonical but valid modified UTF-7 is accepted.
-	if name, err := DecodeFolder(".&AGEAYg-"); err != nil || name != "ab" {
-		t.Errorf("DecodeFolder(.&AGEAYg-) = %q, %v", name, err)
+	for dir, want := range map[string]string{".&AGEAYg-": "ab", ".a&AC4-b": "a.b", `.a\b`: `a\b`, `.a\2`: `a\2`, `.\41`: "A", `.a\zz`: `a\zz`} {
+		if name, err := DecodeFolder(dir); err != nil || name != want {
+			t.Errorf("DecodeFolder(%q) = %q, %v; want %q", dir, name, err, want)
+		}
 	}
 }
 
 func TestList(t *testing.T) {
 	root := t.TempDir()
-	for _, d := range []string{"", ".Sent", ".&BicGRAY5BkUGRAYnBiE-", ".&BicGRAY5BkUGRAYnBiE-.2024", ".a&AC4-b", ".bad&", ".INBOX"} {
+	for _, d := range []string{"", ".Sent", ".&BicGRAY5BkUGRAYnBiE-", ".&BicGRAY5BkUGRAYnBiE-.2024", `.a\2eb`, ".bad&", ".INBOX"} {
 		for _, s := range []string{"cur", "new", "tmp"} {
 			if err := os.MkdirAll(filepath.Join(root, d, s), 0o700); err != nil {
 				t.Fatal(err)
@@ -151,7 +156,7 @@ func TestList(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []Entry{{"INBOX", ""}, {"Sent", ".Sent"}, {"a.b", ".a&AC4-b"}, {"العملاء", ".&BicGRAY5BkUGRAYnBiE-"}, {"العملاء/2024", ".&BicGRAY5BkUGRAYnBiE-.2024"}}
+	want := []Entry{{"INBOX", ""}, {"Sent", ".Sent"}, {"a.b", `.a\2eb`}, {"العملاء", ".&BicGRAY5BkUGRAYnBiE-"}, {"العملاء/2024", ".&BicGRAY5BkUGRAYnBiE-.2024"}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("List = %q, want %q", got, want)
 	}

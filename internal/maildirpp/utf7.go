@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -13,9 +14,9 @@ import (
 var b64 = base64.NewEncoding("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,").WithPadding(base64.NoPadding)
 
 // encodeComponent encodes one folder name component in IMAP modified UTF-7,
-// with one deliberate extension: '.' (the Maildir++ hierarchy separator) is
-// not written literally but inside a shifted run, as "&AC4-". The input must
-// be valid UTF-8 without "/".
+// then escapes "." (the Maildir++ hierarchy separator) as `\2e` and "\" as
+// `\5c`, as Dovecot's listescape plugin does. The input must be valid UTF-8
+// without "/".
 func encodeComponent(s string) string {
 	var b strings.Builder
 	var run []rune
@@ -38,7 +39,13 @@ func encodeComponent(s string) string {
 		case r == '&':
 			flush()
 			b.WriteString("&-")
-		case r >= 0x20 && r <= 0x7e && r != '.':
+		case r == '.':
+			flush()
+			b.WriteString(`\2e`)
+		case r == '\\':
+			flush()
+			b.WriteString(`\5c`)
+		case r >= 0x20 && r <= 0x7e:
 			flush()
 			b.WriteRune(r)
 		default:
@@ -53,13 +60,22 @@ var errUTF7 = errors.New("invalid modified UTF-7")
 
 // decodeComponent is the inverse of encodeComponent. It accepts any valid
 // modified UTF-7 (also printable ASCII inside a shifted run, which Dovecot's
-// own encoder never writes) and rejects malformed input.
+// own encoder never writes), turns `\XX` (two hex digits of a printable
+// ASCII character) into that character, keeps any other "\" as it is, and
+// rejects malformed input.
 func decodeComponent(s string) (string, error) {
 	var b strings.Builder
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c < 0x20 || c > 0x7e {
 			return "", fmt.Errorf("%w: byte 0x%02x", errUTF7, c)
+		}
+		if c == '\\' && i+2 < len(s) {
+			if v, err := strconv.ParseUint(s[i+1:i+3], 16, 8); err == nil && v >= 0x20 && v <= 0x7e {
+				b.WriteByte(byte(v))
+				i += 3
+				continue
+			}
 		}
 		if c != '&' {
 			b.WriteByte(c)

@@ -17,7 +17,8 @@
 //     ID is the unique part of the file name (before the first "," or ":"),
 //     Size is the real file size (what Fetch delivers; not the ",S=" value),
 //     Flags come from the letters after ":2," (keywords through the root's
-//     dovecot-keywords; "P" reads as $Forwarded), Received is the mtime.
+//     folder's own dovecot-keywords, as Dovecot keeps one per folder
+//     directory; "P" reads as $Forwarded), Received is the mtime.
 //   - Fetch streams each file. When a file is gone (Dovecot moved it from
 //     new/ to cur/ or changed its flags), the folder is read again and the
 //     message found by its unique name; only then is it reported in a
@@ -49,9 +50,9 @@ const Validity = 1
 type Source struct {
 	root string
 	log  *slog.Logger
-	kw   *maildirpp.Keywords
-	dirs map[string]string         // folder name -> directory (relative), from Folders
-	idx  map[string]map[string]loc // folder name -> ID -> location
+	kw   map[string]*maildirpp.Keywords // folder name -> its dovecot-keywords
+	dirs map[string]string              // folder name -> directory (relative), from Folders
+	idx  map[string]map[string]loc      // folder name -> ID -> location
 }
 
 type loc struct {
@@ -73,11 +74,7 @@ func Open(ctx context.Context, root string) (*Source, error) {
 	if !fi.IsDir() {
 		return nil, failure.Mark(failure.Config, fmt.Errorf("open Maildir %s: not a directory", root))
 	}
-	kw, err := maildirpp.ReadKeywords(root)
-	if err != nil {
-		return nil, failure.Mark(failure.Fatal, fmt.Errorf("open Maildir %s: %w", root, err))
-	}
-	return &Source{root: root, log: slog.Default(), kw: kw, dirs: map[string]string{}, idx: map[string]map[string]loc{}}, nil
+	return &Source{root: root, log: slog.Default(), kw: map[string]*maildirpp.Keywords{}, dirs: map[string]string{}, idx: map[string]map[string]loc{}}, nil
 }
 
 // Close does nothing.
@@ -121,6 +118,11 @@ func (s *Source) scan(name string) ([]source.Meta, map[string]loc, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	kw, err := maildirpp.ReadKeywords(dir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read Maildir folder %q: %w", name, err)
+	}
+	s.kw[name] = kw
 	var metas []source.Meta
 	index := map[string]loc{}
 	for _, sub := range []string{"cur", "new"} {
@@ -152,7 +154,7 @@ func (s *Source) scan(name string) ([]source.Meta, map[string]loc, error) {
 			metas = append(metas, source.Meta{
 				ID:       id,
 				Size:     fi.Size(),
-				Flags:    maildirpp.LettersToFlags(letters, s.kw),
+				Flags:    maildirpp.LettersToFlags(letters, kw),
 				Received: fi.ModTime(),
 			})
 		}
@@ -230,7 +232,7 @@ func (s *Source) Fetch(ctx context.Context, f source.Folder, ids []string, fn fu
 		if err != nil {
 			return fmt.Errorf("read message %s of Maildir folder %q: %w", id, f.Name, err)
 		}
-		err = s.deliver(ctx, file, l, id, fn)
+		err = s.deliver(ctx, file, l, s.kw[f.Name], id, fn)
 		file.Close()
 		if err != nil {
 			return err
@@ -252,13 +254,13 @@ func (s *Source) open(dir string, index map[string]loc, id string) (*os.File, lo
 	return file, l, err
 }
 
-func (s *Source) deliver(ctx context.Context, file *os.File, l loc, id string, fn func(source.Meta, io.Reader) error) error {
+func (s *Source) deliver(ctx context.Context, file *os.File, l loc, kw *maildirpp.Keywords, id string, fn func(source.Meta, io.Reader) error) error {
 	fi, err := file.Stat()
 	if err != nil {
 		return fmt.Errorf("read message %s: %w", id, err)
 	}
 	_, _, letters := maildirpp.ParseFileName(l.base)
-	m := source.Meta{ID: id, Size: fi.Size(), Flags: maildirpp.LettersToFlags(letters, s.kw), Received: fi.ModTime()}
+	m := source.Meta{ID: id, Size: fi.Size(), Flags: maildirpp.LettersToFlags(letters, kw), Received: fi.ModTime()}
 	return fn(m, io.LimitReader(ctxReader{ctx, file}, fi.Size()))
 }
 

@@ -14,8 +14,9 @@
 // seen a message: the flags say whether it was read, and "new" has no IMAP
 // meaning beyond \Recent. The receipt of a Put is the file's base name.
 //
-// Dovecot keywords are added to the root's dovecot-keywords file (under an
-// flock of the root directory, written atomically); keywords that are not
+// Dovecot keywords are added to the folder's dovecot-keywords file (one per
+// folder directory, as Dovecot keeps them; under an flock of that directory,
+// written atomically); keywords that are not
 // IMAP atoms, and keywords beyond the 26 letters a..z, are dropped and logged.
 // A stale tmp file left by a crash is not reused; Dovecot deletes tmp files
 // older than 36 hours.
@@ -57,7 +58,7 @@ type Options struct {
 type Target struct {
 	root string
 	log  *slog.Logger
-	kw   *maildirpp.Keywords
+	kw   map[string]*maildirpp.Keywords // folder dir -> its dovecot-keywords
 
 	mu      sync.Mutex
 	renamed map[string]string // requested name -> stored name
@@ -82,15 +83,10 @@ func Open(ctx context.Context, root string, opts Options) (*Target, error) {
 		log = slog.Default()
 	}
 	root = filepath.Clean(root)
-	t := &Target{root: root, log: log, renamed: map[string]string{}, index: map[string]*dirIndex{}}
+	t := &Target{root: root, log: log, renamed: map[string]string{}, index: map[string]*dirIndex{}, kw: map[string]*maildirpp.Keywords{}}
 	if err := t.mkMaildir(root, false); err != nil {
 		return nil, err
 	}
-	kw, err := maildirpp.ReadKeywords(root)
-	if err != nil {
-		return nil, failure.Mark(failure.Fatal, fmt.Errorf("open Maildir %s: %w", root, err))
-	}
-	t.kw = kw
 	return t, nil
 }
 
@@ -291,12 +287,6 @@ func (t *Target) Put(ctx context.Context, d target.Delivery, body io.Reader) (st
 	if d.Size < 0 {
 		return "", failure.Mark(failure.Fatal, fmt.Errorf("store in Maildir folder %q: message size unknown", folder))
 	}
-	letters, err := t.letters(d.Flags)
-	if err != nil {
-		return "", err
-	}
-	base := maildirpp.FileName(unique, d.Size, letters)
-
 	f, tmp, err := t.createTmp(folder, dir, unique)
 	if err != nil {
 		return "", t.writeErr(folder, dir, err)
@@ -308,6 +298,11 @@ func (t *Target) Put(ctx context.Context, d target.Delivery, body io.Reader) (st
 			os.Remove(tmp)
 		}
 	}()
+	letters, err := t.letters(dir, d.Flags)
+	if err != nil {
+		return "", t.writeErr(folder, dir, err)
+	}
+	base := maildirpp.FileName(unique, d.Size, letters)
 	br := &bodyReader{r: ctxReader{ctx, body}}
 	n, err := io.Copy(f, io.LimitReader(br, d.Size+1))
 	if err != nil {
@@ -431,9 +426,17 @@ func humanBytes(n uint64) string {
 	return fmt.Sprintf("%.0f %s", v, u)
 }
 
-// letters maps flags to Maildir letters, adding new keywords to
-// dovecot-keywords first.
-func (t *Target) letters(flags []string) (string, error) {
+// letters maps flags to Maildir letters, adding new keywords to the
+// folder's dovecot-keywords first.
+func (t *Target) letters(dir string, flags []string) (string, error) {
+	kw := t.kw[dir]
+	if kw == nil {
+		var err error
+		if kw, err = maildirpp.ReadKeywords(dir); err != nil {
+			return "", err
+		}
+		t.kw[dir] = kw
+	}
 	var missing []string
 	for _, f := range flags {
 		if strings.HasPrefix(f, `\`) {
@@ -443,43 +446,44 @@ func (t *Target) letters(flags []string) (string, error) {
 			t.log.Warn("keyword dropped: not a valid IMAP keyword", "keyword", f)
 			continue
 		}
-		if _, ok := t.kw.Letter(f); !ok {
+		if _, ok := kw.Letter(f); !ok {
 			missing = append(missing, f)
 		}
 	}
 	if len(missing) > 0 {
-		if err := t.addKeywords(missing); err != nil {
+		var err error
+		if kw, err = t.addKeywords(dir, missing); err != nil {
 			return "", err
 		}
 	}
-	return maildirpp.FlagsToLetters(flags, t.kw), nil
+	return maildirpp.FlagsToLetters(flags, kw), nil
 }
 
-func (t *Target) addKeywords(names []string) error {
-	unlock, err := maildirpp.LockRoot(t.root)
+func (t *Target) addKeywords(dir string, names []string) (*maildirpp.Keywords, error) {
+	unlock, err := maildirpp.LockDir(dir)
 	if err != nil {
-		return classify(err)
+		return nil, err
 	}
 	defer unlock()
-	kw, err := maildirpp.ReadKeywords(t.root)
+	kw, err := maildirpp.ReadKeywords(dir)
 	if err != nil {
-		return classify(err)
+		return nil, err
 	}
 	changed := false
 	for _, n := range names {
 		ch, ok := kw.Add(n)
 		if !ok {
-			t.log.Warn("keyword dropped: the Maildir already has 26 keywords", "keyword", n)
+			t.log.Warn("keyword dropped: the Maildir folder already has 26 keywords", "keyword", n, "dir", dir)
 		}
 		changed = changed || ch
 	}
 	if changed {
-		if err := maildirpp.WriteKeywords(t.root, kw); err != nil {
-			return classify(err)
+		if err := maildirpp.WriteKeywords(dir, kw); err != nil {
+			return nil, err
 		}
 	}
-	t.kw = kw
-	return nil
+	t.kw[dir] = kw
+	return kw, nil
 }
 
 // dirIndex maps the unique names of a folder to "cur/<base>" or "new/<base>".
@@ -591,9 +595,9 @@ func (t *Target) SetFlags(ctx context.Context, folder, receipt string, flags []s
 	if !maildirpp.ValidUnique(unique) || strings.ContainsRune(receipt, '/') {
 		return "", failure.Mark(failure.Message, fmt.Errorf("set flags in Maildir folder %q: %q is not a Maildir file name", name, receipt))
 	}
-	letters, err := t.letters(flags)
+	letters, err := t.letters(dir, flags)
 	if err != nil {
-		return "", err
+		return "", t.writeErr(name, dir, err)
 	}
 	old := ""
 	for _, sub := range []string{"cur", "new"} {

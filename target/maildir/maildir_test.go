@@ -70,7 +70,8 @@ func TestPutRoundTrip(t *testing.T) {
 		{"INBOX", "", nil, ""},
 		{"INBOX", "", []string{`\Seen`, `\Answered`}, "RS"},
 		{"Archive/العملاء", ".Archive.&BicGRAY5BkUGRAYnBiE-", []string{`$Junk`, `\Flagged`, `Work`, `\Recent`}, "Fab"},
-		{"v1.2 & more", ".v1&AC4-2 &- more", []string{`\Deleted`, `\Draft`, `work`}, "DTb"},
+		{"v1.2 & more", `.v1\2e2 &- more`, []string{`\Deleted`, `\Draft`, `work`}, "DTa"},
+		{"v1.2 & more", `.v1\2e2 &- more`, []string{`Work`, `$Junk`}, "ab"},
 	}
 	for i, tt := range tests {
 		name, err := tg.Ensure(ctx, source.Folder{Name: tt.folder})
@@ -112,9 +113,14 @@ func TestPutRoundTrip(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(root, ".Archive", "maildirfolder")); err != nil {
 		t.Errorf("parent folder not created: %v", err)
 	}
-	kw, _ := os.ReadFile(filepath.Join(root, maildirpp.KeywordsFile))
-	if string(kw) != "0 $Junk\n1 Work\n" {
-		t.Errorf("dovecot-keywords = %q", kw)
+	for dir, want := range map[string]string{".Archive.&BicGRAY5BkUGRAYnBiE-": "0 $Junk\n1 Work\n", `.v1\2e2 &- more`: "0 work\n1 $Junk\n"} {
+		kw, _ := os.ReadFile(filepath.Join(root, dir, maildirpp.KeywordsFile))
+		if string(kw) != want {
+			t.Errorf("%s/dovecot-keywords = %q, want %q", dir, kw, want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(root, maildirpp.KeywordsFile)); err == nil {
+		t.Errorf("INBOX has keywords without a message with keywords")
 	}
 	fl, err := tg.Folders(ctx)
 	if err != nil {
@@ -326,24 +332,35 @@ func TestConcurrentPuts(t *testing.T) {
 	for _, f := range files(t, root) {
 		if strings.Contains(f, "cur/") {
 			n++
-		} else if f != maildirpp.KeywordsFile && !strings.HasSuffix(f, "maildirfolder") {
+		} else if filepath.Base(f) != maildirpp.KeywordsFile && !strings.HasSuffix(f, "maildirfolder") {
 			t.Errorf("unexpected file %q", f)
 		}
 	}
 	if n != workers*per {
 		t.Errorf("%d messages, want %d", n, workers*per)
 	}
-	kw, err := maildirpp.ReadKeywords(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range 5 {
-		if _, ok := kw.Letter(fmt.Sprintf("kw%d", i)); !ok {
-			t.Errorf("keyword kw%d missing from %v", i, kw.Names)
+	for _, dir := range []string{"", ".A.B", ".A.C"} {
+		kw, err := maildirpp.ReadKeywords(filepath.Join(root, dir))
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	if kw.Names[5] != "" {
-		t.Errorf("keyword table has duplicates: %q", kw.Names)
+		for i := range 5 {
+			if _, ok := kw.Letter(fmt.Sprintf("kw%d", i)); !ok {
+				t.Errorf("%q: keyword kw%d missing from %q", dir, i, kw.Names)
+			}
+		}
+		if kw.Names[5] != "" {
+			t.Errorf("%q: keyword table has duplicates: %q", dir, kw.Names)
+		}
+		// Every message's keyword letter names its own keyword.
+		des, _ := os.ReadDir(filepath.Join(root, dir, "cur"))
+		for _, de := range des {
+			_, _, letters := maildirpp.ParseFileName(de.Name())
+			flags := maildirpp.LettersToFlags(letters, kw)
+			if len(flags) != 2 || !strings.HasPrefix(flags[1], "kw") {
+				t.Errorf("%s: flags %q", de.Name(), flags)
+			}
+		}
 	}
 }
 
