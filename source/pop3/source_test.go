@@ -305,8 +305,8 @@ func TestWrongPassword(t *testing.T) {
 func TestOAuth2(t *testing.T) {
 	for _, tt := range []struct {
 		name, token string
-		xoauth2    bool
-		ok         bool
+		xoauth2     bool
+		ok          bool
 	}{
 		{"oauthbearer", "tok-123", false, true},
 		{"oauthbearer wrong token", "bad", false, false},
