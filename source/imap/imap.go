@@ -384,6 +384,7 @@ func (s *Source) fetchChunk(ctx context.Context, f source.Folder, uids []imap.UI
 	for m := cmd.Next(); m != nil; m = cmd.Next() {
 		uid, err := s.deliver(m, want, got, fn)
 		if err != nil {
+			abort(c, cmd)
 			s.drop()
 			if ctx.Err() != nil {
 				return nil, imapconn.Wrap(ctx, fmt.Errorf("fetch from %q: %w", f.Name, err))
@@ -405,6 +406,20 @@ func (s *Source) fetchChunk(ctx context.Context, f source.Folder, uids []imap.UI
 		}
 	}
 	return missing, nil
+}
+
+// abort closes c in the middle of a FETCH. go-imap's Close waits for its
+// reader goroutine, which waits for the current body literal to be
+// consumed: so close the connection in the background and drain the
+// command, whose reads now fail fast.
+func abort(c *imapclient.Client, cmd *imapclient.FetchCommand) {
+	done := make(chan struct{})
+	go func() {
+		c.Close()
+		close(done)
+	}()
+	cmd.Close()
+	<-done
 }
 
 // fnError marks an error returned by the caller's fn, passed through as is.
