@@ -45,7 +45,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"time"
 
 	"mailferry/internal/failure"
@@ -121,9 +120,9 @@ func Open(path string) (*Journal, error) {
 	if err != nil {
 		return nil, failure.Mark(failure.Fatal, fmt.Errorf("open the journal: %w", err))
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if err := lock(f); err != nil {
 		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
+		if errors.Is(err, errLocked) {
 			return nil, failure.Mark(failure.Config, fmt.Errorf("another mailferry run is using %s", path))
 		}
 		return nil, failure.Mark(failure.Fatal, fmt.Errorf("lock the journal %s: %w", path, err))
@@ -736,7 +735,8 @@ func (j *Journal) commit() {
 	j.mu.Unlock()
 }
 
-// Close makes every record durable, unlocks and closes the file.
+// Close makes every record durable, unlocks and closes the file. Get and
+// Range must not be used after Close.
 func (j *Journal) Close() error {
 	j.mu.Lock()
 	if j.closed {
