@@ -317,3 +317,38 @@ func TestPipelining(t *testing.T) {
 		waitScript(t, done)
 	})
 }
+
+func TestSTLSRefused(t *testing.T) {
+	addr, done := scriptServer(t, "S: +OK ready", "C: CAPA", "S: +OK", "S: STLS", "S: .", "C: STLS", "S: -ERR TLS not available now")
+	cfg := cfgFor(addr)
+	cfg.Security = STARTTLS
+	_, err := Dial(context.Background(), cfg)
+	if !failure.Is(err, failure.TLS) || !strings.Contains(err.Error(), "refused STLS") {
+		t.Fatalf("err = %v (kind %v)", err, failure.KindOf(err))
+	}
+	waitScript(t, done)
+}
+
+func TestCancelDuringRetrMany(t *testing.T) {
+	addr, _ := scriptServer(t, concat(withPipelining(loginUserPass), []string{"C: RETR 1", "C: RETR 2", "S: +OK", "S: part", "STALL"})...)
+	cfg := cfgFor(addr)
+	cfg.Timeout = 10 * time.Second
+	c, err := Dial(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	start := time.Now()
+	err = c.RetrMany(ctx, []int{1, 2}, func(n int, r io.Reader) error {
+		time.AfterFunc(50*time.Millisecond, cancel)
+		_, err := io.ReadAll(r)
+		return err
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v", err)
+	}
+	if time.Since(start) > 2*time.Second {
+		t.Errorf("cancel took %v", time.Since(start))
+	}
+}

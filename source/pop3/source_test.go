@@ -450,3 +450,15 @@ func TestConnectRefused(t *testing.T) {
 		t.Fatalf("err = %v (kind %v)", err, failure.KindOf(err))
 	}
 }
+
+func TestLongPasswordUsesSASLContinuation(t *testing.T) {
+	pw := strings.Repeat("p", 300) // too long for an initial response on the AUTH line
+	srv := startServer(t, pop3test.Options{Password: pw})
+	cfg := srvCfg(srv)
+	cfg.Password = pw
+	src, err := Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src.Close()
+}
