@@ -102,6 +102,7 @@ type Journal struct {
 	err       error         // sticky write/fsync error
 	closed    bool
 	truncated int64
+	syncs     int64 // fsyncs done by the writer (tests)
 
 	kick chan struct{}
 	quit chan struct{}
@@ -729,6 +730,7 @@ func (j *Journal) commit() {
 		slog.Error("journal: write failed; no further records accepted", "path", j.path, "err", err)
 	} else {
 		j.durable = base + int64(len(out))
+		j.syncs++
 	}
 	close(j.synced)
 	j.synced = make(chan struct{})

@@ -348,6 +348,13 @@ func TestConcurrentIntents(t *testing.T) {
 	if err := j.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
+	j.mu.Lock()
+	syncs := j.syncs
+	j.mu.Unlock()
+	t.Logf("%d intents from %d goroutines in %d fsyncs", workers*per, workers, syncs)
+	if syncs >= workers*per {
+		t.Errorf("no group commit: %d fsyncs for %d intents", syncs, workers*per)
+	}
 	j.Close()
 	j = open(t, path)
 	defer j.Close()
