@@ -138,7 +138,7 @@ func demo(n int, keep bool, stdout, stderr io.Writer) (int, error) {
 	os.Setenv("MAILFERRY_TARGET_PASSWORD", "demo-imap-secret")
 	src := "pop3s://sam@" + pop.Addr()
 	state := filepath.Join(dir, "state")
-	common := []string{"--ca-file", caFile, "--state", state, "--stats", "1s"}
+	common := []string{"--ca-file", caFile, "--state", state}
 
 	fmt.Fprintf(stdout, "mailferry demo: %d messages in a POP3 mailbox at %s (TLS), an IMAP server at %s (TLS)\n", len(msgs), pop.Addr(), imapAddr)
 	targets := []struct{ title, url string }{

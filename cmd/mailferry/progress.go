@@ -154,8 +154,12 @@ func printSummary(w io.Writer, s *migrate.Summary, src, tgt fmt.Stringer) {
 		fmt.Fprintf(w, "  flags updated  %d\n", s.FlagsSynced)
 	}
 	fmt.Fprintf(w, "  failed         %d\n", s.Failed)
-	fmt.Fprintf(w, "  time           %s (%.0f messages/s, %.1f MB/s, %d workers)\n",
-		s.Elapsed.Round(time.Millisecond), s.MessagesPerSecond(), float64(s.Bytes)/1e6/max(s.Elapsed.Seconds(), 1e-9), s.Workers)
+	if s.Workers > 0 {
+		fmt.Fprintf(w, "  time           %s (%.0f messages/s, %.1f MB/s, %d workers)\n",
+			s.Elapsed.Round(time.Millisecond), s.MessagesPerSecond(), float64(s.Bytes)/1e6/max(s.Elapsed.Seconds(), 1e-9), s.Workers)
+	} else {
+		fmt.Fprintf(w, "  time           %s\n", s.Elapsed.Round(time.Millisecond))
+	}
 	if s.BareLFFixed > 0 {
 		fmt.Fprintf(w, "  note           %d message(s) had bare LF line ends, sent as CRLF as IMAP requires\n", s.BareLFFixed)
 	}
