@@ -81,7 +81,7 @@ func (x *index) findHash(key []byte) (num uint32, pos, h uint64, ok bool) {
 	mask := uint64(len(x.table) - 1)
 	h = maphash.Bytes(x.seed, key)
 	tag := h >> 32 << 32
-	pos = h & mask
+	pos = h >> 32 & mask // from the stored bits, so that grow needs no rehash
 	for {
 		t := x.table[pos]
 		if t == 0 {
@@ -143,8 +143,7 @@ func (x *index) grow() {
 		if e == 0 {
 			continue
 		}
-		h := maphash.Bytes(x.seed, x.key(x.slot(uint32(e)-1)))
-		p := h & mask
+		p := e >> 32 & mask
 		for t[p] != 0 {
 			p = (p + 1) & mask
 		}

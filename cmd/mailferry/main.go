@@ -99,27 +99,27 @@ var version = "0.1.0-dev"
 
 // common holds the flags migrate and verify share.
 type common struct {
-	fs                 *flag.FlagSet
-	state              string
-	workers            int
-	toFolder           string
-	include, exclude   multiFlag
-	maps               multiFlag
-	keepAllMail        bool
-	caFile             string
-	srcPassFile        string
-	tgtPassFile        string
-	timeout            time.Duration
-	noProgress         bool
-	stats              time.Duration
-	report             string
-	logFile            string
-	verbose            bool
-	quiet              bool
-	src, tgt           *endpoint
-	positional         []string
-	logger             *slog.Logger
-	closeLog           func()
+	fs                  *flag.FlagSet
+	state               string
+	workers             int
+	toFolder            string
+	include, exclude    multiFlag
+	maps                multiFlag
+	keepAllMail         bool
+	caFile              string
+	srcPassFile         string
+	tgtPassFile         string
+	timeout             time.Duration
+	noProgress          bool
+	stats               time.Duration
+	report              string
+	logFile             string
+	verbose             bool
+	quiet               bool
+	src, tgt            *endpoint
+	positional          []string
+	logger              *slog.Logger
+	closeLog            func()
 	secretsForRedacting []string
 }
 
