@@ -243,12 +243,11 @@ func (s *Source) List(ctx context.Context, f source.Folder) ([]source.Meta, erro
 		return nil, err
 	}
 	c := s.c
-	if mb := c.Mailbox(); mb == nil || mb.NumMessages == 0 {
-		return nil, nil
-	}
 	stop := imapconn.CloseOnDone(ctx, c)
 	defer stop()
-	var all imap.SeqSet
+	// UID FETCH 1:* is valid on an empty folder (FETCH 1:* is not), and
+	// without a body beta.8 cannot drop a response.
+	var all imap.UIDSet
 	all.AddRange(1, 0)
 	cmd := c.Fetch(all, &imap.FetchOptions{UID: true, Flags: true, InternalDate: true, RFC822Size: true})
 	var out []source.Meta
