@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -186,15 +187,22 @@ func TestDotSeparatorNamespace(t *testing.T) {
 	msgs := fullCorpus(250, 8)
 	std.Load(t, "src", msgs)
 	state := t.TempDir()
+	// Each instance has its own self-signed CA: trust both.
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	a, _ := os.ReadFile(std.CAFile)
+	b, _ := os.ReadFile(dotted.CAFile)
+	if err := os.WriteFile(ca, append(a, b...), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	// "/" without prefix → "." with INBOX. prefix
-	r := mf(t, secretEnv, "migrate", "imap://src@"+std.IMAP, "imap://dst@"+dotted.IMAP, "--ca-file", std.CAFile, "--state", state)
+	r := mf(t, secretEnv, "migrate", "imap://src@"+std.IMAP, "imap://dst@"+dotted.IMAP, "--ca-file", ca, "--state", state)
 	if r.code != 0 {
 		t.Fatal(r)
 	}
 	got := dotted.Dump(t, "dst")
 	checkReport(t, "to a '.'-separated INBOX. server", corpus.Compare(msgs, got, compareAll))
 	// and back: "." with prefix → "/" without
-	r = mf(t, secretEnv, "migrate", "imap://dst@"+dotted.IMAP, "imap://u2@"+std.IMAP, "--ca-file", std.CAFile, "--state", state)
+	r = mf(t, secretEnv, "migrate", "imap://dst@"+dotted.IMAP, "imap://u2@"+std.IMAP, "--ca-file", ca, "--state", state)
 	if r.code != 0 {
 		t.Fatal(r)
 	}
