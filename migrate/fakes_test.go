@@ -28,6 +28,7 @@ type memSource struct {
 	// failFetchEvery: every n-th body read fails mid-way with a reset.
 	failFetchEvery int
 	fetches        atomic.Int64
+	failedOnce     sync.Map // message id -> true once its injected failure happened
 }
 
 type memMsg struct {
@@ -104,8 +105,11 @@ func (m *memSourceSession) Fetch(ctx context.Context, f source.Folder, ids []str
 			continue
 		}
 		var r io.Reader = bytes.NewReader(msg.body)
+		// Every n-th message fails mid-body on its first read only.
 		if n := m.s.fetches.Add(1); m.s.failFetchEvery > 0 && n%int64(m.s.failFetchEvery) == 0 {
-			r = &failingReader{r: r, left: len(msg.body) / 2}
+			if _, done := m.s.failedOnce.LoadOrStore(f.Name+"/"+id, true); !done {
+				r = &failingReader{r: r, left: len(msg.body) / 2}
+			}
 		}
 		if err := fn(source.Meta{ID: id, Size: int64(len(msg.body)), Flags: msg.flags, Received: msg.date}, r); err != nil {
 			return err
@@ -136,9 +140,13 @@ type memTarget struct {
 	failPutEvery int
 	lostReply    bool
 	puts         atomic.Int64
+	failedOnce   map[[32]byte]int // per body: injected failures so far (at most one per copy)
 	rejectIf     func(body []byte) string // non-empty reason: refuse permanently
 	quota        int                      // >0: total messages the target holds before [OVERQUOTA]
 	specialUse   map[string]string        // existing folder -> special use
+	// findByContent: Find ignores the planned name and matches by bytes,
+	// as an IMAP server must (honouring Delivery.Taken).
+	findByContent bool
 	// block: Put waits until the channel is closed (for cancellation tests)
 	block chan struct{}
 }
@@ -225,7 +233,25 @@ func (m *memTargetSession) Put(ctx context.Context, d target.Delivery, body io.R
 			return "", failure.Mark(failure.Quota, fmt.Errorf("NO [OVERQUOTA] quota exceeded: %w", target.ErrFolderFull))
 		}
 	}
+	// Every n-th Put fails, but no message more than once per copy.
 	fail := m.t.failPutEvery > 0 && n%int64(m.t.failPutEvery) == 0
+	if fail {
+		if m.t.failedOnce == nil {
+			m.t.failedOnce = map[[32]byte]int{}
+		}
+		h := sha256.Sum256(b)
+		stored := 0
+		for _, st := range m.t.folders[d.Folder] {
+			if sha256.Sum256(st.body) == h {
+				stored++
+			}
+		}
+		if m.t.failedOnce[h] > stored {
+			fail = false
+		} else {
+			m.t.failedOnce[h]++
+		}
+	}
 	if fail && !m.t.lostReply {
 		return "", failure.Mark(failure.Temporary, errors.New("connection reset (injected)"))
 	}
@@ -242,6 +268,12 @@ func (m *memTargetSession) Find(ctx context.Context, d target.Delivery) (string,
 	m.t.mu.Lock()
 	defer m.t.mu.Unlock()
 	for _, s := range m.t.folders[d.Folder] {
+		if m.t.findByContent {
+			if sha256.Sum256(s.body) == d.Fingerprint.SHA256 && (d.Taken == nil || !d.Taken(s.uid)) {
+				return s.uid, true, nil
+			}
+			continue
+		}
 		if int64(len(s.body)) == d.Fingerprint.Size && sha256.Sum256(s.body) == d.Fingerprint.SHA256 && s.name == d.Name {
 			return s.uid, true, nil
 		}

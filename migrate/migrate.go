@@ -124,6 +124,42 @@ type engine struct {
 	sum     *Summary
 	log     *slog.Logger
 	crlf    bool
+
+	// receipts already standing for a source message, per target folder:
+	// built from the journal the first time a Find needs it, then kept
+	// current. See target.Delivery.Taken.
+	rcMu    sync.Mutex
+	rcBuilt bool
+	rc      map[string]bool
+}
+
+func (e *engine) taken(folder string) func(string) bool {
+	return func(receipt string) bool {
+		e.rcMu.Lock()
+		defer e.rcMu.Unlock()
+		if !e.rcBuilt {
+			e.rcBuilt = true
+			// Everything queued so far must be in the file for Range.
+			_ = e.j.Sync(context.Background())
+			e.j.Range(func(_ string, ent checkpoint.Entry) bool {
+				if ent.Done && ent.Receipt != "" {
+					e.rc[ent.Folder+"\x00"+ent.Receipt] = true
+				}
+				return true
+			})
+		}
+		return e.rc[folder+"\x00"+receipt]
+	}
+}
+
+// claim records that receipt now stands for a source message.
+func (e *engine) claim(folder, receipt string) {
+	if receipt == "" {
+		return
+	}
+	e.rcMu.Lock()
+	e.rc[folder+"\x00"+receipt] = true
+	e.rcMu.Unlock()
 }
 
 // Run copies what is not yet in the target. It returns the summary (also on
@@ -133,7 +169,7 @@ type engine struct {
 func Run(ctx context.Context, src source.Opener, tgt target.Opener, j *checkpoint.Journal, o Options) (*Summary, error) {
 	o.defaults()
 	start := time.Now()
-	e := &engine{o: o, j: j, srcOpen: src, tgtOpen: tgt, sum: &Summary{}, log: o.Logger}
+	e := &engine{o: o, j: j, srcOpen: src, tgtOpen: tgt, sum: &Summary{}, log: o.Logger, rc: map[string]bool{}}
 	err := e.run(ctx)
 	if serr := j.Sync(context.WithoutCancel(ctx)); serr != nil && err == nil {
 		err = fmt.Errorf("sync the journal: %w", serr)
@@ -270,7 +306,7 @@ func (e *engine) prepare(ctx context.Context, s0 source.Source, t0 target.Target
 
 	// What the journal knows, per source folder name: the validities seen.
 	known := map[string]map[uint32]bool{}
-	e.j.Range(func(k string, _ checkpoint.Entry) bool {
+	e.j.Keys(func(k string, _ bool) bool {
 		f, v, _, ok := splitKey(k)
 		if ok {
 			if known[f] == nil {

@@ -116,6 +116,7 @@ func (w *worker) do(ctx context.Context, b batch) error {
 		ids = append(ids, it.meta.ID)
 	}
 	handled := map[string]bool{}
+	// attempt counts consecutive failures without progress.
 	for attempt := 1; len(ids) > 0; attempt++ {
 		if stop := fs.stopped.Load(); stop != nil {
 			for _, id := range ids {
@@ -144,6 +145,9 @@ func (w *worker) do(ctx context.Context, b batch) error {
 			if !handled[id] {
 				rest = append(rest, id)
 			}
+		}
+		if len(rest) < len(ids) {
+			attempt = 1 // progress: the next failure starts a new count
 		}
 		ids = rest
 		if err == nil {
@@ -203,7 +207,7 @@ func (w *worker) resolve(ctx context.Context, fs *folderState, it *item) (bool, 
 	if err != nil || len(sum) != 32 {
 		return false, nil // no usable fingerprint: send again
 	}
-	d := target.Delivery{Folder: p.Folder, Size: p.Size, Name: p.Name,
+	d := target.Delivery{Folder: p.Folder, Size: p.Size, Name: p.Name, Taken: w.e.taken(p.Folder),
 		Fingerprint: target.Fingerprint{MessageID: p.MsgID, Size: p.Size}}
 	copy(d.Fingerprint.SHA256[:], sum)
 	receipt, ok, err := w.find(ctx, d)
@@ -217,6 +221,7 @@ func (w *worker) resolve(ctx context.Context, fs *folderState, it *item) (bool, 
 		SHA256: p.SHA256, MsgID: p.MsgID, Receipt: receipt, Flags: it.meta.Flags}); err != nil {
 		return false, fmt.Errorf("journal: %w", err)
 	}
+	w.e.claim(p.Folder, receipt)
 	w.e.sum.add(fs.sum, func(f *FolderSummary) { f.AlreadyThere++ })
 	st := w.e.o.Stats
 	st.Already.Add(1)
@@ -305,7 +310,7 @@ func (w *worker) copyOne(ctx context.Context, fs *folderState, it *item, m sourc
 		date = sp.scan.InternalDate(time.Now())
 	}
 	d := target.Delivery{
-		Folder: fs.target, Flags: m.Flags, Date: date, Size: size, Name: plannedName(it.key, date),
+		Folder: fs.target, Flags: m.Flags, Date: date, Size: size, Name: plannedName(it.key, date), Taken: w.e.taken(fs.target),
 		Fingerprint: target.Fingerprint{MessageID: msgID, Size: size, SHA256: sp.sum},
 	}
 	rec := checkpoint.Record{Op: "intent", Key: it.key, Folder: fs.target, Name: d.Name, Size: size, SHA256: shaHex, MsgID: msgID}
@@ -339,6 +344,7 @@ func (w *worker) copyOne(ctx context.Context, fs *folderState, it *item, m sourc
 	if err := w.e.j.Done(rec); err != nil {
 		return failure.Mark(failure.Fatal, fmt.Errorf("journal: %w", err))
 	}
+	w.e.claim(fs.target, receipt)
 	conv := sp.converted > 0
 	w.e.sum.add(fs.sum, func(f *FolderSummary) {
 		f.Copied++

@@ -29,6 +29,10 @@ type Delivery struct {
 	// sent (recorded in the journal's intent). Maildir uses it as the
 	// file's unique part so that Find can look for it; IMAP ignores it.
 	Name string
+	// Taken, when set, tells Find that a stored message already stands for
+	// another source message (its receipt is in the journal), so that two
+	// byte-identical source messages are never both settled by one copy.
+	Taken func(receipt string) bool
 }
 
 // Fingerprint identifies a message's content.

@@ -556,6 +556,14 @@ func (t *Target) Find(ctx context.Context, d target.Delivery) (string, bool, err
 	if err != nil || len(sized) == 0 {
 		return "", false, err
 	}
+	// Copies that already stand for another source message do not count.
+	free := sized[:0]
+	for _, u := range sized {
+		if d.Taken == nil || !d.Taken(fmt.Sprintf("%d:%d", sd.UIDValidity, u)) {
+			free = append(free, u)
+		}
+	}
+	sized = free
 	var zero [32]byte
 	if fp.SHA256 == zero {
 		// No hash to compare: accept only an unambiguous Message-ID match.
