@@ -140,7 +140,7 @@ type memTarget struct {
 	failPutEvery int
 	lostReply    bool
 	puts         atomic.Int64
-	failedOnce   map[[32]byte]int // per body: injected failures so far (at most one per copy)
+	failedOnce   map[[32]byte]int         // per body: injected failures so far (at most one per copy)
 	rejectIf     func(body []byte) string // non-empty reason: refuse permanently
 	quota        int                      // >0: total messages the target holds before [OVERQUOTA]
 	specialUse   map[string]string        // existing folder -> special use
