@@ -52,6 +52,7 @@ func (s *memSource) opener() source.Opener {
 type memSourceSession struct {
 	s      *memSource
 	closed bool
+	dele   map[string]bool
 }
 
 func (m *memSourceSession) Folders(ctx context.Context) ([]source.Folder, error) {
@@ -121,7 +122,32 @@ func (m *memSourceSession) Fetch(ctx context.Context, f source.Folder, ids []str
 	return nil
 }
 
+// Delete marks messages; like POP3, deletions take effect at Close.
+func (m *memSourceSession) Delete(ctx context.Context, f source.Folder, ids []string) error {
+	if m.dele == nil {
+		m.dele = map[string]bool{}
+	}
+	for _, id := range ids {
+		m.dele[f.Name+"/"+id] = true
+	}
+	return nil
+}
+
 func (m *memSourceSession) Close() error {
+	if len(m.dele) > 0 {
+		m.s.mu.Lock()
+		for f, l := range m.s.msgs {
+			var keep []memMsg
+			for _, msg := range l {
+				if !m.dele[f+"/"+msg.id] {
+					keep = append(keep, msg)
+				}
+			}
+			m.s.msgs[f] = keep
+		}
+		m.s.mu.Unlock()
+		m.dele = nil
+	}
 	if !m.closed {
 		m.closed = true
 		m.s.sessions.Add(-1)

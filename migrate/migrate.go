@@ -16,6 +16,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"slices"
@@ -26,6 +27,7 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/time/rate"
 
 	"mailferry/checkpoint"
 	"mailferry/internal/failure"
@@ -48,6 +50,18 @@ type Options struct {
 	Logger   *slog.Logger
 	// BatchSize is how many messages a worker fetches per source command.
 	BatchSize int
+	// MaxRate caps messages stored per second, MaxBandwidth the bytes per
+	// second sent to the target (0: no cap), for providers' limits.
+	MaxRate      float64
+	MaxBandwidth int64
+	// FixBareLF converts bare LF to CRLF for every target (IMAP targets
+	// always get CRLF); StripNUL removes NUL bytes. Both are reported.
+	FixBareLF bool
+	StripNUL  bool
+	// DeleteSource removes each source message once its done record is
+	// durable (POP3: DELE, committed by QUIT; IMAP: \Deleted + UID EXPUNGE
+	// of those UIDs only).
+	DeleteSource bool
 	// backoff base, shortened by tests
 	backoff time.Duration
 }
@@ -111,8 +125,9 @@ type item struct {
 }
 
 type batch struct {
-	fs    *folderState
-	items []item
+	fs         *folderState
+	items      []item
+	deleteOnly []string
 }
 
 // engine holds the state of one Run.
@@ -131,6 +146,9 @@ type engine struct {
 	rcMu    sync.Mutex
 	rcBuilt bool
 	rc      map[string]bool
+
+	msgLimit  *rate.Limiter
+	byteLimit *rate.Limiter
 }
 
 func (e *engine) taken(folder string) func(string) bool {
@@ -170,6 +188,12 @@ func Run(ctx context.Context, src source.Opener, tgt target.Opener, j *checkpoin
 	o.defaults()
 	start := time.Now()
 	e := &engine{o: o, j: j, srcOpen: src, tgtOpen: tgt, sum: &Summary{}, log: o.Logger, rc: map[string]bool{}}
+	if o.MaxRate > 0 {
+		e.msgLimit = rate.NewLimiter(rate.Limit(o.MaxRate), 1)
+	}
+	if o.MaxBandwidth > 0 {
+		e.byteLimit = rate.NewLimiter(rate.Limit(o.MaxBandwidth), bandwidthBurst)
+	}
 	err := e.run(ctx)
 	if serr := j.Sync(context.WithoutCancel(ctx)); serr != nil && err == nil {
 		err = fmt.Errorf("sync the journal: %w", serr)
@@ -207,6 +231,12 @@ func (e *engine) run(ctx context.Context) error {
 	if c, ok := t0.(target.CRLFRequired); ok && c.RequiresCRLF() {
 		e.crlf = true
 	}
+	if e.o.FixBareLF {
+		e.crlf = true
+	}
+	if _, ok := s0.(source.Deleter); e.o.DeleteSource && !ok {
+		return failure.Mark(failure.Config, errors.New("--delete-source: this source cannot delete messages"))
+	}
 
 	folders, err := e.prepare(ctx, s0, t0)
 	if err != nil {
@@ -219,6 +249,9 @@ func (e *engine) run(ctx context.Context) error {
 	var work []batch
 	var total, totalBytes int64
 	for _, fs := range folders {
+		for i := 0; i < len(fs.deleteOnly); i += 256 {
+			work = append(work, batch{fs: fs.fs, deleteOnly: fs.deleteOnly[i:min(i+256, len(fs.deleteOnly))]})
+		}
 		for i := 0; i < len(fs.items); i += e.o.BatchSize {
 			end := min(i+e.o.BatchSize, len(fs.items))
 			work = append(work, batch{fs: fs.fs, items: fs.items[i:end]})
@@ -286,8 +319,9 @@ func (e *engine) run(ctx context.Context) error {
 }
 
 type folderWork struct {
-	fs    *folderState
-	items []item
+	fs         *folderState
+	items      []item
+	deleteOnly []string // --delete-source: done in an earlier run, still on the source
 }
 
 // prepare lists folders and messages and decides what to copy.
@@ -356,6 +390,12 @@ func (e *engine) prepare(ctx context.Context, s0 source.Source, t0 target.Target
 		fs.target, fsum.Target = name, name
 		e.o.Stats.setFolder(p.src.Name)
 		metas, err := s0.List(ctx, p.src)
+		var vc *source.ValidityChangedError
+		if errors.As(err, &vc) {
+			// Changed between LIST and SELECT: take the new value.
+			p.src.Validity, fs.src.Validity = vc.New, vc.New
+			metas, err = s0.List(ctx, p.src)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("list messages of %q: %w", p.src.Name, err)
 		}
@@ -367,12 +407,16 @@ func (e *engine) prepare(ctx context.Context, s0 source.Source, t0 target.Target
 		}
 		fs.metaByID = make(map[string]source.Meta, len(metas))
 		var items []item
+		var deleteOnly []string
 		for _, m := range metas {
 			fs.metaByID[m.ID] = m
 			k := Key(fs.keyName, p.src.Validity, m.ID)
 			ent, ok := e.j.Get(k)
 			if ok && ent.Done {
 				fsum.AlreadyThere++
+				if e.o.DeleteSource {
+					deleteOnly = append(deleteOnly, m.ID)
+				}
 				if e.o.SyncFlags && !sameFlags(ent.Flags, m.Flags) {
 					if err := e.syncFlags(ctx, t0, fs, k, ent, m); err != nil {
 						return nil, err
@@ -391,8 +435,8 @@ func (e *engine) prepare(ctx context.Context, s0 source.Source, t0 target.Target
 			}
 			items = append(items, it)
 		}
-		if len(items) > 0 {
-			out = append(out, folderWork{fs: fs, items: items})
+		if len(items) > 0 || len(deleteOnly) > 0 {
+			out = append(out, folderWork{fs: fs, items: items, deleteOnly: deleteOnly})
 		}
 	}
 	return out, nil
@@ -472,6 +516,30 @@ func (x *fpIndex) take(fk string) (checkpoint.Entry, bool) {
 func plannedName(key string, date time.Time) string {
 	h := sha256.Sum256([]byte(key))
 	return fmt.Sprintf("%d.MF%sP%d.mailferry", date.Unix(), hex.EncodeToString(h[:8]), len(key)%10)
+}
+
+// bandwidthBurst is the largest chunk the bandwidth limiter lets through
+// at once.
+const bandwidthBurst = 64 << 10
+
+// limitedReader paces reads through a byte-rate limiter.
+type limitedReader struct {
+	ctx context.Context
+	r   io.Reader
+	l   *rate.Limiter
+}
+
+func (l *limitedReader) Read(p []byte) (int, error) {
+	if len(p) > bandwidthBurst {
+		p = p[:bandwidthBurst]
+	}
+	n, err := l.r.Read(p)
+	if n > 0 {
+		if werr := l.l.WaitN(l.ctx, n); werr != nil {
+			return n, werr
+		}
+	}
+	return n, err
 }
 
 // backoff sleeps before attempt n (1-based): jittered, capped exponential.

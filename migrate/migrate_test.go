@@ -378,7 +378,7 @@ func TestSpoolLargeMessageGoesToDisk(t *testing.T) {
 	sp := spool{dir: t.TempDir(), threshold: 1024}
 	defer sp.close()
 	big := bytes.Repeat([]byte("0123456789abcdef\r\n"), 10000)
-	if err := sp.fill(bytes.NewReader(big), false); err != nil {
+	if err := sp.fill(bytes.NewReader(big), false, false); err != nil {
 		t.Fatal(err)
 	}
 	if sp.file == nil || sp.buf.Len() != 0 {
@@ -389,4 +389,32 @@ func TestSpoolLargeMessageGoesToDisk(t *testing.T) {
 	if !bytes.Equal(got, big) || sp.sum != sha256.Sum256(big) {
 		t.Fatal("spooled bytes differ")
 	}
+}
+
+func TestDeleteSourceAfterInterruptions(t *testing.T) {
+	s := newSource(map[string]int{"INBOX": 200})
+	want := slices.Clone(s.msgs["INBOX"])
+	tg := newMemTarget()
+	dir := t.TempDir()
+	for round := 0; round < 4; round++ {
+		ctx, cancel := context.WithCancel(context.Background())
+		stats := new(Stats)
+		go func() {
+			for stats.Copied.Load() < 25 {
+				time.Sleep(100 * time.Microsecond)
+			}
+			cancel()
+		}()
+		runOnce(t, ctx, dir, s, tg, Options{Workers: 3, BatchSize: 8, Stats: stats, DeleteSource: true})
+		cancel()
+	}
+	sum, err := runOnce(t, context.Background(), dir, s, tg, Options{Workers: 3, DeleteSource: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(s.msgs["INBOX"]); n != 0 {
+		t.Fatalf("%d messages left on the source (summary %+v)", n, sum)
+	}
+	all := &memSource{msgs: map[string][]memMsg{"INBOX": want}}
+	checkExactlyOnce(t, all, tg)
 }

@@ -19,19 +19,21 @@ const defaultSpoolThreshold = 1 << 20
 
 // spool holds one message's bytes as they will be sent to the target.
 type spool struct {
-	dir       string
-	threshold int
-	buf       bytes.Buffer
-	file      *os.File
-	size      int64
-	sum       [32]byte
-	scan      *message.Scanner
-	converted int
+	dir         string
+	threshold   int
+	buf         bytes.Buffer
+	file        *os.File
+	size        int64
+	sum         [32]byte
+	scan        *message.Scanner
+	converted   int
+	nulStripped int
 }
 
 // fill reads r to the end. With crlf, bare LF is converted to CRLF on the
-// way in (IMAP targets); the header scanner sees the original bytes.
-func (s *spool) fill(r io.Reader, crlf bool) error {
+// way in (IMAP targets); with stripNUL, NUL bytes are dropped. The header
+// scanner sees the original bytes.
+func (s *spool) fill(r io.Reader, crlf, stripNUL bool) error {
 	s.reset()
 	h := sha256.New()
 	s.scan = new(message.Scanner)
@@ -43,11 +45,19 @@ func (s *spool) fill(r io.Reader, crlf bool) error {
 		conv = message.NewCRLFWriter(out)
 		w = conv
 	}
+	var nul *nulStripper
+	if stripNUL {
+		nul = &nulStripper{w: w}
+		w = nul
+	}
 	if _, err := io.Copy(io.MultiWriter(s.scan, w), r); err != nil {
 		return err
 	}
 	if conv != nil {
 		s.converted = conv.Converted()
+	}
+	if nul != nil {
+		s.nulStripped = nul.n
 	}
 	copy(s.sum[:], h.Sum(nil))
 	return nil
@@ -97,9 +107,34 @@ func (s *spool) reset() {
 	}
 	s.size = 0
 	s.converted = 0
+	s.nulStripped = 0
 	s.scan = nil
 }
 
 func (s *spool) close() {
 	s.reset()
+}
+
+// nulStripper drops NUL bytes (--strip-nul), counting them.
+type nulStripper struct {
+	w io.Writer
+	n int
+}
+
+func (s *nulStripper) Write(p []byte) (int, error) {
+	if bytes.IndexByte(p, 0) < 0 {
+		return s.w.Write(p)
+	}
+	out := make([]byte, 0, len(p))
+	for _, c := range p {
+		if c == 0 {
+			s.n++
+			continue
+		}
+		out = append(out, c)
+	}
+	if _, err := s.w.Write(out); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }

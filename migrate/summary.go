@@ -55,7 +55,10 @@ type Summary struct {
 	Failed       int              `json:"failed"`
 	FlagsSynced  int              `json:"flags_synced"`
 	Bytes        int64            `json:"bytes"`
-	BareLFFixed  int              `json:"bare_lf_fixed,omitempty"` // messages whose bare LF became CRLF for IMAP
+	BareLFFixed  int              `json:"bare_lf_fixed,omitempty"` // messages whose bare LF became CRLF
+	NULStripped  int              `json:"nul_stripped,omitempty"`  // messages whose NUL bytes were removed (--strip-nul)
+	Deleted      int              `json:"deleted_from_source,omitempty"`
+	NotDeleted   int              `json:"not_deleted_from_source,omitempty"`
 	Failures     []Failure        `json:"failures,omitempty"`
 	Workers      int              `json:"workers"`
 	Elapsed      time.Duration    `json:"elapsed_ns"`

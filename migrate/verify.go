@@ -131,7 +131,7 @@ func fingerprintFolder(ctx context.Context, s source.Source, f source.Folder, o 
 	defer sp.close()
 	n := 0
 	err = s.Fetch(ctx, f, ids, func(m source.Meta, r io.Reader) error {
-		if err := sp.fill(r, o.CRLF); err != nil {
+		if err := sp.fill(r, o.CRLF, false); err != nil {
 			return err
 		}
 		fp := strings.TrimSpace(sp.scan.MessageID()) + "\x00" + fmt.Sprint(sp.size)

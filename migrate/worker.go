@@ -21,6 +21,9 @@ type worker struct {
 	src   source.Source
 	tgt   target.Target
 	spool spool
+	// settled are the source IDs of the current batch now safely in the
+	// target (copied or found there), for --delete-source.
+	settled []string
 }
 
 func (w *worker) open(ctx context.Context) error {
@@ -99,6 +102,53 @@ func (w *worker) reopenTarget(ctx context.Context) error {
 func (w *worker) do(ctx context.Context, b batch) error {
 	fs := b.fs
 	w.e.o.Stats.setFolder(fs.src.Name)
+	if len(b.deleteOnly) > 0 {
+		return w.deleteFromSource(ctx, fs, b.deleteOnly)
+	}
+	w.settled = w.settled[:0]
+	if err := w.copyBatch(ctx, b); err != nil {
+		return err
+	}
+	if w.e.o.DeleteSource && len(w.settled) > 0 {
+		return w.deleteFromSource(ctx, fs, w.settled)
+	}
+	return nil
+}
+
+// deleteFromSource removes messages whose done records are durable first.
+// POP3 commits the deletions at QUIT, when the session is closed.
+func (w *worker) deleteFromSource(ctx context.Context, fs *folderState, ids []string) error {
+	if err := w.e.j.Sync(ctx); err != nil {
+		return failure.Mark(failure.Fatal, fmt.Errorf("journal: %w", err))
+	}
+	if w.src == nil {
+		if err := w.reopenSource(ctx); err != nil {
+			return err
+		}
+	}
+	d, ok := w.src.(source.Deleter)
+	if !ok {
+		return nil
+	}
+	if err := d.Delete(ctx, fs.src, ids); err != nil {
+		if fatal(err) || ctx.Err() != nil {
+			return err
+		}
+		w.e.log.Warn("could not delete from the source; a later run tries again", "folder", fs.src.Name, "n", len(ids), "err", err)
+		w.e.sum.mu.Lock()
+		w.e.sum.NotDeleted += len(ids)
+		w.e.sum.mu.Unlock()
+		return nil
+	}
+	w.e.sum.mu.Lock()
+	w.e.sum.Deleted += len(ids)
+	w.e.sum.mu.Unlock()
+	return nil
+}
+
+// copyBatch copies the messages of one batch.
+func (w *worker) copyBatch(ctx context.Context, b batch) error {
+	fs := b.fs
 	byID := make(map[string]*item, len(b.items))
 	var ids []string
 	for i := range b.items {
@@ -156,6 +206,13 @@ func (w *worker) do(ctx context.Context, b batch) error {
 				for _, id := range ids {
 					w.failItem(fs, byID[id], "the source did not deliver this message")
 				}
+			}
+			return nil
+		}
+		var vc *source.ValidityChangedError
+		if errors.As(err, &vc) {
+			for _, id := range ids {
+				w.failItem(fs, byID[id], "the folder's UIDVALIDITY changed during the run; run again to copy it")
 			}
 			return nil
 		}
@@ -222,6 +279,7 @@ func (w *worker) resolve(ctx context.Context, fs *folderState, it *item) (bool, 
 		return false, fmt.Errorf("journal: %w", err)
 	}
 	w.e.claim(p.Folder, receipt)
+	w.settled = append(w.settled, it.meta.ID)
 	w.e.sum.add(fs.sum, func(f *FolderSummary) { f.AlreadyThere++ })
 	st := w.e.o.Stats
 	st.Already.Add(1)
@@ -259,7 +317,7 @@ func (w *worker) find(ctx context.Context, d target.Delivery) (string, bool, err
 // source read failed (retry the message) or the run must stop; a message the
 // target refuses is reported and nil is returned.
 func (w *worker) copyOne(ctx context.Context, fs *folderState, it *item, m source.Meta, r io.Reader) error {
-	if err := w.spool.fill(r, w.e.crlf); err != nil {
+	if err := w.spool.fill(r, w.e.crlf, w.e.o.StripNUL); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -299,6 +357,7 @@ func (w *worker) copyOne(ctx context.Context, fs *folderState, it *item, m sourc
 				Size: ent.Size, SHA256: ent.SHA256, MsgID: ent.MsgID, Receipt: ent.Receipt, Flags: m.Flags}); err != nil {
 				return fmt.Errorf("journal: %w", err)
 			}
+			w.settled = append(w.settled, it.meta.ID)
 			w.e.sum.add(fs.sum, func(f *FolderSummary) { f.AlreadyThere++ })
 			st.Already.Add(1)
 			finish()
@@ -319,6 +378,11 @@ func (w *worker) copyOne(ctx context.Context, fs *folderState, it *item, m sourc
 			return ctx.Err()
 		}
 		return failure.Mark(failure.Fatal, fmt.Errorf("journal: %w", err))
+	}
+	if w.e.msgLimit != nil {
+		if err := w.e.msgLimit.Wait(ctx); err != nil {
+			return err
+		}
 	}
 	receipt, err := w.put(ctx, d)
 	if err != nil {
@@ -345,12 +409,16 @@ func (w *worker) copyOne(ctx context.Context, fs *folderState, it *item, m sourc
 		return failure.Mark(failure.Fatal, fmt.Errorf("journal: %w", err))
 	}
 	w.e.claim(fs.target, receipt)
-	conv := sp.converted > 0
+	w.settled = append(w.settled, it.meta.ID)
+	conv, nul := sp.converted > 0, sp.nulStripped > 0
 	w.e.sum.add(fs.sum, func(f *FolderSummary) {
 		f.Copied++
 		f.Bytes += size
 		if conv {
 			w.e.sum.BareLFFixed++
+		}
+		if nul {
+			w.e.sum.NULStripped++
 		}
 	})
 	st.Copied.Add(1)
@@ -371,6 +439,9 @@ func (w *worker) put(ctx context.Context, d target.Delivery) (string, error) {
 		body, err := w.spool.reader()
 		if err != nil {
 			return "", fmt.Errorf("read the spooled message: %w", err)
+		}
+		if w.e.byteLimit != nil {
+			body = &limitedReader{ctx: ctx, r: body, l: w.e.byteLimit}
 		}
 		receipt, err := w.tgt.Put(ctx, d, body)
 		if err == nil {

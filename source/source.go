@@ -78,6 +78,18 @@ func (e *VanishedError) Error() string {
 	return fmt.Sprintf("%d message(s) vanished from %q: %s", len(e.IDs), e.Folder, strings.Join(e.IDs, ", "))
 }
 
+// ValidityChangedError is returned by List and Fetch when a folder's
+// UIDVALIDITY differs from the Folder's: its IDs were reassigned and the old
+// ones are void. Call Folders again to get the new validity.
+type ValidityChangedError struct {
+	Folder   string
+	Old, New uint32
+}
+
+func (e *ValidityChangedError) Error() string {
+	return fmt.Sprintf("the UIDVALIDITY of folder %q changed from %d to %d: its message IDs were reassigned", e.Folder, e.Old, e.New)
+}
+
 // ErrSingleSession is returned (wrapped) by an Opener when the server refuses
 // a second concurrent session (POP3 [IN-USE]); the engine then falls back to
 // one session.

@@ -12,10 +12,12 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -109,6 +111,8 @@ type common struct {
 	caFile              string
 	srcPassFile         string
 	tgtPassFile         string
+	srcTokenCmd         string
+	tgtTokenCmd         string
 	timeout             time.Duration
 	noProgress          bool
 	stats               time.Duration
@@ -142,6 +146,8 @@ func newCommon(name, usage string, stderr io.Writer) *common {
 	fs.StringVar(&c.caFile, "ca-file", "", "trust the CA certificate(s) in `PEM` file too (self-signed servers)")
 	fs.StringVar(&c.srcPassFile, "source-password-file", "", "read the source password from `FILE`")
 	fs.StringVar(&c.tgtPassFile, "target-password-file", "", "read the target password from `FILE`")
+	fs.StringVar(&c.srcTokenCmd, "source-oauth2-token-command", "", "log in to the source with OAuth2 (XOAUTH2 / OAUTHBEARER): `CMD` prints an access token")
+	fs.StringVar(&c.tgtTokenCmd, "target-oauth2-token-command", "", "log in to the target with OAuth2: `CMD` prints an access token")
 	fs.DurationVar(&c.timeout, "timeout", 60*time.Second, "network timeout per operation")
 	fs.BoolVar(&c.noProgress, "no-progress", false, "no progress bar, even on a terminal")
 	fs.DurationVar(&c.stats, "stats", 30*time.Second, "off a terminal, log progress every `INTERVAL`")
@@ -213,15 +219,20 @@ func (c *common) rules() (migrate.FolderRules, error) {
 // passwords fills in the endpoints' passwords from env, file or prompt.
 func (c *common) passwords(stderr io.Writer) error {
 	for _, side := range []struct {
-		e    *endpoint
-		env  string
-		file string
-		name string
+		e        *endpoint
+		env      string
+		file     string
+		tokenCmd string
+		name     string
 	}{
-		{c.src, "MAILFERRY_SOURCE_PASSWORD", c.srcPassFile, "source"},
-		{c.tgt, "MAILFERRY_TARGET_PASSWORD", c.tgtPassFile, "target"},
+		{c.src, "MAILFERRY_SOURCE_PASSWORD", c.srcPassFile, c.srcTokenCmd, "source"},
+		{c.tgt, "MAILFERRY_TARGET_PASSWORD", c.tgtPassFile, c.tgtTokenCmd, "target"},
 	} {
 		if side.e.scheme == "maildir" {
+			continue
+		}
+		if side.tokenCmd != "" {
+			side.e.token = tokenCommand(side.tokenCmd, side.name, &c.secretsForRedacting)
 			continue
 		}
 		switch {
@@ -253,6 +264,28 @@ func (c *common) passwords(stderr io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// tokenCommand returns a function that runs cmd with sh -c and takes the
+// first line it prints as the OAuth2 access token (like mbsync's PassCmd).
+// The token is never printed; it is added to the redaction list.
+func tokenCommand(cmd, side string, secrets *[]string) func(context.Context) (string, error) {
+	var mu sync.Mutex
+	return func(ctx context.Context) (string, error) {
+		out, err := exec.CommandContext(ctx, "sh", "-c", cmd).Output()
+		if err != nil {
+			return "", failure.Mark(failure.Auth, fmt.Errorf("the %s OAuth2 token command failed: %v", side, err))
+		}
+		tok, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+		tok = strings.TrimSpace(tok)
+		if tok == "" {
+			return "", failure.Mark(failure.Auth, fmt.Errorf("the %s OAuth2 token command printed no token", side))
+		}
+		mu.Lock()
+		*secrets = append(*secrets, tok)
+		mu.Unlock()
+		return tok, nil
+	}
 }
 
 // setupLog builds the logger: text on stderr (warnings, or info with -v),
@@ -330,6 +363,12 @@ func cmdMigrate(args []string, stdout, stderr io.Writer) int {
 	syncFlags := c.fs.Bool("sync-flags", false, "also bring flag changes of already copied messages to the target")
 	dryRun := c.fs.Bool("dry-run", false, "list what would be copied, copy nothing")
 	maxSize := c.fs.Int64("max-size", 0, "skip (and list) messages larger than `BYTES`")
+	maxRate := c.fs.Float64("max-rate", 0, "store at most `MSGS` messages per second (0: no limit), for providers' limits")
+	maxBW := c.fs.Int64("max-bandwidth", 0, "send at most `BYTES` per second to the target (0: no limit)")
+	fixLF := c.fs.Bool("fix-bare-lf", false, "convert bare LF line ends to CRLF for every target (IMAP targets always get CRLF); reported")
+	stripNUL := c.fs.Bool("strip-nul", false, "remove NUL bytes from messages (some servers refuse them); reported")
+	retries := c.fs.Int("retries", 6, "retry a failed operation this many times on a new connection (jittered backoff)")
+	deleteSource := c.fs.Bool("delete-source", false, "delete each source message once it is safely in the target (POP3 DELE at QUIT; IMAP UID EXPUNGE of those messages only)")
 	if err := c.parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
@@ -382,7 +421,8 @@ func cmdMigrate(args []string, stdout, stderr io.Writer) int {
 	prog := startProgress(ctx, stats, progressOptions{noBar: c.noProgress || c.quiet, interval: c.stats, logger: c.logger, stderr: stderr, verb: "copying"})
 	sum, err := migrate.Run(ctx, srcOpen, tgtOpen, journal, migrate.Options{
 		Workers: c.workers, Folders: rules, SyncFlags: *syncFlags, MaxSize: *maxSize, DryRun: *dryRun,
-		Stats: stats, Logger: c.logger,
+		Stats: stats, Logger: c.logger, MaxRate: *maxRate, MaxBandwidth: *maxBW, FixBareLF: *fixLF, StripNUL: *stripNUL,
+		Retries: *retries, DeleteSource: *deleteSource,
 	})
 	prog.stop()
 	if jerr := journal.Close(); jerr != nil && err == nil {

@@ -160,8 +160,14 @@ func printSummary(w io.Writer, s *migrate.Summary, src, tgt fmt.Stringer) {
 	} else {
 		fmt.Fprintf(w, "  time           %s\n", s.Elapsed.Round(time.Millisecond))
 	}
+	if s.NULStripped > 0 {
+		fmt.Fprintf(w, "  repaired       %d message(s) had NUL bytes, removed (--strip-nul)\n", s.NULStripped)
+	}
+	if s.Deleted > 0 || s.NotDeleted > 0 {
+		fmt.Fprintf(w, "  deleted        %d from the source (%d could not be deleted; a later run tries again)\n", s.Deleted, s.NotDeleted)
+	}
 	if s.BareLFFixed > 0 {
-		fmt.Fprintf(w, "  note           %d message(s) had bare LF line ends, sent as CRLF as IMAP requires\n", s.BareLFFixed)
+		fmt.Fprintf(w, "  repaired       %d message(s) had bare LF line ends, stored with CRLF\n", s.BareLFFixed)
 	}
 	if len(s.Folders) > 1 {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)

@@ -48,17 +48,8 @@ var (
 	_ source.Deleter = (*Source)(nil)
 )
 
-// ValidityChangedError is returned by List and Fetch when a folder's
-// UIDVALIDITY differs from the Folder's: its UIDs were reassigned, the old
-// IDs are void. Call Folders again to get the new validity.
-type ValidityChangedError struct {
-	Folder   string
-	Old, New uint32
-}
-
-func (e *ValidityChangedError) Error() string {
-	return fmt.Sprintf("the UIDVALIDITY of folder %q changed from %d to %d: its message IDs were reassigned", e.Folder, e.Old, e.New)
-}
+// ValidityChangedError is source.ValidityChangedError.
+type ValidityChangedError = source.ValidityChangedError
 
 // Open connects and logs in.
 func Open(ctx context.Context, cfg imapconn.Config) (*Source, error) {
