@@ -410,6 +410,7 @@ func (e *engine) prepare(ctx context.Context, s0 source.Source, t0 target.Target
 		var deleteOnly []string
 		for _, m := range metas {
 			fs.metaByID[m.ID] = m
+			fsum.ListedBytes += m.Size
 			k := Key(fs.keyName, p.src.Validity, m.ID)
 			ent, ok := e.j.Get(k)
 			if ok && ent.Done {
@@ -434,6 +435,8 @@ func (e *engine) prepare(ctx context.Context, s0 source.Source, t0 target.Target
 				it.pending = &ent
 			}
 			items = append(items, it)
+			fsum.ToCopy++
+			fsum.ToCopyBytes += m.Size
 		}
 		if len(items) > 0 || len(deleteOnly) > 0 {
 			out = append(out, folderWork{fs: fs, items: items, deleteOnly: deleteOnly})

@@ -40,6 +40,9 @@ type FolderSummary struct {
 	Skipped      string `json:"skipped,omitempty"`
 	Renamed      string `json:"renamed,omitempty"` // why the target name differs from the planned one
 	Listed       int    `json:"listed"`
+	ListedBytes  int64  `json:"listed_bytes"`
+	ToCopy       int    `json:"to_copy"`       // not yet in the target when the run started
+	ToCopyBytes  int64  `json:"to_copy_bytes"` // their size as the source reports it
 	Copied       int    `json:"copied"`
 	AlreadyThere int    `json:"already_there"`
 	Failed       int    `json:"failed"`
