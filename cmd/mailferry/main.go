@@ -44,6 +44,8 @@ run resumes where it stopped, and a re-run copies only what is new.
 Usage:
   mailferry migrate SOURCE TARGET [flags]   copy what is not yet in TARGET
   mailferry verify  SOURCE TARGET [flags]   check every SOURCE message is in TARGET
+  mailferry plan    SOURCE TARGET [flags]   show what migrate would copy, the quota and a time estimate
+  mailferry batch   FILE.csv [flags]        migrate many accounts listed in a CSV file
   mailferry demo                            run a migration on built-in servers and sample mail
   mailferry help [COMMAND]                  show help
 
@@ -81,6 +83,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdMigrate(args[1:], stdout, stderr)
 	case "verify":
 		return cmdVerify(args[1:], stdout, stderr)
+	case "plan":
+		return cmdPlan(args[1:], stdout, stderr)
+	case "batch":
+		return cmdBatch(args[1:], stdout, stderr)
 	case "demo":
 		return cmdDemo(args[1:], stdout, stderr)
 	case "help", "-h", "--help", "-help":

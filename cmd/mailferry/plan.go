@@ -1,0 +1,382 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"mailferry/migrate"
+	"mailferry/source"
+	"mailferry/source/pop3"
+	"mailferry/target"
+)
+
+const usagePlan = `Usage: mailferry plan SOURCE TARGET [flags]
+
+Connects to both sides and shows what "mailferry migrate" with the same
+arguments would do, without copying anything: per folder the source and
+target names, messages, bytes, what the journal already holds and what is
+left to copy; the total; an estimate of the time from a measured sample;
+the target's quota (RFC 9208 GETQUOTAROOT INBOX) with a warning when the
+messages to copy do not fit; and the capabilities that matter.
+Takes the same flags as migrate.
+`
+
+// defaultRate is the per-connection rate assumed when no sample could be
+// measured (an empty source, a Maildir): 2 MB/s and 50 messages/s.
+const (
+	defaultBytesPerSec = 2e6
+	defaultMsgsPerSec  = 50
+	sampleMaxMsgs      = 20
+	sampleMaxBytes     = 4 << 20
+)
+
+// runFlags are the flags of migrate beyond the common ones. plan and batch
+// rows accept them too. (cmdMigrate could use it; it defines its own.)
+type runFlags struct {
+	syncFlags, dryRun, fixLF, stripNUL, deleteSource bool
+	maxSize, maxBW                                   int64
+	maxRate                                          float64
+	retries                                          int
+}
+
+func addRunFlags(fs *flag.FlagSet) *runFlags {
+	r := new(runFlags)
+	fs.BoolVar(&r.syncFlags, "sync-flags", false, "also bring flag changes of already copied messages to the target")
+	fs.BoolVar(&r.dryRun, "dry-run", false, "list what would be copied, copy nothing")
+	fs.Int64Var(&r.maxSize, "max-size", 0, "skip (and list) messages larger than `BYTES`")
+	fs.Float64Var(&r.maxRate, "max-rate", 0, "store at most `MSGS` messages per second (0: no limit)")
+	fs.Int64Var(&r.maxBW, "max-bandwidth", 0, "send at most `BYTES` per second to the target (0: no limit)")
+	fs.BoolVar(&r.fixLF, "fix-bare-lf", false, "convert bare LF line ends to CRLF for every target")
+	fs.BoolVar(&r.stripNUL, "strip-nul", false, "remove NUL bytes from messages")
+	fs.IntVar(&r.retries, "retries", 6, "retry a failed operation this many times on a new connection")
+	fs.BoolVar(&r.deleteSource, "delete-source", false, "delete each source message once it is safely in the target")
+	return r
+}
+
+func (r *runFlags) options(workers int, rules migrate.FolderRules) migrate.Options {
+	return migrate.Options{
+		Workers: workers, Folders: rules, SyncFlags: r.syncFlags, MaxSize: r.maxSize, DryRun: r.dryRun,
+		MaxRate: r.maxRate, MaxBandwidth: r.maxBW, FixBareLF: r.fixLF, StripNUL: r.stripNUL,
+		Retries: r.retries, DeleteSource: r.deleteSource,
+	}
+}
+
+// planInfo is what plan adds to a dry-run summary.
+type planInfo struct {
+	Workers int `json:"workers"`
+	// The sample fetched from the source to measure the rate.
+	SampleMessages int           `json:"sample_messages"`
+	SampleBytes    int64         `json:"sample_bytes"`
+	SampleTime     time.Duration `json:"sample_ns"`
+	RateMeasured   bool          `json:"rate_measured"`
+	BytesPerSec    float64       `json:"bytes_per_second"` // per connection
+	MsgsPerSec     float64       `json:"messages_per_second"`
+	ToCopy         int           `json:"to_copy"`
+	ToCopyBytes    int64         `json:"to_copy_bytes"`
+	Estimate       time.Duration `json:"estimate_ns"`
+	// Quota of the target INBOX, in bytes.
+	QuotaKnown   bool     `json:"quota_known"`
+	QuotaUsed    int64    `json:"quota_used,omitempty"`
+	QuotaLimit   int64    `json:"quota_limit,omitempty"`
+	QuotaError   string   `json:"quota_error,omitempty"`
+	OverQuota    bool     `json:"over_quota"`
+	TargetCaps   []string `json:"target_capabilities,omitempty"`
+	SourceCaps   []string `json:"source_capabilities,omitempty"`
+	CapsError    string   `json:"capabilities_error,omitempty"`
+	NotSupported []string `json:"warnings,omitempty"`
+}
+
+// planReport is the JSON --report of plan.
+type planReport struct {
+	Source  string           `json:"source"`
+	Target  string           `json:"target"`
+	Plan    *planInfo        `json:"plan"`
+	Summary *migrate.Summary `json:"summary"`
+}
+
+type quotaer interface {
+	Quota(ctx context.Context) (used, limit int64, ok bool, err error)
+}
+
+type capser interface {
+	Capabilities(ctx context.Context) ([]string, error)
+}
+
+// gatherPlan measures the source rate on a sample, asks the target for its
+// quota and capabilities, and estimates the time the copy will take. Any
+// failure is recorded, never fatal: the plan is advice.
+func gatherPlan(ctx context.Context, sum *migrate.Summary, srcOpen source.Opener, tgtOpen target.Opener, workers int) *planInfo {
+	p := &planInfo{Workers: workers}
+	for _, f := range sum.Folders {
+		p.ToCopy += f.ToCopy
+		p.ToCopyBytes += f.ToCopyBytes
+	}
+	if p.ToCopy > 0 {
+		sampleRate(ctx, p, sum, srcOpen)
+	} else if s, err := srcOpen(ctx); err == nil {
+		p.SourceCaps = sourceCaps(s)
+		s.Close()
+	}
+	if !p.RateMeasured {
+		p.BytesPerSec, p.MsgsPerSec = defaultBytesPerSec, defaultMsgsPerSec
+	}
+	// Reading and storing take about as long as each other; the workers
+	// share the load.
+	byBytes := float64(p.ToCopyBytes) / p.BytesPerSec
+	byMsgs := float64(p.ToCopy) / p.MsgsPerSec
+	p.Estimate = time.Duration(2 * max(byBytes, byMsgs) / float64(max(workers, 1)) * float64(time.Second))
+
+	t, err := tgtOpen(ctx)
+	if err != nil {
+		p.CapsError = err.Error()
+		return p
+	}
+	defer t.Close()
+	if q, ok := t.(quotaer); ok {
+		used, limit, known, err := q.Quota(ctx)
+		switch {
+		case err != nil:
+			p.QuotaError = err.Error()
+		case known:
+			p.QuotaKnown, p.QuotaUsed, p.QuotaLimit = true, used, limit
+			p.OverQuota = p.ToCopyBytes > limit-used
+		}
+	}
+	if c, ok := t.(capser); ok {
+		caps, err := c.Capabilities(ctx)
+		if err != nil {
+			p.CapsError = err.Error()
+		}
+		p.TargetCaps = caps
+		has := strings.Join(caps, " ") + " "
+		if !strings.Contains(has, "UIDPLUS ") {
+			p.NotSupported = append(p.NotSupported, "the target has no UIDPLUS: an interrupted APPEND is found again by a search, slower")
+		}
+	}
+	return p
+}
+
+// sampleRate fetches a few messages of the first folder with work to time
+// one connection.
+func sampleRate(ctx context.Context, p *planInfo, sum *migrate.Summary, srcOpen source.Opener) {
+	s, err := srcOpen(ctx)
+	if err != nil {
+		return
+	}
+	defer s.Close()
+	p.SourceCaps = sourceCaps(s)
+	folders, err := s.Folders(ctx)
+	if err != nil {
+		return
+	}
+	want := map[string]bool{}
+	for _, f := range sum.Folders {
+		if f.ToCopy > 0 {
+			want[f.Source] = true
+		}
+	}
+	for _, f := range folders {
+		if !want[f.Name] {
+			continue
+		}
+		start := time.Now()
+		metas, err := s.List(ctx, f)
+		if err != nil || len(metas) == 0 {
+			continue
+		}
+		var ids []string
+		var planned int64
+		for _, m := range metas {
+			if len(ids) == sampleMaxMsgs || planned > sampleMaxBytes {
+				break
+			}
+			ids = append(ids, m.ID)
+			planned += m.Size
+		}
+		var n int
+		var bytes int64
+		err = s.Fetch(ctx, f, ids, func(_ source.Meta, r io.Reader) error {
+			k, err := io.Copy(io.Discard, r)
+			n++
+			bytes += k
+			return err
+		})
+		el := time.Since(start)
+		if err != nil || n == 0 || el <= 0 {
+			return
+		}
+		p.SampleMessages, p.SampleBytes, p.SampleTime = n, bytes, el
+		p.RateMeasured = true
+		p.BytesPerSec = max(float64(bytes)/el.Seconds(), 1)
+		p.MsgsPerSec = max(float64(n)/el.Seconds(), 0.01)
+		return
+	}
+}
+
+// sourceCaps lists what matters of a POP3 server's CAPA.
+func sourceCaps(s source.Source) []string {
+	ps, ok := s.(*pop3.Source)
+	if !ok || ps.Client() == nil {
+		return nil
+	}
+	var out []string
+	for k, v := range ps.Client().Capabilities() {
+		switch k {
+		case "PIPELINING", "UIDL", "TOP", "RESP-CODES", "AUTH-RESP-CODE", "SASL", "STLS", "USER", "EXPIRE", "LOGIN-DELAY":
+			if len(v) > 0 {
+				k += " " + strings.Join(v, " ")
+			}
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// printPlanFull prints the plan: the folder table, the total, the time
+// estimate, the quota (with a warning when the copy will not fit) and the
+// capabilities. migrate --dry-run can call it with the same arguments.
+func printPlanFull(w io.Writer, sum *migrate.Summary, p *planInfo, src, tgt fmt.Stringer) {
+	fmt.Fprintf(w, "Plan: %s → %s (nothing copied)\n", src, tgt)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "FOLDER\tTARGET\tMESSAGES\tBYTES\tDONE\tTO COPY\tTO COPY BYTES\t")
+	var listed, done, fails int
+	var listedBytes int64
+	for _, f := range sum.Folders {
+		if f.Skipped != "" {
+			fmt.Fprintf(tw, "%s\t(skipped: %s)\t\t\t\t\t\t\n", f.Source, f.Skipped)
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%d\t%s\t\n", f.Source, f.Target, f.Listed, humanBytes(f.ListedBytes), f.AlreadyThere, f.ToCopy, humanBytes(f.ToCopyBytes))
+		listed += f.Listed
+		listedBytes += f.ListedBytes
+		done += f.AlreadyThere
+		fails += f.Failed
+	}
+	fmt.Fprintf(tw, "TOTAL\t\t%d\t%s\t%d\t%d\t%s\t\n", listed, humanBytes(listedBytes), done, p.ToCopy, humanBytes(p.ToCopyBytes))
+	tw.Flush()
+	if fails > 0 {
+		fmt.Fprintf(w, "Will not be copied: %d message(s) (see the report):\n", fails)
+		for i, f := range sum.Failures {
+			if i == 10 {
+				fmt.Fprintf(w, "  … and %d more\n", len(sum.Failures)-10)
+				break
+			}
+			fmt.Fprintf(w, "  %s %s: %s\n", f.Folder, f.Key, f.Reason)
+		}
+	}
+	how := fmt.Sprintf("measured on %d message(s), %s in %s", p.SampleMessages, humanBytes(p.SampleBytes), p.SampleTime.Round(time.Millisecond))
+	if !p.RateMeasured {
+		how = "no sample: assumed default rate"
+	}
+	fmt.Fprintf(w, "Estimate: %s with %d worker(s) (%s/s and %.0f messages/s per connection, %s)\n",
+		roundEstimate(p.Estimate), p.Workers, humanBytes(int64(p.BytesPerSec)), p.MsgsPerSec, how)
+	switch {
+	case p.QuotaKnown:
+		free := p.QuotaLimit - p.QuotaUsed
+		fmt.Fprintf(w, "Target quota: %s used of %s (%s free)\n", humanBytes(p.QuotaUsed), humanBytes(p.QuotaLimit), humanBytes(max(free, 0)))
+		if p.OverQuota {
+			fmt.Fprintf(w, "WARNING: %s to copy does not fit in the %s free in the target quota; the copy will stop with [OVERQUOTA]\n", humanBytes(p.ToCopyBytes), humanBytes(max(free, 0)))
+		}
+	case p.QuotaError != "":
+		fmt.Fprintf(w, "Target quota: unknown (%s)\n", p.QuotaError)
+	default:
+		fmt.Fprintln(w, "Target quota: none reported")
+	}
+	if len(p.TargetCaps) > 0 {
+		fmt.Fprintf(w, "Target capabilities: %s\n", strings.Join(p.TargetCaps, " "))
+	}
+	if len(p.SourceCaps) > 0 {
+		fmt.Fprintf(w, "Source capabilities: %s\n", strings.Join(p.SourceCaps, " "))
+	}
+	for _, s := range p.NotSupported {
+		fmt.Fprintf(w, "Note: %s\n", s)
+	}
+}
+
+func roundEstimate(d time.Duration) string {
+	switch {
+	case d < time.Second:
+		return "under a second"
+	case d < time.Minute:
+		return d.Round(time.Second).String()
+	default:
+		return d.Round(time.Minute).String()
+	}
+}
+
+func cmdPlan(args []string, stdout, stderr io.Writer) int {
+	c := newCommon("plan", usagePlan, stderr)
+	rf := addRunFlags(c.fs)
+	fail := func(code int, err error) int {
+		fmt.Fprintf(stderr, "mailferry plan: %s\n", c.redact(err.Error()))
+		return code
+	}
+	if err := c.parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return fail(exitUsage, err)
+	}
+	rules, err := c.rules()
+	if err == nil {
+		err = c.setupLog(stderr)
+	}
+	if err != nil {
+		return fail(exitUsage, err)
+	}
+	defer c.closeLog()
+	if err := c.passwords(stderr); err != nil {
+		return fail(exitUsage, err)
+	}
+	co := connOptions{caFile: c.caFile, timeout: c.timeout, folder: "INBOX"}
+	srcOpen, err := c.src.sourceOpener(co)
+	if err != nil {
+		return fail(exitUsage, err)
+	}
+	tgtOpen, err := c.tgt.targetOpener(co)
+	if err != nil {
+		return fail(exitUsage, err)
+	}
+	journal, err := openJournal(c.state, c.src.String(), c.tgt.String(), rules.ToFolder)
+	if err != nil {
+		return fail(exitUsage, err)
+	}
+	defer journal.Close()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	o := rf.options(c.workers, rules)
+	o.DryRun, o.DeleteSource, o.SyncFlags = true, false, false
+	o.Logger = c.logger
+	sum, err := migrate.Run(ctx, srcOpen, tgtOpen, journal, o)
+	if jerr := journal.Close(); jerr != nil && err == nil {
+		err = jerr
+	}
+	if err != nil || sum == nil {
+		return finish(stderr, "plan", err, false, c)
+	}
+	p := gatherPlan(ctx, sum, srcOpen, tgtOpen, c.workers)
+	p.QuotaError, p.CapsError = c.redact(p.QuotaError), c.redact(p.CapsError)
+	printPlanFull(stdout, sum, p, c.src, c.tgt)
+	if p.OverQuota {
+		fmt.Fprintf(stderr, "mailferry plan: warning: %s to copy exceeds the free target quota (%s)\n",
+			humanBytes(p.ToCopyBytes), humanBytes(max(p.QuotaLimit-p.QuotaUsed, 0)))
+		c.logger.Warn("target quota too small", "to_copy_bytes", p.ToCopyBytes, "quota_used", p.QuotaUsed, "quota_limit", p.QuotaLimit)
+	}
+	if c.report != "" {
+		if werr := writeJSON(c.report, planReport{Source: c.src.String(), Target: c.tgt.String(), Plan: p, Summary: sum}); werr != nil {
+			fmt.Fprintf(stderr, "mailferry plan: %v\n", werr)
+		}
+	}
+	return finish(stderr, "plan", ctx.Err(), false, c)
+}
