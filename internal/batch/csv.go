@@ -58,6 +58,7 @@ func Parse(r io.Reader) (rows []Row, bad []*RowError, err error) {
 	cr.Comment = '#'
 	cr.FieldsPerRecord = -1
 	cr.TrimLeadingSpace = true
+	cr.LazyQuotes = true // --to-folder "Old mail" in an unquoted field
 	head, err := cr.Read()
 	if err != nil {
 		if errors.Is(err, io.EOF) {
