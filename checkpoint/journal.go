@@ -560,6 +560,29 @@ func (j *Journal) Intent(ctx context.Context, r Record) error {
 	return j.wait(ctx, end)
 }
 
+// Intents records several intents and returns once all of them are durable,
+// with one fsync for the lot: a worker declares a whole batch before it
+// fetches the first body.
+func (j *Journal) Intents(ctx context.Context, rs []Record) error {
+	var end int64
+	for i := range rs {
+		r := rs[i]
+		r.Op = opIntent
+		if err := j.check(&r); err != nil {
+			return err
+		}
+		e, err := j.put(&r, stateIntent)
+		if err != nil {
+			return err
+		}
+		end = e
+	}
+	if len(rs) == 0 {
+		return nil
+	}
+	return j.wait(ctx, end)
+}
+
 // Done records that the message r.Key is stored in the target, with its
 // receipt and the flags written. Fields left empty (Folder, Name, Size,
 // SHA256, MsgID) are taken from the key's intent. The record is queued: it

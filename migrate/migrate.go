@@ -514,11 +514,16 @@ func (x *fpIndex) take(fk string) (checkpoint.Entry, bool) {
 
 // plannedName is the unique name recorded in the intent before the first
 // byte is sent; a Maildir target stores the file under it, so that Find can
-// tell after a crash whether the message arrived. It is derived from the key,
-// so sending the same message again reuses it.
+// tell after a crash whether the message arrived. It is derived from what
+// the listing says (key and internal date, 0 when the source has none), so
+// sending the same message again reuses it.
 func plannedName(key string, date time.Time) string {
 	h := sha256.Sum256([]byte(key))
-	return fmt.Sprintf("%d.MF%sP%d.mailferry", date.Unix(), hex.EncodeToString(h[:8]), len(key)%10)
+	t := int64(0)
+	if !date.IsZero() {
+		t = date.Unix()
+	}
+	return fmt.Sprintf("%d.MF%s.mailferry", t, hex.EncodeToString(h[:10]))
 }
 
 // bandwidthBurst is the largest chunk the bandwidth limiter lets through

@@ -151,19 +151,25 @@ func (w *worker) copyBatch(ctx context.Context, b batch) error {
 	fs := b.fs
 	byID := make(map[string]*item, len(b.items))
 	var ids []string
+	// One durable intent per message, one fsync for the batch, before the
+	// first byte goes to the target. A message with an intent from an
+	// interrupted run is looked for in the target once its bytes (and so
+	// its fingerprint) are known, before it is sent again.
+	var intents []checkpoint.Record
 	for i := range b.items {
 		it := &b.items[i]
-		if it.pending != nil {
-			found, err := w.resolve(ctx, fs, it)
-			if err != nil {
-				return err
-			}
-			if found {
-				continue
-			}
-		}
 		byID[it.meta.ID] = it
 		ids = append(ids, it.meta.ID)
+		if it.pending == nil {
+			intents = append(intents, checkpoint.Record{Op: "intent", Key: it.key, Folder: fs.target,
+				Name: plannedName(it.key, it.meta.Received), Size: it.meta.Size})
+		}
+	}
+	if err := w.e.j.Intents(ctx, intents); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return failure.Mark(failure.Fatal, fmt.Errorf("journal: %w", err))
 	}
 	handled := map[string]bool{}
 	// attempt counts consecutive failures without progress.
@@ -256,38 +262,6 @@ func (w *worker) failItem(fs *folderState, it *item, reason string) {
 	w.e.o.Stats.DoneBytes.Add(it.meta.Size)
 }
 
-// resolve settles an intent left by an interrupted run: if the target has
-// the message, it is recorded done; otherwise it is sent again.
-func (w *worker) resolve(ctx context.Context, fs *folderState, it *item) (bool, error) {
-	p := it.pending
-	sum, err := hex.DecodeString(p.SHA256)
-	if err != nil || len(sum) != 32 {
-		return false, nil // no usable fingerprint: send again
-	}
-	d := target.Delivery{Folder: p.Folder, Size: p.Size, Name: p.Name, Taken: w.e.taken(p.Folder),
-		Fingerprint: target.Fingerprint{MessageID: p.MsgID, Size: p.Size}}
-	copy(d.Fingerprint.SHA256[:], sum)
-	receipt, ok, err := w.find(ctx, d)
-	if err != nil {
-		return false, err
-	}
-	if !ok {
-		return false, nil
-	}
-	if err := w.e.j.Done(checkpoint.Record{Op: "done", Key: it.key, Folder: p.Folder, Name: p.Name, Size: p.Size,
-		SHA256: p.SHA256, MsgID: p.MsgID, Receipt: receipt, Flags: it.meta.Flags}); err != nil {
-		return false, fmt.Errorf("journal: %w", err)
-	}
-	w.e.claim(p.Folder, receipt)
-	w.settled = append(w.settled, it.meta.ID)
-	w.e.sum.add(fs.sum, func(f *FolderSummary) { f.AlreadyThere++ })
-	st := w.e.o.Stats
-	st.Already.Add(1)
-	st.DoneMsgs.Add(1)
-	st.DoneBytes.Add(it.meta.Size)
-	return true, nil
-}
-
 // find asks the target with retries on fresh connections.
 func (w *worker) find(ctx context.Context, d target.Delivery) (string, bool, error) {
 	for n := 1; ; n++ {
@@ -348,6 +322,40 @@ func (w *worker) copyOne(ctx context.Context, fs *folderState, it *item, m sourc
 		finish()
 		return nil
 	}
+	date := m.Received
+	if date.IsZero() {
+		date = sp.scan.InternalDate(time.Now())
+	}
+	d := target.Delivery{
+		Folder: fs.target, Flags: m.Flags, Date: date, Size: size, Name: plannedName(it.key, it.meta.Received), Taken: w.e.taken(fs.target),
+		Fingerprint: target.Fingerprint{MessageID: msgID, Size: size, SHA256: sp.sum},
+	}
+	rec := checkpoint.Record{Op: "done", Key: it.key, Folder: fs.target, Name: d.Name, Size: size, SHA256: shaHex, MsgID: msgID, Flags: m.Flags}
+	if it.pending != nil {
+		// An interrupted run may have stored it: ask the target.
+		if it.pending.Folder != "" {
+			d.Folder, rec.Folder = it.pending.Folder, it.pending.Folder
+		}
+		if it.pending.Name != "" {
+			d.Name, rec.Name = it.pending.Name, it.pending.Name
+		}
+		receipt, ok, err := w.find(ctx, d)
+		if err != nil {
+			return err
+		}
+		if ok {
+			rec.Receipt = receipt
+			if err := w.e.j.Done(rec); err != nil {
+				return failure.Mark(failure.Fatal, fmt.Errorf("journal: %w", err))
+			}
+			w.e.claim(d.Folder, receipt)
+			w.settled = append(w.settled, it.meta.ID)
+			w.e.sum.add(fs.sum, func(f *FolderSummary) { f.AlreadyThere++ })
+			st.Already.Add(1)
+			finish()
+			return nil
+		}
+	}
 	if fs.recon != nil {
 		fs.reconMu.Lock()
 		ent, ok := fs.recon.take(fpKey(msgID, size, shaHex))
@@ -363,21 +371,6 @@ func (w *worker) copyOne(ctx context.Context, fs *folderState, it *item, m sourc
 			finish()
 			return nil
 		}
-	}
-	date := m.Received
-	if date.IsZero() {
-		date = sp.scan.InternalDate(time.Now())
-	}
-	d := target.Delivery{
-		Folder: fs.target, Flags: m.Flags, Date: date, Size: size, Name: plannedName(it.key, date), Taken: w.e.taken(fs.target),
-		Fingerprint: target.Fingerprint{MessageID: msgID, Size: size, SHA256: sp.sum},
-	}
-	rec := checkpoint.Record{Op: "intent", Key: it.key, Folder: fs.target, Name: d.Name, Size: size, SHA256: shaHex, MsgID: msgID}
-	if err := w.e.j.Intent(ctx, rec); err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return failure.Mark(failure.Fatal, fmt.Errorf("journal: %w", err))
 	}
 	if w.e.msgLimit != nil {
 		if err := w.e.msgLimit.Wait(ctx); err != nil {
@@ -404,11 +397,11 @@ func (w *worker) copyOne(ctx context.Context, fs *folderState, it *item, m sourc
 		finish()
 		return nil
 	}
-	rec.Op, rec.Receipt, rec.Flags = "done", receipt, m.Flags
+	rec.Receipt = receipt
 	if err := w.e.j.Done(rec); err != nil {
 		return failure.Mark(failure.Fatal, fmt.Errorf("journal: %w", err))
 	}
-	w.e.claim(fs.target, receipt)
+	w.e.claim(d.Folder, receipt)
 	w.settled = append(w.settled, it.meta.ID)
 	conv, nul := sp.converted > 0, sp.nulStripped > 0
 	w.e.sum.add(fs.sum, func(f *FolderSummary) {
