@@ -62,13 +62,13 @@ func TestBatchTwentyAccounts(t *testing.T) {
 	for i := 1; i <= 18; i++ {
 		src, dst := fmt.Sprintf("s%02d", i), fmt.Sprintf("d%02d", i)
 		if i%2 == 1 {
-			msgs := inboxOnly(30+i, int64(100+i))
+			msgs := inboxOnly(25+i, int64(100+i))
 			dv.Load(t, src, msgs)
 			want[dst] = pop3Expect(msgs, "INBOX")
 			opts[dst] = corpus.CompareOptions{NormalizeCRLF: true, Dates: true}
 			fmt.Fprintf(&csv, "pop3://%s@%s,imap://%s@%s,env:PW,file:%s,\n", src, dv.POP3, dst, dv.IMAP, "PWFILE")
 		} else {
-			msgs := corpus.Generate(corpus.Options{Messages: 30 + i, Seed: int64(200 + i)})
+			msgs := corpus.Generate(corpus.Options{Messages: 25 + i, Seed: int64(200 + i)})
 			dv.Load(t, src, msgs)
 			want[dst] = msgs
 			opts[dst] = compareAll
@@ -86,14 +86,14 @@ func TestBatchTwentyAccounts(t *testing.T) {
 	os.WriteFile(file, []byte(strings.ReplaceAll(csv.String(), "PWFILE", pwFile)), 0o600)
 	state, logs, rep := filepath.Join(dir, "state"), filepath.Join(dir, "logs"), filepath.Join(dir, "report.json")
 	env := []string{"PW=secret", "WRONG=" + wrong}
-	args := []string{"batch", file, "--accounts", "4", "--workers", "8", "--state", state, "--log-dir", logs,
+	args := []string{"batch", file, "--accounts", "6", "--workers", "12", "--state", state, "--log-dir", logs,
 		"--ca-file", dv.CAFile, "--report", rep, "--stats", "200ms", "--timeout", "10s"}
 
 	// Run 1: SIGKILL once some accounts are under way.
 	kill, done := startKill(t, env, args...)
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) && !done() {
-		if ents, _ := os.ReadDir(logs); len(ents) >= 6 {
+		if ents, _ := os.ReadDir(logs); len(ents) >= 8 {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
