@@ -50,7 +50,9 @@ func (k Kind) String() string {
 type Options struct {
 	// Seed seeds the fault plan.
 	Seed uint64
-	// Probability is the chance that a connection gets a fault (0..1).
+	// Probability is the chance that a connection gets a fault (0..1);
+	// a connection that survives its fault (stall, trickle) gets another
+	// one with the same chance, MinOffset..MaxOffset bytes later.
 	Probability float64
 	// MinOffset and MaxOffset bound the byte offset (both directions
 	// counted) where a connection's fault starts; uniform in between.
@@ -164,9 +166,9 @@ func (p *Proxy) Close() error {
 	return err
 }
 
-// plan draws the fault plan of connection n.
-func (p *Proxy) plan(n int) (Kind, int64, bool) {
-	r := rand.New(rand.NewPCG(p.o.Seed, uint64(n)))
+// next draws the next fault of a connection from its random source r:
+// whether there is one, its kind, and its offset from the previous one.
+func (p *Proxy) next(r *rand.Rand) (Kind, int64, bool) {
 	if p.o.Probability == 0 || r.Float64() >= p.o.Probability {
 		return 0, 0, false
 	}
@@ -194,7 +196,8 @@ func (p *Proxy) serve() {
 		n := p.conns
 		p.conns++
 		l := &link{p: p, id: n, client: c.(*net.TCPConn), done: make(chan struct{})}
-		l.kind, l.offset, l.armed = p.plan(n)
+		l.rng = rand.New(rand.NewPCG(p.o.Seed, uint64(n)))
+		l.kind, l.offset, l.armed = p.next(l.rng)
 		p.links[l] = struct{}{}
 		p.wg.Add(1)
 		p.mu.Unlock()
@@ -221,6 +224,7 @@ type link struct {
 	client *net.TCPConn
 	server *net.TCPConn
 
+	rng         *rand.Rand // the connection's fault plan
 	mu          sync.Mutex
 	n           int64 // bytes forwarded, both directions
 	kind        Kind
@@ -340,10 +344,21 @@ func (l *link) forward(dst *net.TCPConn, p []byte) error {
 			p = p[chunk:]
 			continue
 		}
-		l.armed = false
 		kind, off := l.kind, l.n
+		// A connection that survives its fault (stall, trickle) gets the
+		// next one drawn from its own random source.
+		if kind == Reset {
+			l.armed = false
+		} else {
+			l.kind, l.offset, l.armed = l.p.next(l.rng)
+			l.offset += off + 1
+		}
 		l.mu.Unlock()
 		if !l.p.record(Fault{Conn: l.id, Kind: kind, Offset: off}) {
+			// MaxFaults reached: no more faults on this connection.
+			l.mu.Lock()
+			l.armed = false
+			l.mu.Unlock()
 			continue
 		}
 		switch kind {

@@ -90,7 +90,7 @@ func TestFaults(t *testing.T) {
 					t.Fatalf("%d bytes before the reset at offset 1000 (both directions)", len(got))
 				}
 			}, 1},
-		{"stall longer than the client's timeout", Options{Probability: 1, MinOffset: 10, MaxOffset: 500, Kinds: []Kind{Stall}, Stall: 3 * time.Second},
+		{"stall longer than the client's timeout", Options{Probability: 1, MinOffset: 10, MaxOffset: 500, Kinds: []Kind{Stall}, Stall: 3 * time.Second, MaxFaults: 1},
 			300 * time.Millisecond, func(t *testing.T, got []byte, err error, took time.Duration) {
 				if !errors.Is(err, os.ErrDeadlineExceeded) {
 					t.Fatalf("read error %v, want a timeout", err)
@@ -99,7 +99,7 @@ func TestFaults(t *testing.T) {
 					t.Fatalf("%d bytes came through the stall", len(got))
 				}
 			}, 1},
-		{"stall shorter than the client's timeout", Options{Probability: 1, MinOffset: 100, MaxOffset: 100, Kinds: []Kind{Stall}, Stall: 200 * time.Millisecond},
+		{"stall shorter than the client's timeout", Options{Probability: 1, MinOffset: 100, MaxOffset: 100, Kinds: []Kind{Stall}, Stall: 200 * time.Millisecond, MaxFaults: 1},
 			5 * time.Second, func(t *testing.T, got []byte, err error, took time.Duration) {
 				if err != nil || !bytes.Equal(got, data) {
 					t.Fatalf("echo: %d bytes, %v", len(got), err)
@@ -108,7 +108,7 @@ func TestFaults(t *testing.T) {
 					t.Fatalf("took %v, the stall is 200ms", took)
 				}
 			}, 1},
-		{"trickle", Options{Probability: 1, MinOffset: 0, MaxOffset: 0, Kinds: []Kind{Trickle}, Trickle: 100, TrickleDelay: 2 * time.Millisecond},
+		{"trickle", Options{Probability: 1, MinOffset: 0, MaxOffset: 0, Kinds: []Kind{Trickle}, Trickle: 100, TrickleDelay: 2 * time.Millisecond, MaxFaults: 1},
 			5 * time.Second, func(t *testing.T, got []byte, err error, took time.Duration) {
 				if err != nil || !bytes.Equal(got, data) {
 					t.Fatalf("echo: %d bytes, %v", len(got), err)
@@ -162,8 +162,8 @@ func TestSeedDeterminesPlan(t *testing.T) {
 	kinds := map[Kind]int{}
 	for _, f := range a {
 		kinds[f.Kind]++
-		if f.Offset > 3000 {
-			t.Fatalf("fault %+v beyond MaxOffset", f)
+		if f.Offset > 4000 {
+			t.Fatalf("fault %+v beyond the 4,000 bytes of the connection", f)
 		}
 	}
 	if kinds[Reset] == 0 || kinds[Trickle] == 0 {
@@ -172,6 +172,18 @@ func TestSeedDeterminesPlan(t *testing.T) {
 	o.Seed = 43
 	if c := run(t, echo, o, 30); reflect.DeepEqual(a, c) {
 		t.Fatalf("seeds 42 and 43 planned the same faults: %v", a)
+	}
+}
+
+func TestSurvivedFaultRearms(t *testing.T) {
+	echo := echoServer(t)
+	p := start(t, echo, Options{Probability: 1, MinOffset: 500, MaxOffset: 500, Kinds: []Kind{Trickle}, Trickle: 1})
+	if got, err := exchange(t, p.Addr(), payload(2000), 5*time.Second); err != nil || len(got) != 2000 {
+		t.Fatalf("echo: %d bytes, %v", len(got), err)
+	}
+	want := []Fault{{0, Trickle, 500}, {0, Trickle, 1001}, {0, Trickle, 1502}, {0, Trickle, 2003}, {0, Trickle, 2504}, {0, Trickle, 3005}, {0, Trickle, 3506}}
+	if got := p.Log(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("faults %v, want %v", got, want)
 	}
 }
 
