@@ -375,7 +375,11 @@ func (e *engine) prepare(ctx context.Context, s0 source.Source, t0 target.Target
 				}
 			}
 		}
-		name, err := t0.Ensure(ctx, source.Folder{Name: p.target, SpecialUse: specialUse(p.src)})
+		// A dry run maps names but creates nothing on the target.
+		name, err := p.target, error(nil)
+		if !e.o.DryRun {
+			name, err = t0.Ensure(ctx, source.Folder{Name: p.target, SpecialUse: specialUse(p.src)})
+		}
 		if err != nil {
 			if k := failure.KindOf(err); k == failure.Auth || k == failure.TLS || k == failure.Fatal || ctx.Err() != nil {
 				return nil, fmt.Errorf("create target folder %q: %w", p.target, err)

@@ -378,7 +378,7 @@ func (br *batchRun) secrets(ctx context.Context, c *common, row batch.Row) error
 		}
 		switch {
 		case side.tokenCmd != "":
-			side.e.token = tokenCommand(side.tokenCmd, side.name, &c.secretsForRedacting)
+			side.e.token = tokenCommand(side.tokenCmd, side.name, c.secrets)
 			continue
 		case side.file != "":
 			b, err := os.ReadFile(side.file)
@@ -398,7 +398,7 @@ func (br *batchRun) secrets(ctx context.Context, c *common, row batch.Row) error
 		if side.e.pass == "" {
 			return fmt.Errorf("the %s password is empty", side.name)
 		}
-		c.secretsForRedacting = append(c.secretsForRedacting, side.e.pass)
+		c.secrets.add(side.e.pass)
 	}
 	return nil
 }

@@ -55,8 +55,9 @@ func TestParseEndpoint(t *testing.T) {
 
 func TestRedactWriter(t *testing.T) {
 	var b strings.Builder
-	secrets := []string{"s3cret-pass"}
-	w := &redactWriter{w: &b, secrets: &secrets}
+	secrets := new(secretList)
+	secrets.add("s3cret-pass")
+	w := &redactWriter{w: &b, secrets: secrets}
 	w.Write([]byte("login failed: s3cret-pass rejected"))
 	if strings.Contains(b.String(), "s3cret") {
 		t.Fatal(b.String())

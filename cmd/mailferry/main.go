@@ -107,30 +107,30 @@ var version = "0.1.0-dev"
 
 // common holds the flags migrate and verify share.
 type common struct {
-	fs                  *flag.FlagSet
-	state               string
-	workers             int
-	toFolder            string
-	include, exclude    multiFlag
-	maps                multiFlag
-	keepAllMail         bool
-	caFile              string
-	srcPassFile         string
-	tgtPassFile         string
-	srcTokenCmd         string
-	tgtTokenCmd         string
-	timeout             time.Duration
-	noProgress          bool
-	stats               time.Duration
-	report              string
-	logFile             string
-	verbose             bool
-	quiet               bool
-	src, tgt            *endpoint
-	positional          []string
-	logger              *slog.Logger
-	closeLog            func()
-	secretsForRedacting []string
+	fs               *flag.FlagSet
+	state            string
+	workers          int
+	toFolder         string
+	include, exclude multiFlag
+	maps             multiFlag
+	keepAllMail      bool
+	caFile           string
+	srcPassFile      string
+	tgtPassFile      string
+	srcTokenCmd      string
+	tgtTokenCmd      string
+	timeout          time.Duration
+	noProgress       bool
+	stats            time.Duration
+	report           string
+	logFile          string
+	verbose          bool
+	quiet            bool
+	src, tgt         *endpoint
+	positional       []string
+	logger           *slog.Logger
+	closeLog         func()
+	secrets          *secretList
 }
 
 type multiFlag []string
@@ -139,7 +139,7 @@ func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(s string) error { *m = append(*m, s); return nil }
 
 func newCommon(name, usage string, stderr io.Writer) *common {
-	c := &common{fs: flag.NewFlagSet(name, flag.ContinueOnError)}
+	c := &common{fs: flag.NewFlagSet(name, flag.ContinueOnError), secrets: new(secretList)}
 	fs := c.fs
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.state, "state", "", "state `DIR` for checkpoint journals (default $XDG_STATE_HOME/mailferry)")
@@ -238,7 +238,7 @@ func (c *common) passwords(stderr io.Writer) error {
 			continue
 		}
 		if side.tokenCmd != "" {
-			side.e.token = tokenCommand(side.tokenCmd, side.name, &c.secretsForRedacting)
+			side.e.token = tokenCommand(side.tokenCmd, side.name, c.secrets)
 			continue
 		}
 		switch {
@@ -264,7 +264,7 @@ func (c *common) passwords(stderr io.Writer) error {
 		if side.e.pass == "" {
 			return fmt.Errorf("the %s password is empty", side.name)
 		}
-		c.secretsForRedacting = append(c.secretsForRedacting, side.e.pass)
+		c.secrets.add(side.e.pass)
 		if side.e.noTLS {
 			fmt.Fprintf(stderr, "mailferry: warning: %s %s: the password and mail cross the network unencrypted (?tls=none)\n", side.name, side.e)
 		}
@@ -275,8 +275,7 @@ func (c *common) passwords(stderr io.Writer) error {
 // tokenCommand returns a function that runs cmd with sh -c and takes the
 // first line it prints as the OAuth2 access token (like mbsync's PassCmd).
 // The token is never printed; it is added to the redaction list.
-func tokenCommand(cmd, side string, secrets *[]string) func(context.Context) (string, error) {
-	var mu sync.Mutex
+func tokenCommand(cmd, side string, secrets *secretList) func(context.Context) (string, error) {
 	return func(ctx context.Context) (string, error) {
 		out, err := exec.CommandContext(ctx, "sh", "-c", cmd).Output()
 		if err != nil {
@@ -287,9 +286,7 @@ func tokenCommand(cmd, side string, secrets *[]string) func(context.Context) (st
 		if tok == "" {
 			return "", failure.Mark(failure.Auth, fmt.Errorf("the %s OAuth2 token command printed no token", side))
 		}
-		mu.Lock()
-		*secrets = append(*secrets, tok)
-		mu.Unlock()
+		secrets.add(tok)
 		return tok, nil
 	}
 }
@@ -304,7 +301,7 @@ func (c *common) setupLog(stderr io.Writer) error {
 	if c.quiet {
 		level = slog.LevelError
 	}
-	handlers := []slog.Handler{slog.NewTextHandler(&redactWriter{w: stderr, secrets: &c.secretsForRedacting}, &slog.HandlerOptions{Level: level})}
+	handlers := []slog.Handler{slog.NewTextHandler(&redactWriter{w: stderr, secrets: c.secrets}, &slog.HandlerOptions{Level: level})}
 	c.closeLog = func() {}
 	if c.logFile != "" {
 		f, err := os.OpenFile(c.logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
@@ -312,39 +309,52 @@ func (c *common) setupLog(stderr io.Writer) error {
 			return fmt.Errorf("open --log file: %w", err)
 		}
 		bw := bufio.NewWriter(f)
-		handlers = append(handlers, slog.NewJSONHandler(&redactWriter{w: bw, secrets: &c.secretsForRedacting}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		handlers = append(handlers, slog.NewJSONHandler(&redactWriter{w: bw, secrets: c.secrets}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 		c.closeLog = func() { bw.Flush(); f.Close() }
 	}
 	c.logger = slog.New(slog.NewMultiHandler(handlers...))
 	return nil
 }
 
+// secretList holds the passwords and tokens of a run, to be redacted from
+// anything printed or logged. Safe for concurrent use: token commands add
+// to it while loggers read it.
+type secretList struct {
+	mu   sync.Mutex
+	list []string
+}
+
+func (l *secretList) add(s string) {
+	if len(s) < 3 {
+		return // too short to redact without mangling ordinary text
+	}
+	l.mu.Lock()
+	l.list = append(l.list, s)
+	l.mu.Unlock()
+}
+
+func (l *secretList) redact(s string) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, sec := range l.list {
+		s = strings.ReplaceAll(s, sec, "***")
+	}
+	return s
+}
+
 // redactWriter replaces any secret in log output (a server echoing a
 // password back in an error, say) with "***".
 type redactWriter struct {
 	w       io.Writer
-	secrets *[]string
+	secrets *secretList
 }
 
 func (r *redactWriter) Write(p []byte) (int, error) {
-	s := string(p)
-	for _, sec := range *r.secrets {
-		if len(sec) >= 3 {
-			s = strings.ReplaceAll(s, sec, "***")
-		}
-	}
-	_, err := io.WriteString(r.w, s)
+	_, err := io.WriteString(r.w, r.secrets.redact(string(p)))
 	return len(p), err
 }
 
-func (c *common) redact(s string) string {
-	for _, sec := range c.secretsForRedacting {
-		if len(sec) >= 3 {
-			s = strings.ReplaceAll(s, sec, "***")
-		}
-	}
-	return s
-}
+func (c *common) redact(s string) string { return c.secrets.redact(s) }
 
 const usageMigrate = `Usage: mailferry migrate SOURCE TARGET [flags]
 
@@ -436,7 +446,7 @@ func cmdMigrate(args []string, stdout, stderr io.Writer) int {
 	}
 	if sum != nil {
 		if *dryRun {
-			printPlan(stdout, sum)
+			printPlanFull(stdout, sum, gatherPlan(ctx, sum, srcOpen, tgtOpen, c.workers), c.src, c.tgt)
 		} else {
 			printSummary(stdout, sum, c.src, c.tgt)
 		}

@@ -207,20 +207,6 @@ func printSummary(w io.Writer, s *migrate.Summary, src, tgt fmt.Stringer) {
 	}
 }
 
-func printPlan(w io.Writer, s *migrate.Summary) {
-	fmt.Fprintln(w, "Dry run: nothing copied.")
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "  FOLDER\tTARGET\tMESSAGES\tDONE\tTO COPY\t")
-	for _, f := range s.Folders {
-		if f.Skipped != "" {
-			fmt.Fprintf(tw, "  %s\t(skipped: %s)\t\t\t\t\n", f.Source, f.Skipped)
-			continue
-		}
-		fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t%d\t\n", f.Source, f.Target, f.Listed, f.AlreadyThere, f.Listed-f.AlreadyThere-f.Failed)
-	}
-	tw.Flush()
-}
-
 func printVerify(w io.Writer, r *migrate.VerifyReport) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "  FOLDER\tTARGET\tSOURCE\tIN TARGET\tMISSING\tEXTRA\tDUPLICATED\t")

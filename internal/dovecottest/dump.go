@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -177,7 +178,7 @@ func dumpMaildir(root string) ([]corpus.Message, error) {
 		}
 		parts := strings.Split(n[1:], ".")
 		for i, p := range parts {
-			parts[i] = mutf7Decode(p)
+			parts[i] = unescapeList(mutf7Decode(p))
 		}
 		name := strings.Join(parts, "/")
 		if strings.EqualFold(name, "INBOX") {
@@ -286,4 +287,25 @@ func parseFlags(name string, kw map[byte]string) ([]string, error) {
 		}
 	}
 	return corpus.CanonicalFlags(flags), nil
+}
+
+// unescapeList undoes the escape of Dovecot's listescape plugin, which the
+// team's Maildir target uses for characters a Maildir++ name cannot hold
+// ('.' as \2e, '\' as \5c): \XX for a printable ASCII character.
+func unescapeList(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+2 < len(s) {
+			if v, err := strconv.ParseUint(s[i+1:i+3], 16, 8); err == nil && v >= 0x20 && v < 0x7f {
+				b.WriteByte(byte(v))
+				i += 2
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
 }

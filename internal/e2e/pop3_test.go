@@ -192,3 +192,7 @@ func checkOneSentence(t *testing.T, r result, secret string) {
 		t.Fatalf("want one line on stderr, got %d:\n%s", len(lines), r.stderr)
 	}
 }
+
+func compareMaildir(msgs []corpus.Message, root string, t *testing.T) corpus.Report {
+	return corpus.Compare(pop3Expect(msgs, "INBOX"), dovecottest.DumpMaildir(t, root), corpus.CompareOptions{Dates: true})
+}
