@@ -310,6 +310,19 @@ func (j *Journal) Len() int {
 	return j.live
 }
 
+// Status returns whether key is known, whether it is done and its flags,
+// from memory only (no file read): the fast path for a re-run that has to
+// learn that nothing is new.
+func (j *Journal) Status(key string) (done bool, flags []string, ok bool) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	s := j.idx.get(bytesOf(key))
+	if s == nil || s.state == stateForgotten {
+		return false, nil, false
+	}
+	return s.state == stateDone, j.idx.flags(s.flags), true
+}
+
 // Get returns what the journal knows about key.
 func (j *Journal) Get(key string) (Entry, bool) {
 	j.mu.Lock()

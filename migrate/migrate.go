@@ -416,18 +416,23 @@ func (e *engine) prepare(ctx context.Context, s0 source.Source, t0 target.Target
 			fs.metaByID[m.ID] = m
 			fsum.ListedBytes += m.Size
 			k := Key(fs.keyName, p.src.Validity, m.ID)
-			ent, ok := e.j.Get(k)
-			if ok && ent.Done {
+			done, flags, ok := e.j.Status(k) // memory only: a no-op re-run reads no file
+			if ok && done {
 				fsum.AlreadyThere++
 				if e.o.DeleteSource {
 					deleteOnly = append(deleteOnly, m.ID)
 				}
-				if e.o.SyncFlags && !sameFlags(ent.Flags, m.Flags) {
+				if e.o.SyncFlags && !sameFlags(flags, m.Flags) {
+					ent, _ := e.j.Get(k)
 					if err := e.syncFlags(ctx, t0, fs, k, ent, m); err != nil {
 						return nil, err
 					}
 				}
 				continue
+			}
+			var ent checkpoint.Entry
+			if ok {
+				ent, _ = e.j.Get(k)
 			}
 			if e.o.MaxSize > 0 && m.Size > e.o.MaxSize {
 				e.sum.fail(fsum, Failure{Folder: p.src.Name, Key: m.ID, Size: m.Size,
