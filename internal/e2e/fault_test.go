@@ -76,7 +76,7 @@ func TestMigrationThroughFaults(t *testing.T) {
 			start := time.Now()
 			r := mf(t, secretEnv, "migrate",
 				tc.srcScheme+"://"+tc.user+"@"+sp.Addr()+"?tls=none", "imap://"+tc.dst+"@"+tp.Addr()+"?tls=none",
-				"--state", t.TempDir(), "--no-progress", "--timeout", "2s", "--workers", "4")
+				"--state", t.TempDir(), "--no-progress", "--timeout", "2s", "--workers", "4", "--retries", "20")
 			took := time.Since(start)
 			faults := sp.Faults() + tp.Faults()
 			kinds := map[string]int{}
