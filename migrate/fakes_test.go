@@ -170,6 +170,8 @@ type memTarget struct {
 	rejectIf     func(body []byte) string // non-empty reason: refuse permanently
 	quota        int                      // >0: total messages the target holds before [OVERQUOTA]
 	specialUse   map[string]string        // existing folder -> special use
+	// pipeline: sessions implement target.Pipeliner.
+	pipeline bool
 	// findByContent: Find ignores the planned name and matches by bytes,
 	// as an IMAP server must (honouring Delivery.Taken).
 	findByContent bool
@@ -188,7 +190,21 @@ type storedMsg struct {
 func newMemTarget() *memTarget { return &memTarget{folders: map[string][]storedMsg{"INBOX": nil}} }
 
 func (t *memTarget) opener() target.Opener {
-	return func(ctx context.Context) (target.Target, error) { return &memTargetSession{t: t}, nil }
+	return func(ctx context.Context) (target.Target, error) {
+		if t.pipeline {
+			return &memPipeSession{memTargetSession{t: t}}, nil
+		}
+		return &memTargetSession{t: t}, nil
+	}
+}
+
+// memPipeSession answers pipelined stores: the body is stored at Send, the
+// answer (maybe an injected failure) comes with wait.
+type memPipeSession struct{ memTargetSession }
+
+func (m *memPipeSession) Send(ctx context.Context, d target.Delivery, body io.Reader) (func() (string, error), error) {
+	receipt, err := m.Put(ctx, d, body)
+	return func() (string, error) { return receipt, err }, nil
 }
 
 func (t *memTarget) count() int {

@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -80,7 +81,7 @@ func (o *Options) defaults() {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	if o.BatchSize <= 0 {
-		o.BatchSize = 32
+		o.BatchSize = 128
 	}
 	if o.backoff <= 0 {
 		o.backoff = 500 * time.Millisecond
@@ -121,7 +122,8 @@ type folderState struct {
 type item struct {
 	meta    source.Meta
 	key     string
-	pending *checkpoint.Entry // an intent without done from an earlier run
+	pending *checkpoint.Entry // an intent without done (an earlier run, or a store whose answer was lost)
+	retried bool              // this run sent it; the outcome was unknown
 }
 
 type batch struct {
@@ -149,6 +151,42 @@ type engine struct {
 
 	msgLimit  *rate.Limiter
 	byteLimit *rate.Limiter
+
+	// flying counts stores in progress per fingerprint, so that Find never
+	// mistakes a byte-identical twin still in flight for this message.
+	flyMu  sync.Mutex
+	flying map[string]int
+}
+
+func (e *engine) begin(fpk string) {
+	e.flyMu.Lock()
+	e.flying[fpk]++
+	e.flyMu.Unlock()
+}
+
+func (e *engine) end(fpk string) {
+	e.flyMu.Lock()
+	if e.flying[fpk]--; e.flying[fpk] <= 0 {
+		delete(e.flying, fpk)
+	}
+	e.flyMu.Unlock()
+}
+
+// waitQuiet waits until at most self stores of these bytes are in flight.
+func (e *engine) waitQuiet(ctx context.Context, fpk string, self int) error {
+	for {
+		e.flyMu.Lock()
+		n := e.flying[fpk]
+		e.flyMu.Unlock()
+		if n <= self {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
 }
 
 func (e *engine) taken(folder string) func(string) bool {
@@ -187,7 +225,7 @@ func (e *engine) claim(folder, receipt string) {
 func Run(ctx context.Context, src source.Opener, tgt target.Opener, j *checkpoint.Journal, o Options) (*Summary, error) {
 	o.defaults()
 	start := time.Now()
-	e := &engine{o: o, j: j, srcOpen: src, tgtOpen: tgt, sum: &Summary{}, log: o.Logger, rc: map[string]bool{}}
+	e := &engine{o: o, j: j, srcOpen: src, tgtOpen: tgt, sum: &Summary{}, log: o.Logger, rc: map[string]bool{}, flying: map[string]int{}}
 	if o.MaxRate > 0 {
 		e.msgLimit = rate.NewLimiter(rate.Limit(o.MaxRate), 1)
 	}
@@ -246,19 +284,37 @@ func (e *engine) run(ctx context.Context) error {
 		return nil
 	}
 
-	var work []batch
 	var total, totalBytes int64
-	for _, fs := range folders {
+	perFolder := make([][]batch, len(folders))
+	for f, fs := range folders {
 		for i := 0; i < len(fs.deleteOnly); i += 256 {
-			work = append(work, batch{fs: fs.fs, deleteOnly: fs.deleteOnly[i:min(i+256, len(fs.deleteOnly))]})
+			perFolder[f] = append(perFolder[f], batch{fs: fs.fs, deleteOnly: fs.deleteOnly[i:min(i+256, len(fs.deleteOnly))]})
 		}
 		for i := 0; i < len(fs.items); i += e.o.BatchSize {
 			end := min(i+e.o.BatchSize, len(fs.items))
-			work = append(work, batch{fs: fs.fs, items: fs.items[i:end]})
+			perFolder[f] = append(perFolder[f], batch{fs: fs.fs, items: fs.items[i:end]})
 		}
 		for _, it := range fs.items {
 			total++
 			totalBytes += it.meta.Size
+		}
+	}
+	// Largest folders first, and batches dealt round-robin across folders:
+	// workers then write to different folders at the same time (a server
+	// such as Dovecot serialises the stores into one folder), and the big
+	// folders do not become the tail of the run.
+	sort.SliceStable(perFolder, func(a, b int) bool { return len(perFolder[a]) > len(perFolder[b]) })
+	var work []batch
+	for round := 0; ; round++ {
+		added := false
+		for _, l := range perFolder {
+			if round < len(l) {
+				work = append(work, l[round])
+				added = true
+			}
+		}
+		if !added {
+			break
 		}
 	}
 	e.o.Stats.TotalMsgs.Store(total)

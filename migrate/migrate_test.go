@@ -102,6 +102,19 @@ func TestRunCopiesEverythingOnce(t *testing.T) {
 		{"target resets every 5th put", 4, func(_ *memSource, tg *memTarget) { tg.failPutEvery = 5 }},
 		{"target loses every 5th reply", 4, func(_ *memSource, tg *memTarget) { tg.failPutEvery = 5; tg.lostReply = true }},
 		{"one session only ([IN-USE])", 4, func(s *memSource, _ *memTarget) { s.maxSess = 1 }},
+		{"pipelined, target resets every 5th put", 4, func(_ *memSource, tg *memTarget) { tg.failPutEvery, tg.pipeline = 5, true }},
+		{"pipelined, lost replies", 4, func(_ *memSource, tg *memTarget) { tg.failPutEvery, tg.lostReply, tg.pipeline = 4, true, true }},
+		{"pipelined, source resets", 4, func(s *memSource, tg *memTarget) { s.failFetchEvery, tg.pipeline = 7, true }},
+		{"pipelined, identical duplicates, lost replies, find by content", 3, func(s *memSource, tg *memTarget) {
+			var dup []memMsg
+			for _, m := range s.msgs["INBOX"][:60] {
+				d := m
+				d.id = "dup" + m.id
+				dup = append(dup, d)
+			}
+			s.msgs["INBOX"] = append(s.msgs["INBOX"][:60], dup...)
+			tg.failPutEvery, tg.lostReply, tg.findByContent, tg.pipeline = 3, true, true, true
+		}},
 		{"identical duplicates, failed puts, find by content", 3, func(s *memSource, tg *memTarget) {
 			// Every message of INBOX twice, byte for byte.
 			var dup []memMsg

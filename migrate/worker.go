@@ -24,6 +24,26 @@ type worker struct {
 	// settled are the source IDs of the current batch now safely in the
 	// target (copied or found there), for --delete-source.
 	settled []string
+	// flight are pipelined stores waiting for the target's answer, oldest
+	// first; retry are those whose outcome is unknown.
+	flight []inflight
+	retry  []*item
+}
+
+// pipelineWindow is how many stores a worker keeps in flight on its target
+// session when the target can pipeline (IMAP APPEND with LITERAL+).
+const pipelineWindow = 16
+
+type inflight struct {
+	fs   *folderState
+	it   *item
+	m    source.Meta
+	d    target.Delivery
+	rec  checkpoint.Record
+	conv bool
+	nul  bool
+	fpk  string
+	wait func() (string, error)
 }
 
 func (w *worker) open(ctx context.Context) error {
@@ -149,18 +169,41 @@ func (w *worker) deleteFromSource(ctx context.Context, fs *folderState, ids []st
 // copyBatch copies the messages of one batch.
 func (w *worker) copyBatch(ctx context.Context, b batch) error {
 	fs := b.fs
-	byID := make(map[string]*item, len(b.items))
+	items := make([]*item, len(b.items))
+	for i := range b.items {
+		items[i] = &b.items[i]
+	}
+	first := true
+	for len(items) > 0 {
+		if err := w.copyPass(ctx, fs, items, first); err != nil {
+			return err
+		}
+		first = false
+		// Pipelined APPENDs whose outcome is unknown (the connection
+		// dropped) go round once more: with an intent on record they take
+		// the plain path, which asks the target before sending again.
+		if err := w.drainAll(ctx); err != nil {
+			return err
+		}
+		items, w.retry = w.retry, nil
+	}
+	return nil
+}
+
+// copyPass fetches and copies the given messages. With writeIntents, the
+// intents of those without one are made durable first.
+func (w *worker) copyPass(ctx context.Context, fs *folderState, items []*item, writeIntents bool) error {
+	byID := make(map[string]*item, len(items))
 	var ids []string
 	// One durable intent per message, one fsync for the batch, before the
 	// first byte goes to the target. A message with an intent from an
 	// interrupted run is looked for in the target once its bytes (and so
 	// its fingerprint) are known, before it is sent again.
 	var intents []checkpoint.Record
-	for i := range b.items {
-		it := &b.items[i]
+	for _, it := range items {
 		byID[it.meta.ID] = it
 		ids = append(ids, it.meta.ID)
-		if it.pending == nil {
+		if it.pending == nil && writeIntents {
 			intents = append(intents, checkpoint.Record{Op: "intent", Key: it.key, Folder: fs.target,
 				Name: plannedName(it.key, it.meta.Received), Size: it.meta.Size})
 		}
@@ -339,9 +382,21 @@ func (w *worker) copyOne(ctx context.Context, fs *folderState, it *item, m sourc
 		if it.pending.Name != "" {
 			d.Name, rec.Name = it.pending.Name, it.pending.Name
 		}
+		// Copies of the same bytes still in flight must be settled first,
+		// or Find could take one of them for this message.
+		if err := w.drainAll(ctx); err != nil {
+			return err
+		}
+		if err := w.e.waitQuiet(ctx, fpKey(msgID, size, shaHex), 0); err != nil {
+			return err
+		}
 		receipt, ok, err := w.find(ctx, d)
 		if err != nil {
 			return err
+		}
+		if ok && it.retried {
+			// Sent by this run; only the answer was lost.
+			return w.outcome(ctx, inflight{fs: fs, it: it, m: m, d: d, rec: rec, conv: sp.converted > 0, nul: sp.nulStripped > 0}, receipt, nil)
 		}
 		if ok {
 			rec.Receipt = receipt
@@ -377,7 +432,53 @@ func (w *worker) copyOne(ctx context.Context, fs *folderState, it *item, m sourc
 			return err
 		}
 	}
-	receipt, err := w.put(ctx, d)
+	fl := inflight{fs: fs, it: it, m: m, d: d, rec: rec, conv: sp.converted > 0, nul: sp.nulStripped > 0, fpk: fpKey(msgID, size, shaHex)}
+	if p, ok := w.tgt.(target.Pipeliner); ok && it.pending == nil {
+		if len(w.flight) >= pipelineWindow {
+			if err := w.drainOne(ctx); err != nil {
+				return err
+			}
+		}
+		body, err := w.body(ctx)
+		if err != nil {
+			return err
+		}
+		w.e.begin(fl.fpk)
+		wait, err := p.Send(ctx, d, body)
+		if err == nil {
+			fl.wait = wait
+			w.flight = append(w.flight, fl)
+			return nil
+		}
+		w.e.end(fl.fpk)
+		if fatal(err) || ctx.Err() != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return err
+		}
+		// The session failed under this message: settle what is in flight,
+		// then take the plain path (it asks the target before a resend).
+		w.e.log.Warn("pipelined store failed; retrying", "worker", w.id, "folder", d.Folder, "err", err)
+		if err := w.drainAll(ctx); err != nil {
+			return err
+		}
+		if w.tgt != nil {
+			w.tgt.Close()
+			w.tgt = nil
+		}
+		fl.it.pending = &checkpoint.Entry{Folder: d.Folder, Name: d.Name}
+		receipt, err := w.putChecked(ctx, fl)
+		return w.outcome(ctx, fl, receipt, err)
+	}
+	receipt, err := w.put(ctx, fl.d, fl.fpk)
+	return w.outcome(ctx, fl, receipt, err)
+}
+
+// outcome records what became of one store: done, refused, or fatal.
+func (w *worker) outcome(ctx context.Context, fl inflight, receipt string, err error) error {
+	fs, it, m, st := fl.fs, fl.it, fl.m, w.e.o.Stats
+	size, msgID := fl.d.Size, fl.d.Fingerprint.MessageID
 	if err != nil {
 		if fatal(err) || ctx.Err() != nil {
 			if ctx.Err() != nil {
@@ -394,16 +495,18 @@ func (w *worker) copyOne(ctx context.Context, fs *folderState, it *item, m sourc
 		}
 		w.e.sum.fail(fs.sum, Failure{Folder: fs.src.Name, Key: m.ID, MessageID: msgID, Size: size, Reason: reason})
 		st.Failed.Add(1)
-		finish()
+		st.DoneMsgs.Add(1)
+		st.DoneBytes.Add(it.meta.Size)
 		return nil
 	}
+	rec := fl.rec
 	rec.Receipt = receipt
 	if err := w.e.j.Done(rec); err != nil {
 		return failure.Mark(failure.Fatal, fmt.Errorf("journal: %w", err))
 	}
-	w.e.claim(d.Folder, receipt)
+	w.e.claim(fl.d.Folder, receipt)
 	w.settled = append(w.settled, it.meta.ID)
-	conv, nul := sp.converted > 0, sp.nulStripped > 0
+	conv, nul := fl.conv, fl.nul
 	w.e.sum.add(fs.sum, func(f *FolderSummary) {
 		f.Copied++
 		f.Bytes += size
@@ -415,26 +518,81 @@ func (w *worker) copyOne(ctx context.Context, fs *folderState, it *item, m sourc
 		}
 	})
 	st.Copied.Add(1)
-	finish()
+	st.DoneMsgs.Add(1)
+	st.DoneBytes.Add(it.meta.Size)
 	return nil
+}
+
+// drainOne waits for the oldest pipelined store.
+func (w *worker) drainOne(ctx context.Context) error {
+	fl := w.flight[0]
+	w.flight = w.flight[1:]
+	receipt, err := fl.wait()
+	w.e.end(fl.fpk)
+	if err != nil && !fatal(err) && ctx.Err() == nil && failure.Retryable(err) {
+		// Unknown outcome (the connection went down): retry later, after
+		// asking the target.
+		fl.it.pending = &checkpoint.Entry{Folder: fl.d.Folder, Name: fl.d.Name}
+		fl.it.retried = true
+		w.retry = append(w.retry, fl.it)
+		return nil
+	}
+	return w.outcome(ctx, fl, receipt, err)
+}
+
+// drainAll waits for every pipelined store of this worker.
+func (w *worker) drainAll(ctx context.Context) error {
+	for len(w.flight) > 0 {
+		if err := w.drainOne(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// body returns the spooled message, paced by --max-bandwidth.
+func (w *worker) body(ctx context.Context) (io.Reader, error) {
+	body, err := w.spool.reader()
+	if err != nil {
+		return nil, fmt.Errorf("read the spooled message: %w", err)
+	}
+	if w.e.byteLimit != nil {
+		body = &limitedReader{ctx: ctx, r: body, l: w.e.byteLimit}
+	}
+	return body, nil
+}
+
+// putChecked asks the target first (the message may have arrived), then
+// stores it with retries.
+func (w *worker) putChecked(ctx context.Context, fl inflight) (string, error) {
+	if err := w.e.waitQuiet(ctx, fl.fpk, 0); err != nil {
+		return "", err
+	}
+	receipt, ok, err := w.find(ctx, fl.d)
+	if err != nil {
+		return "", err
+	}
+	if ok {
+		return receipt, nil
+	}
+	return w.put(ctx, fl.d, fl.fpk)
 }
 
 // put stores the spooled message, retrying transient failures on a fresh
 // connection. Before a retry it asks the target whether the failed attempt
 // arrived after all (a lost APPEND response), so nothing is stored twice.
-func (w *worker) put(ctx context.Context, d target.Delivery) (string, error) {
+func (w *worker) put(ctx context.Context, d target.Delivery, fpk string) (string, error) {
+	w.e.begin(fpk)
+	defer w.e.end(fpk)
 	for n := 1; ; n++ {
 		if w.tgt == nil {
 			if err := w.reopenTarget(ctx); err != nil {
 				return "", err
 			}
 		}
-		body, err := w.spool.reader()
+		body, err := w.body(ctx)
 		if err != nil {
-			return "", fmt.Errorf("read the spooled message: %w", err)
-		}
-		if w.e.byteLimit != nil {
-			body = &limitedReader{ctx: ctx, r: body, l: w.e.byteLimit}
+			return "", err
 		}
 		receipt, err := w.tgt.Put(ctx, d, body)
 		if err == nil {
@@ -448,6 +606,9 @@ func (w *worker) put(ctx context.Context, d target.Delivery) (string, error) {
 			return "", err
 		}
 		if err := w.reopenTarget(ctx); err != nil {
+			return "", err
+		}
+		if err := w.e.waitQuiet(ctx, fpk, 1); err != nil {
 			return "", err
 		}
 		if receipt, ok, err := w.tgt.Find(ctx, d); err == nil && ok {

@@ -91,3 +91,11 @@ type CRLFRequired interface {
 type FlagSetter interface {
 	SetFlags(ctx context.Context, folder, receipt string, flags []string) (newReceipt string, err error)
 }
+
+// Pipeliner is implemented by targets that can have several messages in
+// flight on one session (IMAP APPEND pipelining). Send returns once the body
+// has been read (the reader may then be reused); wait, called in the order
+// of the Sends, returns what Put would have returned.
+type Pipeliner interface {
+	Send(ctx context.Context, d Delivery, body io.Reader) (wait func() (receipt string, err error), err error)
+}

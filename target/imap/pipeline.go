@@ -1,0 +1,86 @@
+package imap
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/emersion/go-imap/v2"
+
+	"mailferry/internal/imapconn"
+	"mailferry/target"
+)
+
+var _ target.Pipeliner = (*Target)(nil)
+
+// Send starts an APPEND and returns as soon as the message's bytes are
+// written; wait reports the server's answer. Several Sends may be in flight
+// on one session: with LITERAL+ nothing waits for the server in between,
+// and the server works through the pipelined APPENDs back to back, which
+// is much faster than one APPEND per round trip. Waits must be called in
+// the order of the Sends. A refused APPEND may close the connection (go-imap
+// beta.8); the APPENDs after it then fail as well and are retried by the
+// engine, which first asks Find whether they arrived.
+func (t *Target) Send(ctx context.Context, d target.Delivery, body io.Reader) (func() (string, error), error) {
+	if _, err := t.conn(ctx); err != nil {
+		return nil, err
+	}
+	server := t.names.ToServer(d.Folder)
+	if err := t.ensureServer(ctx, d.Folder); err != nil {
+		return nil, err
+	}
+	flags, err := t.flagsFor(ctx, server, d.Flags)
+	if err != nil {
+		return nil, err
+	}
+	c, err := t.conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !c.Caps().Has(imap.CapLiteralPlus) && !c.Caps().Has(imap.CapIMAP4rev2) {
+		// Without non-synchronizing literals every APPEND waits for the
+		// server's continuation anyway: no gain, use the plain path.
+		receipt, err := t.Put(ctx, d, body)
+		return func() (string, error) { return receipt, err }, nil
+	}
+	cr := &countingReader{r: body}
+	cmd := c.Append(server, d.Size, &imap.AppendOptions{Flags: flags, Time: d.Date})
+	_, cerr := io.CopyN(cmd, cr, d.Size)
+	if cerr == nil {
+		var one [1]byte
+		if n, _ := io.ReadFull(cr, one[:]); n != 0 {
+			t.drop()
+			return nil, fmt.Errorf("append to %q: the message is longer than its announced size %d", d.Folder, d.Size)
+		}
+	}
+	if cr.err != nil || (cerr != nil && cr.n < d.Size && errors.Is(cerr, io.EOF)) {
+		t.drop()
+		if cr.err != nil {
+			return nil, fmt.Errorf("append to %q: read the message: %w", d.Folder, cr.err)
+		}
+		return nil, fmt.Errorf("append to %q: the message is shorter (%d) than its announced size %d", d.Folder, cr.n, d.Size)
+	}
+	if err := cmd.Close(); err != nil && cerr == nil {
+		cerr = err
+	}
+	if cerr != nil {
+		t.drop()
+		return nil, imapconn.Classify(fmt.Errorf("append to %q: %w", d.Folder, cerr))
+	}
+	return func() (string, error) {
+		stop := imapconn.CloseOnDone(ctx, c)
+		defer stop()
+		data, err := cmd.Wait()
+		if err != nil {
+			if t.c == c {
+				t.drop()
+			}
+			return "", t.appendErr(ctx, d, err)
+		}
+		if data == nil || data.UID == 0 {
+			return "", nil
+		}
+		return fmt.Sprintf("%d:%d", data.UIDValidity, data.UID), nil
+	}, nil
+}
