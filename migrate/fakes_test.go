@@ -29,6 +29,7 @@ type memSource struct {
 	failFetchEvery int
 	fetches        atomic.Int64
 	failedOnce     sync.Map // message id -> true once its injected failure happened
+	failList       map[string]bool
 }
 
 type memMsg struct {
@@ -62,6 +63,9 @@ func (m *memSourceSession) Folders(ctx context.Context) ([]source.Folder, error)
 }
 
 func (m *memSourceSession) List(ctx context.Context, f source.Folder) ([]source.Meta, error) {
+	if m.s.failList[f.Name] {
+		return nil, errors.New("NO [SERVERBUG] cannot open this folder (injected)")
+	}
 	m.s.mu.Lock()
 	defer m.s.mu.Unlock()
 	var out []source.Meta

@@ -140,7 +140,8 @@ type engine struct {
 	tgtOpen target.Opener
 	sum     *Summary
 	log     *slog.Logger
-	crlf    bool
+	crlf    bool // convert bare LF to CRLF
+	imap    bool // the target is an IMAP server (CRLF only, no NUL)
 
 	// receipts already standing for a source message, per target folder:
 	// built from the journal the first time a Find needs it, then kept
@@ -267,7 +268,7 @@ func (e *engine) run(ctx context.Context) error {
 		}
 	}()
 	if c, ok := t0.(target.CRLFRequired); ok && c.RequiresCRLF() {
-		e.crlf = true
+		e.crlf, e.imap = true, true
 	}
 	if e.o.FixBareLF {
 		e.crlf = true
@@ -276,7 +277,7 @@ func (e *engine) run(ctx context.Context) error {
 		return failure.Mark(failure.Config, errors.New("--delete-source: this source cannot delete messages"))
 	}
 
-	folders, err := e.prepare(ctx, s0, t0)
+	folders, err := e.prepare(ctx, &s0, t0)
 	if err != nil {
 		return err
 	}
@@ -381,7 +382,8 @@ type folderWork struct {
 }
 
 // prepare lists folders and messages and decides what to copy.
-func (e *engine) prepare(ctx context.Context, s0 source.Source, t0 target.Target) ([]folderWork, error) {
+func (e *engine) prepare(ctx context.Context, s0p *source.Source, t0 target.Target) ([]folderWork, error) {
+	s0 := *s0p
 	srcFolders, err := s0.Folders(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list source folders: %w", err)
@@ -457,7 +459,20 @@ func (e *engine) prepare(ctx context.Context, s0 source.Source, t0 target.Target
 			metas, err = s0.List(ctx, p.src)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("list messages of %q: %w", p.src.Name, err)
+			if fatal(err) || ctx.Err() != nil {
+				return nil, fmt.Errorf("list messages of %q: %w", p.src.Name, err)
+			}
+			// One folder the source cannot open does not stop the others.
+			e.log.Error("cannot list a source folder; skipping it", "folder", p.src.Name, "err", err)
+			e.sum.fail(fsum, Failure{Folder: p.src.Name, Reason: fmt.Sprintf("list the folder: %v", err)})
+			// The session may be unusable after that: start a fresh one.
+			s0.Close()
+			if s0, err = e.srcOpen(ctx); err != nil {
+				*s0p = nil
+				return nil, fmt.Errorf("reconnect to the source: %w", err)
+			}
+			*s0p = s0
+			continue
 		}
 		fsum.Listed = len(metas)
 		// UIDVALIDITY changed: the old keys are void; match by fingerprint.

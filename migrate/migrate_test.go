@@ -431,3 +431,40 @@ func TestDeleteSourceAfterInterruptions(t *testing.T) {
 	all := &memSource{msgs: map[string][]memMsg{"INBOX": want}}
 	checkExactlyOnce(t, all, tg)
 }
+
+func TestOneBadFolderDoesNotStopTheRun(t *testing.T) {
+	s := newSource(map[string]int{"INBOX": 10, "Broken": 5, "Work": 7})
+	s.failList = map[string]bool{"Broken": true}
+	tg := newMemTarget()
+	sum, err := runOnce(t, context.Background(), t.TempDir(), s, tg, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Copied != 17 || sum.Failed != 1 || !strings.Contains(sum.Failures[0].Reason, "cannot open") {
+		t.Fatalf("copied %d failed %d %+v", sum.Copied, sum.Failed, sum.Failures)
+	}
+}
+
+func TestNULBytesAreNotSentToIMAPSilently(t *testing.T) {
+	s := &memSource{msgs: map[string][]memMsg{}, folders: []source.Folder{{Name: "INBOX", Validity: 1}}}
+	s.msgs["INBOX"] = []memMsg{{id: "1", body: []byte("Subject: nul\r\n\r\na\x00b\r\n")}, {id: "2", body: []byte("Subject: ok\r\n\r\nok\r\n")}}
+	tg := newMemTarget()
+	tg.crlf = true
+	dir := t.TempDir()
+	sum, err := runOnce(t, context.Background(), dir, s, tg, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Copied != 1 || sum.Failed != 1 || !strings.Contains(sum.Failures[0].Reason, "--strip-nul") {
+		t.Fatalf("copied %d failed %d %+v", sum.Copied, sum.Failed, sum.Failures)
+	}
+	sum, err = runOnce(t, context.Background(), dir, s, tg, Options{StripNUL: true})
+	if err != nil || sum.Copied != 1 || sum.NULStripped != 1 {
+		t.Fatalf("with --strip-nul: %v %+v", err, sum)
+	}
+	for _, m := range tg.folders["INBOX"] {
+		if bytes.IndexByte(m.body, 0) >= 0 {
+			t.Fatal("a NUL byte reached the IMAP target")
+		}
+	}
+}

@@ -28,6 +28,7 @@ type spool struct {
 	scan        *message.Scanner
 	converted   int
 	nulStripped int
+	nul         int // NUL bytes in the source bytes
 }
 
 // fill reads r to the end. With crlf, bare LF is converted to CRLF on the
@@ -50,7 +51,7 @@ func (s *spool) fill(r io.Reader, crlf, stripNUL bool) error {
 		nul = &nulStripper{w: w}
 		w = nul
 	}
-	if _, err := io.Copy(io.MultiWriter(s.scan, w), r); err != nil {
+	if _, err := io.Copy(io.MultiWriter(s.scan, writerFunc(s.countNUL), w), r); err != nil {
 		return err
 	}
 	if conv != nil {
@@ -108,6 +109,7 @@ func (s *spool) reset() {
 	s.size = 0
 	s.converted = 0
 	s.nulStripped = 0
+	s.nul = 0
 	s.scan = nil
 }
 
@@ -136,5 +138,10 @@ func (s *nulStripper) Write(p []byte) (int, error) {
 	if _, err := s.w.Write(out); err != nil {
 		return 0, err
 	}
+	return len(p), nil
+}
+
+func (s *spool) countNUL(p []byte) (int, error) {
+	s.nul += bytes.Count(p, []byte{0})
 	return len(p), nil
 }

@@ -365,6 +365,15 @@ func (w *worker) copyOne(ctx context.Context, fs *folderState, it *item, m sourc
 		finish()
 		return nil
 	}
+	if w.e.imap && sp.nul > 0 && !w.e.o.StripNUL {
+		// IMAP servers refuse NUL bytes or alter them silently (Dovecot
+		// stores 0x80): never store a changed message without saying so.
+		w.e.sum.fail(fs.sum, Failure{Folder: fs.src.Name, Key: m.ID, MessageID: msgID, Size: size,
+			Reason: fmt.Sprintf("contains %d NUL byte(s), which IMAP servers refuse or alter; --strip-nul removes them", sp.nul)})
+		st.Failed.Add(1)
+		finish()
+		return nil
+	}
 	date := m.Received
 	if date.IsZero() {
 		date = sp.scan.InternalDate(time.Now())
@@ -490,7 +499,7 @@ func (w *worker) outcome(ctx context.Context, fl inflight, receipt string, err e
 		if failure.KindOf(err) == failure.Quota {
 			stop := fmt.Sprintf("target folder %q is full: %v", fs.target, err)
 			if fs.stopped.CompareAndSwap(nil, &stop) {
-				w.e.log.Error("target over quota; stopping this folder", "folder", fs.target, "err", err)
+				w.e.log.Error("target full (quota or disk); stopping this folder", "folder", fs.target, "err", err)
 			}
 		}
 		w.e.sum.fail(fs.sum, Failure{Folder: fs.src.Name, Key: m.ID, MessageID: msgID, Size: size, Reason: reason})
