@@ -49,7 +49,9 @@ type Options struct {
 	SpoolDir string // for messages larger than the in-memory threshold; default os.TempDir()
 	Stats    *Stats // live counters for a progress display (optional)
 	Logger   *slog.Logger
-	// BatchSize is how many messages a worker fetches per source command.
+	// BatchSize is how many messages a worker takes at a time (one intent
+	// fsync, one source fetch); 0 picks 16 to 128 so that every worker gets
+	// several batches.
 	BatchSize int
 	// MaxRate caps messages stored per second, MaxBandwidth the bytes per
 	// second sent to the target (0: no cap), for providers' limits.
@@ -79,9 +81,6 @@ func (o *Options) defaults() {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
-	}
-	if o.BatchSize <= 0 {
-		o.BatchSize = 128
 	}
 	if o.backoff <= 0 {
 		o.backoff = 500 * time.Millisecond
@@ -286,6 +285,13 @@ func (e *engine) run(ctx context.Context) error {
 	}
 
 	var total, totalBytes int64
+	if e.o.BatchSize <= 0 {
+		n := 0
+		for _, fs := range folders {
+			n += len(fs.items)
+		}
+		e.o.BatchSize = min(max(n/(e.o.Workers*4), 16), 128)
+	}
 	perFolder := make([][]batch, len(folders))
 	for f, fs := range folders {
 		for i := 0; i < len(fs.deleteOnly); i += 256 {

@@ -261,7 +261,7 @@ func (c *config) env() []string {
 
 func (c *config) mailferry(state, src, tgt string, extra ...string) []string {
 	return append([]string{c.bin(), "migrate", src, tgt, "--state", filepath.Join(c.work, "state", state),
-		"--no-progress", "--report", filepath.Join(c.work, "report-"+state+".json")}, extra...)
+		"--no-progress"}, extra...)
 }
 
 func (c *config) resetDst(c2 *config) error {
@@ -488,7 +488,7 @@ func (c *config) measure(stderr io.Writer) ([]result, error) {
 			c.log.Warn("not installed; skipped", "tool", j.tool)
 			continue
 		}
-		r, err := c.one(j, j.cmd(c), stderr)
+		r, err := c.one(j, j.name, j.cmd(c), stderr)
 		if err != nil {
 			return res, err
 		}
@@ -498,14 +498,14 @@ func (c *config) measure(stderr io.Writer) ([]result, error) {
 		for try := 2; j.tool == "getmail6" && r.rc != 0 && try <= 3; try++ {
 			fmt.Fprintf(stderr, "   getmail6 failed (rc %d, %.0f s): attempt %d\n", r.rc, r.wall, try)
 			prev := fmt.Sprintf("attempt %d; attempt %d: rc %d after %.0f s", try, try-1, r.rc, r.wall)
-			if r, err = c.one(j, j.cmd(c), stderr); err != nil {
+			if r, err = c.one(j, fmt.Sprintf("%s-%d", j.name, try), j.cmd(c), stderr); err != nil {
 				return res, err
 			}
 			r.note = prev
 		}
 		add(r, j.anchorOf)
 		if c.rerun && j.tool == "mailferry" {
-			r, err := c.timed(j, j.cmd(c), stderr) // same state: nothing to copy
+			r, err := c.timed(j, j.name+"-rerun", j.cmd(c), stderr) // same state: nothing to copy
 			if err != nil {
 				return res, err
 			}
@@ -519,7 +519,7 @@ func (c *config) measure(stderr io.Writer) ([]result, error) {
 				continue
 			}
 			for _, w := range c.sweep {
-				r, err := c.one(j, append(j.cmd(c), "--workers", strconv.Itoa(w)), stderr)
+				r, err := c.one(j, fmt.Sprintf("%s-w%d", j.name, w), append(j.cmd(c), "--workers", strconv.Itoa(w)), stderr)
 				if err != nil {
 					return res, err
 				}
@@ -542,21 +542,22 @@ func shortPath(p string) string {
 }
 
 // one resets the target, runs the job and counts.
-func (c *config) one(j job, argv []string, stderr io.Writer) (result, error) {
+func (c *config) one(j job, tag string, argv []string, stderr io.Writer) (result, error) {
 	if err := j.reset(c); err != nil {
 		return result{}, fmt.Errorf("reset for %s: %w", j.name, err)
 	}
-	return c.timed(j, argv, stderr)
+	return c.timed(j, tag, argv, stderr)
 }
 
-func (c *config) timed(j job, argv []string, stderr io.Writer) (result, error) {
+// timed runs argv under /usr/bin/time -v; tag names its log files.
+func (c *config) timed(j job, tag string, argv []string, stderr io.Writer) (result, error) {
 	n, b, err := c.corpusStats(j.onlyInbox)
 	if err != nil {
 		return result{}, err
 	}
 	r := result{tool: j.tool, path: j.path, msgs: n, bytes: b}
-	tf := filepath.Join(c.work, "time-"+j.name+".txt")
-	logf, err := os.Create(filepath.Join(c.work, "log-"+j.name+".txt"))
+	tf := filepath.Join(c.work, "time-"+tag+".txt")
+	logf, err := os.Create(filepath.Join(c.work, "log-"+tag+".txt"))
 	if err != nil {
 		return r, err
 	}
