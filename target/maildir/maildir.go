@@ -64,12 +64,17 @@ type Target struct {
 	renamed map[string]string // requested name -> stored name
 
 	index map[string]*dirIndex // folder dir -> unique -> location
+
+	// Send/wait: renames into a cur/ directory, and how many of them its
+	// last fsync covered.
+	renames, synced map[string]int
 }
 
 var (
 	_ target.Target       = (*Target)(nil)
 	_ target.FolderLister = (*Target)(nil)
 	_ target.FlagSetter   = (*Target)(nil)
+	_ target.Pipeliner    = (*Target)(nil)
 )
 
 // Open opens (creating with mode 0700 if missing) the Maildir++ root and its
@@ -271,25 +276,64 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 
 // Put stores one message durably in cur/ and returns its base name.
 func (t *Target) Put(ctx context.Context, d target.Delivery, body io.Reader) (string, error) {
-	if err := ctx.Err(); err != nil {
-		return "", err
-	}
-	folder, dir, err := t.resolve(d.Folder)
+	base, cur, folder, dir, err := t.store(ctx, d, body)
 	if err != nil {
 		return "", err
+	}
+	if err := maildirpp.SyncDir(cur); err != nil {
+		return "", t.writeErr(folder, dir, fmt.Errorf("sync %s: %w", cur, err))
+	}
+	return base, nil
+}
+
+// Send stores the file like Put but leaves the fsync of the cur/ directory
+// (which makes the rename durable) to wait: one directory fsync then covers
+// every file renamed into it before, instead of one per message. Waits must
+// be called in the order of the Sends (target.Pipeliner).
+func (t *Target) Send(ctx context.Context, d target.Delivery, body io.Reader) (func() (string, error), error) {
+	base, cur, folder, dir, err := t.store(ctx, d, body)
+	if err != nil {
+		return nil, err
+	}
+	if t.renames == nil {
+		t.renames, t.synced = map[string]int{}, map[string]int{}
+	}
+	t.renames[cur]++
+	gen := t.renames[cur]
+	return func() (string, error) {
+		if t.synced[cur] < gen {
+			now := t.renames[cur]
+			if err := maildirpp.SyncDir(cur); err != nil {
+				return "", t.writeErr(folder, dir, fmt.Errorf("sync %s: %w", cur, err))
+			}
+			t.synced[cur] = now
+		}
+		return base, nil
+	}, nil
+}
+
+// store writes the message into tmp/, fsyncs it, sets its mtime and renames
+// it into cur/; the directory is not synced yet.
+func (t *Target) store(ctx context.Context, d target.Delivery, body io.Reader) (base, cur, folder, dir string, err error) {
+	if err := ctx.Err(); err != nil {
+		return "", "", "", "", err
+	}
+	folder, dir, err = t.resolve(d.Folder)
+	if err != nil {
+		return "", "", "", "", err
 	}
 	unique := d.Name
 	if unique == "" {
 		unique = newUnique()
 	} else if !maildirpp.ValidUnique(unique) {
-		return "", failure.Mark(failure.Fatal, fmt.Errorf("store in Maildir folder %q: %q cannot be a Maildir file name", folder, unique))
+		return "", "", "", "", failure.Mark(failure.Fatal, fmt.Errorf("store in Maildir folder %q: %q cannot be a Maildir file name", folder, unique))
 	}
 	if d.Size < 0 {
-		return "", failure.Mark(failure.Fatal, fmt.Errorf("store in Maildir folder %q: message size unknown", folder))
+		return "", "", "", "", failure.Mark(failure.Fatal, fmt.Errorf("store in Maildir folder %q: message size unknown", folder))
 	}
 	f, tmp, err := t.createTmp(folder, dir, unique)
 	if err != nil {
-		return "", t.writeErr(folder, dir, err)
+		return "", "", "", "", t.writeErr(folder, dir, err)
 	}
 	ok := false
 	defer func() {
@@ -300,50 +344,47 @@ func (t *Target) Put(ctx context.Context, d target.Delivery, body io.Reader) (st
 	}()
 	letters, err := t.letters(dir, d.Flags)
 	if err != nil {
-		return "", t.writeErr(folder, dir, err)
+		return "", "", "", "", t.writeErr(folder, dir, err)
 	}
-	base := maildirpp.FileName(unique, d.Size, letters)
+	base = maildirpp.FileName(unique, d.Size, letters)
 	br := &bodyReader{r: ctxReader{ctx, body}}
 	n, err := io.Copy(f, io.LimitReader(br, d.Size+1))
 	if err != nil {
 		if ctx.Err() != nil {
-			return "", ctx.Err()
+			return "", "", "", "", ctx.Err()
 		}
 		if br.err != nil {
-			return "", fmt.Errorf("read message body for Maildir folder %q: %w", folder, br.err)
+			return "", "", "", "", fmt.Errorf("read message body for Maildir folder %q: %w", folder, br.err)
 		}
-		return "", t.writeErr(folder, dir, err)
+		return "", "", "", "", t.writeErr(folder, dir, err)
 	}
 	if n != d.Size {
 		what := fmt.Sprintf("%d bytes", n)
 		if n > d.Size {
 			what = fmt.Sprintf("more than %d bytes", d.Size)
 		}
-		return "", failure.Mark(failure.Temporary, fmt.Errorf("message body for Maildir folder %q was %s, expected %d", folder, what, d.Size))
+		return "", "", "", "", failure.Mark(failure.Temporary, fmt.Errorf("message body for Maildir folder %q was %s, expected %d", folder, what, d.Size))
 	}
 	if !d.Date.IsZero() {
 		if err := os.Chtimes(tmp, d.Date, d.Date); err != nil {
-			return "", t.writeErr(folder, dir, err)
+			return "", "", "", "", t.writeErr(folder, dir, err)
 		}
 	}
 	if err := f.Sync(); err != nil {
-		return "", t.writeErr(folder, dir, err)
+		return "", "", "", "", t.writeErr(folder, dir, err)
 	}
 	if err := f.Close(); err != nil {
-		return "", t.writeErr(folder, dir, err)
+		return "", "", "", "", t.writeErr(folder, dir, err)
 	}
-	cur := filepath.Join(dir, "cur")
+	cur = filepath.Join(dir, "cur")
 	if err := os.Rename(tmp, filepath.Join(cur, base)); err != nil {
-		return "", t.writeErr(folder, dir, err)
+		return "", "", "", "", t.writeErr(folder, dir, err)
 	}
 	ok = true
-	if err := maildirpp.SyncDir(cur); err != nil {
-		return "", t.writeErr(folder, dir, fmt.Errorf("sync %s: %w", cur, err))
-	}
 	if x := t.index[dir]; x != nil {
 		x.m[unique] = "cur/" + base
 	}
-	return base, nil
+	return base, cur, folder, dir, nil
 }
 
 // createTmp creates tmp/<unique> exclusively, creating the folder if it is
