@@ -460,11 +460,12 @@ func (w *worker) copyOne(ctx context.Context, fs *folderState, it *item, m sourc
 			return nil
 		}
 		w.e.end(fl.fpk)
-		if fatal(err) || ctx.Err() != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
+		if fatal(err) || ctx.Err() != nil || !failure.Retryable(err) {
+			// Fatal, or refused for good (too big, full): nothing stored.
+			if err := w.drainAll(ctx); err != nil {
+				return err
 			}
-			return err
+			return w.outcome(ctx, fl, "", err)
 		}
 		// The session failed under this message: settle what is in flight,
 		// then take the plain path (it asks the target before a resend).
