@@ -18,6 +18,7 @@ import (
 	"io"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -38,9 +39,11 @@ import (
 
 const benchMessages = 400
 
-// benchCorpus is generated once: ~400 messages of make-corpus.py's size
-// distribution (text, HTML, attachments), 11 folders.
-var benchCorpus = corpus.Generate(corpus.Options{Messages: benchMessages, Seed: 1})
+// benchCorpus is generated once, on first use (not in every `go test`):
+// 400 messages of make-corpus.py's size distribution, 11 folders.
+var benchCorpus = sync.OnceValue(func() []corpus.Message {
+	return corpus.Generate(corpus.Options{Messages: benchMessages, Seed: 1})
+})
 
 func corpusBytes(msgs []corpus.Message) int64 {
 	var n int64
@@ -64,11 +67,11 @@ type benchTarget struct {
 
 func pop3Source() benchSource {
 	var box [][]byte
-	for _, m := range benchCorpus {
+	for _, m := range benchCorpus() {
 		box = append(box, m.Body)
 	}
 	return benchSource{
-		name: "pop3", msgs: len(box), bytes: corpusBytes(benchCorpus),
+		name: "pop3", msgs: len(box), bytes: corpusBytes(benchCorpus()),
 		open: func(b *testing.B) source.Opener {
 			srv, err := pop3test.Start(pop3test.Options{Messages: box})
 			if err != nil {
@@ -83,11 +86,11 @@ func pop3Source() benchSource {
 
 func imapSource() benchSource {
 	return benchSource{
-		name: "imap", msgs: len(benchCorpus), bytes: corpusBytes(benchCorpus),
+		name: "imap", msgs: len(benchCorpus()), bytes: corpusBytes(benchCorpus()),
 		open: func(b *testing.B) source.Opener {
 			srv := imaptest.Start(b, imaptest.Options{})
 			created := map[string]bool{"INBOX": true}
-			for _, m := range benchCorpus {
+			for _, m := range benchCorpus() {
 				// Parents first, as a real server would list them.
 				parts := strings.Split(m.Folder, "/")
 				for i := range parts {
