@@ -264,7 +264,8 @@ func (c *config) mailferry(state, src, tgt string, extra ...string) []string {
 		"--no-progress"}, extra...)
 }
 
-func (c *config) resetDst(c2 *config) error {
+// resetDst empties the target user and mbsync's state.
+func resetDst(c *config) error {
 	if err := c.sh(c.script("reset-user.sh"), c.dovecotDir(), "dst"); err != nil {
 		return err
 	}
@@ -297,12 +298,12 @@ func (c *config) jobs() []job {
 	pop := []string{"--only", "INBOX", "--ignore-flags"}
 	t := func(s string) string { return filepath.Join(c.targets(), s) }
 	return []job{
-		{name: "mbsync-i2i", tool: "mbsync", path: "IMAP->IMAP", target: dst, reset: c.resetDst,
+		{name: "mbsync-i2i", tool: "mbsync", path: "IMAP->IMAP", target: dst, reset: resetDst,
 			cmd: func(c *config) []string {
 				return []string{"mbsync", "-c", filepath.Join(c.work, "mbsyncrc"), "-q", "i2i"}
 			}},
 		{name: "mailferry-i2i", tool: "mailferry", path: "IMAP->IMAP", anchorOf: "IMAP->IMAP", target: dst,
-			reset: resetState("i2i", c.resetDst),
+			reset: resetState("i2i", resetDst),
 			cmd:   func(c *config) []string { return c.mailferry("i2i", c.imapURL("src"), c.imapURL("dst")) }},
 		{name: "mbsync-i2m", tool: "mbsync", path: "IMAP->Maildir", target: t("mbsync-i2m"),
 			reset: func(c *config) error { os.RemoveAll(t("mbsync-i2m")); return os.MkdirAll(t("mbsync-i2m"), 0o755) },
@@ -313,7 +314,7 @@ func (c *config) jobs() []job {
 			reset: resetState("i2m", resetDir(t("mf-i2m"))),
 			cmd:   func(c *config) []string { return c.mailferry("i2m", c.imapURL("src"), "maildir:"+t("mf-i2m")) }},
 		{name: "getmail-p2m", tool: "getmail6", path: "POP3->Maildir", target: t("getmail-p2m"), onlyInbox: true,
-			countArgs: []string{"--only", "INBOX", "--flat", "INBOX", "--ignore-flags"}, reset: c.resetGetmail,
+			countArgs: []string{"--only", "INBOX", "--flat", "INBOX", "--ignore-flags"}, reset: resetGetmail,
 			cmd: func(c *config) []string {
 				return []string{"getmail", "--getmaildir", filepath.Join(c.work, "getmail-state"), "--rcfile", filepath.Join(c.work, "getmailrc")}
 			}},
@@ -321,7 +322,7 @@ func (c *config) jobs() []job {
 			onlyInbox: true, countArgs: pop, reset: resetState("p2m", resetDir(t("mf-p2m"))),
 			cmd: func(c *config) []string { return c.mailferry("p2m", c.pop3URL(), "maildir:"+t("mf-p2m")) }},
 		{name: "mailferry-p2i", tool: "mailferry", path: "POP3->IMAP", anchorOf: "POP3->Maildir", target: dst,
-			onlyInbox: true, countArgs: pop, reset: resetState("p2i", c.resetDst),
+			onlyInbox: true, countArgs: pop, reset: resetState("p2i", resetDst),
 			cmd: func(c *config) []string { return c.mailferry("p2i", c.pop3URL(), c.imapURL("dst")) }},
 	}
 }
@@ -330,7 +331,9 @@ func (c *config) want(name string) bool {
 	return len(c.only) == 0 || slices.Contains(c.only, name)
 }
 
-func (c *config) resetGetmail(*config) error {
+// resetGetmail empties getmail's Maildir (owned by the mail user when run
+// as root: getmail refuses to deliver as root) and its state.
+func resetGetmail(c *config) error {
 	d := filepath.Join(c.targets(), "getmail-p2m")
 	os.RemoveAll(d)
 	os.RemoveAll(filepath.Join(c.work, "getmail-state"))
