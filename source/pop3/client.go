@@ -99,6 +99,34 @@ type Client struct {
 	pending *dotReader // unread multi-line response of a previous command
 	stopRd  func() bool
 	broken  error
+	sizes   map[int]int64 // message sizes announced by the last LIST
+}
+
+// MaxUnlistedBody bounds a RETR or TOP answer for a message whose size LIST
+// did not announce. A listed message may take twice its size plus 1 MiB
+// (servers count octets differently, but not that differently).
+const MaxUnlistedBody = 1 << 30
+
+// bodyLimit returns the most octets the answer to cmd ("RETR n", "TOP n
+// l") may take on the wire, and the size LIST announced (-1: unknown).
+func (c *Client) bodyLimit(cmd string) (limit, announced int64) {
+	f := strings.Fields(cmd)
+	if len(f) >= 2 {
+		if n, err := strconv.Atoi(f[1]); err == nil {
+			if size, ok := c.sizes[n]; ok {
+				return 2*size + 1<<20, size
+			}
+		}
+	}
+	return MaxUnlistedBody, -1
+}
+
+// newBody returns a reader for the multi-line answer to cmd, bounded by
+// bodyLimit.
+func (c *Client) newBody(cmd string) *dotReader {
+	dr := newDotReader(c.br)
+	dr.limit, dr.announced = c.bodyLimit(cmd)
+	return dr
 }
 
 // deadlineConn sets a fresh deadline before every read and write, so a
@@ -521,7 +549,10 @@ func (c *Client) ioErr(ctx context.Context, what string, err error) error {
 			return err
 		}
 		k := failure.KindOf(err)
-		if k == failure.Unknown {
+		var tl *TooLongError
+		if errors.As(err, &tl) {
+			k = failure.Message // this message, not the server, is the problem
+		} else if k == failure.Unknown {
 			k = failure.Temporary
 		}
 		out = failure.Mark(k, fmt.Errorf("pop3 %s: %s: %w", c.cfg.Addr, what, err))
@@ -621,6 +652,10 @@ func (c *Client) List(ctx context.Context) ([]MsgSize, error) {
 		}
 		out = append(out, MsgSize{Num: n, Size: size})
 	}
+	c.sizes = make(map[int]int64, len(out))
+	for _, m := range out {
+		c.sizes[m.Num] = m.Size
+	}
 	return out, nil
 }
 
@@ -637,7 +672,7 @@ func (c *Client) body(ctx context.Context, line string) (io.Reader, error) {
 		stop()
 		return nil, cmdError(c.cfg.Addr, e)
 	}
-	dr := newDotReader(c.br)
+	dr := c.newBody(line)
 	dr.onEOF = func() { stop() }
 	c.pending = dr
 	return &bodyReader{c: c, ctx: ctx, dr: dr, what: line}, nil
@@ -727,7 +762,7 @@ func (c *Client) pipeline(ctx context.Context, cmds []string, fn func(i int, r i
 		}
 		if fnErr != nil { // discarding what was already asked for
 			if e == nil {
-				if err := newDotReader(c.br).drain(); err != nil {
+				if err := c.newBody(cmds[i]).drain(); err != nil {
 					return c.ioErr(ctx, cmds[i], err)
 				}
 			}
@@ -737,7 +772,7 @@ func (c *Client) pipeline(ctx context.Context, cmds []string, fn func(i int, r i
 			fnErr = fn(i, nil, e)
 			continue
 		}
-		dr := newDotReader(c.br)
+		dr := c.newBody(cmds[i])
 		br := &bodyReader{c: c, ctx: ctx, dr: dr, what: cmds[i]}
 		fnErr = fn(i, br, nil)
 		if c.broken != nil {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 )
 
@@ -20,6 +21,11 @@ type dotReader struct {
 	done      bool
 	err       error
 	onEOF     func() // called once when the terminator was read
+	// limit, when > 0, is the most octets the response may take on the
+	// wire (before un-stuffing); past it Read fails with a *TooLongError.
+	limit     int64
+	announced int64 // the size LIST announced (for the error), -1: unknown
+	read      int64 // octets consumed so far
 }
 
 func newDotReader(r *bufio.Reader) *dotReader {
@@ -64,6 +70,7 @@ func (d *dotReader) Read(p []byte) (int, error) {
 				}
 			}
 			d.r.Discard(1) // un-stuff
+			d.read++
 		}
 		d.lineStart = false
 	}
@@ -82,7 +89,26 @@ func (d *dotReader) Read(p []byte) (int, error) {
 	}
 	n := copy(p, buf)
 	d.r.Discard(n)
+	d.read += int64(n)
+	if d.limit > 0 && d.read > d.limit {
+		return 0, d.fail(&TooLongError{Limit: d.limit, Announced: d.announced})
+	}
 	return n, nil
+}
+
+// TooLongError is returned by a message body that goes on past its limit:
+// twice the size LIST announced plus 1 MiB, or MaxUnlistedBody. The
+// connection cannot be resynchronised (the body may never end), so the
+// session is closed; the message fails alone (failure.Message).
+type TooLongError struct {
+	Limit, Announced int64
+}
+
+func (e *TooLongError) Error() string {
+	if e.Announced >= 0 {
+		return fmt.Sprintf("the message goes on past %d octets although LIST announced %d; giving up on it (broken or hostile server)", e.Limit, e.Announced)
+	}
+	return fmt.Sprintf("the message goes on past %d octets; giving up on it (broken or hostile server)", e.Limit)
 }
 
 func (d *dotReader) finish() error {
