@@ -20,7 +20,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -106,15 +105,14 @@ func splitKey(k string) (folder string, validity uint32, id string, ok bool) {
 
 // folderState is one folder being copied.
 type folderState struct {
-	plan     plannedFolder
-	src      source.Folder
-	keyName  string // folder name used in journal keys (the old name after a rename)
-	target   string
-	sum      *FolderSummary
-	stopped  atomic.Pointer[string] // set when the folder must stop (over quota)
-	recon    *fpIndex               // non-nil when the source UIDVALIDITY changed
-	reconMu  sync.Mutex
-	metaByID map[string]source.Meta
+	plan    plannedFolder
+	src     source.Folder
+	keyName string // folder name used in journal keys (the old name after a rename)
+	target  string
+	sum     *FolderSummary
+	stopped atomic.Pointer[string] // set when the folder must stop (over quota)
+	recon   *fpIndex               // non-nil when the source UIDVALIDITY changed
+	reconMu sync.Mutex
 }
 
 // item is one message to handle.
@@ -306,45 +304,24 @@ func (e *engine) run(ctx context.Context) error {
 			totalBytes += it.meta.Size
 		}
 	}
-	// Largest folders first, and batches dealt round-robin across folders:
-	// workers then write to different folders at the same time (a server
-	// such as Dovecot serialises the stores into one folder), and the big
-	// folders do not become the tail of the run.
-	sort.SliceStable(perFolder, func(a, b int) bool { return len(perFolder[a]) > len(perFolder[b]) })
-	var work []batch
-	for round := 0; ; round++ {
-		added := false
-		for _, l := range perFolder {
-			if round < len(l) {
-				work = append(work, l[round])
-				added = true
-			}
-		}
-		if !added {
-			break
-		}
+	nBatches := 0
+	for _, l := range perFolder {
+		nBatches += len(l)
 	}
 	e.o.Stats.TotalMsgs.Store(total)
 	e.o.Stats.TotalBytes.Store(totalBytes)
 	e.o.Stats.Listed.Store(true)
-	if len(work) == 0 {
+	if nBatches == 0 {
 		return nil
 	}
 
-	queue := make(chan batch)
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		defer close(queue)
-		for _, b := range work {
-			select {
-			case queue <- b:
-			case <-gctx.Done():
-				return nil
-			}
-		}
-		return nil
-	})
-	nw := min(e.o.Workers, len(work))
+	// One writer per folder at a time on an IMAP target: a server such as
+	// Dovecot serialises stores into one folder, and concurrent appenders
+	// make it re-sync the folder after each other's saves (+60 % server CPU
+	// measured, see BENCHMARKS.md). A Maildir target takes them in parallel.
+	disp := newDispatcher(gctx, perFolder, e.imap)
+	nw := min(e.o.Workers, nBatches)
 	e.sum.Workers = nw
 	var single atomic.Bool
 	for i := 0; i < nw; i++ {
@@ -370,12 +347,17 @@ func (e *engine) run(ctx context.Context) error {
 					return nil
 				}
 			}
-			for b := range queue {
-				if err := w.do(gctx, b); err != nil {
+			for {
+				b, f, ok := disp.next()
+				if !ok {
+					return nil
+				}
+				err := w.do(gctx, b)
+				disp.release(f)
+				if err != nil {
 					return err
 				}
 			}
-			return nil
 		})
 	}
 	return g.Wait()
@@ -486,11 +468,9 @@ func (e *engine) prepare(ctx context.Context, s0p *source.Source, t0 target.Targ
 			fs.recon = e.fingerprints(fs.keyName)
 			e.log.Info("source folder UIDVALIDITY changed; matching by content", "folder", p.src.Name, "known", fs.recon.n)
 		}
-		fs.metaByID = make(map[string]source.Meta, len(metas))
 		var items []item
 		var deleteOnly []string
 		for _, m := range metas {
-			fs.metaByID[m.ID] = m
 			fsum.ListedBytes += m.Size
 			k := Key(fs.keyName, p.src.Validity, m.ID)
 			done, flags, ok := e.j.Status(k) // memory only: a no-op re-run reads no file
