@@ -212,7 +212,11 @@ func (e *engine) claim(folder, receipt string) {
 		return
 	}
 	e.rcMu.Lock()
-	e.rc[folder+"\x00"+receipt] = true
+	// Before the set is built, the journal holds the claim (taken reads
+	// it after a Sync): no need to keep every receipt in memory.
+	if e.rcBuilt {
+		e.rc[folder+"\x00"+receipt] = true
+	}
 	e.rcMu.Unlock()
 }
 

@@ -16,6 +16,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -70,6 +71,12 @@ Run "mailferry help migrate" for the flags.
 `
 
 func main() {
+	// A soft heap limit: the GC works harder before the heap grows, so RSS
+	// stays near the working set (bodies are streamed and spooled; what
+	// grows with the account is only its listing). Not a hard cap.
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(48 << 20)
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
