@@ -15,6 +15,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 
+	"mailferry/internal/batch"
 	"mailferry/migrate"
 )
 
@@ -124,18 +125,7 @@ func runBar(ctx context.Context, done chan struct{}, st *migrate.Stats, o progre
 	}
 }
 
-func humanBytes(n int64) string {
-	const unit = 1000
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %cB", float64(n)/float64(div), "kMGTPE"[exp])
-}
+func humanBytes(n int64) string { return batch.HumanBytes(n) }
 
 // printSummary prints what a run did: counts, bytes, time, rate, each
 // failure with its reason.

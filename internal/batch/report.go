@@ -74,7 +74,7 @@ func (r *Report) Table(w io.Writer) {
 		var copied, there, failed string
 		var bytes string
 		if s := a.Summary; s != nil {
-			copied, there, failed, bytes = fmt.Sprint(s.Copied), fmt.Sprint(s.AlreadyThere), fmt.Sprint(s.Failed), human(s.Bytes)
+			copied, there, failed, bytes = fmt.Sprint(s.Copied), fmt.Sprint(s.AlreadyThere), fmt.Sprint(s.Failed), HumanBytes(s.Bytes)
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.Line, a.Source, a.Target, a.Status,
 			copied, there, failed, bytes, a.Elapsed.Round(time.Millisecond), a.Reason)
@@ -82,5 +82,5 @@ func (r *Report) Table(w io.Writer) {
 	tw.Flush()
 	t := r.Totals
 	fmt.Fprintf(w, "Batch: %d account(s): %d OK, %d failed, %d invalid, %d interrupted; %d messages copied (%s), %d already there, %d failed; %s\n",
-		t.Accounts, t.OK, t.Failed, t.Invalid, t.Interrupted, t.Copied, human(t.Bytes), t.AlreadyThere, t.FailedMsgs, r.Elapsed.Round(time.Millisecond))
+		t.Accounts, t.OK, t.Failed, t.Invalid, t.Interrupted, t.Copied, HumanBytes(t.Bytes), t.AlreadyThere, t.FailedMsgs, r.Elapsed.Round(time.Millisecond))
 }

@@ -98,9 +98,9 @@ func (p Progress) ETA(elapsed time.Duration) (time.Duration, bool) {
 // Line is the progress as one line of text.
 func (p Progress) Line(elapsed time.Duration) string {
 	s := fmt.Sprintf("accounts %d/%d done, %d running, %d failed; messages %d/%d, %s/%s",
-		p.Done, p.Accounts, p.Running, p.Failed, p.Msgs, p.TotalMsgs, human(p.Bytes), human(p.TotalBytes))
+		p.Done, p.Accounts, p.Running, p.Failed, p.Msgs, p.TotalMsgs, HumanBytes(p.Bytes), HumanBytes(p.TotalBytes))
 	if el := elapsed.Seconds(); el > 0 {
-		s += fmt.Sprintf(", %s/s", human(int64(float64(p.Bytes)/el)))
+		s += fmt.Sprintf(", %s/s", HumanBytes(int64(float64(p.Bytes)/el)))
 	}
 	if eta, ok := p.ETA(elapsed); ok {
 		s += ", ETA " + eta.Round(time.Second).String()
@@ -108,7 +108,8 @@ func (p Progress) Line(elapsed time.Duration) string {
 	return s
 }
 
-func human(n int64) string {
+// HumanBytes formats a byte count in SI units ("12.3 MB").
+func HumanBytes(n int64) string {
 	const unit = 1000
 	if n < unit {
 		return fmt.Sprintf("%d B", n)
