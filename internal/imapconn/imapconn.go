@@ -68,6 +68,8 @@ type Config struct {
 	// Options are passed to imapclient (UnilateralDataHandler...). The
 	// TLSConfig field is ignored.
 	Options *imapclient.Options
+	// Limits bound what the server can make us read (zero: DefaultLimits).
+	Limits Limits
 }
 
 func (cfg *Config) timeout() time.Duration {
@@ -109,6 +111,8 @@ func Dial(ctx context.Context, cfg Config) (*imapclient.Client, error) {
 	}
 	opts.TLSConfig = tlsCfg
 
+	// The limits apply to the IMAP stream itself, inside TLS: so STARTTLS
+	// is done here rather than by imapclient.
 	var c *imapclient.Client
 	switch cfg.Security {
 	case Implicit:
@@ -117,19 +121,18 @@ func Dial(ctx context.Context, cfg Config) (*imapclient.Client, error) {
 			conn.Close()
 			return nil, ctxErr(ctx, classTLS(cfg.Addr, err))
 		}
-		c = imapclient.New(tc, &opts)
+		c = imapclient.New(newLimitConn(tc, cfg.Addr, cfg.Limits, nil), &opts)
 	case STARTTLS:
-		c, err = imapclient.NewStartTLS(conn, &opts)
+		tc, err := startTLS(ctx, conn, cfg, tlsCfg)
 		if err != nil {
 			conn.Close()
-			var ie *imap.Error
-			if errors.As(err, &ie) {
-				return nil, failure.Mark(failure.TLS, fmt.Errorf("%s does not offer STARTTLS (use imaps:// or ?tls=none): %w", cfg.Addr, err))
-			}
-			return nil, ctxErr(ctx, classTLS(cfg.Addr, err))
+			return nil, ctxErr(ctx, err)
 		}
+		// imapclient reads a greeting first: replay one without
+		// capabilities, so it asks for them again over TLS.
+		c = imapclient.New(newLimitConn(tc, cfg.Addr, cfg.Limits, []byte(tlsGreeting)), &opts)
 	case None:
-		c = imapclient.New(conn, &opts)
+		c = imapclient.New(newLimitConn(conn, cfg.Addr, cfg.Limits, nil), &opts)
 	default:
 		conn.Close()
 		return nil, failure.Mark(failure.Config, fmt.Errorf("unknown IMAP security mode %d", cfg.Security))
@@ -250,6 +253,9 @@ func Classify(err error) error {
 	}
 	if errors.Is(err, context.Canceled) {
 		return err
+	}
+	if strings.Contains(err.Error(), hostile) {
+		return failure.Mark(failure.Fatal, err)
 	}
 	var ie *imap.Error
 	if errors.As(err, &ie) {
