@@ -20,6 +20,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -41,6 +42,35 @@ type Source struct {
 	selected string // server name of the selected folder
 	readOnly bool   // selected with EXAMINE
 	validity uint32 // UIDVALIDITY of the selected folder
+	// unknown: folders Folders listed with Validity 0 because STATUS
+	// failed; List reports their validity with a *ValidityChangedError.
+	// Shared by the sessions of one Opener.
+	unknown *nameSet
+}
+
+// nameSet is a set of folder names safe for concurrent use.
+type nameSet struct {
+	mu sync.Mutex
+	m  map[string]bool
+}
+
+func (n *nameSet) set(name string, in bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if in {
+		if n.m == nil {
+			n.m = map[string]bool{}
+		}
+		n.m[name] = true
+	} else {
+		delete(n.m, name)
+	}
+}
+
+func (n *nameSet) has(name string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.m[name]
 }
 
 var (
@@ -53,7 +83,11 @@ type ValidityChangedError = source.ValidityChangedError
 
 // Open connects and logs in.
 func Open(ctx context.Context, cfg imapconn.Config) (*Source, error) {
-	s := &Source{cfg: cfg}
+	return open(ctx, cfg, &nameSet{})
+}
+
+func open(ctx context.Context, cfg imapconn.Config, unknown *nameSet) (*Source, error) {
+	s := &Source{cfg: cfg, unknown: unknown}
 	if _, err := s.conn(ctx); err != nil {
 		return nil, err
 	}
@@ -62,7 +96,8 @@ func Open(ctx context.Context, cfg imapconn.Config) (*Source, error) {
 
 // Opener returns a source.Opener for cfg.
 func Opener(cfg imapconn.Config) source.Opener {
-	return func(ctx context.Context) (source.Source, error) { return Open(ctx, cfg) }
+	unknown := &nameSet{}
+	return func(ctx context.Context) (source.Source, error) { return open(ctx, cfg, unknown) }
 }
 
 func (s *Source) timeout() time.Duration {
@@ -139,14 +174,23 @@ func (s *Source) short(ctx context.Context, what string, f func(c *imapclient.Cl
 
 // Folders lists the selectable folders of the personal namespace with
 // their special-use attribute and UIDVALIDITY (STATUS, pipelined).
+//
+// A STATUS that fails (a name the server chokes on, a timeout that costs
+// the connection and so the STATUS pipelined after it) does not fail the
+// listing: the folder is listed with Validity 0 and remembered by every
+// session of the same Opener, so that List EXAMINEs it and reports its
+// failure for that folder alone, or returns a *ValidityChangedError with
+// the validity EXAMINE found (never keys with a made-up validity). No
+// STATUS is retried here: EXAMINE is the retry, and a folder that hangs
+// costs two timeouts, not three.
 func (s *Source) Folders(ctx context.Context) ([]source.Folder, error) {
 	var out []source.Folder
+	var servers []string
 	err := s.short(ctx, "list folders", func(c *imapclient.Client) error {
 		l, err := c.List("", "*", imapconn.ListOptions(c)).Collect()
 		if err != nil {
 			return err
 		}
-		var servers []string
 		for _, d := range l {
 			if !imapconn.Selectable(d.Attrs) {
 				continue
@@ -158,25 +202,32 @@ func (s *Source) Folders(ctx context.Context) ([]source.Folder, error) {
 			out = append(out, source.Folder{Name: name, SpecialUse: imapconn.SpecialUse(d.Attrs)})
 			servers = append(servers, d.Mailbox)
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	failed := make([]bool, len(servers))
+	err = s.short(ctx, "ask the UIDVALIDITY of the folders", func(c *imapclient.Client) error {
 		cmds := make([]*imapclient.StatusCommand, len(servers))
 		for i, m := range servers {
 			cmds[i] = c.Status(m, &imap.StatusOptions{UIDValidity: true})
 		}
-		var firstErr error
 		for i, cmd := range cmds {
 			sd, err := cmd.Wait()
 			if err != nil {
-				if firstErr == nil {
-					firstErr = fmt.Errorf("status of %q: %w", servers[i], err)
-				}
+				failed[i] = true
 				continue
 			}
 			out[i].Validity = sd.UIDValidity
 		}
-		return firstErr
+		return nil
 	})
 	if err != nil {
 		return nil, err
+	}
+	for i, bad := range failed {
+		s.unknown.set(out[i].Name, bad)
 	}
 	return out, nil
 }
@@ -200,10 +251,9 @@ func (s *Source) examine(ctx context.Context, f source.Folder, readOnly, force b
 			return err
 		})
 		if err != nil {
+			// A folder the server refuses to open (NO) fails that folder
+			// only: not failure.Fatal.
 			s.selected = ""
-			if imapconn.IsNo(err) {
-				return 0, failure.Mark(failure.Fatal, err)
-			}
 			return 0, err
 		}
 		s.selected, s.readOnly, s.validity = server, readOnly, sd.UIDValidity
@@ -230,8 +280,14 @@ func mkMeta(uid imap.UID, flags []imap.Flag, date time.Time, size int64) source.
 // no longer f.Validity it returns a *ValidityChangedError.
 func (s *Source) List(ctx context.Context, f source.Folder) ([]source.Meta, error) {
 	// Always EXAMINE again: the message count must be current.
-	if _, err := s.examine(ctx, f, true, true); err != nil {
+	v, err := s.examine(ctx, f, true, true)
+	if err != nil {
 		return nil, err
+	}
+	if f.Validity == 0 && v != 0 && s.unknown.has(f.Name) {
+		// STATUS failed in Folders; EXAMINE worked: give the caller the
+		// validity its keys need.
+		return nil, &ValidityChangedError{Folder: f.Name, Old: 0, New: v}
 	}
 	c := s.c
 	stop := imapconn.CloseOnDone(ctx, c)
@@ -427,7 +483,7 @@ func (s *Source) deliver(m *imapclient.FetchMessageData, want imap.UIDSet, got m
 		date                                   time.Time
 		haveUID, haveFlags, haveDate, haveSize bool
 		spool                                  *os.File
-		spoolSize                              int64
+		spoolSize, size                        int64
 		delivered                              bool
 	)
 	defer func() {
@@ -447,9 +503,19 @@ func (s *Source) deliver(m *imapclient.FetchMessageData, want imap.UIDSet, got m
 			date, haveDate = it.Time, true
 		case imapclient.FetchItemDataRFC822Size:
 			haveSize = true // the literal's own size is what fn gets
+			size = it.Size
 		case imapclient.FetchItemDataBodySection:
 			if it.Literal == nil || delivered || spool != nil {
 				continue
+			}
+			if haveSize && it.Literal.Size() > 2*size+1<<20 {
+				// Refused before reading it: the connection is dropped.
+				what := "this message"
+				if haveUID {
+					what = fmt.Sprintf("message UID %d", uid)
+				}
+				return 0, failure.Mark(failure.Message, fmt.Errorf("imap %s announced a body of %d octets for %s whose RFC822.SIZE is %d; refusing it (broken or hostile server)",
+					s.cfg.Addr, it.Literal.Size(), what, size))
 			}
 			if haveUID && haveFlags && haveDate && haveSize {
 				if !wanted() {
