@@ -5,62 +5,56 @@ import (
 	"sync"
 )
 
-// dispatcher hands out batches: from the folder with the most batches left
-// (so that big folders do not become the tail of the run), and, when
-// exclusive, never from a folder another worker is busy with.
+// dispatcher hands out batches from the folder with the most batches left
+// (so that big folders do not become the tail of the run). With
+// preferFree, a folder no other worker is busy with comes first; only when
+// every folder with work left is busy do workers share one (the least
+// busy): a single-folder account (POP3) still gets every worker.
 type dispatcher struct {
-	mu        sync.Mutex
-	cond      *sync.Cond
-	queues    [][]batch
-	busy      []bool
-	exclusive bool
-	done      bool
+	mu         sync.Mutex
+	queues     [][]batch
+	busy       []int
+	preferFree bool
+	ctx        context.Context
 }
 
-func newDispatcher(ctx context.Context, queues [][]batch, exclusive bool) *dispatcher {
-	d := &dispatcher{queues: queues, busy: make([]bool, len(queues)), exclusive: exclusive}
-	d.cond = sync.NewCond(&d.mu)
-	context.AfterFunc(ctx, func() {
-		d.mu.Lock()
-		d.done = true
-		d.mu.Unlock()
-		d.cond.Broadcast()
-	})
+func newDispatcher(ctx context.Context, queues [][]batch, preferFree bool) *dispatcher {
+	d := &dispatcher{ctx: ctx, queues: queues, busy: make([]int, len(queues)), preferFree: preferFree}
 	return d
 }
 
-// next returns a batch and its folder's index, waiting while every folder
-// with work left is busy; ok is false when there is nothing left (or the
-// run is stopping).
+// next returns a batch and its folder's index; ok is false when there is
+// nothing left (or the run is stopping).
 func (d *dispatcher) next() (b batch, folder int, ok bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	for !d.done {
-		best, left := -1, false
-		for i, q := range d.queues {
-			if len(q) == 0 {
-				continue
-			}
-			left = true
-			if d.exclusive && d.busy[i] {
-				continue
-			}
-			if best < 0 || len(q) > len(d.queues[best]) {
-				best = i
-			}
-		}
-		if !left {
-			return batch{}, -1, false
-		}
-		if best >= 0 {
-			b = d.queues[best][0]
-			d.queues[best] = d.queues[best][1:]
-			d.busy[best] = true
-			return b, best, true
-		}
-		d.cond.Wait()
+	if d.ctx.Err() != nil {
+		return batch{}, -1, false
 	}
-	return batch{}, -1, false
+	best := -1
+	for i, q := range d.queues {
+		if len(q) == 0 {
+			continue
+		}
+		if best < 0 || d.better(i, best) {
+			best = i
+		}
+	}
+	if best < 0 {
+		return batch{}, -1, false
+	}
+	b = d.queues[best][0]
+	d.queues[best] = d.queues[best][1:]
+	d.busy[best]++
+	return b, best, true
+}
+
+// better reports whether folder i should go before folder j.
+func (d *dispatcher) better(i, j int) bool {
+	if d.preferFree && d.busy[i] != d.busy[j] {
+		return d.busy[i] < d.busy[j]
+	}
+	return len(d.queues[i]) > len(d.queues[j])
 }
 
 // release marks the folder free again.
@@ -69,7 +63,6 @@ func (d *dispatcher) release(folder int) {
 		return
 	}
 	d.mu.Lock()
-	d.busy[folder] = false
+	d.busy[folder]--
 	d.mu.Unlock()
-	d.cond.Broadcast()
 }
