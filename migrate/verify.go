@@ -3,6 +3,7 @@ package migrate
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -119,6 +120,11 @@ func Verify(ctx context.Context, src, tgt source.Opener, o VerifyOptions) (*Veri
 
 func fingerprintFolder(ctx context.Context, s source.Source, f source.Folder, o VerifyOptions) (map[string]int, int, error) {
 	metas, err := s.List(ctx, f)
+	var vc *source.ValidityChangedError
+	if errors.As(err, &vc) {
+		f.Validity = vc.New
+		metas, err = s.List(ctx, f)
+	}
 	if err != nil {
 		return nil, 0, err
 	}
