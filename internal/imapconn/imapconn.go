@@ -320,6 +320,20 @@ func Guard(ctx context.Context, c *imapclient.Client, d time.Duration) (stop fun
 	return func() { s(); cancel() }
 }
 
+// Logout says LOGOUT (waiting at most 2 s for the answer) and closes c.
+func Logout(c *imapclient.Client) error {
+	done := make(chan struct{})
+	go func() {
+		c.Logout().Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+	}
+	return c.Close()
+}
+
 // Wrap returns the error of an operation that ran under CloseOnDone/Guard:
 // a context error (cancelled: unmarked; deadline: Temporary) when ctx ended,
 // else Classify(err).

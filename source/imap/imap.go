@@ -143,16 +143,7 @@ func (s *Source) Close() error {
 	}
 	c := s.c
 	s.c = nil
-	done := make(chan struct{})
-	go func() {
-		c.Logout().Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-time.After(2 * time.Second):
-	}
-	return c.Close()
+	return imapconn.Logout(c)
 }
 
 func (s *Source) short(ctx context.Context, what string, f func(c *imapclient.Client) error) error {

@@ -121,16 +121,7 @@ func (t *Target) Close() error {
 	}
 	c := t.c
 	t.c = nil
-	done := make(chan struct{})
-	go func() {
-		c.Logout().Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-time.After(2 * time.Second):
-	}
-	return c.Close()
+	return imapconn.Logout(c)
 }
 
 // RequiresCRLF reports that IMAP needs CRLF line endings.
