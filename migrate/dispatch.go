@@ -6,20 +6,29 @@ import (
 )
 
 // dispatcher hands out batches from the folder with the most batches left
-// (so that big folders do not become the tail of the run). With
-// preferFree, a folder no other worker is busy with comes first; only when
-// every folder with work left is busy do workers share one (the least
-// busy): a single-folder account (POP3) still gets every worker.
+// (so that big folders do not become the tail of the run). With exclusive
+// (IMAP targets), a folder is worked on by one worker at a time: a server
+// such as Dovecot serialises the stores into one folder anyway, and keeps
+// a folder a session has SELECTed open, while a second appender makes each
+// session re-sync after the other's saves. A worker with no free folder
+// waits. Without exclusive (Maildir targets), workers share folders.
 type dispatcher struct {
-	mu         sync.Mutex
-	queues     [][]batch
-	busy       []int
-	preferFree bool
-	ctx        context.Context
+	mu        sync.Mutex
+	cond      *sync.Cond
+	queues    [][]batch
+	busy      []int
+	exclusive bool
+	ctx       context.Context
 }
 
-func newDispatcher(ctx context.Context, queues [][]batch, preferFree bool) *dispatcher {
-	d := &dispatcher{ctx: ctx, queues: queues, busy: make([]int, len(queues)), preferFree: preferFree}
+func newDispatcher(ctx context.Context, queues [][]batch, exclusive bool) *dispatcher {
+	d := &dispatcher{ctx: ctx, queues: queues, busy: make([]int, len(queues)), exclusive: exclusive}
+	d.cond = sync.NewCond(&d.mu)
+	context.AfterFunc(ctx, func() {
+		d.mu.Lock()
+		d.cond.Broadcast()
+		d.mu.Unlock()
+	})
 	return d
 }
 
@@ -28,33 +37,32 @@ func newDispatcher(ctx context.Context, queues [][]batch, preferFree bool) *disp
 func (d *dispatcher) next() (b batch, folder int, ok bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.ctx.Err() != nil {
-		return batch{}, -1, false
-	}
-	best := -1
-	for i, q := range d.queues {
-		if len(q) == 0 {
-			continue
+	for d.ctx.Err() == nil {
+		best, left := -1, false
+		for i, q := range d.queues {
+			if len(q) == 0 {
+				continue
+			}
+			left = true
+			if d.exclusive && d.busy[i] > 0 {
+				continue
+			}
+			if best < 0 || d.busy[i] < d.busy[best] || d.busy[i] == d.busy[best] && len(q) > len(d.queues[best]) {
+				best = i
+			}
 		}
-		if best < 0 || d.better(i, best) {
-			best = i
+		if !left {
+			return batch{}, -1, false
 		}
+		if best >= 0 {
+			b = d.queues[best][0]
+			d.queues[best] = d.queues[best][1:]
+			d.busy[best]++
+			return b, best, true
+		}
+		d.cond.Wait()
 	}
-	if best < 0 {
-		return batch{}, -1, false
-	}
-	b = d.queues[best][0]
-	d.queues[best] = d.queues[best][1:]
-	d.busy[best]++
-	return b, best, true
-}
-
-// better reports whether folder i should go before folder j.
-func (d *dispatcher) better(i, j int) bool {
-	if d.preferFree && d.busy[i] != d.busy[j] {
-		return d.busy[i] < d.busy[j]
-	}
-	return len(d.queues[i]) > len(d.queues[j])
+	return batch{}, -1, false
 }
 
 // release marks the folder free again.
@@ -64,5 +72,6 @@ func (d *dispatcher) release(folder int) {
 	}
 	d.mu.Lock()
 	d.busy[folder]--
+	d.cond.Broadcast()
 	d.mu.Unlock()
 }

@@ -4,10 +4,11 @@ import (
 	"context"
 	"sync"
 	"testing"
+	"time"
 )
 
-func TestDispatcherPrefersFreeFolders(t *testing.T) {
-	d := newDispatcher(context.Background(), [][]batch{make([]batch, 3), make([]batch, 9), make([]batch, 5)}, true)
+func TestDispatcherSpreadsOverFolders(t *testing.T) {
+	d := newDispatcher(context.Background(), [][]batch{make([]batch, 3), make([]batch, 9), make([]batch, 5)}, false)
 	var order []int
 	for i := 0; i < 3; i++ {
 		_, f, ok := d.next()
@@ -23,6 +24,26 @@ func TestDispatcherPrefersFreeFolders(t *testing.T) {
 	// All busy: a fourth worker shares the folder with the most left.
 	if _, f, _ := d.next(); f != 1 {
 		t.Fatalf("fourth worker got folder %d, want 1", f)
+	}
+}
+
+func TestDispatcherExclusive(t *testing.T) {
+	d := newDispatcher(context.Background(), [][]batch{make([]batch, 2), make([]batch, 2)}, true)
+	_, f1, _ := d.next()
+	_, f2, _ := d.next()
+	if f1 == f2 {
+		t.Fatal("two workers in one folder")
+	}
+	got := make(chan int)
+	go func() { _, f, _ := d.next(); got <- f }()
+	select {
+	case f := <-got:
+		t.Fatalf("a third worker got folder %d while both are busy", f)
+	case <-time.After(20 * time.Millisecond):
+	}
+	d.release(f2)
+	if f := <-got; f != f2 {
+		t.Fatalf("after release got folder %d, want %d", f, f2)
 	}
 }
 

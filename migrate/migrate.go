@@ -320,11 +320,7 @@ func (e *engine) run(ctx context.Context) error {
 	}
 
 	g, gctx := errgroup.WithContext(ctx)
-	// On an IMAP target, workers spread over folders: a server such as
-	// Dovecot serialises stores into one folder, and concurrent appenders
-	// make it re-sync the folder after each other's saves (+60 % server CPU
-	// measured, see BENCHMARKS.md). They share a folder only when no other
-	// has work left.
+	// On an IMAP target, one worker per folder at a time (see dispatcher).
 	disp := newDispatcher(gctx, perFolder, e.imap)
 	nw := min(e.o.Workers, nBatches)
 	e.sum.Workers = nw
