@@ -72,6 +72,9 @@ type Config struct {
 	Limits Limits
 }
 
+// OpTimeout is the per-operation timeout: Timeout, or DefaultTimeout.
+func (cfg *Config) OpTimeout() time.Duration { return cfg.timeout() }
+
 func (cfg *Config) timeout() time.Duration {
 	if cfg.Timeout > 0 {
 		return cfg.Timeout
@@ -318,6 +321,36 @@ func Guard(ctx context.Context, c *imapclient.Client, d time.Duration) (stop fun
 	}
 	s := CloseOnDone(ctx, c)
 	return func() { s(); cancel() }
+}
+
+// Live returns c when it is still connected, or nil (after drop) when the
+// server or a watcher closed it: the IMAP source and target redial then.
+func Live(c *imapclient.Client, drop func()) *imapclient.Client {
+	if c == nil {
+		return nil
+	}
+	select {
+	case <-c.Closed():
+		drop()
+		return nil
+	default:
+		return c
+	}
+}
+
+// DialNames dials, logs in and learns the hierarchy delimiter and the
+// personal namespace prefix.
+func DialNames(ctx context.Context, cfg Config) (*imapclient.Client, Names, error) {
+	c, err := Dial(ctx, cfg)
+	if err != nil {
+		return nil, Names{}, err
+	}
+	names, err := LoadNames(ctx, c, cfg)
+	if err != nil {
+		c.Close()
+		return nil, Names{}, err
+	}
+	return c, names, nil
 }
 
 // Logout says LOGOUT (waiting at most 2 s for the answer) and closes c.

@@ -100,29 +100,14 @@ func Opener(cfg imapconn.Config) source.Opener {
 	return func(ctx context.Context) (source.Source, error) { return open(ctx, cfg, unknown) }
 }
 
-func (s *Source) timeout() time.Duration {
-	if s.cfg.Timeout > 0 {
-		return s.cfg.Timeout
-	}
-	return imapconn.DefaultTimeout
-}
+func (s *Source) timeout() time.Duration { return s.cfg.OpTimeout() }
 
 func (s *Source) conn(ctx context.Context) (*imapclient.Client, error) {
-	if s.c != nil {
-		select {
-		case <-s.c.Closed():
-			s.drop()
-		default:
-			return s.c, nil
-		}
+	if c := imapconn.Live(s.c, s.drop); c != nil {
+		return c, nil
 	}
-	c, err := imapconn.Dial(ctx, s.cfg)
+	c, names, err := imapconn.DialNames(ctx, s.cfg)
 	if err != nil {
-		return nil, err
-	}
-	names, err := imapconn.LoadNames(ctx, c, s.cfg)
-	if err != nil {
-		c.Close()
 		return nil, err
 	}
 	s.c, s.names = c, names

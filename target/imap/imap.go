@@ -76,30 +76,15 @@ func (t *Target) log() *slog.Logger {
 	return slog.Default()
 }
 
-func (t *Target) timeout() time.Duration {
-	if t.cfg.Timeout > 0 {
-		return t.cfg.Timeout
-	}
-	return imapconn.DefaultTimeout
-}
+func (t *Target) timeout() time.Duration { return t.cfg.OpTimeout() }
 
 // conn returns the live client, dialling a new one when needed.
 func (t *Target) conn(ctx context.Context) (*imapclient.Client, error) {
-	if t.c != nil {
-		select {
-		case <-t.c.Closed():
-			t.drop()
-		default:
-			return t.c, nil
-		}
+	if c := imapconn.Live(t.c, t.drop); c != nil {
+		return c, nil
 	}
-	c, err := imapconn.Dial(ctx, t.cfg)
+	c, names, err := imapconn.DialNames(ctx, t.cfg)
 	if err != nil {
-		return nil, err
-	}
-	names, err := imapconn.LoadNames(ctx, c, t.cfg)
-	if err != nil {
-		c.Close()
 		return nil, err
 	}
 	t.c, t.names = c, names
