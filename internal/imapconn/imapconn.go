@@ -72,9 +72,6 @@ type Config struct {
 	Limits Limits
 }
 
-// OpTimeout is the per-operation timeout: Timeout, or DefaultTimeout.
-func (cfg *Config) OpTimeout() time.Duration { return cfg.timeout() }
-
 func (cfg *Config) timeout() time.Duration {
 	if cfg.Timeout > 0 {
 		return cfg.Timeout
@@ -351,6 +348,22 @@ func DialNames(ctx context.Context, cfg Config) (*imapclient.Client, Names, erro
 		return nil, Names{}, err
 	}
 	return c, names, nil
+}
+
+// Do runs one short exchange f on c under the per-operation timeout of
+// cfg. On failure the connection is dropped (drop) unless the server just
+// said NO and ctx is still live; the error is wrapped with what.
+func Do(ctx context.Context, cfg *Config, c *imapclient.Client, drop func(), what string, f func(*imapclient.Client) error) error {
+	stop := Guard(ctx, c, cfg.timeout())
+	err := f(c)
+	stop()
+	if err != nil {
+		if !IsNo(err) || ctx.Err() != nil {
+			drop()
+		}
+		return Wrap(ctx, fmt.Errorf("%s: %w", what, err))
+	}
+	return nil
 }
 
 // Logout says LOGOUT (waiting at most 2 s for the answer) and closes c.

@@ -100,8 +100,6 @@ func Opener(cfg imapconn.Config) source.Opener {
 	return func(ctx context.Context) (source.Source, error) { return open(ctx, cfg, unknown) }
 }
 
-func (s *Source) timeout() time.Duration { return s.cfg.OpTimeout() }
-
 func (s *Source) conn(ctx context.Context) (*imapclient.Client, error) {
 	if c := imapconn.Live(s.c, s.drop); c != nil {
 		return c, nil
@@ -136,16 +134,7 @@ func (s *Source) short(ctx context.Context, what string, f func(c *imapclient.Cl
 	if err != nil {
 		return err
 	}
-	stop := imapconn.Guard(ctx, c, s.timeout())
-	err = f(c)
-	stop()
-	if err != nil {
-		if !imapconn.IsNo(err) || ctx.Err() != nil {
-			s.drop()
-		}
-		return imapconn.Wrap(ctx, fmt.Errorf("%s: %w", what, err))
-	}
-	return nil
+	return imapconn.Do(ctx, &s.cfg, c, s.drop, what, f)
 }
 
 // Folders lists the selectable folders of the personal namespace with

@@ -16,7 +16,6 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
@@ -76,8 +75,6 @@ func (t *Target) log() *slog.Logger {
 	return slog.Default()
 }
 
-func (t *Target) timeout() time.Duration { return t.cfg.OpTimeout() }
-
 // conn returns the live client, dialling a new one when needed.
 func (t *Target) conn(ctx context.Context) (*imapclient.Client, error) {
 	if c := imapconn.Live(t.c, t.drop); c != nil {
@@ -119,16 +116,7 @@ func (t *Target) short(ctx context.Context, what string, f func(c *imapclient.Cl
 	if err != nil {
 		return err
 	}
-	stop := imapconn.Guard(ctx, c, t.timeout())
-	err = f(c)
-	stop()
-	if err != nil {
-		if !imapconn.IsNo(err) || ctx.Err() != nil {
-			t.drop()
-		}
-		return imapconn.Wrap(ctx, fmt.Errorf("%s: %w", what, err))
-	}
-	return nil
+	return imapconn.Do(ctx, &t.cfg, c, t.drop, what, f)
 }
 
 // loadFolders fills t.existing from LIST "" "*".
