@@ -468,3 +468,37 @@ func TestNULBytesAreNotSentToIMAPSilently(t *testing.T) {
 		}
 	}
 }
+
+func TestFixBareLFForMaildir(t *testing.T) {
+	s := &memSource{msgs: map[string][]memMsg{}, folders: []source.Folder{{Name: "INBOX", Validity: 1}}}
+	s.msgs["INBOX"] = []memMsg{{id: "1", body: []byte("Subject: lf\n\nline\n")}}
+	for _, fix := range []bool{false, true} {
+		tg := newMemTarget() // a Maildir-like target: keeps bytes as received
+		sum, err := runOnce(t, context.Background(), t.TempDir(), s, tg, Options{FixBareLF: fix})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := "Subject: lf\n\nline\n"
+		if fix {
+			want = "Subject: lf\r\n\r\nline\r\n"
+		}
+		if got := string(tg.folders["INBOX"][0].body); got != want || (sum.BareLFFixed == 1) != fix {
+			t.Fatalf("fix=%v: stored %q, fixed %d", fix, got, sum.BareLFFixed)
+		}
+	}
+}
+
+// --max-rate is a floor on the run time: 21 messages at 100/s cannot take
+// less than 200 ms (the first passes at once). Only the lower bound is
+// asserted, so a slow machine cannot make it fail.
+func TestMaxRateHoldsBack(t *testing.T) {
+	s := newSource(map[string]int{"INBOX": 21})
+	start := time.Now()
+	sum, err := runOnce(t, context.Background(), t.TempDir(), s, newMemTarget(), Options{MaxRate: 100, Workers: 4})
+	if err != nil || sum.Copied != 21 {
+		t.Fatal(err, sum.Copied)
+	}
+	if el := time.Since(start); el < 190*time.Millisecond {
+		t.Fatalf("21 messages at --max-rate 100 took %v", el)
+	}
+}

@@ -37,7 +37,6 @@ const pipelineWindow = 16
 type inflight struct {
 	fs   *folderState
 	it   *item
-	m    source.Meta
 	d    target.Delivery
 	rec  checkpoint.Record
 	conv bool
@@ -298,11 +297,36 @@ func (w *worker) copyPass(ctx context.Context, fs *folderState, items []*item, w
 	return nil
 }
 
+// failItem reports a message that could not be copied, known only from the
+// listing.
 func (w *worker) failItem(fs *folderState, it *item, reason string) {
-	w.e.sum.fail(fs.sum, Failure{Folder: fs.src.Name, Key: it.meta.ID, Size: it.meta.Size, Reason: reason})
-	w.e.o.Stats.Failed.Add(1)
-	w.e.o.Stats.DoneMsgs.Add(1)
-	w.e.o.Stats.DoneBytes.Add(it.meta.Size)
+	w.fail(fs, it, Failure{Size: it.meta.Size, Reason: reason})
+}
+
+// fail reports a message that could not be copied (f's folder and key are
+// filled in here) and counts it as handled.
+func (w *worker) fail(fs *folderState, it *item, f Failure) {
+	f.Folder, f.Key = fs.src.Name, it.meta.ID
+	w.e.sum.fail(fs.sum, f)
+	st := w.e.o.Stats
+	st.Failed.Add(1)
+	st.DoneMsgs.Add(1)
+	st.DoneBytes.Add(it.meta.Size)
+}
+
+// already records a message found in the target (rec names the copy).
+func (w *worker) already(fs *folderState, it *item, rec checkpoint.Record) error {
+	if err := w.e.j.Done(rec); err != nil {
+		return failure.Mark(failure.Fatal, fmt.Errorf("journal: %w", err))
+	}
+	w.e.claim(rec.Folder, rec.Receipt)
+	w.settled = append(w.settled, it.meta.ID)
+	w.e.sum.add(fs.sum, func(f *FolderSummary) { f.AlreadyThere++ })
+	st := w.e.o.Stats
+	st.Already.Add(1)
+	st.DoneMsgs.Add(1)
+	st.DoneBytes.Add(it.meta.Size)
+	return nil
 }
 
 // find asks the target with retries on fresh connections.
@@ -347,32 +371,21 @@ func (w *worker) copyOne(ctx context.Context, fs *folderState, it *item, m sourc
 	msgID := sp.scan.MessageID()
 	size := sp.size
 	shaHex := hex.EncodeToString(sp.sum[:])
-	st := w.e.o.Stats
-	finish := func() {
-		st.DoneMsgs.Add(1)
-		st.DoneBytes.Add(it.meta.Size)
+	fpk := fpKey(msgID, size, shaHex)
+	refuse := func(reason string) error {
+		w.fail(fs, it, Failure{MessageID: msgID, Size: size, Reason: reason})
+		return nil
 	}
 	if stop := fs.stopped.Load(); stop != nil {
-		w.e.sum.fail(fs.sum, Failure{Folder: fs.src.Name, Key: m.ID, MessageID: msgID, Size: size, Reason: *stop})
-		st.Failed.Add(1)
-		finish()
-		return nil
+		return refuse(*stop)
 	}
 	if w.e.o.MaxSize > 0 && size > w.e.o.MaxSize {
-		w.e.sum.fail(fs.sum, Failure{Folder: fs.src.Name, Key: m.ID, MessageID: msgID, Size: size,
-			Reason: fmt.Sprintf("larger than --max-size (%d > %d bytes)", size, w.e.o.MaxSize)})
-		st.Failed.Add(1)
-		finish()
-		return nil
+		return refuse(fmt.Sprintf("larger than --max-size (%d > %d bytes)", size, w.e.o.MaxSize))
 	}
 	if w.e.imap && sp.nul > 0 && !w.e.o.StripNUL {
 		// IMAP servers refuse NUL bytes or alter them silently (Dovecot
 		// stores 0x80): never store a changed message without saying so.
-		w.e.sum.fail(fs.sum, Failure{Folder: fs.src.Name, Key: m.ID, MessageID: msgID, Size: size,
-			Reason: fmt.Sprintf("contains %d NUL byte(s), which IMAP servers refuse or alter; --strip-nul removes them", sp.nul)})
-		st.Failed.Add(1)
-		finish()
-		return nil
+		return refuse(fmt.Sprintf("contains %d NUL byte(s), which IMAP servers refuse or alter; --strip-nul removes them", sp.nul))
 	}
 	date := m.Received
 	if date.IsZero() {
@@ -383,57 +396,44 @@ func (w *worker) copyOne(ctx context.Context, fs *folderState, it *item, m sourc
 		Fingerprint: target.Fingerprint{MessageID: msgID, Size: size, SHA256: sp.sum},
 	}
 	rec := checkpoint.Record{Op: "done", Key: it.key, Folder: fs.target, Name: d.Name, Size: size, SHA256: shaHex, MsgID: msgID, Flags: m.Flags}
+	fl := inflight{fs: fs, it: it, d: d, rec: rec, conv: sp.converted > 0, nul: sp.nulStripped > 0, fpk: fpk}
 	if it.pending != nil {
 		// An interrupted run may have stored it: ask the target.
 		if it.pending.Folder != "" {
-			d.Folder, rec.Folder = it.pending.Folder, it.pending.Folder
+			fl.d.Folder, fl.rec.Folder = it.pending.Folder, it.pending.Folder
 		}
 		if it.pending.Name != "" {
-			d.Name, rec.Name = it.pending.Name, it.pending.Name
+			fl.d.Name, fl.rec.Name = it.pending.Name, it.pending.Name
 		}
 		// Copies of the same bytes still in flight must be settled first,
 		// or Find could take one of them for this message.
 		if err := w.drainAll(ctx); err != nil {
 			return err
 		}
-		if err := w.e.waitQuiet(ctx, fpKey(msgID, size, shaHex), 0); err != nil {
+		if err := w.e.waitQuiet(ctx, fpk, 0); err != nil {
 			return err
 		}
-		receipt, ok, err := w.find(ctx, d)
+		receipt, ok, err := w.find(ctx, fl.d)
 		if err != nil {
 			return err
 		}
 		if ok && it.retried {
 			// Sent by this run; only the answer was lost.
-			return w.outcome(ctx, inflight{fs: fs, it: it, m: m, d: d, rec: rec, conv: sp.converted > 0, nul: sp.nulStripped > 0}, receipt, nil)
+			return w.outcome(ctx, fl, receipt, nil)
 		}
 		if ok {
-			rec.Receipt = receipt
-			if err := w.e.j.Done(rec); err != nil {
-				return failure.Mark(failure.Fatal, fmt.Errorf("journal: %w", err))
-			}
-			w.e.claim(d.Folder, receipt)
-			w.settled = append(w.settled, it.meta.ID)
-			w.e.sum.add(fs.sum, func(f *FolderSummary) { f.AlreadyThere++ })
-			st.Already.Add(1)
-			finish()
-			return nil
+			r := fl.rec
+			r.Receipt = receipt
+			return w.already(fs, it, r)
 		}
 	}
 	if fs.recon != nil {
 		fs.reconMu.Lock()
-		ent, ok := fs.recon.take(fpKey(msgID, size, shaHex))
+		ent, ok := fs.recon.take(fpk)
 		fs.reconMu.Unlock()
 		if ok {
-			if err := w.e.j.Done(checkpoint.Record{Op: "done", Key: it.key, Folder: ent.Folder, Name: ent.Name,
-				Size: ent.Size, SHA256: ent.SHA256, MsgID: ent.MsgID, Receipt: ent.Receipt, Flags: m.Flags}); err != nil {
-				return fmt.Errorf("journal: %w", err)
-			}
-			w.settled = append(w.settled, it.meta.ID)
-			w.e.sum.add(fs.sum, func(f *FolderSummary) { f.AlreadyThere++ })
-			st.Already.Add(1)
-			finish()
-			return nil
+			return w.already(fs, it, checkpoint.Record{Op: "done", Key: it.key, Folder: ent.Folder, Name: ent.Name,
+				Size: ent.Size, SHA256: ent.SHA256, MsgID: ent.MsgID, Receipt: ent.Receipt, Flags: m.Flags})
 		}
 	}
 	if w.e.msgLimit != nil {
@@ -441,7 +441,6 @@ func (w *worker) copyOne(ctx context.Context, fs *folderState, it *item, m sourc
 			return err
 		}
 	}
-	fl := inflight{fs: fs, it: it, m: m, d: d, rec: rec, conv: sp.converted > 0, nul: sp.nulStripped > 0, fpk: fpKey(msgID, size, shaHex)}
 	if p, ok := w.tgt.(target.Pipeliner); ok && it.pending == nil {
 		if len(w.flight) >= pipelineWindow {
 			if err := w.drainOne(ctx); err != nil {
@@ -453,7 +452,7 @@ func (w *worker) copyOne(ctx context.Context, fs *folderState, it *item, m sourc
 			return err
 		}
 		w.e.begin(fl.fpk)
-		wait, err := p.Send(ctx, d, body)
+		wait, err := p.Send(ctx, fl.d, body)
 		if err == nil {
 			fl.wait = wait
 			w.flight = append(w.flight, fl)
@@ -469,7 +468,7 @@ func (w *worker) copyOne(ctx context.Context, fs *folderState, it *item, m sourc
 		}
 		// The session failed under this message: settle what is in flight,
 		// then take the plain path (it asks the target before a resend).
-		w.e.log.Warn("pipelined store failed; retrying", "worker", w.id, "folder", d.Folder, "err", err)
+		w.e.log.Warn("pipelined store failed; retrying", "worker", w.id, "folder", fl.d.Folder, "err", err)
 		if err := w.drainAll(ctx); err != nil {
 			return err
 		}
@@ -477,7 +476,7 @@ func (w *worker) copyOne(ctx context.Context, fs *folderState, it *item, m sourc
 			w.tgt.Close()
 			w.tgt = nil
 		}
-		fl.it.pending = &checkpoint.Entry{Folder: d.Folder, Name: d.Name}
+		fl.it.pending = &checkpoint.Entry{Folder: fl.d.Folder, Name: fl.d.Name}
 		receipt, err := w.putChecked(ctx, fl)
 		return w.outcome(ctx, fl, receipt, err)
 	}
@@ -487,7 +486,7 @@ func (w *worker) copyOne(ctx context.Context, fs *folderState, it *item, m sourc
 
 // outcome records what became of one store: done, refused, or fatal.
 func (w *worker) outcome(ctx context.Context, fl inflight, receipt string, err error) error {
-	fs, it, m, st := fl.fs, fl.it, fl.m, w.e.o.Stats
+	fs, it, st := fl.fs, fl.it, w.e.o.Stats
 	size, msgID := fl.d.Size, fl.d.Fingerprint.MessageID
 	if err != nil {
 		if fatal(err) || ctx.Err() != nil {
@@ -503,10 +502,7 @@ func (w *worker) outcome(ctx context.Context, fl inflight, receipt string, err e
 				w.e.log.Error("target full (quota or disk); stopping this folder", "folder", fs.target, "err", err)
 			}
 		}
-		w.e.sum.fail(fs.sum, Failure{Folder: fs.src.Name, Key: m.ID, MessageID: msgID, Size: size, Reason: reason})
-		st.Failed.Add(1)
-		st.DoneMsgs.Add(1)
-		st.DoneBytes.Add(it.meta.Size)
+		w.fail(fs, it, Failure{MessageID: msgID, Size: size, Reason: reason})
 		return nil
 	}
 	rec := fl.rec
