@@ -5,28 +5,15 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"mailferry/internal/pop3test"
 	"strings"
 	"testing"
 )
 
-// dotStuff is the encoder the dot reader inverts (the same rules as
-// pop3test.DotStuff, kept here so the fuzz target has no dependency).
+// dotStuff is the encoder the dot reader inverts: the test server's.
 func dotStuff(msg []byte) []byte {
 	var b bytes.Buffer
-	for len(msg) > 0 {
-		if msg[0] == '.' {
-			b.WriteByte('.')
-		}
-		i := bytes.IndexByte(msg, '\n')
-		if i < 0 {
-			b.Write(msg)
-			b.WriteString("\r\n")
-			break
-		}
-		b.Write(msg[:i+1])
-		msg = msg[i+1:]
-	}
-	b.WriteString(".\r\n")
+	pop3test.DotStuff(&b, msg)
 	return b.Bytes()
 }
 
