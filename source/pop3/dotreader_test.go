@@ -5,9 +5,10 @@ import (
 	"bytes"
 	"errors"
 	"io"
-	"mailferry/internal/pop3test"
 	"strings"
 	"testing"
+
+	"mailferry/internal/pop3test"
 )
 
 // dotStuff is the encoder the dot reader inverts: the test server's.
