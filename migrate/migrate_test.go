@@ -502,3 +502,39 @@ func TestMaxRateHoldsBack(t *testing.T) {
 		t.Fatalf("21 messages at --max-rate 100 took %v", el)
 	}
 }
+
+// --max-bandwidth: 150 KB at 100 KB/s with a 64 KiB burst cannot finish in
+// under ~0.85 s. Lower bound only.
+func TestMaxBandwidthHoldsBack(t *testing.T) {
+	s := &memSource{msgs: map[string][]memMsg{}, folders: []source.Folder{{Name: "INBOX", Validity: 1}}}
+	for i := 0; i < 30; i++ {
+		s.msgs["INBOX"] = append(s.msgs["INBOX"], memMsg{id: fmt.Sprint(i), body: []byte(fmt.Sprintf("Subject: %d\r\n\r\n%s\r\n", i, strings.Repeat("b", 5000)))})
+	}
+	start := time.Now()
+	sum, err := runOnce(t, context.Background(), t.TempDir(), s, newMemTarget(), Options{MaxBandwidth: 100_000, Workers: 4})
+	if err != nil || sum.Copied != 30 {
+		t.Fatal(err, sum.Copied)
+	}
+	if el := time.Since(start); el < 800*time.Millisecond {
+		t.Fatalf("%d bytes at --max-bandwidth 100000 took %v", sum.Bytes, el)
+	}
+}
+
+func TestDryRunCreatesNothing(t *testing.T) {
+	s := newSource(map[string]int{"INBOX": 5, "Archive/2024": 3})
+	tg := newMemTarget()
+	sum, err := runOnce(t, context.Background(), t.TempDir(), s, tg, Options{DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tg.folders) != 1 || tg.count() != 0 {
+		t.Fatalf("a dry run changed the target: %d folders, %d messages", len(tg.folders), tg.count())
+	}
+	to := 0
+	for _, f := range sum.Folders {
+		to += f.ToCopy
+	}
+	if to != 8 || sum.Copied != 0 {
+		t.Fatalf("plan says %d to copy, copied %d; want 8, 0", to, sum.Copied)
+	}
+}
