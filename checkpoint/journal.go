@@ -562,15 +562,7 @@ func (j *Journal) put(r *Record, state uint8) (int64, error) {
 // Intent records that the message r.Key is about to be sent. It returns
 // only once the record is durable (or ctx is done, or the journal failed).
 func (j *Journal) Intent(ctx context.Context, r Record) error {
-	r.Op = opIntent
-	if err := j.check(&r); err != nil {
-		return err
-	}
-	end, err := j.put(&r, stateIntent)
-	if err != nil {
-		return err
-	}
-	return j.wait(ctx, end)
+	return j.Intents(ctx, []Record{r})
 }
 
 // Intents records several intents and returns once all of them are durable,
