@@ -87,56 +87,17 @@ func Dial(ctx context.Context, cfg Config) (*imapclient.Client, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.timeout())
 	defer cancel()
-
-	dial := cfg.Dialer
-	if dial == nil {
-		d := &net.Dialer{}
-		dial = d.DialContext
-	}
-	conn, err := dial(ctx, "tcp", cfg.Addr)
+	conn, stop, err := secure(ctx, cfg)
 	if err != nil {
-		if ctx.Err() != nil && errors.Is(context.Cause(ctx), context.DeadlineExceeded) {
-			return nil, failure.Mark(failure.Connect, fmt.Errorf("connect to %s: timed out: %w", cfg.Addr, err))
-		}
-		return nil, failure.Mark(failure.Connect, fmt.Errorf("connect to %s: %w", cfg.Addr, err))
+		return nil, err
 	}
-	// Everything up to the end of the login is bounded by ctx.
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
-
-	tlsCfg := tlsConfig(cfg)
 	opts := imapclient.Options{}
 	if cfg.Options != nil {
 		opts = *cfg.Options
 	}
-	opts.TLSConfig = tlsCfg
-
-	// The limits apply to the IMAP stream itself, inside TLS: so STARTTLS
-	// is done here rather than by imapclient.
-	var c *imapclient.Client
-	switch cfg.Security {
-	case Implicit:
-		tc := tls.Client(conn, tlsCfg)
-		if err := tc.HandshakeContext(ctx); err != nil {
-			conn.Close()
-			return nil, ctxErr(ctx, classTLS(cfg.Addr, err))
-		}
-		c = imapclient.New(newLimitConn(tc, cfg.Addr, cfg.Limits, nil), &opts)
-	case STARTTLS:
-		tc, err := startTLS(ctx, conn, cfg, tlsCfg)
-		if err != nil {
-			conn.Close()
-			return nil, ctxErr(ctx, err)
-		}
-		// imapclient reads a greeting first: replay one without
-		// capabilities, so it asks for them again over TLS.
-		c = imapclient.New(newLimitConn(tc, cfg.Addr, cfg.Limits, []byte(tlsGreeting)), &opts)
-	case None:
-		c = imapclient.New(newLimitConn(conn, cfg.Addr, cfg.Limits, nil), &opts)
-	default:
-		conn.Close()
-		return nil, failure.Mark(failure.Config, fmt.Errorf("unknown IMAP security mode %d", cfg.Security))
-	}
+	opts.TLSConfig = tlsConfig(cfg)
+	c := imapclient.New(conn, &opts)
 	if err := c.WaitGreeting(); err != nil {
 		c.Close()
 		return nil, ctxErr(ctx, Classify(fmt.Errorf("read greeting from %s: %w", cfg.Addr, err)))
@@ -146,6 +107,54 @@ func Dial(ctx context.Context, cfg Config) (*imapclient.Client, error) {
 		return nil, ctxErr(ctx, err)
 	}
 	return c, nil
+}
+
+// secure dials cfg.Addr and sets up TLS as cfg.Security says. The returned
+// connection enforces cfg.Limits on what is read and starts with the
+// server's greeting (after a STARTTLS done here, a replayed one). Until stop
+// is called, the end of ctx closes the connection.
+func secure(ctx context.Context, cfg Config) (net.Conn, func() bool, error) {
+	dial := cfg.Dialer
+	if dial == nil {
+		d := &net.Dialer{}
+		dial = d.DialContext
+	}
+	conn, err := dial(ctx, "tcp", cfg.Addr)
+	if err != nil {
+		if ctx.Err() != nil && errors.Is(context.Cause(ctx), context.DeadlineExceeded) {
+			return nil, nil, failure.Mark(failure.Connect, fmt.Errorf("connect to %s: timed out: %w", cfg.Addr, err))
+		}
+		return nil, nil, failure.Mark(failure.Connect, fmt.Errorf("connect to %s: %w", cfg.Addr, err))
+	}
+	// Everything up to the end of the login is bounded by ctx.
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	fail := func(err error) (net.Conn, func() bool, error) {
+		stop()
+		conn.Close()
+		return nil, nil, err
+	}
+	tlsCfg := tlsConfig(cfg)
+	// The limits apply to the IMAP stream itself, inside TLS: so STARTTLS
+	// is done here rather than by imapclient.
+	switch cfg.Security {
+	case Implicit:
+		tc := tls.Client(conn, tlsCfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return fail(ctxErr(ctx, classTLS(cfg.Addr, err)))
+		}
+		return newLimitConn(tc, conn, cfg.Addr, cfg.Limits, nil), stop, nil
+	case STARTTLS:
+		tc, err := startTLS(ctx, conn, cfg, tlsCfg)
+		if err != nil {
+			return fail(ctxErr(ctx, err))
+		}
+		// The client reads a greeting first: replay one without
+		// capabilities, so it asks for them again over TLS.
+		return newLimitConn(tc, conn, cfg.Addr, cfg.Limits, []byte(tlsGreeting)), stop, nil
+	case None:
+		return newLimitConn(conn, conn, cfg.Addr, cfg.Limits, nil), stop, nil
+	}
+	return fail(failure.Mark(failure.Config, fmt.Errorf("unknown IMAP security mode %d", cfg.Security)))
 }
 
 // ctxErr reports a cancellation or a timeout of ctx instead of the

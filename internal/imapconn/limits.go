@@ -68,14 +68,25 @@ func (e *LimitError) Error() string {
 // one goroutine (imapclient's reader), so it has no lock.
 type limitConn struct {
 	net.Conn
+	base net.Conn // the dialled connection (under TLS)
 	addr string
 	sc   scanner
 	pre  []byte // replayed before the connection's own bytes
 	err  error  // sticky
 }
 
-func newLimitConn(c net.Conn, addr string, l Limits, pre []byte) *limitConn {
-	return &limitConn{Conn: c, addr: addr, sc: scanner{lim: l.withDefaults()}, pre: pre}
+func newLimitConn(c, base net.Conn, addr string, l Limits, pre []byte) *limitConn {
+	return &limitConn{Conn: c, base: base, addr: addr, sc: scanner{lim: l.withDefaults()}, pre: pre}
+}
+
+// Abort closes the connection with a TCP RST when it is TCP (SO_LINGER 0):
+// whatever the kernel has not sent yet is dropped instead of delivered
+// after the client gave up on the connection.
+func (c *limitConn) Abort() error {
+	if tc, ok := c.base.(*net.TCPConn); ok {
+		tc.SetLinger(0)
+	}
+	return c.Conn.Close()
 }
 
 func (c *limitConn) Read(p []byte) (int, error) {

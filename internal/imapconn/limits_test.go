@@ -74,7 +74,7 @@ func TestLimitConn(t *testing.T) {
 		io.WriteString(b, "* OK hi\r\n* LIST () \"/\" {4000000000}\r\nINBOX")
 		b.Close()
 	}()
-	c := newLimitConn(a, "mail.example:143", Limits{}, []byte("* OK replayed\r\n"))
+	c := newLimitConn(a, a, "mail.example:143", Limits{}, []byte("* OK replayed\r\n"))
 	got, err := io.ReadAll(c)
 	if !strings.HasPrefix(string(got), "* OK replayed\r\n") {
 		t.Errorf("the replayed greeting is missing: %q", got)

@@ -22,7 +22,7 @@ const tlsGreeting = "* OK TLS established by mailferry\r\n"
 // replaces the connection under its reader when it does STARTTLS itself).
 // The plain-text phase is read through a limitConn as well.
 func startTLS(ctx context.Context, conn net.Conn, cfg Config, tlsCfg *tls.Config) (*tls.Conn, error) {
-	lc := newLimitConn(conn, cfg.Addr, cfg.Limits, nil)
+	lc := newLimitConn(conn, conn, cfg.Addr, cfg.Limits, nil)
 	r := bufio.NewReader(lc)
 	line, err := readLine(r)
 	if err != nil {
