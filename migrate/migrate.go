@@ -132,6 +132,7 @@ type batch struct {
 // engine holds the state of one Run.
 type engine struct {
 	o       Options
+	started time.Time
 	j       *checkpoint.Journal
 	srcOpen source.Opener
 	tgtOpen target.Opener
@@ -227,7 +228,7 @@ func (e *engine) claim(folder, receipt string) {
 func Run(ctx context.Context, src source.Opener, tgt target.Opener, j *checkpoint.Journal, o Options) (*Summary, error) {
 	o.defaults()
 	start := time.Now()
-	e := &engine{o: o, j: j, srcOpen: src, tgtOpen: tgt, sum: &Summary{}, log: o.Logger, rc: map[string]bool{}, flying: map[string]int{}}
+	e := &engine{o: o, started: start, j: j, srcOpen: src, tgtOpen: tgt, sum: &Summary{}, log: o.Logger, rc: map[string]bool{}, flying: map[string]int{}}
 	if o.MaxRate > 0 {
 		e.msgLimit = rate.NewLimiter(rate.Limit(o.MaxRate), 1)
 	}

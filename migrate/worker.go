@@ -28,6 +28,42 @@ type worker struct {
 	// first; retry are those whose outcome is unknown.
 	flight []inflight
 	retry  []*item
+	// unknownAt is when a store of this worker last ended with an unknown
+	// outcome (the connection died before the answer).
+	unknownAt time.Time
+}
+
+// settleDelay is how long after a store with an unknown outcome (and, on a
+// resumed run, after the start) the target is first asked whether the
+// message arrived. A server commits a command it received whole even when
+// the connection is gone by then, and bytes held up in the network (a
+// stalled link, a proxy, the send buffer of a killed process) can reach it
+// after the client gave up: a Find that runs before that commit sees
+// nothing, and the resend makes a duplicate. The fault-proxy test shows it
+// with 32-message MULTIAPPENDs. The IMAP target also resets (RST) a
+// connection it gives up on, so its own unsent bytes are dropped.
+// (A variable: the unit tests, whose in-process servers hold nothing
+// back, shorten it.)
+var settleDelay = time.Second
+
+// settle waits out settleDelay before a Find.
+func (w *worker) settle(ctx context.Context) error {
+	until := w.e.started.Add(settleDelay)
+	if u := w.unknownAt.Add(settleDelay); u.After(until) {
+		until = u
+	}
+	d := time.Until(until)
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // pipelineWindow is how many stores a worker keeps in flight on its target
@@ -331,6 +367,9 @@ func (w *worker) already(fs *folderState, it *item, rec checkpoint.Record) error
 
 // find asks the target with retries on fresh connections.
 func (w *worker) find(ctx context.Context, d target.Delivery) (string, bool, error) {
+	if err := w.settle(ctx); err != nil {
+		return "", false, err
+	}
 	for n := 1; ; n++ {
 		if w.tgt == nil {
 			if err := w.reopenTarget(ctx); err != nil {
@@ -442,7 +481,11 @@ func (w *worker) copyOne(ctx context.Context, fs *folderState, it *item, m sourc
 		}
 	}
 	if p, ok := w.tgt.(target.Pipeliner); ok && it.pending == nil {
-		if len(w.flight) >= pipelineWindow {
+		window := pipelineWindow
+		if pd, ok := p.(target.PipelineDepther); ok {
+			window = max(1, pd.PipelineDepth())
+		}
+		if len(w.flight) >= window {
 			if err := w.drainOne(ctx); err != nil {
 				return err
 			}
@@ -468,6 +511,7 @@ func (w *worker) copyOne(ctx context.Context, fs *folderState, it *item, m sourc
 		}
 		// The session failed under this message: settle what is in flight,
 		// then take the plain path (it asks the target before a resend).
+		w.unknownAt = time.Now()
 		w.e.log.Warn("pipelined store failed; retrying", "worker", w.id, "folder", fl.d.Folder, "err", err)
 		if err := w.drainAll(ctx); err != nil {
 			return err
@@ -538,6 +582,7 @@ func (w *worker) drainOne(ctx context.Context) error {
 	if err != nil && !fatal(err) && ctx.Err() == nil && failure.Retryable(err) {
 		// Unknown outcome (the connection went down): retry later, after
 		// asking the target.
+		w.unknownAt = time.Now()
 		fl.it.pending = &checkpoint.Entry{Folder: fl.d.Folder, Name: fl.d.Name}
 		fl.it.retried = true
 		w.retry = append(w.retry, fl.it)
@@ -607,6 +652,7 @@ func (w *worker) put(ctx context.Context, d target.Delivery, fpk string) (string
 		if !failure.Retryable(err) || ctx.Err() != nil || n > w.e.o.Retries {
 			return "", err
 		}
+		w.unknownAt = time.Now()
 		w.e.log.Warn("store failed; reconnecting", "worker", w.id, "folder", d.Folder, "attempt", n, "err", err)
 		if err := w.e.backoff(ctx, n); err != nil {
 			return "", err
@@ -615,6 +661,9 @@ func (w *worker) put(ctx context.Context, d target.Delivery, fpk string) (string
 			return "", err
 		}
 		if err := w.e.waitQuiet(ctx, fpk, 1); err != nil {
+			return "", err
+		}
+		if err := w.settle(ctx); err != nil {
 			return "", err
 		}
 		if receipt, ok, err := w.tgt.Find(ctx, d); err == nil && ok {

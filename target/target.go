@@ -99,3 +99,9 @@ type FlagSetter interface {
 type Pipeliner interface {
 	Send(ctx context.Context, d Delivery, body io.Reader) (wait func() (receipt string, err error), err error)
 }
+
+// PipelineDepther is implemented by a Pipeliner that says how many Sends may
+// be in flight (the engine's default otherwise).
+type PipelineDepther interface {
+	PipelineDepth() int
+}

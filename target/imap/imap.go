@@ -38,6 +38,10 @@ type Target struct {
 	// selected is the server name of the selected folder ("" none).
 	selected    string
 	selValidity uint32
+	// pipe is the session stores go over (Send); noPipe: the server
+	// cannot take them that way.
+	pipe   *appendPipe
+	noPipe bool
 	// Log receives the notes about dropped keywords; nil: slog.Default().
 	Log *slog.Logger
 }
@@ -98,6 +102,10 @@ func (t *Target) drop() {
 
 // Close logs out and closes the connection.
 func (t *Target) Close() error {
+	if t.pipe != nil {
+		t.pipe.close()
+		t.pipe = nil
+	}
 	if t.c == nil {
 		return nil
 	}

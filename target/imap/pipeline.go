@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 
@@ -33,6 +34,11 @@ func (t *Target) Send(ctx context.Context, d target.Delivery, body io.Reader) (f
 	flags, err := t.flagsFor(ctx, server, d.Flags)
 	if err != nil {
 		return nil, err
+	}
+	if p, err := t.appender(ctx); err != nil {
+		return nil, err
+	} else if p != nil {
+		return p.send(ctx, server, d, flags, body, func(err error) error { return t.appendErr(ctx, d, err) })
 	}
 	// APPEND into the selected folder: Dovecot then keeps it open instead
 	// of opening and syncing it for every message (about half its CPU per
@@ -89,4 +95,40 @@ func (t *Target) Send(ctx context.Context, d target.Delivery, body io.Reader) (f
 		}
 		return fmt.Sprintf("%d:%d", data.UIDValidity, data.UID), nil
 	}, nil
+}
+
+// PipelineDepth says how many Sends may be in flight on this target.
+func (t *Target) PipelineDepth() int {
+	if t.pipe != nil {
+		return t.pipe.depth()
+	}
+	return singleDepth
+}
+
+// appender returns the session for stores, dialling it when needed; nil
+// when the server lacks LITERAL+ (stores then go over go-imap).
+func (t *Target) appender(ctx context.Context) (*appendPipe, error) {
+	if t.noPipe {
+		return nil, nil
+	}
+	if t.pipe != nil {
+		if t.pipe.broken() == nil {
+			return t.pipe, nil
+		}
+		t.pipe = nil
+	}
+	s, err := imapconn.DialRaw(ctx, t.cfg)
+	if err != nil {
+		return nil, err
+	}
+	if !s.Has("LITERAL+") {
+		s.Close(true)
+		t.noPipe = true
+		return nil, nil
+	}
+	// Answers and writes wait long: giving up on a store whose bytes are
+	// on their way leaves its outcome unknown (see appendPipe.abandon).
+	s.SetIOTimeout(max(2*t.cfg.Timeout, 2*time.Minute))
+	t.pipe = newAppendPipe(s)
+	return t.pipe, nil
 }
