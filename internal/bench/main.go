@@ -197,6 +197,9 @@ func (c *config) setup() error {
 		}
 	}
 	c.log.Info("loading the corpus", "src", "all folders", "pop", "INBOX")
+	// load-corpus.sh deletes the user's Maildir first: move it aside (see aside).
+	c.aside(filepath.Join(c.dovecotDir(), "mail", "src", "Maildir"))
+	c.aside(filepath.Join(c.dovecotDir(), "mail", "pop", "Maildir"))
 	if err := c.sh(c.script("load-corpus.sh"), c.dovecotDir(), "src", c.corpusDir()); err != nil {
 		return err
 	}

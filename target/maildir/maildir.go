@@ -65,9 +65,19 @@ type Target struct {
 
 	index map[string]*dirIndex // folder dir -> unique -> location
 
-	// Send/wait: renames into a cur/ directory, and how many of them its
-	// last fsync covered.
-	renames, synced map[string]int
+	// pend are the files written by Send and not yet in cur/, in the
+	// order of the Sends.
+	pend []*pendFile
+}
+
+// pendFile is a message written to tmp/ by Send whose fsync runs in the
+// background.
+type pendFile struct {
+	base, cur, tmp, unique string
+	folder, dir            string
+	synced                 chan error // the file's fsync + close
+	flushed                bool
+	err                    error
 }
 
 var (
@@ -95,8 +105,16 @@ func Open(ctx context.Context, root string, opts Options) (*Target, error) {
 	return t, nil
 }
 
-// Close releases nothing: every Put is durable when it returns.
-func (t *Target) Close() error { return nil }
+// Close removes the files of Sends that were never waited for (they are
+// not in cur/, so not delivered); every Put is durable when it returns.
+func (t *Target) Close() error {
+	for _, p := range t.pend {
+		<-p.synced
+		os.Remove(p.tmp)
+	}
+	t.pend = nil
+	return nil
+}
 
 // Renamed returns the folders whose requested name was not safe and the name
 // they are stored under (requested -> stored).
@@ -276,64 +294,115 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 
 // Put stores one message durably in cur/ and returns its base name.
 func (t *Target) Put(ctx context.Context, d target.Delivery, body io.Reader) (string, error) {
-	base, cur, folder, dir, err := t.store(ctx, d, body)
+	p, f, err := t.write(ctx, d, body)
 	if err != nil {
 		return "", err
 	}
-	if err := maildirpp.SyncDir(cur); err != nil {
-		return "", t.writeErr(folder, dir, fmt.Errorf("sync %s: %w", cur, err))
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
-	return base, nil
+	if err != nil {
+		os.Remove(p.tmp)
+		return "", t.writeErr(p.folder, p.dir, err)
+	}
+	if err := t.rename(p); err != nil {
+		return "", err
+	}
+	if err := maildirpp.SyncDir(p.cur); err != nil {
+		return "", t.writeErr(p.folder, p.dir, fmt.Errorf("sync %s: %w", p.cur, err))
+	}
+	return p.base, nil
 }
 
-// Send stores the file like Put but leaves the fsync of the cur/ directory
-// (which makes the rename durable) to wait: one directory fsync then covers
-// every file renamed into it before, instead of one per message. Waits must
-// be called in the order of the Sends (target.Pipeliner).
+// Send writes the message to tmp/ and starts its fsync in the background;
+// wait renames it into cur/ once that is done and fsyncs cur/. A wait
+// settles every Send before it at once: their fsyncs ran concurrently (the
+// file system commits them together), and one directory fsync covers all
+// their renames. Waits must be called in the order of the Sends
+// (target.Pipeliner). A file is in cur/ only once its bytes are durable.
 func (t *Target) Send(ctx context.Context, d target.Delivery, body io.Reader) (func() (string, error), error) {
-	base, cur, folder, dir, err := t.store(ctx, d, body)
+	p, f, err := t.write(ctx, d, body)
 	if err != nil {
 		return nil, err
 	}
-	if t.renames == nil {
-		t.renames, t.synced = map[string]int{}, map[string]int{}
-	}
-	t.renames[cur]++
-	gen := t.renames[cur]
-	return func() (string, error) {
-		if t.synced[cur] < gen {
-			now := t.renames[cur]
-			if err := maildirpp.SyncDir(cur); err != nil {
-				return "", t.writeErr(folder, dir, fmt.Errorf("sync %s: %w", cur, err))
-			}
-			t.synced[cur] = now
+	p.synced = make(chan error, 1)
+	go func() {
+		err := f.Sync()
+		if cerr := f.Close(); err == nil {
+			err = cerr
 		}
-		return base, nil
+		p.synced <- err
+	}()
+	t.pend = append(t.pend, p)
+	return func() (string, error) {
+		if !p.flushed {
+			t.flush()
+		}
+		if p.err != nil {
+			return "", p.err
+		}
+		return p.base, nil
 	}, nil
 }
 
-// store writes the message into tmp/, fsyncs it, sets its mtime and renames
-// it into cur/; the directory is not synced yet.
-func (t *Target) store(ctx context.Context, d target.Delivery, body io.Reader) (base, cur, folder, dir string, err error) {
-	if err := ctx.Err(); err != nil {
-		return "", "", "", "", err
+// PipelineDepth: how many Sends may wait for their fsync at once.
+func (t *Target) PipelineDepth() int { return 32 }
+
+// flush moves every pending file whose fsync succeeded into cur/ and
+// fsyncs the cur/ directories they went to.
+func (t *Target) flush() {
+	pend := t.pend
+	t.pend = nil
+	dirs := map[string][]*pendFile{}
+	var order []string
+	for _, p := range pend {
+		p.flushed = true
+		if err := <-p.synced; err != nil {
+			os.Remove(p.tmp)
+			p.err = t.writeErr(p.folder, p.dir, err)
+			continue
+		}
+		if err := t.rename(p); err != nil {
+			p.err = err
+			continue
+		}
+		if dirs[p.cur] == nil {
+			order = append(order, p.cur)
+		}
+		dirs[p.cur] = append(dirs[p.cur], p)
 	}
-	folder, dir, err = t.resolve(d.Folder)
+	for _, cur := range order {
+		if err := maildirpp.SyncDir(cur); err != nil {
+			for _, p := range dirs[cur] {
+				p.err = t.writeErr(p.folder, p.dir, fmt.Errorf("sync %s: %w", cur, err))
+			}
+		}
+	}
+}
+
+// write creates tmp/<unique>, writes the message and sets its mtime to
+// d.Date. The file is neither synced nor closed.
+func (t *Target) write(ctx context.Context, d target.Delivery, body io.Reader) (*pendFile, *os.File, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err
+	}
+	folder, dir, err := t.resolve(d.Folder)
 	if err != nil {
-		return "", "", "", "", err
+		return nil, nil, err
 	}
 	unique := d.Name
 	if unique == "" {
 		unique = newUnique()
 	} else if !maildirpp.ValidUnique(unique) {
-		return "", "", "", "", failure.Mark(failure.Fatal, fmt.Errorf("store in Maildir folder %q: %q cannot be a Maildir file name", folder, unique))
+		return nil, nil, failure.Mark(failure.Fatal, fmt.Errorf("store in Maildir folder %q: %q cannot be a Maildir file name", folder, unique))
 	}
 	if d.Size < 0 {
-		return "", "", "", "", failure.Mark(failure.Fatal, fmt.Errorf("store in Maildir folder %q: message size unknown", folder))
+		return nil, nil, failure.Mark(failure.Fatal, fmt.Errorf("store in Maildir folder %q: message size unknown", folder))
 	}
 	f, tmp, err := t.createTmp(folder, dir, unique)
 	if err != nil {
-		return "", "", "", "", t.writeErr(folder, dir, err)
+		return nil, nil, t.writeErr(folder, dir, err)
 	}
 	ok := false
 	defer func() {
@@ -344,47 +413,47 @@ func (t *Target) store(ctx context.Context, d target.Delivery, body io.Reader) (
 	}()
 	letters, err := t.letters(dir, d.Flags)
 	if err != nil {
-		return "", "", "", "", t.writeErr(folder, dir, err)
+		return nil, nil, t.writeErr(folder, dir, err)
 	}
-	base = maildirpp.FileName(unique, d.Size, letters)
+	p := &pendFile{base: maildirpp.FileName(unique, d.Size, letters), cur: filepath.Join(dir, "cur"), tmp: tmp,
+		unique: unique, folder: folder, dir: dir}
 	br := &bodyReader{r: ctxReader{ctx, body}}
 	n, err := io.Copy(f, io.LimitReader(br, d.Size+1))
 	if err != nil {
 		if ctx.Err() != nil {
-			return "", "", "", "", ctx.Err()
+			return nil, nil, ctx.Err()
 		}
 		if br.err != nil {
-			return "", "", "", "", fmt.Errorf("read message body for Maildir folder %q: %w", folder, br.err)
+			return nil, nil, fmt.Errorf("read message body for Maildir folder %q: %w", folder, br.err)
 		}
-		return "", "", "", "", t.writeErr(folder, dir, err)
+		return nil, nil, t.writeErr(folder, dir, err)
 	}
 	if n != d.Size {
 		what := fmt.Sprintf("%d bytes", n)
 		if n > d.Size {
 			what = fmt.Sprintf("more than %d bytes", d.Size)
 		}
-		return "", "", "", "", failure.Mark(failure.Temporary, fmt.Errorf("message body for Maildir folder %q was %s, expected %d", folder, what, d.Size))
+		return nil, nil, failure.Mark(failure.Temporary, fmt.Errorf("message body for Maildir folder %q was %s, expected %d", folder, what, d.Size))
 	}
 	if !d.Date.IsZero() {
 		if err := os.Chtimes(tmp, d.Date, d.Date); err != nil {
-			return "", "", "", "", t.writeErr(folder, dir, err)
+			return nil, nil, t.writeErr(folder, dir, err)
 		}
 	}
-	if err := f.Sync(); err != nil {
-		return "", "", "", "", t.writeErr(folder, dir, err)
-	}
-	if err := f.Close(); err != nil {
-		return "", "", "", "", t.writeErr(folder, dir, err)
-	}
-	cur = filepath.Join(dir, "cur")
-	if err := os.Rename(tmp, filepath.Join(cur, base)); err != nil {
-		return "", "", "", "", t.writeErr(folder, dir, err)
-	}
 	ok = true
-	if x := t.index[dir]; x != nil {
-		x.m[unique] = "cur/" + base
+	return p, f, nil
+}
+
+// rename moves a synced file from tmp/ into cur/.
+func (t *Target) rename(p *pendFile) error {
+	if err := os.Rename(p.tmp, filepath.Join(p.cur, p.base)); err != nil {
+		os.Remove(p.tmp)
+		return t.writeErr(p.folder, p.dir, err)
 	}
-	return base, cur, folder, dir, nil
+	if x := t.index[p.dir]; x != nil {
+		x.m[p.unique] = "cur/" + p.base
+	}
+	return nil
 }
 
 // createTmp creates tmp/<unique> exclusively, creating the folder if it is
