@@ -357,9 +357,15 @@ func EncodeMailbox(name string) string {
 var mutf7 = base64.NewEncoding("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,").WithPadding(base64.NoPadding)
 
 // WriteMailbox writes a folder name as an astring: quoted, or as a
-// non-synchronizing literal (the caller has checked LITERAL+).
+// non-synchronizing literal (the caller has checked LITERAL+). It is
+// encoded as go-imap encodes it on the session that created the folder:
+// UTF-8 (only "&" escaped) when the server announces IMAP4rev2, else
+// modified UTF-7.
 func (s *Raw) WriteMailbox(name string) {
 	enc := EncodeMailbox(name)
+	if s.Has("IMAP4rev2") && enc != "INBOX" {
+		enc = strings.ReplaceAll(name, "&", "&-")
+	}
 	if enc == "INBOX" {
 		s.w.WriteString(enc)
 		return

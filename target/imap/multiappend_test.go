@@ -379,7 +379,21 @@ func TestSendBadBody(t *testing.T) {
 // server (LITERAL+, no MULTIAPPEND), which parses the commands strictly:
 // bytes, flags, dates and folder names must come back as sent.
 func TestSendRawMemServer(t *testing.T) {
-	srv := imaptest.Start(t, imaptest.Options{Caps: imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapUIDPlus: {}, imap.CapNamespace: {}, imap.CapLiteralPlus: {}}})
+	for _, tc := range []struct {
+		name string
+		caps imap.CapSet
+	}{
+		{"IMAP4rev1", imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapUIDPlus: {}, imap.CapNamespace: {}, imap.CapLiteralPlus: {}}},
+		// Folder names go in UTF-8 then, as go-imap sends them on the
+		// session that created the folders (imapmemserver takes both forms).
+		{"IMAP4rev2", imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapIMAP4rev2: {}, imap.CapLiteralPlus: {}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testSendRawMemServer(t, tc.caps) })
+	}
+}
+
+func testSendRawMemServer(t *testing.T, caps imap.CapSet) {
+	srv := imaptest.Start(t, imaptest.Options{Caps: caps})
 	ctx := context.Background()
 	tg := open(t, srv)
 	date := time.Date(2023, 12, 31, 23, 59, 58, 0, time.FixedZone("", 3600))
