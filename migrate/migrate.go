@@ -623,6 +623,14 @@ func (e *engine) backoff(ctx context.Context, n int) error {
 	d := e.o.backoff << min(n-1, 6)
 	d = min(d, 30*time.Second)
 	d = d/2 + rand.N(d/2+1)
+	return sleep(ctx, d)
+}
+
+// sleep waits d, or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

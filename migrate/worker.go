@@ -52,18 +52,10 @@ func (w *worker) settle(ctx context.Context) error {
 	if u := w.unknownAt.Add(settleDelay); u.After(until) {
 		until = u
 	}
-	d := time.Until(until)
-	if d <= 0 {
-		return nil
+	if d := time.Until(until); d > 0 {
+		return sleep(ctx, d)
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return nil
 }
 
 // pipelineWindow is how many stores a worker keeps in flight on its target

@@ -12,12 +12,12 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf16"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-sasl"
 
 	"mailferry/internal/failure"
+	"mailferry/internal/mutf7"
 )
 
 // Raw is a bare IMAP session for bulk APPEND. It is written here because
@@ -322,39 +322,8 @@ func EncodeMailbox(name string) string {
 	if strings.EqualFold(name, "INBOX") {
 		return "INBOX"
 	}
-	var b strings.Builder
-	var run []rune
-	flush := func() {
-		if len(run) == 0 {
-			return
-		}
-		u := utf16.Encode(run)
-		buf := make([]byte, 0, 2*len(u))
-		for _, c := range u {
-			buf = append(buf, byte(c>>8), byte(c))
-		}
-		b.WriteByte('&')
-		b.WriteString(mutf7.EncodeToString(buf))
-		b.WriteByte('-')
-		run = run[:0]
-	}
-	for _, r := range name {
-		switch {
-		case r == '&':
-			flush()
-			b.WriteString("&-")
-		case r >= 0x20 && r <= 0x7e:
-			flush()
-			b.WriteRune(r)
-		default:
-			run = append(run, r)
-		}
-	}
-	flush()
-	return b.String()
+	return mutf7.Encode(name)
 }
-
-var mutf7 = base64.NewEncoding("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,").WithPadding(base64.NoPadding)
 
 // WriteMailbox writes a folder name as an astring: quoted, or as a
 // non-synchronizing literal (the caller has checked LITERAL+). It is

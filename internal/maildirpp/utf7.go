@@ -1,59 +1,39 @@
 package maildirpp
 
 import (
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"mailferry/internal/mutf7"
 )
 
-// b64 is the modified BASE64 of RFC 3501 §5.1.3: "," instead of "/", no padding.
-var b64 = base64.NewEncoding("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,").WithPadding(base64.NoPadding)
+var b64 = mutf7.Encoding
 
 // encodeComponent encodes one folder name component in IMAP modified UTF-7,
 // then escapes "." (the Maildir++ hierarchy separator) as `\2e` and "\" as
 // `\5c`, as Dovecot's listescape plugin does. The input must be valid UTF-8
-// without "/".
+// without "/". Both are printable ASCII, so they end any encoded run: the
+// parts between them are encoded on their own.
 func encodeComponent(s string) string {
 	var b strings.Builder
-	var run []rune
-	flush := func() {
-		if len(run) == 0 {
-			return
+	for {
+		i := strings.IndexAny(s, `.\`)
+		if i < 0 {
+			b.WriteString(mutf7.Encode(s))
+			return b.String()
 		}
-		u := utf16.Encode(run)
-		buf := make([]byte, 0, 2*len(u))
-		for _, c := range u {
-			buf = append(buf, byte(c>>8), byte(c))
-		}
-		b.WriteByte('&')
-		b.WriteString(b64.EncodeToString(buf))
-		b.WriteByte('-')
-		run = run[:0]
-	}
-	for _, r := range s {
-		switch {
-		case r == '&':
-			flush()
-			b.WriteString("&-")
-		case r == '.':
-			flush()
+		b.WriteString(mutf7.Encode(s[:i]))
+		if s[i] == '.' {
 			b.WriteString(`\2e`)
-		case r == '\\':
-			flush()
+		} else {
 			b.WriteString(`\5c`)
-		case r >= 0x20 && r <= 0x7e:
-			flush()
-			b.WriteRune(r)
-		default:
-			run = append(run, r)
 		}
+		s = s[i+1:]
 	}
-	flush()
-	return b.String()
 }
 
 var errUTF7 = errors.New("invalid modified UTF-7")
