@@ -17,6 +17,7 @@ package dovecottest
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -70,6 +71,10 @@ type Options struct {
 	// CRLF, sizes: quota "count" backend, quota_vsizes) for some users;
 	// APPEND over it fails with [OVERQUOTA]. doveadm shows it in KiB.
 	QuotaBytes map[string]int64
+	// MaxUserIPConnections is mail_max_userip_connections for IMAP and
+	// POP3: sessions of one user from one address (0: 200; Dovecot's own
+	// default is 10).
+	MaxUserIPConnections int
 }
 
 // Server is a running instance.
@@ -220,8 +225,8 @@ func Start(tb testing.TB, o Options) *Server {
 			"Instance": fmt.Sprintf("mailferrytest-%d-%d", os.Getpid(), instances.Add(1)),
 			"Dir":      dir, "LoginUser": loginUser, "InternalUser": internalUser, "NonRoot": os.Geteuid() != 0,
 			"DH": dh, "Quota": len(o.QuotaBytes) > 0, "Separator": o.Separator, "Prefix": o.Prefix,
-			"POP3LockSession": o.POP3LockSession,
-			"IMAPPort":        ports[0], "IMAPSPort": ports[1], "POP3Port": ports[2], "POP3SPort": ports[3],
+			"POP3LockSession": o.POP3LockSession, "MaxConn": cmp.Or(o.MaxUserIPConnections, 200),
+			"IMAPPort": ports[0], "IMAPSPort": ports[1], "POP3Port": ports[2], "POP3SPort": ports[3],
 		})
 		if err != nil {
 			tb.Fatalf("dovecottest: config template: %v", err)

@@ -72,3 +72,21 @@ func TestMultiAppendOverQuota(t *testing.T) {
 		t.Fatalf("target holds %d messages (%d bytes, quota %d); the report says %d copied", len(got), stored, quota, sum.Copied)
 	}
 }
+
+// TestDovecotConnectionLimit runs IMAP → IMAP with 8 workers against
+// Dovecot's default of 10 sessions per user and address: each worker holds
+// one session to the target while storing (the main one is logged out once
+// the store session is up), and a worker that cannot open its store session
+// stores over the main one. Everything arrives, once, unchanged.
+func TestDovecotConnectionLimit(t *testing.T) {
+	dv := dovecottest.Start(t, dovecottest.Options{Users: []string{"src", "dst"}, MaxUserIPConnections: 10})
+	msgs := fullCorpus(600, 93)
+	dv.Load(t, "src", msgs)
+	r := mf(t, secretEnv, "migrate", "imap://src@"+dv.IMAP, "imap://dst@"+dv.IMAP, "--ca-file", dv.CAFile,
+		"--state", t.TempDir(), "--no-progress", "--workers", "8")
+	if r.code != 0 {
+		t.Fatal(r)
+	}
+	checkReport(t, "IMAP → IMAP, 8 workers, 10 sessions per user", corpus.Compare(msgs, dv.Dump(t, "dst"), compareAll))
+	t.Logf("second-session fallbacks: %d", strings.Count(r.stderr, "no second session"))
+}

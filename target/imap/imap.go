@@ -42,6 +42,8 @@ type Target struct {
 	// cannot take them that way.
 	pipe   *appendPipe
 	noPipe bool
+	// haveNames: names has been loaded (it outlives the connection).
+	haveNames bool
 	// Log receives the notes about dropped keywords; nil: slog.Default().
 	Log *slog.Logger
 }
@@ -88,7 +90,7 @@ func (t *Target) conn(ctx context.Context) (*imapclient.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	t.c, t.names = c, names
+	t.c, t.names, t.haveNames = c, names, true
 	return c, nil
 }
 

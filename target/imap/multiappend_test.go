@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -455,4 +457,76 @@ func testSendRawMemServer(t *testing.T, caps imap.CapSet) {
 			}
 		}
 	}
+}
+
+// TestStoreSessionConnections: once the store session is up, the main
+// session is logged out (one connection per worker while storing); when a
+// second session cannot be opened (a per-user connection limit), stores go
+// over the main session instead of failing.
+func TestStoreSessionConnections(t *testing.T) {
+	caps := imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapUIDPlus: {}, imap.CapNamespace: {}, imap.CapLiteralPlus: {}}
+	for _, limit := range []int{0, 1} {
+		t.Run(fmt.Sprintf("limit=%d", limit), func(t *testing.T) {
+			srv := imaptest.Start(t, imaptest.Options{Caps: caps})
+			cfg := srv.Config()
+			var mu sync.Mutex
+			var open []net.Conn
+			cfg.Dialer = func(ctx context.Context, network, addr string) (net.Conn, error) {
+				mu.Lock()
+				defer mu.Unlock()
+				live := 0
+				for _, c := range open {
+					if c.(*trackConn).closed.Load() == 0 {
+						live++
+					}
+				}
+				if limit > 0 && live >= limit {
+					return nil, errors.New("too many connections")
+				}
+				c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+				if err != nil {
+					return nil, err
+				}
+				tc := &trackConn{Conn: c}
+				open = append(open, tc)
+				return tc, nil
+			}
+			ctx := context.Background()
+			tg, err := Open(ctx, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tg.Close()
+			for i := 0; i < 5; i++ {
+				b := fakeBody(i)
+				wait, err := tg.Send(ctx, delivery("INBOX", b, ""), bytes.NewReader(b))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if r, err := wait(); err != nil || r == "" {
+					t.Fatalf("message %d: %q, %v", i, r, err)
+				}
+			}
+			if limit > 0 {
+				if tg.pipe != nil || !tg.noPipe {
+					t.Error("no fallback to the main session")
+				}
+			} else if tg.pipe == nil || tg.c != nil {
+				t.Errorf("store session %v, main session %v: want only the store session", tg.pipe != nil, tg.c != nil)
+			}
+			if srv.Appends != 5 {
+				t.Errorf("%d APPENDs", srv.Appends)
+			}
+		})
+	}
+}
+
+type trackConn struct {
+	net.Conn
+	closed atomic.Int32
+}
+
+func (c *trackConn) Close() error {
+	c.closed.Store(1)
+	return c.Conn.Close()
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
+	"mailferry/internal/failure"
 	"mailferry/internal/imapconn"
 	"mailferry/target"
 )
@@ -24,8 +25,10 @@ var _ target.Pipeliner = (*Target)(nil)
 // beta.8); the APPENDs after it then fail as well and are retried by the
 // engine, which first asks Find whether they arrived.
 func (t *Target) Send(ctx context.Context, d target.Delivery, body io.Reader) (func() (string, error), error) {
-	if _, err := t.conn(ctx); err != nil {
-		return nil, err
+	if !t.haveNames {
+		if _, err := t.conn(ctx); err != nil {
+			return nil, err
+		}
 	}
 	server := t.names.ToServer(d.Folder)
 	if err := t.ensureServer(ctx, d.Folder); err != nil {
@@ -38,7 +41,20 @@ func (t *Target) Send(ctx context.Context, d target.Delivery, body io.Reader) (f
 	if p, err := t.appender(ctx); err != nil {
 		return nil, err
 	} else if p != nil {
+		if t.c != nil {
+			// The main session idles while the store session works:
+			// log it out, so that a worker holds one connection to the
+			// server (Dovecot allows 10 per user and address by
+			// default). It is dialled again when a folder must be
+			// created or searched.
+			c := t.c
+			t.drop()
+			go imapconn.Logout(c)
+		}
 		return p.send(ctx, server, d, flags, body, func(err error) error { return t.appendErr(ctx, d, err) })
+	}
+	if _, err := t.conn(ctx); err != nil {
+		return nil, err
 	}
 	// APPEND into the selected folder: Dovecot then keeps it open instead
 	// of opening and syncing it for every message (about half its CPU per
@@ -119,7 +135,18 @@ func (t *Target) appender(ctx context.Context) (*appendPipe, error) {
 	}
 	s, err := imapconn.DialRaw(ctx, t.cfg)
 	if err != nil {
-		return nil, err
+		switch failure.KindOf(err) {
+		case failure.Auth, failure.TLS, failure.Config, failure.Fatal:
+			return nil, err
+		}
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		// The main session works, a second one does not (a limit on
+		// connections per user, say): store over the main session.
+		t.log().Warn("imap target: no second session for storing; storing over the main one (slower)", "err", err)
+		t.noPipe = true
+		return nil, nil
 	}
 	if !s.Has("LITERAL+") {
 		s.Close(true)
