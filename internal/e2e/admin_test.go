@@ -169,7 +169,9 @@ func startOAuthIMAP(t *testing.T, mech, token string) (addr string) {
 			inner := mem.NewSession().(imapserver.SessionIMAP4rev2)
 			return &oauthSession{SessionIMAP4rev2: inner, mech: mech, token: token, user: user, pw: pw}, nil, nil
 		},
-		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapUIDPlus: {}, imap.Cap("AUTH=" + mech): {}},
+		// LITERAL+: the target stores over its own session (imapconn.Raw),
+		// which then logs in with OAuth2 too.
+		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapUIDPlus: {}, imap.CapLiteralPlus: {}, imap.Cap("AUTH=" + mech): {}},
 		InsecureAuth: true,
 		Logger:       nopLog{},
 	})
