@@ -16,14 +16,14 @@ import (
 
 var _ target.Pipeliner = (*Target)(nil)
 
-// Send starts an APPEND and returns as soon as the message's bytes are
-// written; wait reports the server's answer. Several Sends may be in flight
-// on one session: with LITERAL+ nothing waits for the server in between,
-// and the server works through the pipelined APPENDs back to back, which
-// is much faster than one APPEND per round trip. Waits must be called in
-// the order of the Sends. A refused APPEND may close the connection (go-imap
-// beta.8); the APPENDs after it then fail as well and are retried by the
-// engine, which first asks Find whether they arrived.
+// Send starts a store and returns as soon as the message's bytes are
+// written; wait reports the server's answer. Waits must be called in the
+// order of the Sends. When the server has LITERAL+, stores go over the
+// store session (multiappend.go: pipelined, MULTIAPPEND where offered) and
+// the main session is logged out meanwhile. Otherwise they go over the main
+// session, pipelined as far as go-imap allows: a refused APPEND may close
+// the connection (go-imap beta.8); the APPENDs after it then fail as well
+// and are retried by the engine, which first asks Find whether they arrived.
 func (t *Target) Send(ctx context.Context, d target.Delivery, body io.Reader) (func() (string, error), error) {
 	if !t.haveNames {
 		if _, err := t.conn(ctx); err != nil {
@@ -132,6 +132,10 @@ func (t *Target) appender(ctx context.Context) (*appendPipe, error) {
 			return t.pipe, nil
 		}
 		t.pipe = nil
+	}
+	if t.c != nil && !t.c.Caps().Has(imap.CapLiteralPlus) {
+		t.noPipe = true // no need to log in again to learn that
+		return nil, nil
 	}
 	s, err := imapconn.DialRaw(ctx, t.cfg)
 	if err != nil {
