@@ -47,7 +47,6 @@ type appendPipe struct {
 // outcome.
 type appendCmd struct {
 	tag      string
-	sel      bool   // a SELECT, not an APPEND
 	server   string // server folder name
 	folder   string // canonical folder name, for messages
 	n        int
@@ -120,15 +119,20 @@ func (p *appendPipe) send(ctx context.Context, server string, d target.Delivery,
 	w.WriteString(" {" + strconv.FormatInt(d.Size, 10) + "+}\r\n")
 	cr := &countingReader{r: body}
 	_, cerr := io.CopyN(w, cr, d.Size)
-	if cerr == nil {
+	switch {
+	case cerr == nil:
 		var one [1]byte
 		if n, _ := io.ReadFull(cr, one[:]); n != 0 {
 			cerr = fmt.Errorf("the message is longer than its announced size %d", d.Size)
 		}
-	} else if cr.err != nil {
+	case cr.err != nil:
 		cerr = fmt.Errorf("read the message: %w", cr.err)
-	} else if cr.n < d.Size {
+	case errors.Is(cerr, io.EOF):
 		cerr = fmt.Errorf("the message is shorter (%d) than its announced size %d", cr.n, d.Size)
+	default:
+		// The connection failed under the literal.
+		p.abandon(cerr)
+		return nil, imapconn.Wrap(ctx, fmt.Errorf("append to %q: %w", d.Folder, cerr))
 	}
 	if cerr != nil {
 		// The literal is broken: the command must never end, or the
@@ -163,7 +167,7 @@ func (p *appendPipe) selectFolder(ctx context.Context, server, folder string) er
 	if err := p.end(); err != nil {
 		return imapconn.Wrap(ctx, fmt.Errorf("select %q: %w", folder, err))
 	}
-	c := &appendCmd{tag: p.s.Tag(), sel: true, server: server, folder: folder}
+	c := &appendCmd{tag: p.s.Tag(), server: server, folder: folder}
 	p.s.W().WriteString(c.tag + " SELECT ")
 	p.s.WriteMailbox(server)
 	p.s.W().WriteString("\r\n")
