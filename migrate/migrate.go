@@ -115,12 +115,47 @@ type folderState struct {
 	reconMu sync.Mutex
 }
 
-// item is one message to handle.
+// item is one message to handle. The plan holds one per message to copy
+// for the whole run, so it is kept small: its journal key is derived
+// (folderState.key), the date is kept in Unix seconds (all the planned
+// Maildir name needs; the body's own fetch brings the full date), and
+// equal flag lists share one slice (engine.internFlags).
 type item struct {
-	meta    source.Meta
-	key     string
-	pending *checkpoint.Entry // an intent without done (an earlier run, or a store whose answer was lost)
-	retried bool              // this run sent it; the outcome was unknown
+	id       string
+	size     int64
+	received int64             // Unix seconds of the source's internal date; 0: none
+	flags    []string          // shared: never modify
+	pending  *checkpoint.Entry // an intent without done (an earlier run, or a store whose answer was lost)
+	retried  bool              // this run sent it; the outcome was unknown
+}
+
+// key is the journal key of message id of this folder.
+func (fs *folderState) key(id string) string { return Key(fs.keyName, fs.src.Validity, id) }
+
+// unixOrZero is t in Unix seconds, 0 for the zero time.
+func unixOrZero(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.Unix()
+}
+
+// internFlags returns a shared copy of flags: the same list (in the same
+// order) is stored once however many messages carry it.
+func (e *engine) internFlags(flags []string) []string {
+	if len(flags) == 0 {
+		return nil
+	}
+	k := strings.Join(flags, "\x00")
+	if f, ok := e.flagSets[k]; ok {
+		return f
+	}
+	if e.flagSets == nil {
+		e.flagSets = map[string][]string{}
+	}
+	f := slices.Clip(slices.Clone(flags))
+	e.flagSets[k] = f
+	return f
 }
 
 type batch struct {
@@ -131,15 +166,16 @@ type batch struct {
 
 // engine holds the state of one Run.
 type engine struct {
-	o       Options
-	started time.Time
-	j       *checkpoint.Journal
-	srcOpen source.Opener
-	tgtOpen target.Opener
-	sum     *Summary
-	log     *slog.Logger
-	crlf    bool // convert bare LF to CRLF
-	imap    bool // the target is an IMAP server (CRLF only, no NUL)
+	o        Options
+	started  time.Time
+	flagSets map[string][]string // see internFlags; written by prepare only
+	j        *checkpoint.Journal
+	srcOpen  source.Opener
+	tgtOpen  target.Opener
+	sum      *Summary
+	log      *slog.Logger
+	crlf     bool // convert bare LF to CRLF
+	imap     bool // the target is an IMAP server (CRLF only, no NUL)
 
 	// receipts already standing for a source message, per target folder:
 	// built from the journal the first time a Find needs it, then kept
@@ -306,7 +342,7 @@ func (e *engine) run(ctx context.Context) error {
 		}
 		for _, it := range fs.items {
 			total++
-			totalBytes += it.meta.Size
+			totalBytes += it.size
 		}
 	}
 	nBatches := 0
@@ -498,7 +534,7 @@ func (e *engine) prepare(ctx context.Context, s0p *source.Source, t0 target.Targ
 					Reason: fmt.Sprintf("larger than --max-size (%d > %d bytes)", m.Size, e.o.MaxSize)})
 				continue
 			}
-			it := item{meta: m, key: k}
+			it := item{id: m.ID, size: m.Size, received: unixOrZero(m.Received), flags: e.internFlags(m.Flags)}
 			if ok {
 				it.pending = &ent
 			}
@@ -585,13 +621,9 @@ func (x *fpIndex) take(fk string) (checkpoint.Entry, bool) {
 // tell after a crash whether the message arrived. It is derived from what
 // the listing says (key and internal date, 0 when the source has none), so
 // sending the same message again reuses it.
-func plannedName(key string, date time.Time) string {
+func plannedName(key string, unix int64) string {
 	h := sha256.Sum256([]byte(key))
-	t := int64(0)
-	if !date.IsZero() {
-		t = date.Unix()
-	}
-	return fmt.Sprintf("%d.MF%s.mailferry", t, hex.EncodeToString(h[:10]))
+	return fmt.Sprintf("%d.MF%s.mailferry", unix, hex.EncodeToString(h[:10]))
 }
 
 // bandwidthBurst is the largest chunk the bandwidth limiter lets through

@@ -228,11 +228,12 @@ func (w *worker) copyPass(ctx context.Context, fs *folderState, items []*item, w
 	// its fingerprint) are known, before it is sent again.
 	var intents []checkpoint.Record
 	for _, it := range items {
-		byID[it.meta.ID] = it
-		ids = append(ids, it.meta.ID)
+		byID[it.id] = it
+		ids = append(ids, it.id)
 		if it.pending == nil && writeIntents {
-			intents = append(intents, checkpoint.Record{Op: "intent", Key: it.key, Folder: fs.target,
-				Name: plannedName(it.key, it.meta.Received), Size: it.meta.Size})
+			k := fs.key(it.id)
+			intents = append(intents, checkpoint.Record{Op: "intent", Key: k, Folder: fs.target,
+				Name: plannedName(k, it.received), Size: it.size})
 		}
 	}
 	if err := w.e.j.Intents(ctx, intents); err != nil {
@@ -328,18 +329,18 @@ func (w *worker) copyPass(ctx context.Context, fs *folderState, items []*item, w
 // failItem reports a message that could not be copied, known only from the
 // listing.
 func (w *worker) failItem(fs *folderState, it *item, reason string) {
-	w.fail(fs, it, Failure{Size: it.meta.Size, Reason: reason})
+	w.fail(fs, it, Failure{Size: it.size, Reason: reason})
 }
 
 // fail reports a message that could not be copied (f's folder and key are
 // filled in here) and counts it as handled.
 func (w *worker) fail(fs *folderState, it *item, f Failure) {
-	f.Folder, f.Key = fs.src.Name, it.meta.ID
+	f.Folder, f.Key = fs.src.Name, it.id
 	w.e.sum.fail(fs.sum, f)
 	st := w.e.o.Stats
 	st.Failed.Add(1)
 	st.DoneMsgs.Add(1)
-	st.DoneBytes.Add(it.meta.Size)
+	st.DoneBytes.Add(it.size)
 }
 
 // already records a message found in the target (rec names the copy).
@@ -348,12 +349,12 @@ func (w *worker) already(fs *folderState, it *item, rec checkpoint.Record) error
 		return failure.Mark(failure.Fatal, fmt.Errorf("journal: %w", err))
 	}
 	w.e.claim(rec.Folder, rec.Receipt)
-	w.settled = append(w.settled, it.meta.ID)
+	w.settled = append(w.settled, it.id)
 	w.e.sum.add(fs.sum, func(f *FolderSummary) { f.AlreadyThere++ })
 	st := w.e.o.Stats
 	st.Already.Add(1)
 	st.DoneMsgs.Add(1)
-	st.DoneBytes.Add(it.meta.Size)
+	st.DoneBytes.Add(it.size)
 	return nil
 }
 
@@ -396,7 +397,7 @@ func (w *worker) copyOne(ctx context.Context, fs *folderState, it *item, m sourc
 		return fmt.Errorf("read message %s of %q: %w", m.ID, fs.src.Name, err)
 	}
 	if m.Flags == nil {
-		m.Flags = it.meta.Flags
+		m.Flags = it.flags
 	}
 	sp := &w.spool
 	msgID := sp.scan.MessageID()
@@ -422,11 +423,12 @@ func (w *worker) copyOne(ctx context.Context, fs *folderState, it *item, m sourc
 	if date.IsZero() {
 		date = sp.scan.InternalDate(time.Now())
 	}
+	key := fs.key(it.id)
 	d := target.Delivery{
-		Folder: fs.target, Flags: m.Flags, Date: date, Size: size, Name: plannedName(it.key, it.meta.Received), Taken: w.e.taken(fs.target),
+		Folder: fs.target, Flags: m.Flags, Date: date, Size: size, Name: plannedName(key, it.received), Taken: w.e.taken(fs.target),
 		Fingerprint: target.Fingerprint{MessageID: msgID, Size: size, SHA256: sp.sum},
 	}
-	rec := checkpoint.Record{Op: "done", Key: it.key, Folder: fs.target, Name: d.Name, Size: size, SHA256: shaHex, MsgID: msgID, Flags: m.Flags}
+	rec := checkpoint.Record{Op: "done", Key: key, Folder: fs.target, Name: d.Name, Size: size, SHA256: shaHex, MsgID: msgID, Flags: m.Flags}
 	fl := inflight{fs: fs, it: it, d: d, rec: rec, conv: sp.converted > 0, nul: sp.nulStripped > 0, fpk: fpk}
 	if it.pending != nil {
 		// An interrupted run may have stored it: ask the target.
@@ -463,7 +465,7 @@ func (w *worker) copyOne(ctx context.Context, fs *folderState, it *item, m sourc
 		ent, ok := fs.recon.take(fpk)
 		fs.reconMu.Unlock()
 		if ok {
-			return w.already(fs, it, checkpoint.Record{Op: "done", Key: it.key, Folder: ent.Folder, Name: ent.Name,
+			return w.already(fs, it, checkpoint.Record{Op: "done", Key: key, Folder: ent.Folder, Name: ent.Name,
 				Size: ent.Size, SHA256: ent.SHA256, MsgID: ent.MsgID, Receipt: ent.Receipt, Flags: m.Flags})
 		}
 	}
@@ -547,7 +549,7 @@ func (w *worker) outcome(ctx context.Context, fl inflight, receipt string, err e
 		return failure.Mark(failure.Fatal, fmt.Errorf("journal: %w", err))
 	}
 	w.e.claim(fl.d.Folder, receipt)
-	w.settled = append(w.settled, it.meta.ID)
+	w.settled = append(w.settled, it.id)
 	conv, nul := fl.conv, fl.nul
 	w.e.sum.add(fs.sum, func(f *FolderSummary) {
 		f.Copied++
@@ -561,7 +563,7 @@ func (w *worker) outcome(ctx context.Context, fl inflight, receipt string, err e
 	})
 	st.Copied.Add(1)
 	st.DoneMsgs.Add(1)
-	st.DoneBytes.Add(it.meta.Size)
+	st.DoneBytes.Add(it.size)
 	return nil
 }
 
