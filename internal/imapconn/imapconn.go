@@ -82,9 +82,6 @@ func (cfg *Config) timeout() time.Duration {
 // Dial connects, secures the connection and logs in. The returned error is
 // classed with failure.Mark (Connect, TLS, Auth, Temporary or Fatal).
 func Dial(ctx context.Context, cfg Config) (*imapclient.Client, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.timeout())
 	defer cancel()
 	conn, stop, err := secure(ctx, cfg)
@@ -114,6 +111,9 @@ func Dial(ctx context.Context, cfg Config) (*imapclient.Client, error) {
 // server's greeting (after a STARTTLS done here, a replayed one). Until stop
 // is called, the end of ctx closes the connection.
 func secure(ctx context.Context, cfg Config) (net.Conn, func() bool, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err
+	}
 	dial := cfg.Dialer
 	if dial == nil {
 		d := &net.Dialer{}

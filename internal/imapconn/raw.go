@@ -67,9 +67,6 @@ func (s *Status) Err() error {
 
 // DialRaw connects, secures the connection and logs in, like Dial.
 func DialRaw(ctx context.Context, cfg Config) (*Raw, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.timeout())
 	defer cancel()
 	conn, stop, err := secure(ctx, cfg)

@@ -2,9 +2,12 @@
 // with flags and internal date), creates folders, and finds messages an
 // interrupted APPEND may have stored.
 //
-// A Target is one session. go-imap v2 (beta.8) closes the connection after
-// some refused APPENDs; the Target then reconnects transparently on the next
-// call. Every failed operation drops the connection for the same reason.
+// A Target is a main session on go-imap (folders, search, flags) and, when
+// the server has LITERAL+, a store session of its own (multiappend.go); the
+// main one is logged out while the store session works. go-imap v2 (beta.8)
+// closes the connection after some refused APPENDs; the Target then
+// reconnects transparently on the next call. Every failed operation drops
+// the connection for the same reason.
 package imap
 
 import (
@@ -324,6 +327,28 @@ func (t *Target) flagsFor(ctx context.Context, server string, flags []string) ([
 	return out, nil
 }
 
+// copyLiteral copies exactly size octets of body to w, the literal of an
+// APPEND. bodyErr reports a body that failed, or was shorter or longer than
+// size: the command must then never be ended, or the server would store a
+// wrong message. writeErr reports that w failed (the connection).
+func copyLiteral(w io.Writer, body io.Reader, size int64) (bodyErr, writeErr error) {
+	cr := &countingReader{r: body}
+	_, err := io.CopyN(w, cr, size)
+	switch {
+	case err == nil:
+		var one [1]byte
+		if n, _ := io.ReadFull(cr, one[:]); n != 0 {
+			return fmt.Errorf("the message is longer than its announced size %d", size), nil
+		}
+		return nil, nil
+	case cr.err != nil:
+		return fmt.Errorf("read the message: %w", cr.err), nil
+	case errors.Is(err, io.EOF):
+		return fmt.Errorf("the message is shorter (%d) than its announced size %d", cr.n, size), nil
+	}
+	return nil, err
+}
+
 type countingReader struct {
 	r   io.Reader
 	n   int64
@@ -383,22 +408,11 @@ func (t *Target) append(ctx context.Context, server string, d target.Delivery, f
 	stop := imapconn.CloseOnDone(ctx, c)
 	defer stop()
 	cmd := c.Append(server, d.Size, &imap.AppendOptions{Flags: flags, Time: d.Date})
-	_, cerr := io.CopyN(cmd, cr, d.Size)
-	if cerr == nil {
-		var one [1]byte
-		if n, _ := io.ReadFull(cr, one[:]); n != 0 {
-			// Too many bytes: never end the command, so nothing is stored.
-			t.drop()
-			return "", fmt.Errorf("append to %q: the message is longer than its announced size %d", d.Folder, d.Size)
-		}
-	}
-	if cr.err != nil || (cerr != nil && cr.n < d.Size && errors.Is(cerr, io.EOF)) {
-		// The body failed (or was short): abort without ending the command.
+	bodyErr, cerr := copyLiteral(cmd, cr, d.Size)
+	if bodyErr != nil {
+		// Abort without ending the command: nothing is stored.
 		t.drop()
-		if cr.err != nil {
-			return "", fmt.Errorf("append to %q: read the message: %w", d.Folder, cr.err)
-		}
-		return "", fmt.Errorf("append to %q: the message is shorter (%d) than its announced size %d", d.Folder, cr.n, d.Size)
+		return "", fmt.Errorf("append to %q: %w", d.Folder, bodyErr)
 	}
 	closeErr := cmd.Close()
 	data, err := cmd.Wait()

@@ -117,30 +117,18 @@ func (p *appendPipe) send(ctx context.Context, server string, d target.Delivery,
 		w.WriteString(` "` + d.Date.Format(dateTimeLayout) + `"`)
 	}
 	w.WriteString(" {" + strconv.FormatInt(d.Size, 10) + "+}\r\n")
-	cr := &countingReader{r: body}
-	_, cerr := io.CopyN(w, cr, d.Size)
-	switch {
-	case cerr == nil:
-		var one [1]byte
-		if n, _ := io.ReadFull(cr, one[:]); n != 0 {
-			cerr = fmt.Errorf("the message is longer than its announced size %d", d.Size)
-		}
-	case cr.err != nil:
-		cerr = fmt.Errorf("read the message: %w", cr.err)
-	case errors.Is(cerr, io.EOF):
-		cerr = fmt.Errorf("the message is shorter (%d) than its announced size %d", cr.n, d.Size)
-	default:
+	bodyErr, werr := copyLiteral(w, body, d.Size)
+	if werr != nil {
 		// The connection failed under the literal.
-		p.abandon(cerr)
-		return nil, imapconn.Wrap(ctx, fmt.Errorf("append to %q: %w", d.Folder, cerr))
+		p.abandon(werr)
+		return nil, imapconn.Wrap(ctx, fmt.Errorf("append to %q: %w", d.Folder, werr))
 	}
-	if cerr != nil {
-		// The literal is broken: the command must never end, or the
-		// server would store a wrong message. Drop the session: the
-		// server discards the unfinished command, and the messages
-		// already sent in it have an unknown outcome.
-		p.abandon(cerr)
-		return nil, fmt.Errorf("append to %q: %w", d.Folder, cerr)
+	if bodyErr != nil {
+		// The command must never end. Drop the session: the server
+		// discards the unfinished command, and the messages already sent
+		// in it have an unknown outcome.
+		p.abandon(bodyErr)
+		return nil, fmt.Errorf("append to %q: %w", d.Folder, bodyErr)
 	}
 	idx := c.n
 	c.n++

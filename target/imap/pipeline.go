@@ -2,7 +2,6 @@ package imap
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -72,22 +71,11 @@ func (t *Target) Send(ctx context.Context, d target.Delivery, body io.Reader) (f
 		receipt, err := t.Put(ctx, d, body)
 		return func() (string, error) { return receipt, err }, nil
 	}
-	cr := &countingReader{r: body}
 	cmd := c.Append(server, d.Size, &imap.AppendOptions{Flags: flags, Time: d.Date})
-	_, cerr := io.CopyN(cmd, cr, d.Size)
-	if cerr == nil {
-		var one [1]byte
-		if n, _ := io.ReadFull(cr, one[:]); n != 0 {
-			t.drop()
-			return nil, fmt.Errorf("append to %q: the message is longer than its announced size %d", d.Folder, d.Size)
-		}
-	}
-	if cr.err != nil || (cerr != nil && cr.n < d.Size && errors.Is(cerr, io.EOF)) {
+	bodyErr, cerr := copyLiteral(cmd, body, d.Size)
+	if bodyErr != nil {
 		t.drop()
-		if cr.err != nil {
-			return nil, fmt.Errorf("append to %q: read the message: %w", d.Folder, cr.err)
-		}
-		return nil, fmt.Errorf("append to %q: the message is shorter (%d) than its announced size %d", d.Folder, cr.n, d.Size)
+		return nil, fmt.Errorf("append to %q: %w", d.Folder, bodyErr)
 	}
 	if err := cmd.Close(); err != nil && cerr == nil {
 		cerr = err

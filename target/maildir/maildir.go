@@ -292,27 +292,14 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// Put stores one message durably in cur/ and returns its base name.
+// Put stores one message durably in cur/ and returns its base name: a Send
+// and its wait.
 func (t *Target) Put(ctx context.Context, d target.Delivery, body io.Reader) (string, error) {
-	p, f, err := t.write(ctx, d, body)
+	wait, err := t.Send(ctx, d, body)
 	if err != nil {
 		return "", err
 	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(p.tmp)
-		return "", t.writeErr(p.folder, p.dir, err)
-	}
-	if err := t.rename(p); err != nil {
-		return "", err
-	}
-	if err := maildirpp.SyncDir(p.cur); err != nil {
-		return "", t.writeErr(p.folder, p.dir, fmt.Errorf("sync %s: %w", p.cur, err))
-	}
-	return p.base, nil
+	return wait()
 }
 
 // Send writes the message to tmp/ and starts its fsync in the background;
