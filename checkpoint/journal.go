@@ -61,6 +61,10 @@ type Record struct {
 	MsgID   string   `json:"m,omitempty"`  // Message-ID header value
 	Receipt string   `json:"r,omitempty"`  // the target's name for the stored copy
 	Flags   []string `json:"fl,omitempty"` // flags as last written to the target
+	// Mark is what the target said about the folder before the store began
+	// (target.Marker; IMAP: "uidvalidity:uidnext"), so that Find after a
+	// crash looks only at messages that arrived after it.
+	Mark string `json:"mk,omitempty"`
 }
 
 // Entry is what the journal knows about one key.
@@ -73,6 +77,7 @@ type Entry struct {
 	Size    int64
 	SHA256  string
 	Flags   []string
+	Mark    string
 }
 
 // ErrClosed is returned by operations on a closed journal.
@@ -374,7 +379,7 @@ func fill(e *Entry, key string, line []byte) error {
 	if r.Key != key {
 		return fmt.Errorf("read the record of %q: found the record of %q", key, r.Key)
 	}
-	e.Folder, e.Name, e.MsgID, e.Receipt, e.Size, e.SHA256 = r.Folder, r.Name, r.MsgID, r.Receipt, r.Size, r.SHA256
+	e.Folder, e.Name, e.MsgID, e.Receipt, e.Size, e.SHA256, e.Mark = r.Folder, r.Name, r.MsgID, r.Receipt, r.Size, r.SHA256, r.Mark
 	return nil
 }
 

@@ -67,6 +67,10 @@ func appendLine(b []byte, r *Record) []byte {
 		b = append(b, `,"r":`...)
 		b = appendString(b, r.Receipt)
 	}
+	if r.Mark != "" {
+		b = append(b, `,"mk":`...)
+		b = appendString(b, r.Mark)
+	}
 	if len(r.Flags) > 0 {
 		b = append(b, `,"fl":[`...)
 		for i, f := range r.Flags {
@@ -125,10 +129,10 @@ func appendString(b []byte, s string) []byte {
 // rawRecord is a parsed line whose strings point into the line or into a
 // scratch buffer; nothing is allocated. Flags are joined with NUL bytes.
 type rawRecord struct {
-	op, key, folder, name, sha, msgID, receipt []byte
-	size                                       int64
-	flags                                      []byte
-	nflags                                     int
+	op, key, folder, name, sha, msgID, receipt, mark []byte
+	size                                             int64
+	flags                                            []byte
+	nflags                                           int
 }
 
 var (
@@ -214,7 +218,7 @@ func ParseLine(line []byte) (Record, error) {
 func (r *rawRecord) record() Record {
 	rec := Record{
 		Op: string(r.op), Key: string(r.key), Folder: string(r.folder), Name: string(r.name),
-		Size: r.size, SHA256: string(r.sha), MsgID: string(r.msgID), Receipt: string(r.receipt),
+		Size: r.size, SHA256: string(r.sha), MsgID: string(r.msgID), Receipt: string(r.receipt), Mark: string(r.mark),
 	}
 	if r.nflags > 0 {
 		rec.Flags = strings.Split(string(r.flags), "\x00")
@@ -366,6 +370,8 @@ func (p *parser) object(r *rawRecord) error {
 			bit = 128
 		case "fl":
 			bit = 256
+		case "mk":
+			bit, dst = 512, &r.mark
 		default:
 			return fmt.Errorf("unknown field %q", k)
 		}

@@ -94,3 +94,19 @@ func (e *ValidityChangedError) Error() string {
 // a second concurrent session (POP3 [IN-USE]); the engine then falls back to
 // one session.
 var ErrSingleSession = errors.New("server allows only one session at a time")
+
+// Identity is what reconciliation knows of a source message without its
+// body: enough to recognise its copy in a target.
+type Identity struct {
+	ID        string    // as in Meta
+	MessageID string    // the Message-ID header value (with <>), "" if none
+	Date      time.Time // the date the engine stores (Meta.Received, else the one derived from the headers as for POP3)
+	Size      int64     // as in Meta
+}
+
+// Identifier is implemented by sources that can give the Identity of every
+// message of a folder cheaply (IMAP: one FETCH of the Message-ID header
+// field; POP3: TOP n 0; Maildir: the headers of each file).
+type Identifier interface {
+	Identities(ctx context.Context, f Folder, fn func(Identity) error) error
+}

@@ -33,6 +33,11 @@ type Delivery struct {
 	// another source message (its receipt is in the journal), so that two
 	// byte-identical source messages are never both settled by one copy.
 	Taken func(receipt string) bool
+	// Mark is what Marker.Mark said about Folder before this store began
+	// ("" when unknown). Find then looks only at messages that arrived
+	// after it, and may recognise a copy the server rewrote on the way in
+	// (by Message-ID, internal date and size) instead of by its bytes.
+	Mark string
 }
 
 // Fingerprint identifies a message's content.
@@ -104,4 +109,43 @@ type Pipeliner interface {
 // be in flight (the engine's default otherwise).
 type PipelineDepther interface {
 	PipelineDepth() int
+}
+
+// Marker is implemented by targets that can say, cheaply and before a
+// store, where messages stored from now on will land in a folder (IMAP:
+// "uidvalidity:uidnext"). The engine records the mark in the journal's
+// intent, so that Find, even after a crash, knows which messages of the
+// folder are new since then. "" means the target has no such notion.
+type Marker interface {
+	Mark(ctx context.Context, folder string) (string, error)
+}
+
+// Stored is one message a target folder holds, as Inventory sees it.
+type Stored struct {
+	Receipt   string    // what Put would have returned for it
+	MessageID string    // the Message-ID header value (with <>), "" if none
+	Date      time.Time // internal date (Maildir: the file's mtime)
+	Size      int64     // octets as stored
+}
+
+// Census is how many messages a folder holds and the token that changes
+// when the folder is deleted and created again (IMAP UIDVALIDITY; 0 when
+// the target has none).
+type Census struct {
+	Messages int
+	Validity uint32
+}
+
+// Inventorier is implemented by targets that can tell the engine what a
+// folder holds without reading bodies: the engine reconciles against it
+// when the journal cannot account for the folder's content (a lost state
+// directory, a folder emptied or re-created, a target restored from a
+// backup).
+type Inventorier interface {
+	// Census counts the messages of folder (IMAP: STATUS; Maildir: the
+	// files of cur/ and new/). A folder that does not exist has none.
+	Census(ctx context.Context, folder string) (Census, error)
+	// Inventory calls fn for every message of folder, in any order
+	// (IMAP: one UID FETCH of size, date and the Message-ID header field).
+	Inventory(ctx context.Context, folder string, fn func(Stored) error) error
 }
