@@ -374,6 +374,8 @@ func (s *Server) run() error {
 	s.cmd, s.exited = cmd, make(chan struct{})
 	go func() { cmd.Wait(); close(s.exited) }()
 	deadline := time.Now().Add(15 * time.Second)
+	// "Cyrus" in the greeting: a port taken in the meantime by another
+	// server must not pass for this instance.
 	for _, l := range []struct{ addr, greeting string }{{s.IMAP, "* OK"}, {s.POP3, "+OK"}} {
 		for {
 			err := greet(l.addr, l.greeting)
@@ -405,7 +407,7 @@ func greet(addr, want string) error {
 	if err != nil {
 		return err
 	}
-	if !strings.HasPrefix(line, want) {
+	if !strings.HasPrefix(line, want) || !strings.Contains(line, "Cyrus") {
 		return fmt.Errorf("unexpected greeting %q", line)
 	}
 	return nil

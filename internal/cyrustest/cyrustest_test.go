@@ -98,14 +98,22 @@ func TestLoadDumpPOP3(t *testing.T) {
 
 // TestRewritesAndQuota pins the Cyrus behaviour the oracle and the e2e
 // tests depend on: 8-bit header bytes become X, bare LF is refused, and an
-// APPEND over quota is refused with a plain "Over quota".
+// APPEND over quota is refused with a plain "Over quota", maxmessagesize is
+// announced as APPENDLIMIT.
 func TestRewritesAndQuota(t *testing.T) {
-	s := Start(t, Options{Users: []string{"u1"}, QuotaKB: map[string]int64{"u1": 2}})
+	s := Start(t, Options{Users: []string{"u1"}, QuotaKB: map[string]int64{"u1": 2}, MaxMessageSize: 1 << 20})
 	c, err := s.Login("u1")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
+	caps, err := c.Capability().Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !caps.Has("APPENDLIMIT=1048576") {
+		t.Errorf("capabilities lack APPENDLIMIT=1048576: %v", caps)
+	}
 	date := time.Date(2024, 3, 1, 10, 0, 0, 0, time.UTC)
 	eight := "Subject: caf\xc3\xa9\r\nMessage-ID: <8bit@test>\r\n\r\nbody caf\xc3\xa9\r\n"
 	if err := appendMsg(c, "INBOX", corpus.Message{Body: []byte(eight), Date: date}); err != nil {
