@@ -30,6 +30,11 @@ type memSource struct {
 	fetches        atomic.Int64
 	failedOnce     sync.Map // message id -> true once its injected failure happened
 	failList       map[string]bool
+	// failReads: folder/id -> how many more reads of it fail mid-body
+	// (after failDelay); readDelay slows every message down.
+	failReads map[string]int
+	failDelay time.Duration
+	readDelay time.Duration
 }
 
 type memMsg struct {
@@ -110,6 +115,18 @@ func (m *memSourceSession) Fetch(ctx context.Context, f source.Folder, ids []str
 			continue
 		}
 		var r io.Reader = bytes.NewReader(msg.body)
+		if m.s.readDelay > 0 {
+			time.Sleep(m.s.readDelay)
+		}
+		m.s.mu.Lock()
+		if m.s.failReads[f.Name+"/"+id] > 0 {
+			m.s.failReads[f.Name+"/"+id]--
+			m.s.mu.Unlock()
+			time.Sleep(m.s.failDelay)
+			r = &failingReader{r: r, left: len(msg.body) / 2}
+		} else {
+			m.s.mu.Unlock()
+		}
 		// Every n-th message fails mid-body on its first read only.
 		if n := m.s.fetches.Add(1); m.s.failFetchEvery > 0 && n%int64(m.s.failFetchEvery) == 0 {
 			if _, done := m.s.failedOnce.LoadOrStore(f.Name+"/"+id, true); !done {
@@ -181,6 +198,9 @@ type memTarget struct {
 	findByContent bool
 	// block: Put waits until the channel is closed (for cancellation tests)
 	block chan struct{}
+	// findErrs: the next findErrs Finds fail with a temporary error.
+	findErrs atomic.Int64
+	finds    atomic.Int64
 }
 
 type storedMsg struct {
@@ -311,6 +331,10 @@ func (m *memTargetSession) Put(ctx context.Context, d target.Delivery, body io.R
 }
 
 func (m *memTargetSession) Find(ctx context.Context, d target.Delivery) (string, bool, error) {
+	m.t.finds.Add(1)
+	if m.t.findErrs.Add(-1) >= 0 {
+		return "", false, failure.Mark(failure.Temporary, errors.New("connection reset during SEARCH (injected)"))
+	}
 	m.t.mu.Lock()
 	defer m.t.mu.Unlock()
 	for _, s := range m.t.folders[d.Folder] {

@@ -120,13 +120,26 @@ type folderState struct {
 // (folderState.key), the date is kept in Unix seconds (all the planned
 // Maildir name needs; the body's own fetch brings the full date), and
 // equal flag lists share one slice (engine.internFlags).
+//
+// The life of one message (worker.go; one path for every target):
+//
+//	fresh    no intent, or an intent this run wrote and nothing sent yet:
+//	         it may be stored straight away (pipelined where the target can).
+//	unknown  pending != nil: an earlier run's intent without done, or a
+//	         store of this run whose answer was lost. It may be in the
+//	         target: deliver asks (Find) and stores only on a definite
+//	         "not there"; while the question has no answer, it waits.
+//	done     a done record is queued (copied, or found already there).
+//	failed   reported in the summary; the journal keeps its intent, so
+//	         the next run starts it as unknown.
 type item struct {
 	id       string
 	size     int64
 	received int64             // Unix seconds of the source's internal date; 0: none
 	flags    []string          // shared: never modify
-	pending  *checkpoint.Entry // an intent without done (an earlier run, or a store whose answer was lost)
-	retried  bool              // this run sent it; the outcome was unknown
+	pending  *checkpoint.Entry // unknown: the intent (folder, planned name, mark) of a store that may have landed
+	sentHere bool              // this run sent it (found later: copied, not "already there")
+	tries    uint8             // failures charged to this message while the run made no progress
 }
 
 // key is the journal key of message id of this folder.
