@@ -399,8 +399,8 @@ func cmdMigrate(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "mailferry migrate: %v\n", err)
 		return exitUsage
 	}
-	if c.src.scheme == "maildir" && c.tgt.scheme == "maildir" && c.src.path == c.tgt.path {
-		fmt.Fprintln(stderr, "mailferry migrate: source and target are the same Maildir")
+	if sameAccount(context.Background(), c.src, c.tgt) {
+		fmt.Fprintf(stderr, "mailferry migrate: source and target are the same account (%s and %s): every message would be copied into itself\n", c.src, c.tgt)
 		return exitUsage
 	}
 	rules, err := c.rules()
