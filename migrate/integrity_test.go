@@ -76,3 +76,17 @@ func TestRetriesConverge(t *testing.T) {
 		checkExactlyOnce(t, s, tg)
 	})
 }
+
+// TestMaxSizeSkipsWithoutFailing: a message over --max-size is skipped and
+// listed, not failed (a nightly backup with --max-size must exit 0).
+func TestMaxSizeSkipsWithoutFailing(t *testing.T) {
+	s := newSource(map[string]int{"INBOX": 20})
+	tg := newMemTarget()
+	sum, err := runOnce(t, context.Background(), t.TempDir(), s, tg, Options{MaxSize: 108})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Failed != 0 || sum.SkippedMsgs == 0 || sum.Copied+sum.SkippedMsgs != 20 || len(sum.Skips) != sum.SkippedMsgs {
+		t.Fatalf("copied %d skipped %d failed %d", sum.Copied, sum.SkippedMsgs, sum.Failed)
+	}
+}

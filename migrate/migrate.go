@@ -639,7 +639,7 @@ func (e *engine) prepare(ctx context.Context, s0p *source.Source, t0 target.Targ
 				ent, _ = e.j.Get(k)
 			}
 			if e.o.MaxSize > 0 && m.Size > e.o.MaxSize {
-				e.sum.fail(fsum, Failure{Folder: p.src.Name, Key: m.ID, Size: m.Size,
+				e.sum.skip(fsum, Failure{Folder: p.src.Name, Key: m.ID, Size: m.Size,
 					Reason: fmt.Sprintf("larger than --max-size (%d > %d bytes)", m.Size, e.o.MaxSize)})
 				continue
 			}

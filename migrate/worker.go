@@ -483,7 +483,12 @@ func (w *worker) copyOne(ctx context.Context, fs *folderState, it *item, m sourc
 		return refuse(*stop)
 	}
 	if w.e.o.MaxSize > 0 && size > w.e.o.MaxSize {
-		return refuse(fmt.Sprintf("larger than --max-size (%d > %d bytes)", size, w.e.o.MaxSize))
+		// Skipped on purpose, not failed (the listing's size was smaller).
+		w.e.sum.skip(fs.sum, Failure{Folder: fs.src.Name, Key: it.id, MessageID: msgID, Size: size,
+			Reason: fmt.Sprintf("larger than --max-size (%d > %d bytes)", size, w.e.o.MaxSize)})
+		w.e.o.Stats.DoneMsgs.Add(1)
+		w.e.o.Stats.DoneBytes.Add(it.size)
+		return nil
 	}
 	if w.e.imap && sp.nul > 0 && !w.e.o.StripNUL {
 		// IMAP servers refuse NUL bytes or alter them silently (Dovecot
