@@ -1,7 +1,10 @@
 package migrate
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -94,15 +97,17 @@ type FolderCheck struct {
 
 // VerifyReport is the result of Verify.
 type VerifyReport struct {
-	Folders         []FolderCheck `json:"folders"`
-	Missing         int           `json:"missing"`
-	Extra           int           `json:"extra"`
-	Duplicated      int           `json:"duplicated"`
-	FlagMismatches  int           `json:"flag_mismatches"`
-	DateMismatches  int           `json:"date_mismatches"`
-	FlagsChecked    bool          `json:"flags_checked"`
-	KeywordsChecked bool          `json:"keywords_checked"`
-	DatesChecked    bool          `json:"dates_checked"`
+	Folders        []FolderCheck `json:"folders"`
+	Missing        int           `json:"missing"`
+	Extra          int           `json:"extra"`
+	Duplicated     int           `json:"duplicated"`
+	FlagMismatches int           `json:"flag_mismatches"`
+	DateMismatches int           `json:"date_mismatches"`
+	// FlagsChecked is false with IgnoreFlags, or when the source has no
+	// flags (POP3).
+	FlagsChecked    bool `json:"flags_checked"`
+	KeywordsChecked bool `json:"keywords_checked"`
+	DatesChecked    bool `json:"dates_checked"`
 }
 
 // OK reports whether every source message is in the target exactly once,
@@ -146,6 +151,7 @@ func Verify(ctx context.Context, src, tgt source.Opener, o VerifyOptions) (*Veri
 		tByName[f.Name] = i
 	}
 	rep := &VerifyReport{FlagsChecked: !o.IgnoreFlags, KeywordsChecked: !o.IgnoreFlags && !o.IgnoreKeywords, DatesChecked: !o.IgnoreDates}
+	srcFlags, srcCount := false, 0
 	for _, p := range planFolders(o.Folders, sf, tf) {
 		if p.skip != "" {
 			continue
@@ -162,6 +168,10 @@ func Verify(ctx context.Context, src, tgt source.Opener, o VerifyOptions) (*Veri
 				return nil, fmt.Errorf("read target folder %q: %w", p.target, err)
 			}
 		}
+		for i := range want {
+			srcFlags = srcFlags || want[i].meta
+		}
+		srcCount += len(want)
 		fc := compareFolder(p.src.Name, p.target, want, got, o)
 		rep.Missing += fc.Missing
 		rep.Extra += fc.Extra
@@ -169,6 +179,10 @@ func Verify(ctx context.Context, src, tgt source.Opener, o VerifyOptions) (*Veri
 		rep.FlagMismatches += fc.FlagMismatches
 		rep.DateMismatches += fc.DateMismatches
 		rep.Folders = append(rep.Folders, fc)
+	}
+	if srcCount > 0 && !srcFlags {
+		// POP3: no flags to compare, so none were.
+		rep.FlagsChecked, rep.KeywordsChecked = false, false
 	}
 	return rep, nil
 }
@@ -474,4 +488,75 @@ func dateClose(s, t *vmsg) bool {
 	}
 	d := s.date.Sub(t.date)
 	return d <= DateTolerance && d >= -DateTolerance
+}
+
+// WriteJSON writes the report as indented JSON, each problem on one line
+// (grep-friendly), encoding one problem at a time: a report of 200,000
+// missing messages needs no second copy of itself in memory.
+func (r *VerifyReport) WriteJSON(w io.Writer) error {
+	bw := bufio.NewWriter(w)
+	top := *r
+	top.Folders = nil
+	head, err := marshalJSON(top, "", "  ")
+	if err != nil {
+		return err
+	}
+	// head is {"folders": null, ...}: the folders go where the null is.
+	before, after, ok := bytes.Cut(head, []byte(`"folders": null`))
+	if !ok {
+		return errors.New("verify report: unexpected layout")
+	}
+	bw.Write(before)
+	bw.WriteString(`"folders": [`)
+	for i := range r.Folders {
+		f := r.Folders[i]
+		probs := f.Problems
+		f.Problems = nil
+		fb, err := marshalJSON(f, "    ", "  ")
+		if err != nil {
+			return err
+		}
+		if i > 0 {
+			bw.WriteByte(',')
+		}
+		bw.WriteString("\n    ")
+		if len(probs) == 0 {
+			bw.Write(fb)
+			continue
+		}
+		bw.Write(bytes.TrimSuffix(fb, []byte("\n    }")))
+		bw.WriteString(",\n      \"problems\": [")
+		for j := range probs {
+			pb, err := marshalJSON(&probs[j], "", "")
+			if err != nil {
+				return err
+			}
+			if j > 0 {
+				bw.WriteByte(',')
+			}
+			bw.WriteString("\n        ")
+			bw.Write(pb)
+		}
+		bw.WriteString("\n      ]\n    }")
+	}
+	if len(r.Folders) > 0 {
+		bw.WriteString("\n  ")
+	}
+	bw.WriteByte(']')
+	bw.Write(after)
+	bw.WriteByte('\n')
+	return bw.Flush()
+}
+
+// marshalJSON is json.MarshalIndent without HTML escapes: Message-IDs read
+// as <id@host>, not \u003cid@host\u003e.
+func marshalJSON(v any, prefix, indent string) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent(prefix, indent)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }

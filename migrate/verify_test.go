@@ -2,6 +2,7 @@ package migrate
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -301,6 +302,9 @@ func TestVerifyPOP3DatesFromHeaders(t *testing.T) {
 			if ps := problemsOf(rep); !slices.Equal(ps, tt.problems) {
 				t.Errorf("problems:\n  %s\nwant:\n  %s", strings.Join(ps, "\n  "), strings.Join(tt.problems, "\n  "))
 			}
+			if rep.FlagsChecked || !rep.DatesChecked {
+				t.Errorf("flags_checked %v, dates_checked %v; want false, true (POP3 has no flags)", rep.FlagsChecked, rep.DatesChecked)
+			}
 			if rep.OK() != (len(tt.problems) == 0) {
 				t.Errorf("OK() = %v with %d problems", rep.OK(), len(tt.problems))
 			}
@@ -335,7 +339,7 @@ func TestVerifyAfterMigrateAndEmptiedTarget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !rep.OK() || rep.Extra != 0 || len(rep.Folders) != 1 || rep.Folders[0].TargetCount != len(msgs) {
+	if !rep.OK() || !rep.FlagsChecked || !rep.DatesChecked || rep.Extra != 0 || len(rep.Folders) != 1 || rep.Folders[0].TargetCount != len(msgs) {
 		t.Fatalf("after migrate: %+v, problems %v", rep, problemsOf(rep))
 	}
 	cur, _ := filepath.Glob(filepath.Join(dst, "cur", "*"))
@@ -348,5 +352,44 @@ func TestVerifyAfterMigrateAndEmptiedTarget(t *testing.T) {
 	}
 	if rep.OK() || rep.Missing != len(msgs) {
 		t.Fatalf("after emptying the target: missing %d, want %d", rep.Missing, len(msgs))
+	}
+}
+
+// WriteJSON streams problems one per line; the result must still be the
+// report, whole.
+func TestVerifyReportWriteJSON(t *testing.T) {
+	d := time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)
+	reports := []*VerifyReport{
+		{Folders: []FolderCheck{}},
+		{Folders: []FolderCheck{{Source: "INBOX", Target: "INBOX", SourceCount: 3, TargetCount: 3}}, FlagsChecked: true},
+		{Folders: []FolderCheck{
+			{Source: "A", Target: "B", Missing: 1, Duplicated: 1, Problems: []Problem{
+				{Kind: ProblemMissing, Folder: "A", TargetFolder: "B", SourceID: "7", MessageID: "<m@x>", Size: 10},
+				{Kind: ProblemDuplicated, Folder: "A", TargetFolder: "B", SourceID: "8", Size: 11, ProblemDetail: &ProblemDetail{Copies: 2, TargetIDs: []string{"1", "2"}}},
+				{Kind: ProblemFlags, Folder: "A", TargetFolder: "B", SourceID: "9", TargetID: "3", ProblemDetail: &ProblemDetail{SourceFlags: []string{`\Seen`}, TargetFlags: []string{}}},
+				{Kind: ProblemDate, Folder: "A", TargetFolder: "B", SourceID: "10", TargetID: "4", ProblemDetail: &ProblemDetail{SourceDate: d, TargetDate: d.Add(time.Hour)}},
+			}},
+			{Source: "C", Target: "C"},
+		}, Missing: 1, Duplicated: 1, DatesChecked: true},
+	}
+	for i, r := range reports {
+		var b strings.Builder
+		if err := r.WriteJSON(&b); err != nil {
+			t.Fatal(err)
+		}
+		var back VerifyReport
+		if err := json.Unmarshal([]byte(b.String()), &back); err != nil {
+			t.Fatalf("report %d: %v\n%s", i, err, b.String())
+		}
+		want, _ := json.Marshal(r)
+		got, _ := json.Marshal(&back)
+		if string(got) != string(want) {
+			t.Errorf("report %d round trip:\n got %s\nwant %s", i, got, want)
+		}
+		if i == 2 {
+			if !strings.Contains(b.String(), "\n        {\"kind\":\"missing\",\"folder\":\"A\",\"target_folder\":\"B\",\"source_id\":\"7\",\"message_id\":\"<m@x>\",\"size\":10},\n") {
+				t.Errorf("not one problem per line, unescaped:\n%s", b.String())
+			}
+		}
 	}
 }
