@@ -220,21 +220,40 @@ func readForVerify(ctx context.Context, s source.Source, f source.Folder, crlf b
 	interned := map[string][]string{}
 	sp := spool{threshold: defaultSpoolThreshold}
 	defer sp.close()
-	next := 0 // Fetch delivers in the order of ids, skipping vanished ones
+	next := 0             // Fetch delivers in the order of ids, mostly
+	var at map[string]int // ID -> index in metas, when not
 	err = s.Fetch(ctx, f, ids, func(m source.Meta, r io.Reader) error {
 		if err := sp.fill(r, crlf, false); err != nil {
 			return err
 		}
-		for next < len(metas) && metas[next].ID != m.ID {
-			next++
+		// Usually the one after the last; else (a message fetched again
+		// alone comes late) look it up.
+		k := -1
+		for _, c := range []int{next, next + 1} {
+			if c < len(metas) && metas[c].ID == m.ID {
+				k = c
+				break
+			}
 		}
-		if next < len(metas) {
+		if k < 0 {
+			if at == nil {
+				at = make(map[string]int, len(metas))
+				for i, x := range metas {
+					at[x.ID] = i
+				}
+			}
+			if i, ok := at[m.ID]; ok {
+				k = i
+			}
+		}
+		if k >= 0 {
+			next = k
 			// As the engine does: what List said stands in for what Fetch left out.
 			if m.Flags == nil {
-				m.Flags = metas[next].Flags
+				m.Flags = metas[k].Flags
 			}
 			if m.Received.IsZero() {
-				m.Received = metas[next].Received
+				m.Received = metas[k].Received
 			}
 		}
 		v := vmsg{id: m.ID, msgID: strings.TrimSpace(sp.scan.MessageID()), size: sp.size, sum: sp.sum, meta: !m.Received.IsZero(), date: m.Received}
