@@ -19,7 +19,8 @@
 //     Flags come from the letters after ":2," (keywords through the root's
 //     folder's own dovecot-keywords, as Dovecot keeps one per folder
 //     directory; "P" reads as $Forwarded), Received is the mtime.
-//   - Fetch streams each file. When a file is gone (Dovecot moved it from
+//   - Fetch streams each file, exactly the size it had when opened: a file
+//     that shrinks or grows while it is read is a retryable error. When a file is gone (Dovecot moved it from
 //     new/ to cur/ or changed its flags), the folder is read again and the
 //     message found by its unique name; only then is it reported in a
 //     *source.VanishedError.
@@ -232,7 +233,7 @@ func (s *Source) Fetch(ctx context.Context, f source.Folder, ids []string, fn fu
 		if err != nil {
 			return fmt.Errorf("read message %s of Maildir folder %q: %w", id, f.Name, err)
 		}
-		err = s.deliver(ctx, file, l, s.kw[f.Name], id, fn)
+		err = s.deliver(ctx, file, l, s.kw[f.Name], f.Name, id, fn)
 		file.Close()
 		if err != nil {
 			return err
@@ -254,24 +255,71 @@ func (s *Source) open(dir string, index map[string]loc, id string) (*os.File, lo
 	return file, l, err
 }
 
-func (s *Source) deliver(ctx context.Context, file *os.File, l loc, kw *maildirpp.Keywords, id string, fn func(source.Meta, io.Reader) error) error {
+func (s *Source) deliver(ctx context.Context, file *os.File, l loc, kw *maildirpp.Keywords, folder, id string, fn func(source.Meta, io.Reader) error) error {
 	fi, err := file.Stat()
 	if err != nil {
 		return fmt.Errorf("read message %s: %w", id, err)
 	}
 	_, _, letters := maildirpp.ParseFileName(l.base)
 	m := source.Meta{ID: id, Size: fi.Size(), Flags: maildirpp.LettersToFlags(letters, kw), Received: fi.ModTime()}
-	return fn(m, io.LimitReader(ctxReader{ctx, file}, fi.Size()))
+	r := &exactReader{ctx: ctx, f: file, size: fi.Size(), what: fmt.Sprintf("message %s of Maildir folder %q", id, folder)}
+	if err := fn(m, r); err != nil {
+		return err
+	}
+	// What fn left unread must be there too.
+	_, err = io.Copy(io.Discard, r)
+	return err
 }
 
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
+// exactReader delivers a file as it was at open: exactly size octets. A
+// file that shrinks or grows while it is read (another program rewriting
+// it in place) is a retryable error, not a shorter or a cut message.
+type exactReader struct {
+	ctx  context.Context
+	f    *os.File
+	size int64
+	n    int64
+	what string
+	err  error
 }
 
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
+func (r *exactReader) Read(p []byte) (int, error) {
+	if r.err != nil {
+		return 0, r.err
+	}
+	if err := r.ctx.Err(); err != nil {
 		return 0, err
 	}
-	return c.r.Read(p)
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if r.n == r.size {
+		// One octet more tells a grown file from a whole one.
+		var b [1]byte
+		k, err := r.f.Read(b[:])
+		switch {
+		case k > 0:
+			r.err = failure.Mark(failure.Temporary, fmt.Errorf("%s: the file grew past its %d octets while it was read", r.what, r.size))
+		case err == nil || err == io.EOF:
+			return 0, io.EOF
+		default:
+			r.err = fmt.Errorf("%s: %w", r.what, err)
+		}
+		return 0, r.err
+	}
+	if rest := r.size - r.n; int64(len(p)) > rest {
+		p = p[:rest]
+	}
+	k, err := r.f.Read(p)
+	r.n += int64(k)
+	switch {
+	case err == io.EOF && r.n < r.size:
+		r.err = failure.Mark(failure.Temporary, fmt.Errorf("%s: got %d of %d octets, the file shrank while it was read: %w", r.what, r.n, r.size, io.ErrUnexpectedEOF))
+	case err != nil && err != io.EOF:
+		r.err = fmt.Errorf("%s: %w", r.what, err)
+	default:
+		// io.EOF with all octets: the growth check comes on the next call.
+		return k, nil
+	}
+	return k, r.err
 }
