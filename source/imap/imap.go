@@ -46,6 +46,7 @@ type Source struct {
 	selected string // server name of the selected folder
 	readOnly bool   // selected with EXAMINE
 	validity uint32 // UIDVALIDITY of the selected folder
+	exists   uint32 // messages in the selected folder when it was selected
 	// unknown: folders Folders listed with Validity 0 because STATUS
 	// failed; List reports their validity with a *ValidityChangedError.
 	// Shared by the sessions of one Opener.
@@ -78,8 +79,9 @@ func (n *nameSet) has(name string) bool {
 }
 
 var (
-	_ source.Source  = (*Source)(nil)
-	_ source.Deleter = (*Source)(nil)
+	_ source.Source     = (*Source)(nil)
+	_ source.Deleter    = (*Source)(nil)
+	_ source.Identifier = (*Source)(nil)
 )
 
 // ValidityChangedError is source.ValidityChangedError.
@@ -225,7 +227,7 @@ func (s *Source) examine(ctx context.Context, f source.Folder, readOnly, force b
 			s.selected = ""
 			return 0, err
 		}
-		s.selected, s.readOnly, s.validity = server, readOnly, sd.UIDValidity
+		s.selected, s.readOnly, s.validity, s.exists = server, readOnly, sd.UIDValidity, sd.NumMessages
 	}
 	if f.Validity != 0 && s.validity != f.Validity {
 		return 0, &ValidityChangedError{Folder: f.Name, Old: f.Validity, New: s.validity}

@@ -291,7 +291,9 @@ func serveFake(c net.Conn, bodies map[uint32]string) {
 				a, b, _ := strings.Cut(p, ":")
 				lo, _ := strconv.Atoi(a)
 				hi := lo
-				if b != "" {
+				if b == "*" {
+					hi = len(bodies)
+				} else if b != "" {
 					hi, _ = strconv.Atoi(b)
 				}
 				for i := lo; i <= hi; i++ {
