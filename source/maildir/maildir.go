@@ -19,6 +19,8 @@
 //     Flags come from the letters after ":2," (keywords through the root's
 //     folder's own dovecot-keywords, as Dovecot keeps one per folder
 //     directory; "P" reads as $Forwarded), Received is the mtime.
+//   - Identities reads each file's header section only, for its
+//     Message-ID; Date is the mtime, as List's Received.
 //   - Fetch streams each file, exactly the size it had when opened: a file
 //     that shrinks or grows while it is read is a retryable error. When a file is gone (Dovecot moved it from
 //     new/ to cur/ or changed its flags), the folder is read again and the
@@ -27,6 +29,7 @@
 package maildir
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -40,6 +43,7 @@ import (
 
 	"mailferry/internal/failure"
 	"mailferry/internal/maildirpp"
+	"mailferry/internal/message"
 	"mailferry/source"
 )
 
@@ -60,7 +64,10 @@ type loc struct {
 	sub, base string // "cur" or "new", file name
 }
 
-var _ source.Source = (*Source)(nil)
+var (
+	_ source.Source     = (*Source)(nil)
+	_ source.Identifier = (*Source)(nil)
+)
 
 // Open opens the Maildir++ tree at root, which must exist.
 func Open(ctx context.Context, root string) (*Source, error) {
@@ -242,6 +249,88 @@ func (s *Source) Fetch(ctx context.Context, f source.Folder, ids []string, fn fu
 	}
 	if len(vanished) > 0 {
 		return &source.VanishedError{Folder: f.Name, IDs: vanished}
+	}
+	return nil
+}
+
+// Identities gives the Identity of every message of f in List's order,
+// reading only the header section of each file. Date and Size are List's
+// (the mtime and the size); a file moved meanwhile (new/ to cur/, new
+// flags) is found again as Fetch finds it, one removed is skipped.
+func (s *Source) Identities(ctx context.Context, f source.Folder, fn func(source.Identity) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	dir, err := s.dir(f.Name)
+	if err != nil {
+		return err
+	}
+	metas, index, err := s.scan(f.Name)
+	if err != nil {
+		return err
+	}
+	s.idx[f.Name] = index
+	br := bufio.NewReaderSize(nil, 4096)
+	rescanned := false
+	for _, m := range metas {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		file, _, err := s.open(dir, index, m.ID)
+		if errors.Is(err, os.ErrNotExist) && !rescanned {
+			if _, index, err = s.scan(f.Name); err != nil {
+				return err
+			}
+			s.idx[f.Name], rescanned = index, true
+			file, _, err = s.open(dir, index, m.ID)
+		}
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("read message %s of Maildir folder %q: %w", m.ID, f.Name, err)
+		}
+		var sc message.Scanner
+		br.Reset(file)
+		err = readHeader(br, &sc)
+		fi, serr := file.Stat()
+		file.Close()
+		if err == nil {
+			err = serr
+		}
+		if err != nil {
+			return fmt.Errorf("read the header of message %s of Maildir folder %q: %w", m.ID, f.Name, err)
+		}
+		rescanned = false
+		if err := fn(source.Identity{ID: m.ID, MessageID: sc.MessageID(), Date: fi.ModTime(), Size: fi.Size()}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readHeader writes r's header section, up to and including the blank
+// line that ends it (at most message.MaxHeader octets), to sc, and reads
+// no further line.
+func readHeader(r *bufio.Reader, sc *message.Scanner) error {
+	lineStart := true
+	for n := 0; n < message.MaxHeader; {
+		line, err := r.ReadSlice('\n')
+		sc.Write(line)
+		n += len(line)
+		switch {
+		case err == bufio.ErrBufferFull:
+			lineStart = false
+			continue
+		case err == io.EOF:
+			return nil
+		case err != nil:
+			return err
+		}
+		if lineStart && (len(line) == 1 || len(line) == 2 && line[0] == '\r') {
+			return nil
+		}
+		lineStart = true
 	}
 	return nil
 }
