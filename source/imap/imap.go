@@ -440,7 +440,12 @@ func abort(c *imapclient.Client, cmd *imapclient.FetchCommand, cut bool) {
 		close(done)
 	}()
 	if cut {
-		<-c.Closed()
+		// Bounded: should the reader parse what follows into a response
+		// and wait for us to take it, draining the command frees it.
+		select {
+		case <-c.Closed():
+		case <-time.After(5 * time.Second):
+		}
 	}
 	cmd.Close()
 	<-done
