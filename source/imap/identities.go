@@ -21,7 +21,8 @@ import (
 //
 // It fetches by sequence set (1:*), not UID FETCH: beta.8 drops a UID
 // FETCH response whose header literal comes before its UID (see the
-// package doc), which would silently leave a message out.
+// package doc), which would silently leave a message out. Fewer answers
+// than EXAMINE counted messages is an error, for the same reason.
 func (s *Source) Identities(ctx context.Context, f source.Folder, fn func(source.Identity) error) error {
 	v, err := s.examine(ctx, f, true, true)
 	if err != nil {
@@ -42,6 +43,7 @@ func (s *Source) Identities(ctx context.Context, f source.Folder, fn func(source
 		UID: true, InternalDate: true, RFC822Size: true,
 		BodySection: []*imap.FetchItemBodySection{{Specifier: imap.PartSpecifierHeader, HeaderFields: []string{"Message-ID"}, Peek: true}},
 	})
+	n := uint32(0)
 	for m := cmd.Next(); m != nil; m = cmd.Next() {
 		id, cut, err := identity(m, f.Name)
 		if err != nil {
@@ -52,6 +54,7 @@ func (s *Source) Identities(ctx context.Context, f source.Folder, fn func(source
 		if id.ID == "" {
 			continue
 		}
+		n++
 		if err := fn(id); err != nil {
 			// Dropping the connection skips the rest of the responses.
 			abort(c, cmd, false)
@@ -62,6 +65,11 @@ func (s *Source) Identities(ctx context.Context, f source.Folder, fn func(source
 	if err := cmd.Close(); err != nil {
 		s.drop()
 		return imapconn.Wrap(ctx, fmt.Errorf("read the Message-IDs of %q: %w", f.Name, err))
+	}
+	if n < s.exists {
+		// A message left out would be taken for one the target lacks; an
+		// error makes the caller match without identities instead.
+		return fmt.Errorf("read the Message-IDs of %q: the server answered for %d of its %d messages", f.Name, n, s.exists)
 	}
 	return nil
 }

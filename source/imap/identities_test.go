@@ -106,6 +106,18 @@ func TestIdentitiesBodyFirst(t *testing.T) {
 	}
 }
 
+// TestIdentitiesIncomplete: a server that answers for fewer messages than
+// EXAMINE counted makes Identities fail rather than leave one out.
+func TestIdentitiesIncomplete(t *testing.T) {
+	bodies := map[uint32]string{1: "Message-ID: <1@x>\r\n\r\n", 2: "Message-ID: <2@x>\r\n\r\n", 4: "Message-ID: <4@x>\r\n\r\n"}
+	s := openSrc(t, imapconn.Config{Addr: fakeServer(t, bodies), Security: imapconn.None, User: "u", Password: "p", Timeout: 5 * time.Second})
+	n := 0
+	err := s.Identities(context.Background(), source.Folder{Name: "INBOX", Validity: 7}, func(source.Identity) error { n++; return nil })
+	if err == nil || !strings.Contains(err.Error(), "answered for 2 of its 3 messages") {
+		t.Errorf("Identities = %v after %d identities, want an error", err, n)
+	}
+}
+
 // TestIdentitiesStreams: a folder of 3,000 messages takes one FETCH, and
 // fn sees the first identity while the server's answer is still held back
 // at its 100th response (nothing collects the folder first).
