@@ -15,6 +15,7 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
+	"mailferry/internal/failure"
 	"mailferry/internal/imapconn"
 	"mailferry/internal/imapconn/imaptest"
 	"mailferry/source"
@@ -87,6 +88,27 @@ func TestIdentities(t *testing.T) {
 	}
 	if got := identities(t, s, f); len(got) != len(msgs) {
 		t.Errorf("after fn failed: %d identities", len(got))
+	}
+}
+
+// TestIdentitiesCut: a connection closed in order inside a header literal
+// fails Identities with a temporary error; the next call is whole.
+func TestIdentitiesCut(t *testing.T) {
+	srv := imaptest.Start(t, imaptest.Options{})
+	load(t, srv, "F", 5)
+	p := &cutProxy{addr: srv.Addr, nth: 3, marker: ")] {",
+		cut: func(_, start, n int) (int, bool) { return start + n/2, start >= 0 }}
+	cfg := srv.Config()
+	cfg.Addr = startCutProxy(t, p)
+	s := openSrc(t, cfg)
+	f := folder(t, s, "F")
+	n := 0
+	err := s.Identities(context.Background(), f, func(source.Identity) error { n++; return nil })
+	if !errors.Is(err, io.ErrUnexpectedEOF) || !failure.Is(err, failure.Temporary) || n != 2 {
+		t.Fatalf("Identities through a cut = %v (%v) after %d identities", err, failure.KindOf(err), n)
+	}
+	if got := identities(t, s, f); len(got) != 5 {
+		t.Errorf("after the cut: %d identities", len(got))
 	}
 }
 

@@ -2,6 +2,7 @@ package imap
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -36,6 +37,8 @@ type cutProxy struct {
 	// literal header is incomplete); ok false: not computable yet.
 	cut func(marker, start, size int) (int, bool)
 	rst bool
+	// marker starts the literals to count (default bodyMarker).
+	marker string
 
 	mu    sync.Mutex
 	conns int
@@ -67,6 +70,7 @@ func startCutProxy(t *testing.T, p *cutProxy) string {
 }
 
 func (p *cutProxy) serve(cli *net.TCPConn, cutThis bool) {
+	marker := cmp.Or(p.marker, bodyMarker)
 	srv, err := net.Dial("tcp", p.addr)
 	if err != nil {
 		cli.Close()
@@ -110,8 +114,8 @@ func (p *cutProxy) serve(cli *net.TCPConn, cutThis bool) {
 		// Hold back a partial marker so that a cut just after it is
 		// still possible.
 		upto := len(seen)
-		for k := len(bodyMarker) - 1; k > 0; k-- {
-			if bytes.HasSuffix(seen, []byte(bodyMarker[:k])) {
+		for k := len(marker) - 1; k > 0; k-- {
+			if bytes.HasSuffix(seen, []byte(marker[:k])) {
 				upto -= k
 				break
 			}
@@ -132,6 +136,7 @@ func (p *cutProxy) serve(cli *net.TCPConn, cutThis bool) {
 
 // cutAt finds the cut offset in the stream seen so far.
 func (p *cutProxy) cutAt(seen []byte) (int, bool) {
+	bodyMarker := cmp.Or(p.marker, bodyMarker)
 	off := 0
 	for i := 0; i < p.nth; i++ {
 		j := bytes.Index(seen[off:], []byte(bodyMarker))
