@@ -178,7 +178,7 @@ func TestIdentitiesStreams(t *testing.T) {
 
 // gateProxy forwards connections to addr, counts the client's FETCH
 // commands, and holds the server's stream back at the first marker until
-// release is closed (or 3 s passed: timedOut).
+// release is closed (or 15 s passed: timedOut).
 type gateProxy struct {
 	addr    string
 	marker  string
@@ -247,7 +247,7 @@ func (p *gateProxy) serve(cli net.Conn) {
 				written += i
 				select {
 				case <-p.release:
-				case <-time.After(3 * time.Second):
+				case <-time.After(15 * time.Second):
 					p.mu.Lock()
 					p.timedOut = true
 					p.mu.Unlock()

@@ -251,7 +251,8 @@ func TestTruncatedLiteral(t *testing.T) {
 						if k := failure.KindOf(err); cut.inBody && k != failure.Temporary {
 							t.Errorf("error %q is %v, want temporary", err, k)
 						}
-						if whole["2"] != 0 || whole["3"] != 0 || whole["1"] != 1 {
+						// A reset may discard what the client has not read yet.
+						if whole["2"] != 0 || whole["3"] != 0 || (!rst && whole["1"] != 1) {
 							t.Errorf("delivered whole: %v, want only message 1", whole)
 						}
 						if cut.inBody && !rst {
