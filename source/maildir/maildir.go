@@ -22,10 +22,10 @@
 //   - Identities reads each file's header section only, for its
 //     Message-ID; Date is the mtime, as List's Received.
 //   - Fetch streams each file, exactly the size it had when opened: a file
-//     that shrinks or grows while it is read is a retryable error. When a file is gone (Dovecot moved it from
-//     new/ to cur/ or changed its flags), the folder is read again and the
-//     message found by its unique name; only then is it reported in a
-//     *source.VanishedError.
+//     that shrinks or grows while it is read is a retryable error. When a
+//     file is gone (Dovecot moved it from new/ to cur/ or changed its
+//     flags), the folder is read again and the message found by its unique
+//     name; only then is it reported in a *source.VanishedError.
 package maildir
 
 import (
