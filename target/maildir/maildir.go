@@ -26,6 +26,9 @@
 // of the process is writing. Files of other mailferry jobs are removed once
 // unchanged for 36 hours (Dovecot's rule for tmp/); files of other writers
 // (Dovecot's deliver, mail clients) are never touched.
+//
+// Census and Inventory (target.Inventorier) read cur/ and new/ without
+// creating anything; Inventory reads only each file's header section.
 package maildir
 
 import (
