@@ -503,9 +503,8 @@ func (t *Target) createTmp(folder, dir, unique string) (*os.File, string, error)
 func (t *Target) writeErr(folder, dir string, err error) error {
 	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
 		free := "unknown space"
-		var st syscall.Statfs_t
-		if syscall.Statfs(dir, &st) == nil {
-			free = humanBytes(uint64(st.Bavail)*uint64(st.Bsize)) + " free"
+		if n, ok := freeSpace(dir); ok {
+			free = humanBytes(n) + " free"
 		}
 		return failure.Mark(failure.Quota, &quotaError{
 			msg: fmt.Sprintf("write to Maildir folder %q at %s: %s (%s)", folder, t.root, rootCause(err), free),

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -132,8 +131,8 @@ func cleanTmp(dir, job string, now time.Time) (n int, size int64, err error) {
 				continue
 			}
 			if job == "" || fjob != job {
-				st, ok := fi.Sys().(*syscall.Stat_t)
-				if !ok || now.Sub(time.Unix(st.Ctim.Unix())) < staleAge {
+				ct, ok := ctime(fi)
+				if !ok || now.Sub(ct) < staleAge {
 					continue
 				}
 			}
