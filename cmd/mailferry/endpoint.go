@@ -182,6 +182,7 @@ type connOptions struct {
 	caFile  string
 	timeout time.Duration
 	folder  string // POP3: the name of its one folder
+	job     string // Maildir target: the job id, set only where the journal is held
 }
 
 func (e *endpoint) imapConfig(o connOptions) (imapconn.Config, error) {
@@ -273,7 +274,7 @@ func (e *endpoint) targetOpener(o connOptions) (target.Opener, error) {
 		}, nil
 	case "maildir":
 		return func(ctx context.Context) (target.Target, error) {
-			t, err := maildirtgt.Open(ctx, e.path, maildirtgt.Options{})
+			t, err := maildirtgt.Open(ctx, e.path, maildirtgt.Options{Job: o.job})
 			if err != nil {
 				return nil, err
 			}

@@ -3,7 +3,7 @@
 // as it is. Folder naming, flags and keywords follow internal/maildirpp.
 //
 // Delivery is done here rather than with go-maildir (which neither fsyncs nor
-// removes partial files): tmp/<name> is created with O_EXCL and mode 0600, the
+// removes partial files): a tmp/ file is created with O_EXCL and mode 0600, the
 // body is copied and its length checked against Delivery.Size, the mtime is set
 // to Delivery.Date, the file is fsynced, renamed to
 // cur/<name>,S=<size>:2,<flags> and the directory is fsynced. On any error
@@ -18,8 +18,17 @@
 // folder directory, as Dovecot keeps them; under an flock of that directory,
 // written atomically); keywords that are not
 // IMAP atoms, and keywords beyond the 26 letters a..z, are dropped and logged.
-// A stale tmp file left by a crash is not reused; Dovecot deletes tmp files
-// older than 36 hours.
+//
+// A tmp/ file is named after the message and tagged with Options.Job and
+// a token of the Target that writes it. A run killed mid-write leaves its
+// file there; the first time a Target of the same Job touches that folder
+// (Ensure, Send, Put) it removes the files of its Job that no open Target
+// of the process is writing. Files of other mailferry jobs are removed once
+// unchanged for 36 hours (Dovecot's rule for tmp/); files of other writers
+// (Dovecot's deliver, mail clients) are never touched.
+//
+// Census and Inventory (target.Inventorier) read cur/ and new/ without
+// creating anything; Inventory reads only each file's header section.
 package maildir
 
 import (
@@ -50,15 +59,26 @@ type Options struct {
 	// Logger receives warnings (renamed folders, dropped keywords);
 	// slog.Default() when nil.
 	Logger *slog.Logger
+	// Job tags the tmp files the Target writes (up to 32 ASCII letters and
+	// digits): the first time the Target touches a folder, it removes the
+	// tmp files of its Job that no open Target of this process is writing,
+	// left by a run that was killed. Set it only while holding the job's
+	// lock, so that no other process writes files of the same Job. Empty:
+	// only the tmp files of any mailferry job unchanged for 36 hours are
+	// removed.
+	Job string
 }
 
 // Target is one session on a Maildir++ root. Several Targets (one per
 // worker) may write to the same root at the same time. A Target is not safe
 // for concurrent use, except Renamed.
 type Target struct {
-	root string
-	log  *slog.Logger
-	kw   map[string]*maildirpp.Keywords // folder dir -> its dovecot-keywords
+	root    string
+	log     *slog.Logger
+	job     string
+	writer  string                         // this Target's token in its tmp file names
+	cleaned map[string]bool                // folder dirs whose tmp/ was cleaned
+	kw      map[string]*maildirpp.Keywords // folder dir -> its dovecot-keywords
 
 	mu      sync.Mutex
 	renamed map[string]string // requested name -> stored name
@@ -97,22 +117,29 @@ func Open(ctx context.Context, root string, opts Options) (*Target, error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	if !validJob(opts.Job) {
+		return nil, failure.Mark(failure.Config, fmt.Errorf("open Maildir %s: job tag %q is not up to %d letters and digits", root, opts.Job, maxJob))
+	}
 	root = filepath.Clean(root)
-	t := &Target{root: root, log: log, renamed: map[string]string{}, index: map[string]*dirIndex{}, kw: map[string]*maildirpp.Keywords{}}
+	t := &Target{root: root, log: log, job: opts.Job, cleaned: map[string]bool{},
+		renamed: map[string]string{}, index: map[string]*dirIndex{}, kw: map[string]*maildirpp.Keywords{}}
 	if err := t.mkMaildir(root, false); err != nil {
 		return nil, err
 	}
+	t.writer = newWriter()
 	return t, nil
 }
 
 // Close removes the files of Sends that were never waited for (they are
 // not in cur/, so not delivered); every Put is durable when it returns.
+// The Target must not be used after Close.
 func (t *Target) Close() error {
 	for _, p := range t.pend {
 		<-p.synced
 		os.Remove(p.tmp)
 	}
 	t.pend = nil
+	writers.Delete(t.writer)
 	return nil
 }
 
@@ -183,13 +210,14 @@ func (t *Target) Ensure(ctx context.Context, f source.Folder) (string, error) {
 	if err := ctx.Err(); err != nil {
 		return "", err
 	}
-	name, _, err := t.resolve(f.Name)
+	name, dir, err := t.resolve(f.Name)
 	if err != nil {
 		return "", err
 	}
 	if err := t.ensureDirs(name); err != nil {
 		return "", err
 	}
+	t.cleanOnce(name, dir)
 	return name, nil
 }
 
@@ -387,6 +415,7 @@ func (t *Target) write(ctx context.Context, d target.Delivery, body io.Reader) (
 	if d.Size < 0 {
 		return nil, nil, failure.Mark(failure.Fatal, fmt.Errorf("store in Maildir folder %q: message size unknown", folder))
 	}
+	t.cleanOnce(folder, dir)
 	f, tmp, err := t.createTmp(folder, dir, unique)
 	if err != nil {
 		return nil, nil, t.writeErr(folder, dir, err)
@@ -443,10 +472,10 @@ func (t *Target) rename(p *pendFile) error {
 	return nil
 }
 
-// createTmp creates tmp/<unique> exclusively, creating the folder if it is
-// missing, and avoiding a stale file of the same name.
+// createTmp creates the tmp file for unique exclusively, creating the
+// folder if it is missing, and avoiding a stale file of the same name.
 func (t *Target) createTmp(folder, dir, unique string) (*os.File, string, error) {
-	tmp := filepath.Join(dir, "tmp", unique)
+	tmp := filepath.Join(dir, "tmp", t.tmpName(unique, ""))
 	for attempt := 0; ; attempt++ {
 		f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		if err == nil {
@@ -463,7 +492,7 @@ func (t *Target) createTmp(folder, dir, unique string) (*os.File, string, error)
 		case errors.Is(err, os.ErrExist):
 			var rnd [6]byte
 			rand.Read(rnd[:])
-			tmp = filepath.Join(dir, "tmp", unique+"."+hex.EncodeToString(rnd[:]))
+			tmp = filepath.Join(dir, "tmp", t.tmpName(unique, "."+hex.EncodeToString(rnd[:])))
 		default:
 			return nil, "", err
 		}
@@ -474,9 +503,8 @@ func (t *Target) createTmp(folder, dir, unique string) (*os.File, string, error)
 func (t *Target) writeErr(folder, dir string, err error) error {
 	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
 		free := "unknown space"
-		var st syscall.Statfs_t
-		if syscall.Statfs(dir, &st) == nil {
-			free = humanBytes(uint64(st.Bavail)*uint64(st.Bsize)) + " free"
+		if n, ok := freeSpace(dir); ok {
+			free = humanBytes(n) + " free"
 		}
 		return failure.Mark(failure.Quota, &quotaError{
 			msg: fmt.Sprintf("write to Maildir folder %q at %s: %s (%s)", folder, t.root, rootCause(err), free),
