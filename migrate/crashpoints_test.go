@@ -1,0 +1,1081 @@
+package migrate
+
+// Crash points enumerated, not sampled (issue 10): a small run is crashed at
+// every journal write and every target call in turn, in process, and
+// resumed from what a kill -9 at that instant would have left; every
+// resumed run must end with every source message in the target exactly
+// once, byte for byte, in its folder, with its flags and date.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"mailferry/checkpoint"
+	"mailferry/internal/failure"
+	"mailferry/internal/maildirpp"
+	"mailferry/source"
+	"mailferry/target"
+	"mailferry/target/maildir"
+)
+
+// crashCorpus is 40 messages in 3 folders, with the cases that make a
+// lookup after a crash hard: byte-identical twins (with equal and with
+// different flags and dates), the same bytes in two folders, different
+// messages sharing a Message-ID (with different and with equal sizes), and
+// messages without a Message-ID.
+func crashCorpus() *memSource {
+	mail := func(msgID, subject, text string) []byte {
+		var b strings.Builder
+		if msgID != "" {
+			b.WriteString("Message-ID: " + msgID + "\r\n")
+		}
+		b.WriteString("From: a@example.org\r\nTo: b@example.org\r\nSubject: " + subject +
+			"\r\nDate: Mon, 03 Mar 2025 09:14:00 +0000\r\n\r\n" + text + "\r\n")
+		return []byte(b.String())
+	}
+	flagSets := [][]string{{`\Seen`}, {`\Answered`, `\Seen`}, nil, {`\Flagged`}, {`$Work`}, {`$Work`, `\Seen`}, {`\Draft`}}
+	s := &memSource{msgs: map[string][]memMsg{}}
+	for fi, f := range []struct {
+		name string
+		n    int
+	}{{"INBOX", 18}, {"Sent", 12}, {"Archive/2024", 10}} {
+		s.folders = append(s.folders, source.Folder{Name: f.name, Validity: uint32(11 + fi)})
+		tag := strings.ReplaceAll(f.name, "/", ".")
+		for i := 1; i <= f.n; i++ {
+			s.msgs[f.name] = append(s.msgs[f.name], memMsg{
+				id:    strconv.Itoa(i),
+				body:  mail(fmt.Sprintf("<%d.%s@crash>", i, tag), fmt.Sprintf("%s %d", f.name, i), fmt.Sprintf("text %d %s", i, strings.Repeat("y", i*37))),
+				flags: flagSets[(i+fi)%len(flagSets)],
+				date:  time.Unix(1700000000+int64(fi*10000+i*60), 0).UTC(),
+			})
+		}
+	}
+	in, sent, arch := s.msgs["INBOX"], s.msgs["Sent"], s.msgs["Archive/2024"]
+	// True twins: same bytes, flags and date.
+	in[3] = in[2]
+	in[3].id = "4"
+	// Same Message-ID, different sizes; same Message-ID and size.
+	in[6].body = mail("<shared@crash>", "shared 1", "short")
+	in[7].body = mail("<shared@crash>", "shared 2", "a longer text")
+	in[8].body = mail("<same-size@crash>", "same size", "AAAAAAAA")
+	in[9].body = mail("<same-size@crash>", "same size", "BBBBBBBB")
+	// No Message-ID (one pair of equal size).
+	in[11].body = mail("", "no id 1", "CCCC")
+	in[12].body = mail("", "no id 2", "DDDD")
+	// A bigger one.
+	in[14].body = mail("<big@crash>", "big", strings.Repeat("0123456789abcdef", 4096))
+	// The same bytes in two folders.
+	sent[4].body = in[4].body
+	// Twins whose flags and dates differ.
+	arch[2].body = arch[1].body
+	return s
+}
+
+// crashSources names the source messages of each body, for reports.
+func crashSources(s *memSource) map[[32]byte]string {
+	m := map[[32]byte]string{}
+	for _, f := range s.folders {
+		for _, msg := range s.msgs[f.Name] {
+			h := sha256.Sum256(msg.body)
+			if m[h] != "" {
+				m[h] += "|"
+			}
+			m[h] += f.Name + "/" + msg.id
+		}
+	}
+	return m
+}
+
+// crashCopy is one message a target holds.
+type crashCopy struct {
+	folder  string
+	body    []byte
+	flags   []string
+	date    time.Time
+	receipt string
+}
+
+// crashStore is a target whose whole content can be copied at any instant.
+type crashStore interface {
+	opener() target.Opener
+	snapshot() (crashSnap, error)
+	contents() ([]crashCopy, error)
+	leftovers() int // partial files a crash left behind (Maildir tmp/)
+}
+
+type crashSnap interface {
+	digest() string
+	restore() (crashStore, error)
+	discard()
+}
+
+// crashKind makes empty targets of one kind.
+type crashKind struct {
+	name  string
+	fresh func(t *testing.T, base string) crashStore
+}
+
+// --- an IMAP-like target in memory ---
+
+// fakeIMAP stores like an IMAP server: a store is committed once the server
+// has the whole command (at Send for a pipelined store, before the answer),
+// UIDs grow per folder, and Find can only search by Message-ID, size, date
+// and content, as the IMAP target does (the planned name is not kept).
+type fakeIMAP struct {
+	mu       sync.Mutex
+	validity uint32
+	boxes    map[string]*fakeBox
+}
+
+type fakeBox struct {
+	next uint32
+	msgs []fakeMail
+}
+
+type fakeMail struct {
+	uid   uint32
+	body  []byte
+	flags []string
+	date  time.Time
+}
+
+func newFakeIMAP() *fakeIMAP {
+	return &fakeIMAP{validity: 1, boxes: map[string]*fakeBox{"INBOX": {next: 1}}}
+}
+
+func (f *fakeIMAP) clone() *fakeIMAP {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := &fakeIMAP{validity: f.validity, boxes: map[string]*fakeBox{}}
+	for n, b := range f.boxes {
+		c.boxes[n] = &fakeBox{next: b.next, msgs: slices.Clone(b.msgs)}
+	}
+	return c
+}
+
+func (f *fakeIMAP) opener() target.Opener {
+	return func(ctx context.Context) (target.Target, error) {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		return &fakeIMAPSession{f: f}, nil
+	}
+}
+
+func (f *fakeIMAP) snapshot() (crashSnap, error) { return fakeIMAPSnap{f.clone()}, nil }
+func (f *fakeIMAP) leftovers() int               { return 0 }
+
+func (f *fakeIMAP) contents() ([]crashCopy, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []crashCopy
+	for n, b := range f.boxes {
+		for _, m := range b.msgs {
+			out = append(out, crashCopy{folder: n, body: m.body, flags: m.flags, date: m.date,
+				receipt: fmt.Sprintf("%d:%d", f.validity, m.uid)})
+		}
+	}
+	return out, nil
+}
+
+type fakeIMAPSnap struct{ f *fakeIMAP }
+
+func (s fakeIMAPSnap) restore() (crashStore, error) { return s.f.clone(), nil }
+func (s fakeIMAPSnap) discard()                     {}
+func (s fakeIMAPSnap) digest() string {
+	var b strings.Builder
+	names := make([]string, 0, len(s.f.boxes))
+	for n := range s.f.boxes {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		fmt.Fprintf(&b, "%s %d:", n, s.f.boxes[n].next)
+		for _, m := range s.f.boxes[n].msgs {
+			fmt.Fprintf(&b, " %d", m.uid)
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+type fakeIMAPSession struct{ f *fakeIMAP }
+
+var (
+	_ target.Pipeliner    = (*fakeIMAPSession)(nil)
+	_ target.Marker       = (*fakeIMAPSession)(nil)
+	_ target.Inventorier  = (*fakeIMAPSession)(nil)
+	_ target.FolderLister = (*fakeIMAPSession)(nil)
+	_ target.CRLFRequired = (*fakeIMAPSession)(nil)
+)
+
+func (s *fakeIMAPSession) RequiresCRLF() bool { return true }
+func (s *fakeIMAPSession) PipelineDepth() int { return 8 }
+func (s *fakeIMAPSession) Close() error       { return nil }
+
+func (s *fakeIMAPSession) Folders(ctx context.Context) ([]source.Folder, error) {
+	s.f.mu.Lock()
+	defer s.f.mu.Unlock()
+	var out []source.Folder
+	for n := range s.f.boxes {
+		out = append(out, source.Folder{Name: n})
+	}
+	slices.SortFunc(out, func(a, b source.Folder) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+func (s *fakeIMAPSession) Ensure(ctx context.Context, f source.Folder) (string, error) {
+	s.f.mu.Lock()
+	defer s.f.mu.Unlock()
+	if s.f.boxes[f.Name] == nil {
+		s.f.boxes[f.Name] = &fakeBox{next: 1}
+	}
+	return f.Name, nil
+}
+
+func (s *fakeIMAPSession) store(d target.Delivery, body io.Reader) (string, error) {
+	b, err := io.ReadAll(body)
+	if err != nil {
+		return "", err
+	}
+	if int64(len(b)) != d.Size || sha256.Sum256(b) != d.Fingerprint.SHA256 {
+		return "", fmt.Errorf("store in %q: %d bytes do not match the delivery", d.Folder, len(b))
+	}
+	s.f.mu.Lock()
+	defer s.f.mu.Unlock()
+	box := s.f.boxes[d.Folder]
+	if box == nil {
+		return "", failure.Mark(failure.Message, fmt.Errorf("NO [TRYCREATE] no folder %q", d.Folder))
+	}
+	uid := box.next
+	box.next++
+	box.msgs = append(box.msgs, fakeMail{uid: uid, body: b, flags: slices.Clone(d.Flags), date: d.Date})
+	return fmt.Sprintf("%d:%d", s.f.validity, uid), nil
+}
+
+func (s *fakeIMAPSession) Put(ctx context.Context, d target.Delivery, body io.Reader) (string, error) {
+	return s.store(d, body)
+}
+
+func (s *fakeIMAPSession) Send(ctx context.Context, d target.Delivery, body io.Reader) (func() (string, error), error) {
+	receipt, err := s.store(d, body)
+	if err != nil {
+		return nil, err
+	}
+	return func() (string, error) { return receipt, nil }, nil
+}
+
+func (s *fakeIMAPSession) Mark(ctx context.Context, folder string) (string, error) {
+	s.f.mu.Lock()
+	defer s.f.mu.Unlock()
+	box := s.f.boxes[folder]
+	if box == nil {
+		return "", nil
+	}
+	return fmt.Sprintf("%d:%d", s.f.validity, box.next), nil
+}
+
+func (s *fakeIMAPSession) Census(ctx context.Context, folder string) (target.Census, error) {
+	s.f.mu.Lock()
+	defer s.f.mu.Unlock()
+	box := s.f.boxes[folder]
+	if box == nil {
+		return target.Census{}, nil
+	}
+	return target.Census{Messages: len(box.msgs), Validity: s.f.validity}, nil
+}
+
+func (s *fakeIMAPSession) Inventory(ctx context.Context, folder string, fn func(target.Stored) error) error {
+	s.f.mu.Lock()
+	var l []fakeMail
+	if box := s.f.boxes[folder]; box != nil {
+		l = slices.Clone(box.msgs)
+	}
+	s.f.mu.Unlock()
+	for _, m := range l {
+		if err := fn(target.Stored{Receipt: fmt.Sprintf("%d:%d", s.f.validity, m.uid), MessageID: headerMessageID(m.body),
+			Date: m.date, Size: int64(len(m.body))}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Find searches as the IMAP target does: Message-ID (or size and date
+// without one), then size, then copies not Taken, then the hash. A mark
+// ("validity:uidnext") limits it to messages stored since.
+func (s *fakeIMAPSession) Find(ctx context.Context, d target.Delivery) (string, bool, error) {
+	fp := d.Fingerprint
+	var since uint32
+	if v, n, ok := strings.Cut(d.Mark, ":"); ok && v == strconv.FormatUint(uint64(s.f.validity), 10) {
+		u, _ := strconv.ParseUint(n, 10, 32)
+		since = uint32(u)
+	}
+	s.f.mu.Lock()
+	var cands []fakeMail
+	if box := s.f.boxes[d.Folder]; box != nil {
+		for _, m := range box.msgs {
+			if m.uid < since || int64(len(m.body)) != fp.Size {
+				continue
+			}
+			if fp.MessageID != "" && headerMessageID(m.body) != fp.MessageID {
+				continue
+			}
+			if fp.MessageID == "" && !d.Date.IsZero() && (m.date.Before(d.Date.AddDate(0, 0, -1)) || m.date.After(d.Date.AddDate(0, 0, 2))) {
+				continue
+			}
+			cands = append(cands, m)
+		}
+	}
+	s.f.mu.Unlock()
+	// Taken may wait for the journal: never call it under the lock.
+	for _, m := range cands {
+		r := fmt.Sprintf("%d:%d", s.f.validity, m.uid)
+		if d.Taken != nil && d.Taken(r) {
+			continue
+		}
+		if sha256.Sum256(m.body) == fp.SHA256 {
+			return r, true, nil
+		}
+	}
+	return "", false, nil
+}
+
+func headerMessageID(b []byte) string {
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		l := strings.TrimRight(sc.Text(), "\r")
+		if l == "" {
+			break
+		}
+		if k, v, ok := strings.Cut(l, ":"); ok && strings.EqualFold(k, "Message-ID") {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+// --- a real Maildir target in a directory ---
+
+type maildirStore struct {
+	root, base string
+}
+
+func (m *maildirStore) opener() target.Opener {
+	return func(ctx context.Context) (target.Target, error) {
+		return maildir.Open(ctx, m.root, maildir.Options{Logger: discardLogger})
+	}
+}
+
+func (m *maildirStore) snapshot() (crashSnap, error) {
+	dst, err := os.MkdirTemp(m.base, "snap")
+	if err != nil {
+		return nil, err
+	}
+	dg, err := copyTree(m.root, dst)
+	if err != nil {
+		return nil, err
+	}
+	return &maildirSnap{root: dst, base: m.base, dg: dg}, nil
+}
+
+func (m *maildirStore) contents() ([]crashCopy, error) {
+	es, _, err := maildirpp.List(m.root)
+	if err != nil {
+		return nil, err
+	}
+	var out []crashCopy
+	for _, e := range es {
+		dir := filepath.Join(m.root, e.Dir)
+		kw, err := maildirpp.ReadKeywords(dir)
+		if err != nil {
+			return nil, err
+		}
+		for _, sub := range []string{"new", "cur"} {
+			des, err := os.ReadDir(filepath.Join(dir, sub))
+			if err != nil {
+				return nil, err
+			}
+			for _, de := range des {
+				p := filepath.Join(dir, sub, de.Name())
+				b, err := os.ReadFile(p)
+				if err != nil {
+					return nil, err
+				}
+				fi, err := os.Stat(p)
+				if err != nil {
+					return nil, err
+				}
+				_, _, letters := maildirpp.ParseFileName(de.Name())
+				out = append(out, crashCopy{folder: e.Name, body: b, flags: maildirpp.LettersToFlags(letters, kw),
+					date: fi.ModTime(), receipt: de.Name()})
+			}
+		}
+	}
+	return out, nil
+}
+
+func (m *maildirStore) leftovers() int {
+	n := 0
+	filepath.WalkDir(m.root, func(p string, de fs.DirEntry, err error) error {
+		if err == nil && !de.IsDir() && filepath.Base(filepath.Dir(p)) == "tmp" {
+			n++
+		}
+		return nil
+	})
+	return n
+}
+
+type maildirSnap struct {
+	root, base, dg string
+}
+
+func (s *maildirSnap) digest() string { return s.dg }
+func (s *maildirSnap) discard()       { os.RemoveAll(s.root) }
+func (s *maildirSnap) restore() (crashStore, error) {
+	dst, err := os.MkdirTemp(s.base, "run")
+	if err != nil {
+		return nil, err
+	}
+	if _, err := copyTree(s.root, dst); err != nil {
+		return nil, err
+	}
+	return &maildirStore{root: dst, base: s.base}, nil
+}
+
+// copyTree copies a directory tree with file modes and mtimes (a Maildir
+// file's mtime is its date) and returns a digest of what it copied.
+func copyTree(src, dst string) (string, error) {
+	var dg strings.Builder
+	err := filepath.WalkDir(src, func(p string, de fs.DirEntry, err error) error {
+		if err != nil {
+			// A file renamed away (tmp/ to cur/) while we walk.
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		to := filepath.Join(dst, rel)
+		fi, err := de.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		if de.IsDir() {
+			fmt.Fprintf(&dg, "%s/\n", rel)
+			return os.MkdirAll(to, 0o700)
+		}
+		b, err := os.ReadFile(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		fmt.Fprintf(&dg, "%s %d %d\n", rel, len(b), fi.ModTime().UnixNano())
+		if err := os.WriteFile(to, b, fi.Mode().Perm()); err != nil {
+			return err
+		}
+		return os.Chtimes(to, fi.ModTime(), fi.ModTime())
+	})
+	return dg.String(), err
+}
+
+var discardLogger = slog.New(slog.DiscardHandler)
+
+// --- the crash ---
+
+var errCrashed = failure.Mark(failure.Fatal, errors.New("crashed here (injected)"))
+
+const (
+	crashRunning = iota
+	crashTaking  // the crash point was reached: its snapshots are being taken
+	crashOver
+)
+
+// crashPlan counts the events of one run (journal writes reaching the file,
+// target calls) and crashes at event at: it keeps what a kill -9 at that
+// instant leaves (the journal file as written, with and without the
+// records still in memory; the target before and after the call), then
+// fails everything and cancels the run.
+type crashPlan struct {
+	at     int
+	jpath  string
+	j      *checkpoint.Journal
+	store  crashStore
+	cancel context.CancelFunc
+
+	mu     sync.Mutex
+	state  int
+	n      int
+	events []string
+
+	// filled at the crash
+	what     string
+	journals []crashJournal
+	targets  []crashTargetSnap
+	snapErr  error
+}
+
+type crashJournal struct {
+	what string
+	b    []byte
+}
+
+type crashTargetSnap struct {
+	what string
+	s    crashSnap
+}
+
+// event counts one event; it reports whether the run is past its crash
+// (fail) or at it (crash).
+func (p *crashPlan) event(what string) (fail, crash bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.state != crashRunning {
+		return true, false
+	}
+	p.n++
+	p.events = append(p.events, what)
+	if p.n == p.at {
+		p.state = crashTaking
+		p.what = what
+		return false, true
+	}
+	return false, false
+}
+
+func (p *crashPlan) over() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.state != crashRunning
+}
+
+func (p *crashPlan) finish() {
+	p.mu.Lock()
+	p.state = crashOver
+	p.mu.Unlock()
+	p.cancel()
+}
+
+func (p *crashPlan) snapTarget(what string) {
+	s, err := p.store.snapshot()
+	if err != nil {
+		p.snapErr = err
+		return
+	}
+	for _, o := range p.targets {
+		if o.s.digest() == s.digest() {
+			s.discard()
+			return
+		}
+	}
+	p.targets = append(p.targets, crashTargetSnap{what, s})
+}
+
+func (p *crashPlan) addJournal(what string, b []byte) {
+	for _, o := range p.journals {
+		if bytes.Equal(o.b, b) {
+			return
+		}
+	}
+	p.journals = append(p.journals, crashJournal{what, b})
+}
+
+// call runs one target call as an event.
+func (p *crashPlan) call(what string, fn func() error) error {
+	fail, crash := p.event(what)
+	if fail {
+		return errCrashed
+	}
+	if !crash {
+		err := fn()
+		if p.over() {
+			return errCrashed // crashed meanwhile: nothing after the crash reaches the engine
+		}
+		return err
+	}
+	b, err := os.ReadFile(p.jpath)
+	if err != nil {
+		p.snapErr = err
+	}
+	p.addJournal("journal as written", b)
+	// The records still in memory could have been written just before the
+	// kill: a second journal with all of them (journal writes pass now).
+	if err := p.j.Sync(context.Background()); err == nil {
+		if b, err = os.ReadFile(p.jpath); err == nil {
+			p.addJournal("journal with every record appended", b)
+		}
+	}
+	p.snapTarget("target before the call")
+	_ = fn()
+	p.snapTarget("target after the call (its answer lost)")
+	p.finish()
+	return errCrashed
+}
+
+// journalWrite is the journal's write hook: one event per write.
+func (p *crashPlan) journalWrite(b []byte) error {
+	p.mu.Lock()
+	switch p.state {
+	case crashTaking:
+		p.mu.Unlock()
+		return nil
+	case crashOver:
+		p.mu.Unlock()
+		return errCrashed
+	}
+	p.mu.Unlock()
+	fail, crash := p.event("journal write: " + describeRecords(b))
+	if fail {
+		return errCrashed
+	}
+	if !crash {
+		return nil
+	}
+	f, err := os.ReadFile(p.jpath)
+	if err != nil {
+		p.snapErr = err
+	}
+	p.addJournal("journal before the write", f)
+	p.addJournal("journal after the write", append(slices.Clip(f), b...))
+	p.snapTarget("target")
+	p.finish()
+	return errCrashed
+}
+
+func describeRecords(b []byte) string {
+	var out []string
+	for _, l := range bytes.SplitAfter(b, []byte("\n")) {
+		if len(l) == 0 {
+			continue
+		}
+		r, err := checkpoint.ParseLine(l)
+		if err != nil {
+			out = append(out, "?")
+			continue
+		}
+		out = append(out, r.Op+" "+strings.ReplaceAll(r.Key, "\x1f", "/"))
+	}
+	if len(out) > 6 {
+		out = append(out[:3], fmt.Sprintf("... (%d records)", len(out)), out[len(out)-1])
+	}
+	return strings.Join(out, ", ")
+}
+
+// crashOpener wraps a target so that each call is an event of p.
+func (p *crashPlan) crashOpener(open target.Opener, names map[[32]byte]string) target.Opener {
+	return func(ctx context.Context) (target.Target, error) {
+		var t target.Target
+		err := p.call("open a target session", func() (err error) {
+			t, err = open(ctx)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		c := &crashTarget{p: p, t: t, names: names}
+		if _, ok := t.(target.Inventorier); ok {
+			return &crashTargetInv{c}, nil
+		}
+		return c, nil
+	}
+}
+
+type crashTarget struct {
+	p     *crashPlan
+	t     target.Target
+	names map[[32]byte]string
+}
+
+// crashTargetInv is a crashTarget whose target can take a census.
+type crashTargetInv struct{ *crashTarget }
+
+var (
+	_ target.Pipeliner   = (*crashTarget)(nil)
+	_ target.Marker      = (*crashTarget)(nil)
+	_ target.Inventorier = (*crashTargetInv)(nil)
+)
+
+func (c *crashTarget) msg(d target.Delivery) string {
+	return fmt.Sprintf("%q %s (%d bytes)", d.Folder, c.names[d.Fingerprint.SHA256], d.Size)
+}
+
+func (c *crashTarget) RequiresCRLF() bool {
+	r, ok := c.t.(target.CRLFRequired)
+	return ok && r.RequiresCRLF()
+}
+
+func (c *crashTarget) PipelineDepth() int {
+	if d, ok := c.t.(target.PipelineDepther); ok {
+		return d.PipelineDepth()
+	}
+	return pipelineWindow
+}
+
+func (c *crashTarget) Folders(ctx context.Context) (l []source.Folder, err error) {
+	fl, ok := c.t.(target.FolderLister)
+	if !ok {
+		return nil, nil
+	}
+	err = c.p.call("list target folders", func() (err error) { l, err = fl.Folders(ctx); return })
+	return l, err
+}
+
+func (c *crashTarget) Ensure(ctx context.Context, f source.Folder) (name string, err error) {
+	err = c.p.call(fmt.Sprintf("Ensure %q", f.Name), func() (err error) { name, err = c.t.Ensure(ctx, f); return })
+	return name, err
+}
+
+func (c *crashTarget) Put(ctx context.Context, d target.Delivery, body io.Reader) (receipt string, err error) {
+	err = c.p.call("Put "+c.msg(d), func() (err error) { receipt, err = c.t.Put(ctx, d, body); return })
+	return receipt, err
+}
+
+func (c *crashTarget) Send(ctx context.Context, d target.Delivery, body io.Reader) (func() (string, error), error) {
+	pl, ok := c.t.(target.Pipeliner)
+	if !ok {
+		return nil, errors.New("not a pipeliner")
+	}
+	var wait func() (string, error)
+	err := c.p.call("Send "+c.msg(d), func() (err error) { wait, err = pl.Send(ctx, d, body); return })
+	if err != nil {
+		return nil, err
+	}
+	what := "wait for " + c.msg(d)
+	return func() (receipt string, err error) {
+		err = c.p.call(what, func() (err error) { receipt, err = wait(); return })
+		return receipt, err
+	}, nil
+}
+
+func (c *crashTarget) Find(ctx context.Context, d target.Delivery) (receipt string, ok bool, err error) {
+	err = c.p.call("Find "+c.msg(d), func() (err error) { receipt, ok, err = c.t.Find(ctx, d); return })
+	return receipt, ok, err
+}
+
+func (c *crashTarget) Mark(ctx context.Context, folder string) (mark string, err error) {
+	m, ok := c.t.(target.Marker)
+	if !ok {
+		return "", nil
+	}
+	err = c.p.call(fmt.Sprintf("Mark %q", folder), func() (err error) { mark, err = m.Mark(ctx, folder); return })
+	return mark, err
+}
+
+func (c *crashTargetInv) Census(ctx context.Context, folder string) (n target.Census, err error) {
+	err = c.p.call(fmt.Sprintf("Census %q", folder), func() (err error) {
+		n, err = c.t.(target.Inventorier).Census(ctx, folder)
+		return
+	})
+	return n, err
+}
+
+func (c *crashTargetInv) Inventory(ctx context.Context, folder string, fn func(target.Stored) error) error {
+	return c.p.call(fmt.Sprintf("Inventory %q", folder), func() error {
+		return c.t.(target.Inventorier).Inventory(ctx, folder, fn)
+	})
+}
+
+func (c *crashTarget) Close() error {
+	return c.p.call("close a target session", c.t.Close)
+}
+
+// --- checks ---
+
+// checkCopies lists what is wrong in the target: a source message missing
+// or stored more than once in its folder, a copy with other flags or
+// another date, a copy nobody asked for.
+func checkCopies(src *memSource, got []crashCopy, names map[[32]byte]string) []string {
+	type fk struct {
+		folder string
+		h      [32]byte
+	}
+	meta := func(flags []string, date time.Time) string {
+		f := slices.Clone(flags)
+		slices.Sort(f)
+		return strings.Join(f, " ") + " @" + strconv.FormatInt(date.Unix(), 10)
+	}
+	want := map[fk][]string{}
+	for _, f := range src.folders {
+		for _, m := range src.msgs[f.Name] {
+			k := fk{f.Name, sha256.Sum256(m.body)}
+			want[k] = append(want[k], meta(m.flags, m.date))
+		}
+	}
+	have := map[fk][]string{}
+	for _, c := range got {
+		k := fk{c.folder, sha256.Sum256(c.body)}
+		have[k] = append(have[k], meta(c.flags, c.date))
+	}
+	var out []string
+	for k, w := range want {
+		h := have[k]
+		switch {
+		case len(h) < len(w):
+			out = append(out, fmt.Sprintf("MISSING: %s in %q: %d of %d cop(ies)", names[k.h], k.folder, len(h), len(w)))
+		case len(h) > len(w):
+			out = append(out, fmt.Sprintf("DUPLICATE: %s in %q: %d copies for %d source message(s)", names[k.h], k.folder, len(h), len(w)))
+		default:
+			slices.Sort(w)
+			slices.Sort(h)
+			if !slices.Equal(w, h) {
+				out = append(out, fmt.Sprintf("FLAGS/DATE: %s in %q: stored %q, source %q", names[k.h], k.folder, h, w))
+			}
+		}
+	}
+	for k, h := range have {
+		if want[k] == nil {
+			out = append(out, fmt.Sprintf("EXTRA: %d unknown message(s) in %q (%s)", len(h), k.folder, names[k.h]))
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// checkJournal lists source messages whose journal entry is not done or
+// does not name a copy of their bytes, and copies named twice.
+func checkJournal(j *checkpoint.Journal, src *memSource, got []crashCopy) []string {
+	byReceipt := map[string][32]byte{}
+	for _, c := range got {
+		byReceipt[c.folder+"\x00"+c.receipt] = sha256.Sum256(c.body)
+	}
+	var out []string
+	claimed := map[string]string{}
+	for _, f := range src.folders {
+		for _, m := range src.msgs[f.Name] {
+			k := Key(f.Name, f.Validity, m.id)
+			e, ok := j.Get(k)
+			name := f.Name + "/" + m.id
+			switch {
+			case !ok || !e.Done:
+				out = append(out, fmt.Sprintf("JOURNAL: %s not done", name))
+				continue
+			case e.Receipt == "":
+				out = append(out, fmt.Sprintf("JOURNAL: %s done without a receipt", name))
+				continue
+			}
+			rk := e.Folder + "\x00" + e.Receipt
+			if h, ok := byReceipt[rk]; !ok || h != sha256.Sum256(m.body) {
+				out = append(out, fmt.Sprintf("JOURNAL: %s names %q in %q, which is not a copy of it", name, e.Receipt, e.Folder))
+			}
+			if o := claimed[rk]; o != "" {
+				out = append(out, fmt.Sprintf("JOURNAL: %s and %s both name %q in %q", o, name, e.Receipt, e.Folder))
+			}
+			claimed[rk] = name
+		}
+	}
+	return out
+}
+
+// --- the runs ---
+
+type crashVariant struct {
+	kind    crashKind
+	workers int
+}
+
+type crashStats struct {
+	points, resumes int
+	leftovers       int // resumed runs that left files in a Maildir's tmp/
+	failed          []string
+}
+
+func crashOptions(workers int) Options {
+	return Options{Workers: workers, backoff: time.Millisecond, Logger: discardLogger}
+}
+
+// crashRun runs a fresh job that crashes at event at. It returns the plan
+// (plan.what == "" when the run ended before that event) and the store.
+func crashRun(t *testing.T, v crashVariant, base string, src *memSource, names map[[32]byte]string, at int) (*crashPlan, crashStore) {
+	dir, err := os.MkdirTemp(base, "job")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	jpath := filepath.Join(dir, "journal")
+	j, err := checkpoint.Open(jpath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	store := v.kind.fresh(t, base)
+	p := &crashPlan{at: at, jpath: jpath, j: j, store: store, cancel: cancel}
+	j.SetWriteHook(p.journalWrite)
+	sum, err := Run(ctx, src.opener(), p.crashOpener(store.opener(), names), j, crashOptions(v.workers))
+	j.Close()
+	if p.snapErr != nil {
+		t.Fatalf("crash point %d: snapshot: %v", at, p.snapErr)
+	}
+	if p.what == "" && (err != nil || sum.Failed > 0) {
+		t.Fatalf("run without a crash (%d events): err %v, failed %d %v", p.n, err, sum.Failed, sum.Folders)
+	}
+	return p, store
+}
+
+// resume runs the job again from a crash's journal and target and returns
+// what is wrong with the result.
+func resume(t *testing.T, v crashVariant, base string, src *memSource, names map[[32]byte]string, jb []byte, ts crashSnap) ([]string, int) {
+	dir, err := os.MkdirTemp(base, "resume")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	jpath := filepath.Join(dir, "journal")
+	if err := os.WriteFile(jpath, jb, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	j, err := checkpoint.Open(jpath)
+	if err != nil {
+		return []string{fmt.Sprintf("open the journal: %v", err)}, 0
+	}
+	defer j.Close()
+	store, err := ts.restore()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, ok := store.(*maildirStore); ok {
+		defer os.RemoveAll(m.root)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	sum, err := Run(ctx, src.opener(), store.opener(), j, crashOptions(v.workers))
+	var out []string
+	if err != nil {
+		out = append(out, fmt.Sprintf("resumed run failed: %v", err))
+	}
+	if sum.Failed > 0 {
+		for _, f := range sum.Failures {
+			out = append(out, fmt.Sprintf("resumed run: %s/%s failed: %s", f.Folder, f.Key, f.Reason))
+		}
+	}
+	got, err := store.contents()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out = append(out, checkCopies(src, got, names)...)
+	out = append(out, checkJournal(j, src, got)...)
+	return out, store.leftovers()
+}
+
+func runCrashPoints(t *testing.T, v crashVariant) crashStats {
+	src := crashCorpus()
+	names := crashSources(src)
+	base := crashDir(t)
+	var st crashStats
+	// With one worker the run is deterministic (the journal writes only
+	// when asked, see checkpoint.Journal.SetWriteHook): every crash run
+	// must repeat the events of a run without a crash up to its crash
+	// point, so that each point of that run is crashed at once.
+	ref, _ := crashRun(t, v, base, src, names, 0)
+	if os.Getenv("MAILFERRY_CRASH_EVENTS") != "" {
+		t.Logf("events:\n%s", strings.Join(ref.events, "\n"))
+	}
+	for at := 1; ; at++ {
+		if at > 5000 {
+			t.Fatal("the run never ends")
+		}
+		p, store := crashRun(t, v, base, src, names, at)
+		if v.workers == 1 && !slices.Equal(p.events, ref.events[:min(at, len(ref.events))]) {
+			t.Fatalf("crash point %d: the events differ from those of the run without a crash:\n%s\nwant\n%s",
+				at, strings.Join(p.events, "\n"), strings.Join(ref.events[:min(at, len(ref.events))], "\n"))
+		}
+		if p.what == "" {
+			// No crash: the plain run must be right too.
+			got, err := store.contents()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, pr := range checkCopies(src, got, names) {
+				t.Errorf("run without a crash: %s", pr)
+			}
+			break
+		}
+		if m, ok := store.(*maildirStore); ok {
+			os.RemoveAll(m.root)
+		}
+		st.points++
+		for _, js := range p.journals {
+			for _, ts := range p.targets {
+				st.resumes++
+				probs, left := resume(t, v, base, src, names, js.b, ts.s)
+				if left > 0 {
+					st.leftovers++
+				}
+				if len(probs) > 0 {
+					prev := ""
+					if at > 1 {
+						prev = "; previous event: " + p.events[at-2]
+					}
+					msg := fmt.Sprintf("crash point %d (%s%s), %s, %s:\n\t%s", at, p.what, prev, js.what, ts.what, strings.Join(probs, "\n\t"))
+					if st.failed = append(st.failed, msg); len(st.failed) <= 10 {
+						t.Error(msg)
+					}
+				}
+			}
+		}
+		for _, ts := range p.targets {
+			ts.s.discard()
+		}
+	}
+	return st
+}
+
+// crashDir is a directory for the runs' journals and Maildirs: in memory
+// when the machine has /dev/shm, since fsyncs would be most of the time
+// spent, and a kill -9 (unlike a power loss) keeps unsynced writes anyway.
+func crashDir(t *testing.T) string {
+	if d, err := os.MkdirTemp("/dev/shm", "mailferry-crash"); err == nil {
+		t.Cleanup(func() { os.RemoveAll(d) })
+		return d
+	}
+	return t.TempDir()
+}
+
+func TestCrashPoints(t *testing.T) {
+	// The journal reports each injected crash and each torn tail.
+	old := slog.Default()
+	slog.SetDefault(discardLogger)
+	defer slog.SetDefault(old)
+	kinds := []crashKind{
+		{"imap", func(t *testing.T, base string) crashStore { return newFakeIMAP() }},
+		{"maildir", func(t *testing.T, base string) crashStore {
+			root, err := os.MkdirTemp(base, "maildir")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return &maildirStore{root: root, base: base}
+		}},
+	}
+	for _, k := range kinds {
+		for _, w := range []int{1, 4} {
+			v := crashVariant{kind: k, workers: w}
+			t.Run(fmt.Sprintf("%s/workers=%d", k.name, w), func(t *testing.T) {
+				start := time.Now()
+				st := runCrashPoints(t, v)
+				if len(st.failed) > 10 {
+					t.Errorf("... and %d more failing resumed runs", len(st.failed)-10)
+				}
+				t.Logf("%d crash points, %d resumed runs, %d failing, %d leaving files in tmp/; %v",
+					st.points, st.resumes, len(st.failed), st.leftovers, time.Since(start).Round(time.Millisecond))
+			})
+		}
+	}
+}
