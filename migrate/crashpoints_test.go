@@ -655,6 +655,7 @@ func (p *crashPlan) journalWrite(b []byte) error {
 	}
 	p.addJournal("journal before the write", f)
 	p.addJournal("journal after the write", append(slices.Clip(f), b...))
+	p.addJournal("journal with the write torn in half", append(slices.Clip(f), b[:len(b)/2]...))
 	p.snapTarget("target")
 	p.finish()
 	return errCrashed
@@ -891,151 +892,192 @@ type crashVariant struct {
 	workers int
 }
 
+// crashState is what a crash left: the journal file and the target.
+type crashState struct {
+	journal []byte
+	target  crashSnap
+	what    string // where the crash was, for reports
+}
+
 type crashStats struct {
 	points, resumes int
 	leftovers       int // resumed runs that left files in a Maildir's tmp/
 	failed          []string
 }
 
-func crashOptions(workers int) Options {
-	return Options{Workers: workers, backoff: time.Millisecond, Logger: discardLogger}
+func crashOptions(workers int, st *Stats) Options {
+	return Options{Workers: workers, backoff: time.Millisecond, Logger: discardLogger, Stats: st}
 }
 
-// crashRun runs a fresh job that crashes at event at. It returns the plan
-// (plan.what == "" when the run ended before that event) and the store.
-func crashRun(t *testing.T, v crashVariant, base string, src *memSource, names map[[32]byte]string, at int) (*crashPlan, crashStore) {
-	dir, err := os.MkdirTemp(base, "job")
+// crashJob runs the job, from nothing or from what a crash left, and
+// crashes it at event at (never when at is 0).
+type crashJob struct {
+	p     *crashPlan
+	store crashStore
+	j     *checkpoint.Journal
+	sum   *Summary
+	err   error
+	dir   string
+	stats Stats
+}
+
+func (c *crashJob) close() {
+	c.j.Close()
+	os.RemoveAll(c.dir)
+	if m, ok := c.store.(*maildirStore); ok {
+		os.RemoveAll(m.root)
+	}
+}
+
+type crashEnv struct {
+	t     *testing.T
+	v     crashVariant
+	base  string
+	src   *memSource
+	names map[[32]byte]string
+}
+
+func (e *crashEnv) run(from *crashState, at int) *crashJob {
+	t := e.t
+	dir, err := os.MkdirTemp(e.base, "job")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer os.RemoveAll(dir)
 	jpath := filepath.Join(dir, "journal")
+	var store crashStore
+	if from == nil {
+		store = e.v.kind.fresh(t, e.base)
+	} else {
+		if err := os.WriteFile(jpath, from.journal, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if store, err = from.target.restore(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	j, err := checkpoint.Open(jpath)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("open the journal left by %s: %v", from.what, err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	store := v.kind.fresh(t, base)
 	p := &crashPlan{at: at, jpath: jpath, j: j, store: store, cancel: cancel}
 	j.SetWriteHook(p.journalWrite)
-	sum, err := Run(ctx, src.opener(), p.crashOpener(store.opener(), names), j, crashOptions(v.workers))
-	j.Close()
+	c := &crashJob{p: p, store: store, j: j, dir: dir}
+	c.sum, c.err = Run(ctx, e.src.opener(), p.crashOpener(store.opener(), e.names), j, crashOptions(e.v.workers, &c.stats))
 	if p.snapErr != nil {
 		t.Fatalf("crash point %d: snapshot: %v", at, p.snapErr)
 	}
-	if p.what == "" && (err != nil || sum.Failed > 0) {
-		t.Fatalf("run without a crash (%d events): err %v, failed %d %v", p.n, err, sum.Failed, sum.Folders)
-	}
-	return p, store
+	return c
 }
 
-// resume runs the job again from a crash's journal and target and returns
-// what is wrong with the result.
-func resume(t *testing.T, v crashVariant, base string, src *memSource, names map[[32]byte]string, jb []byte, ts crashSnap) ([]string, int) {
-	dir, err := os.MkdirTemp(base, "resume")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	jpath := filepath.Join(dir, "journal")
-	if err := os.WriteFile(jpath, jb, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	j, err := checkpoint.Open(jpath)
-	if err != nil {
-		return []string{fmt.Sprintf("open the journal: %v", err)}, 0
-	}
-	defer j.Close()
-	store, err := ts.restore()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if m, ok := store.(*maildirStore); ok {
-		defer os.RemoveAll(m.root)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	sum, err := Run(ctx, src.opener(), store.opener(), j, crashOptions(v.workers))
+// problems lists what is wrong after a run that did not crash.
+func (e *crashEnv) problems(c *crashJob) []string {
 	var out []string
+	if c.err != nil {
+		out = append(out, fmt.Sprintf("the run failed: %v", c.err))
+	}
+	for _, f := range c.sum.Failures {
+		out = append(out, fmt.Sprintf("the run failed %s/%s: %s", f.Folder, f.Key, f.Reason))
+	}
+	got, err := c.store.contents()
 	if err != nil {
-		out = append(out, fmt.Sprintf("resumed run failed: %v", err))
+		e.t.Fatal(err)
 	}
-	if sum.Failed > 0 {
-		for _, f := range sum.Failures {
-			out = append(out, fmt.Sprintf("resumed run: %s/%s failed: %s", f.Folder, f.Key, f.Reason))
-		}
-	}
-	got, err := store.contents()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out = append(out, checkCopies(src, got, names)...)
-	out = append(out, checkJournal(j, src, got)...)
-	return out, store.leftovers()
+	out = append(out, checkCopies(e.src, got, e.names)...)
+	return append(out, checkJournal(c.j, e.src, got)...)
 }
 
-func runCrashPoints(t *testing.T, v crashVariant) crashStats {
-	src := crashCorpus()
-	names := crashSources(src)
-	base := crashDir(t)
-	var st crashStats
+// enumerate crashes the job started from `from` at each of its events in
+// turn and resumes from every state each crash can leave. It returns those
+// states (for a deeper round) with what their resumed run found.
+func (e *crashEnv) enumerate(from *crashState, st *crashStats) (states []*crashState, rec []recovery) {
+	t := e.t
 	// With one worker the run is deterministic (the journal writes only
 	// when asked, see checkpoint.Journal.SetWriteHook): every crash run
 	// must repeat the events of a run without a crash up to its crash
 	// point, so that each point of that run is crashed at once.
-	ref, _ := crashRun(t, v, base, src, names, 0)
+	ref := e.run(from, 0)
+	refEvents := ref.p.events
+	if pr := e.problems(ref); len(pr) > 0 {
+		t.Fatalf("run without a crash:\n\t%s", strings.Join(pr, "\n\t"))
+	}
+	ref.close()
 	if os.Getenv("MAILFERRY_CRASH_EVENTS") != "" {
-		t.Logf("events:\n%s", strings.Join(ref.events, "\n"))
+		t.Logf("events:\n%s", strings.Join(refEvents, "\n"))
+	}
+	prefix := ""
+	if from != nil {
+		prefix = "after " + from.what + ", resumed: "
 	}
 	for at := 1; ; at++ {
 		if at > 5000 {
 			t.Fatal("the run never ends")
 		}
-		p, store := crashRun(t, v, base, src, names, at)
-		if v.workers == 1 && !slices.Equal(p.events, ref.events[:min(at, len(ref.events))]) {
-			t.Fatalf("crash point %d: the events differ from those of the run without a crash:\n%s\nwant\n%s",
-				at, strings.Join(p.events, "\n"), strings.Join(ref.events[:min(at, len(ref.events))], "\n"))
+		c := e.run(from, at)
+		p := c.p
+		if want := refEvents[:min(at, len(refEvents))]; e.v.workers == 1 && !slices.Equal(p.events, want) {
+			t.Fatalf("%scrash point %d: the events differ from those of the run without a crash:\n%s\nwant\n%s",
+				prefix, at, strings.Join(p.events, "\n"), strings.Join(want, "\n"))
 		}
 		if p.what == "" {
-			// No crash: the plain run must be right too.
-			got, err := store.contents()
-			if err != nil {
-				t.Fatal(err)
+			// Past the last event: a run without a crash.
+			if pr := e.problems(c); len(pr) > 0 {
+				t.Errorf("%srun without a crash:\n\t%s", prefix, strings.Join(pr, "\n\t"))
 			}
-			for _, pr := range checkCopies(src, got, names) {
-				t.Errorf("run without a crash: %s", pr)
-			}
-			break
+			c.close()
+			return states, rec
 		}
-		if m, ok := store.(*maildirStore); ok {
-			os.RemoveAll(m.root)
-		}
+		c.close()
 		st.points++
+		where := fmt.Sprintf("%scrash point %d (%s", prefix, at, p.what)
+		if at > 1 {
+			where += "; previous event: " + p.events[at-2]
+		}
+		where += ")"
 		for _, js := range p.journals {
 			for _, ts := range p.targets {
 				st.resumes++
-				probs, left := resume(t, v, base, src, names, js.b, ts.s)
-				if left > 0 {
+				s := &crashState{journal: js.b, target: ts.s, what: fmt.Sprintf("%s, %s, %s", where, js.what, ts.what)}
+				r := e.run(s, 0)
+				if r.store.leftovers() > 0 {
 					st.leftovers++
 				}
-				if len(probs) > 0 {
-					prev := ""
-					if at > 1 {
-						prev = "; previous event: " + p.events[at-2]
+				rc := recovery{at: at, found: int(r.stats.Already.Load())}
+				for _, ev := range r.p.events {
+					if strings.HasPrefix(ev, "Find ") {
+						rc.finds++
 					}
-					msg := fmt.Sprintf("crash point %d (%s%s), %s, %s:\n\t%s", at, p.what, prev, js.what, ts.what, strings.Join(probs, "\n\t"))
+				}
+				if pr := e.problems(r); len(pr) > 0 {
+					msg := fmt.Sprintf("%s:\n\t%s", s.what, strings.Join(pr, "\n\t"))
 					if st.failed = append(st.failed, msg); len(st.failed) <= 10 {
 						t.Error(msg)
 					}
 				}
+				r.close()
+				states, rec = append(states, s), append(rec, rc)
 			}
 		}
-		for _, ts := range p.targets {
-			ts.s.discard()
+	}
+}
+
+// recovery is what the resumed run from one crash state did: how many
+// times it asked the target, and found a copy.
+type recovery struct{ at, finds, found int }
+
+// deepState picks the crash state whose recovery is worth crashing too:
+// the most even mix of copies found in the target (lost answers, missing
+// done records) and copies stored again, or else the most stored again.
+func deepState(rec []recovery) (int, bool) {
+	score := func(r recovery) int { return min(r.found, r.finds-r.found)*1000 + r.finds - r.found }
+	b := -1
+	for i, r := range rec {
+		if score(r) > 0 && (b < 0 || score(r) > score(rec[b])) {
+			b = i
 		}
 	}
-	return st
+	return b, b >= 0
 }
 
 // crashDir is a directory for the runs' journals and Maildirs: in memory
@@ -1049,11 +1091,22 @@ func crashDir(t *testing.T) string {
 	return t.TempDir()
 }
 
+// TestCrashPoints crashes a 40-message run at every journal write and every
+// target call in turn and resumes it from every state a kill -9 there can
+// leave: the journal as written or with every record appended so far, the
+// target before or after the call (a store committed whose answer is lost).
+// With one worker it then does the same to the resumed run of the crash
+// whose recovery both found copies and stored some again (crashes while
+// looking for and storing again what an earlier crash left). Every resumed run must end
+// with every message exactly once, byte for byte, with its flags and date,
+// and a journal whose done records name distinct copies of the right bytes.
 func TestCrashPoints(t *testing.T) {
-	// The journal reports each injected crash and each torn tail.
-	old := slog.Default()
+	// The journal logs each injected crash and each torn tail.
+	old, oldSettle := slog.Default(), settleDelay
 	slog.SetDefault(discardLogger)
-	defer slog.SetDefault(old)
+	// Nothing here arrives late (see settleDelay).
+	settleDelay = 0
+	defer func() { slog.SetDefault(old); settleDelay = oldSettle }()
 	kinds := []crashKind{
 		{"imap", func(t *testing.T, base string) crashStore { return newFakeIMAP() }},
 		{"maildir", func(t *testing.T, base string) crashStore {
@@ -1066,15 +1119,33 @@ func TestCrashPoints(t *testing.T) {
 	}
 	for _, k := range kinds {
 		for _, w := range []int{1, 4} {
-			v := crashVariant{kind: k, workers: w}
+			if w > 1 && testing.Short() {
+				continue
+			}
 			t.Run(fmt.Sprintf("%s/workers=%d", k.name, w), func(t *testing.T) {
 				start := time.Now()
-				st := runCrashPoints(t, v)
+				src := crashCorpus()
+				e := &crashEnv{t: t, v: crashVariant{kind: k, workers: w}, base: crashDir(t), src: src, names: crashSources(src)}
+				var st crashStats
+				states, rec := e.enumerate(nil, &st)
+				t.Logf("%d crash points, %d resumed runs, %d failing, %d leaving files in tmp/; %v",
+					st.points, st.resumes, len(st.failed), st.leftovers, time.Since(start).Round(time.Millisecond))
+				if w == 1 && !testing.Short() {
+					if i, ok := deepState(rec); ok {
+						var st2 crashStats
+						start := time.Now()
+						e.enumerate(states[i], &st2)
+						t.Logf("then %d crash points in the recovery from %s (%d Finds, %d found): %d resumed runs, %d failing; %v",
+							st2.points, states[i].what, rec[i].finds, rec[i].found, st2.resumes, len(st2.failed), time.Since(start).Round(time.Millisecond))
+						st.failed = append(st.failed, st2.failed...)
+					}
+				}
+				for _, s := range states {
+					s.target.discard() // a target is shared by several states: discard is idempotent
+				}
 				if len(st.failed) > 10 {
 					t.Errorf("... and %d more failing resumed runs", len(st.failed)-10)
 				}
-				t.Logf("%d crash points, %d resumed runs, %d failing, %d leaving files in tmp/; %v",
-					st.points, st.resumes, len(st.failed), st.leftovers, time.Since(start).Round(time.Millisecond))
 			})
 		}
 	}
