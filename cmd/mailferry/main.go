@@ -97,7 +97,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "demo":
 		return cmdDemo(args[1:], stdout, stderr)
 	case "help", "-h", "--help", "-help":
-		if len(args) > 1 {
+		if len(args) > 1 && !isHelp(args[1]) {
 			return run([]string{args[1], "--help"}, stdout, stderr)
 		}
 		fmt.Fprint(stdout, usageTop)
@@ -111,6 +111,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 var version = "0.1.0-dev"
+
+// isHelp reports whether arg asks for help (so that "help help" does not
+// ask itself for help forever).
+func isHelp(arg string) bool {
+	switch arg {
+	case "help", "-h", "--help", "-help":
+		return true
+	}
+	return false
+}
 
 // common holds the flags migrate and verify share.
 type common struct {
@@ -399,8 +409,12 @@ func cmdMigrate(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "mailferry migrate: %v\n", err)
 		return exitUsage
 	}
-	if c.src.scheme == "maildir" && c.tgt.scheme == "maildir" && c.src.path == c.tgt.path {
-		fmt.Fprintln(stderr, "mailferry migrate: source and target are the same Maildir")
+	if sameAccount(context.Background(), c.src, c.tgt) {
+		fmt.Fprintf(stderr, "mailferry migrate: source and target are the same account (%s and %s): every message would be copied into itself\n", c.src, c.tgt)
+		return exitUsage
+	}
+	if err := checkWritable(c.report); err != nil {
+		fmt.Fprintf(stderr, "mailferry migrate: --report: %v\n", err)
 		return exitUsage
 	}
 	rules, err := c.rules()
@@ -455,11 +469,15 @@ func cmdMigrate(args []string, stdout, stderr io.Writer) int {
 		if *dryRun {
 			printPlanFull(stdout, sum, gatherPlan(ctx, sum, srcOpen, tgtOpen, c.workers), c.src, c.tgt)
 		} else {
-			printSummary(stdout, sum, c.src, c.tgt)
+			printSummary(stdout, sum, c.src, c.tgt, err)
 		}
 		if c.report != "" {
 			if werr := writeJSON(c.report, sum); werr != nil {
-				fmt.Fprintf(stderr, "mailferry migrate: %v\n", werr)
+				fmt.Fprintf(stderr, "mailferry migrate: write the report: %v\n", werr)
+				if err == nil {
+					// The copy is done, but what was asked for is not.
+					return exitSomeFailed
+				}
 			}
 		}
 	}
@@ -499,6 +517,21 @@ func openJournal(stateDir string, parts ...string) (*checkpoint.Journal, error) 
 	// A note for humans browsing the state directory (no secrets).
 	_ = os.WriteFile(filepath.Join(dir, "job"), []byte(strings.Join(parts, "\n")+"\n"), 0o600)
 	return j, nil
+}
+
+// checkWritable finds out before a run whether the report file can be
+// written (its directory exists and takes a new file), so that a long copy
+// does not end in an error about it.
+func checkWritable(path string) error {
+	if path == "" {
+		return nil
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), ".mailferry-report-*")
+	if err != nil {
+		return fmt.Errorf("cannot write %s: %w", path, err)
+	}
+	f.Close()
+	return os.Remove(f.Name())
 }
 
 func writeJSON(path string, v any) error {

@@ -129,13 +129,24 @@ func humanBytes(n int64) string { return batch.HumanBytes(n) }
 
 // printSummary prints what a run did: counts, bytes, time, rate, each
 // failure with its reason.
-func printSummary(w io.Writer, s *migrate.Summary, src, tgt fmt.Stringer) {
-	if s.Interrupted {
+//
+// A run that stopped on an error (runErr, not an interruption) says so and
+// claims nothing; one that stopped before it listed anything prints nothing
+// (the error on stderr is the whole story).
+func printSummary(w io.Writer, s *migrate.Summary, src, tgt fmt.Stringer, runErr error) {
+	stopped := runErr != nil && !s.Interrupted
+	if stopped && s.Copied+s.AlreadyThere+s.Failed == 0 {
+		return
+	}
+	switch {
+	case s.Interrupted:
 		fmt.Fprintf(w, "Interrupted: %s → %s\n", src, tgt)
-	} else {
+	case stopped:
+		fmt.Fprintf(w, "Stopped by an error: %s → %s (what was done so far)\n", src, tgt)
+	default:
 		fmt.Fprintf(w, "Done: %s → %s\n", src, tgt)
 	}
-	if s.Copied == 0 && s.Failed == 0 && !s.Interrupted {
+	if s.Copied == 0 && s.Failed == 0 && s.SkippedMsgs == 0 && !s.Interrupted && !stopped {
 		fmt.Fprintf(w, "  nothing to copy: all %d messages are already in the target\n", s.AlreadyThere)
 	}
 	fmt.Fprintf(w, "  copied         %d messages, %s\n", s.Copied, humanBytes(s.Bytes))
@@ -144,6 +155,9 @@ func printSummary(w io.Writer, s *migrate.Summary, src, tgt fmt.Stringer) {
 		fmt.Fprintf(w, "  flags updated  %d\n", s.FlagsSynced)
 	}
 	fmt.Fprintf(w, "  failed         %d\n", s.Failed)
+	if s.SkippedMsgs > 0 {
+		fmt.Fprintf(w, "  skipped        %d larger than --max-size (not a failure; listed in --report)\n", s.SkippedMsgs)
+	}
 	if s.Workers > 0 {
 		fmt.Fprintf(w, "  time           %s (%.0f messages/s, %.1f MB/s, %d workers)\n",
 			s.Elapsed.Round(time.Millisecond), s.MessagesPerSecond(), float64(s.Bytes)/1e6/max(s.Elapsed.Seconds(), 1e-9), s.Workers)
