@@ -36,8 +36,9 @@ import (
 // crashCorpus is 40 messages in 3 folders, with the cases that make a
 // lookup after a crash hard: byte-identical twins (with equal and with
 // different flags and dates), the same bytes in two folders, different
-// messages sharing a Message-ID (with different and with equal sizes), and
-// messages without a Message-ID.
+// messages sharing a Message-ID (with different sizes, and with the same
+// size and date), and messages without a Message-ID (two with the same size
+// and date).
 func crashCorpus() *memSource {
 	mail := func(msgID, subject, text string) []byte {
 		var b strings.Builder
@@ -69,14 +70,16 @@ func crashCorpus() *memSource {
 	// True twins: same bytes, flags and date.
 	in[3] = in[2]
 	in[3].id = "4"
-	// Same Message-ID, different sizes; same Message-ID and size.
+	// Same Message-ID, different sizes; same Message-ID, size and date.
 	in[6].body = mail("<shared@crash>", "shared 1", "short")
 	in[7].body = mail("<shared@crash>", "shared 2", "a longer text")
 	in[8].body = mail("<same-size@crash>", "same size", "AAAAAAAA")
 	in[9].body = mail("<same-size@crash>", "same size", "BBBBBBBB")
-	// No Message-ID (one pair of equal size).
+	in[9].date = in[8].date
+	// No Message-ID (one pair of equal size and date).
 	in[11].body = mail("", "no id 1", "CCCC")
 	in[12].body = mail("", "no id 2", "DDDD")
+	in[12].date = in[11].date
 	// A bigger one.
 	in[14].body = mail("<big@crash>", "big", strings.Repeat("0123456789abcdef", 4096))
 	// The same bytes in two folders.
@@ -525,6 +528,12 @@ type crashPlan struct {
 	state  int
 	n      int
 	events []string
+	// faults before the crash (nil: none): the answers of these stores
+	// (counted from 1 over Put and wait) are lost after the store, and
+	// this many first lookups fail.
+	lose      map[int]bool
+	stores    int
+	findFails int
 
 	// filled at the crash
 	what     string
@@ -596,6 +605,27 @@ func (p *crashPlan) addJournal(what string, b []byte) {
 		}
 	}
 	p.journals = append(p.journals, crashJournal{what, b})
+}
+
+var errLostAnswer = failure.Mark(failure.Temporary, errors.New("connection reset before the answer (injected)"))
+
+// lost counts a store and reports whether its answer is to be lost.
+func (p *crashPlan) lost() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.stores++
+	return p.lose[p.stores]
+}
+
+// findFails reports whether this lookup is to fail.
+func (p *crashPlan) findFail() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.findFails > 0 {
+		p.findFails--
+		return true
+	}
+	return false
 }
 
 // call runs one target call as an event.
@@ -745,7 +775,12 @@ func (c *crashTarget) Ensure(ctx context.Context, f source.Folder) (name string,
 }
 
 func (c *crashTarget) Put(ctx context.Context, d target.Delivery, body io.Reader) (receipt string, err error) {
-	err = c.p.call("Put "+c.msg(d), func() (err error) { receipt, err = c.t.Put(ctx, d, body); return })
+	err = c.p.call("Put "+c.msg(d), func() (err error) {
+		if receipt, err = c.t.Put(ctx, d, body); err == nil && c.p.lost() {
+			receipt, err = "", errLostAnswer
+		}
+		return err
+	})
 	return receipt, err
 }
 
@@ -761,13 +796,24 @@ func (c *crashTarget) Send(ctx context.Context, d target.Delivery, body io.Reade
 	}
 	what := "wait for " + c.msg(d)
 	return func() (receipt string, err error) {
-		err = c.p.call(what, func() (err error) { receipt, err = wait(); return })
+		err = c.p.call(what, func() (err error) {
+			if receipt, err = wait(); err == nil && c.p.lost() {
+				receipt, err = "", errLostAnswer
+			}
+			return err
+		})
 		return receipt, err
 	}, nil
 }
 
 func (c *crashTarget) Find(ctx context.Context, d target.Delivery) (receipt string, ok bool, err error) {
-	err = c.p.call("Find "+c.msg(d), func() (err error) { receipt, ok, err = c.t.Find(ctx, d); return })
+	err = c.p.call("Find "+c.msg(d), func() (err error) {
+		if c.p.findFail() {
+			return failure.Mark(failure.Temporary, errors.New("connection reset during the lookup (injected)"))
+		}
+		receipt, ok, err = c.t.Find(ctx, d)
+		return err
+	})
 	return receipt, ok, err
 }
 
@@ -890,6 +936,10 @@ func checkJournal(j *checkpoint.Journal, src *memSource, got []crashCopy) []stri
 type crashVariant struct {
 	kind    crashKind
 	workers int
+	// faults: the first run also loses the answers of some stores (both
+	// twins among them) and fails its first lookup, so that the crashes
+	// land in the run's own recovery from an unknown outcome.
+	faults bool
 }
 
 // crashState is what a crash left: the journal file and the target.
@@ -902,6 +952,7 @@ type crashState struct {
 type crashStats struct {
 	points, resumes int
 	leftovers       int // resumed runs that left files in a Maildir's tmp/
+	reconciled      int // resumed runs that read a target folder's inventory
 	failed          []string
 }
 
@@ -962,6 +1013,9 @@ func (e *crashEnv) run(from *crashState, at int) *crashJob {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	p := &crashPlan{at: at, jpath: jpath, j: j, store: store, cancel: cancel}
+	if e.v.faults && from == nil {
+		p.lose, p.findFails = map[int]bool{3: true, 4: true, 9: true, 20: true}, 1
+	}
 	j.SetWriteHook(p.journalWrite)
 	c := &crashJob{p: p, store: store, j: j, dir: dir}
 	c.sum, c.err = Run(ctx, e.src.opener(), p.crashOpener(store.opener(), e.names), j, crashOptions(e.v.workers, &c.stats))
@@ -1049,6 +1103,9 @@ func (e *crashEnv) enumerate(from *crashState, st *crashStats) (states []*crashS
 						rc.finds++
 					}
 				}
+				if slices.ContainsFunc(r.p.events, func(ev string) bool { return strings.HasPrefix(ev, "Inventory ") }) {
+					st.reconciled++
+				}
 				if pr := e.problems(r); len(pr) > 0 {
 					msg := fmt.Sprintf("%s:\n\t%s", s.what, strings.Join(pr, "\n\t"))
 					if st.failed = append(st.failed, msg); len(st.failed) <= 10 {
@@ -1117,20 +1174,29 @@ func TestCrashPoints(t *testing.T) {
 			return &maildirStore{root: root, base: base}
 		}},
 	}
+	var variants []crashVariant
 	for _, k := range kinds {
-		for _, w := range []int{1, 4} {
-			if w > 1 && testing.Short() {
-				continue
-			}
-			t.Run(fmt.Sprintf("%s/workers=%d", k.name, w), func(t *testing.T) {
+		variants = append(variants, crashVariant{kind: k, workers: 1}, crashVariant{kind: k, workers: 1, faults: true})
+		if !testing.Short() {
+			variants = append(variants, crashVariant{kind: k, workers: 4})
+		}
+	}
+	for _, v := range variants {
+		w := v.workers
+		name := fmt.Sprintf("%s/workers=%d", v.kind.name, w)
+		if v.faults {
+			name = fmt.Sprintf("%s/lost-answers/workers=%d", v.kind.name, w)
+		}
+		{
+			t.Run(name, func(t *testing.T) {
 				start := time.Now()
 				src := crashCorpus()
-				e := &crashEnv{t: t, v: crashVariant{kind: k, workers: w}, base: crashDir(t), src: src, names: crashSources(src)}
+				e := &crashEnv{t: t, v: v, base: crashDir(t), src: src, names: crashSources(src)}
 				var st crashStats
 				states, rec := e.enumerate(nil, &st)
-				t.Logf("%d crash points, %d resumed runs, %d failing, %d leaving files in tmp/; %v",
-					st.points, st.resumes, len(st.failed), st.leftovers, time.Since(start).Round(time.Millisecond))
-				if w == 1 && !testing.Short() {
+				t.Logf("%d crash points, %d resumed runs (%d reconciling), %d failing, %d leaving files in tmp/; %v",
+					st.points, st.resumes, st.reconciled, len(st.failed), st.leftovers, time.Since(start).Round(time.Millisecond))
+				if w == 1 && !v.faults && !testing.Short() {
 					if i, ok := deepState(rec); ok {
 						var st2 crashStats
 						start := time.Now()
