@@ -10,6 +10,10 @@
 // requested UID arrived, and re-requests the missing ones one by one. A body
 // that arrives before the UID, flags, date or size of its message is spooled
 // to a temporary file so that fn always gets the right Meta.
+//
+// A body is whole only when its literal's announced length has arrived: a
+// connection that ends sooner, even in order, is a retryable error wrapping
+// io.ErrUnexpectedEOF, never a shorter message.
 package imap
 
 import (
@@ -42,6 +46,7 @@ type Source struct {
 	selected string // server name of the selected folder
 	readOnly bool   // selected with EXAMINE
 	validity uint32 // UIDVALIDITY of the selected folder
+	exists   uint32 // messages in the selected folder when it was selected
 	// unknown: folders Folders listed with Validity 0 because STATUS
 	// failed; List reports their validity with a *ValidityChangedError.
 	// Shared by the sessions of one Opener.
@@ -74,8 +79,9 @@ func (n *nameSet) has(name string) bool {
 }
 
 var (
-	_ source.Source  = (*Source)(nil)
-	_ source.Deleter = (*Source)(nil)
+	_ source.Source     = (*Source)(nil)
+	_ source.Deleter    = (*Source)(nil)
+	_ source.Identifier = (*Source)(nil)
 )
 
 // ValidityChangedError is source.ValidityChangedError.
@@ -221,7 +227,7 @@ func (s *Source) examine(ctx context.Context, f source.Folder, readOnly, force b
 			s.selected = ""
 			return 0, err
 		}
-		s.selected, s.readOnly, s.validity = server, readOnly, sd.UIDValidity
+		s.selected, s.readOnly, s.validity, s.exists = server, readOnly, sd.UIDValidity, sd.NumMessages
 	}
 	if f.Validity != 0 && s.validity != f.Validity {
 		return 0, &ValidityChangedError{Folder: f.Name, Old: f.Validity, New: s.validity}
@@ -393,9 +399,9 @@ func (s *Source) fetchChunk(ctx context.Context, f source.Folder, uids []imap.UI
 	})
 	got := map[imap.UID]bool{}
 	for m := cmd.Next(); m != nil; m = cmd.Next() {
-		uid, err := s.deliver(m, want, got, fn)
+		uid, cut, err := s.deliver(m, f.Name, want, got, fn)
 		if err != nil {
-			abort(c, cmd)
+			abort(c, cmd, cut)
 			s.drop()
 			if ctx.Err() != nil {
 				return nil, imapconn.Wrap(ctx, fmt.Errorf("fetch from %q: %w", f.Name, err))
@@ -423,12 +429,24 @@ func (s *Source) fetchChunk(ctx context.Context, f source.Folder, uids []imap.UI
 // reader goroutine, which waits for the current body literal to be
 // consumed: so close the connection in the background and drain the
 // command, whose reads now fail fast.
-func abort(c *imapclient.Client, cmd *imapclient.FetchCommand) {
+//
+// cut: a body literal already failed. go-imap then lets its reader
+// goroutine go on while draining the command reads that literal again
+// from the same buffer (a data race), so wait for the reader to end first.
+func abort(c *imapclient.Client, cmd *imapclient.FetchCommand, cut bool) {
 	done := make(chan struct{})
 	go func() {
 		c.Close()
 		close(done)
 	}()
+	if cut {
+		// Bounded: should the reader parse what follows into a response
+		// and wait for us to take it, draining the command frees it.
+		select {
+		case <-c.Closed():
+		case <-time.After(5 * time.Second):
+		}
+	}
 	cmd.Close()
 	<-done
 }
@@ -439,9 +457,49 @@ type fnError struct{ err error }
 func (e fnError) Error() string { return e.err.Error() }
 func (e fnError) Unwrap() error { return e.err }
 
+// fullLiteral reads a body literal and fails unless all of its announced
+// octets arrive: go-imap's literal reader returns io.EOF, not an error,
+// when the peer closes the connection in order (FIN) mid-literal, which
+// would pass the part that arrived off as the whole message.
+type fullLiteral struct {
+	r    io.Reader
+	size int64
+	n    int64
+	what func() string
+	err  error
+}
+
+func (l *fullLiteral) Read(p []byte) (int, error) {
+	if l.err != nil {
+		return 0, l.err
+	}
+	n, err := l.r.Read(p)
+	l.n += int64(n)
+	switch {
+	case err == io.EOF && l.n < l.size:
+		l.err = failure.Mark(failure.Temporary, fmt.Errorf("%s: got %d of %d octets: %w", l.what(), l.n, l.size, io.ErrUnexpectedEOF))
+	case err != nil && err != io.EOF:
+		// Keep the cause's class (reset, timeout): KindOf unwraps.
+		l.err = fmt.Errorf("%s: got %d of %d octets: %w", l.what(), l.n, l.size, err)
+	default:
+		return n, err
+	}
+	return n, l.err
+}
+
+// rest reads what fn left of the literal, so that a short body is an
+// error even when fn did not read to the end.
+func (l *fullLiteral) rest() error {
+	_, err := io.Copy(io.Discard, l)
+	return err
+}
+
 // deliver reads one FETCH response and calls fn when it carries a wanted,
-// not yet delivered UID and a body. It returns the UID delivered (0: none).
-func (s *Source) deliver(m *imapclient.FetchMessageData, want imap.UIDSet, got map[imap.UID]bool, fn func(source.Meta, io.Reader) error) (imap.UID, error) {
+// not yet delivered UID and a body. It returns the UID delivered (0: none),
+// and cut when a body literal ended with an error.
+func (s *Source) deliver(m *imapclient.FetchMessageData, folder string, want imap.UIDSet, got map[imap.UID]bool, fn func(source.Meta, io.Reader) error) (_ imap.UID, cut bool, _ error) {
+	var lit *fullLiteral
+	defer func() { cut = lit != nil && lit.err != nil }()
 	var (
 		uid                                    imap.UID
 		flags                                  []imap.Flag
@@ -457,6 +515,12 @@ func (s *Source) deliver(m *imapclient.FetchMessageData, want imap.UIDSet, got m
 			os.Remove(spool.Name())
 		}
 	}()
+	what := func() string {
+		if haveUID {
+			return fmt.Sprintf("message UID %d of %q", uid, folder)
+		}
+		return fmt.Sprintf("message %d (sequence number) of %q", m.SeqNum, folder)
+	}
 	wanted := func() bool { return haveUID && want.Contains(uid) && !got[uid] }
 	for it := m.Next(); it != nil; it = m.Next() {
 		switch it := it.(type) {
@@ -475,49 +539,49 @@ func (s *Source) deliver(m *imapclient.FetchMessageData, want imap.UIDSet, got m
 			}
 			if haveSize && it.Literal.Size() > 2*size+1<<20 {
 				// Refused before reading it: the connection is dropped.
-				what := "this message"
-				if haveUID {
-					what = fmt.Sprintf("message UID %d", uid)
-				}
-				return 0, failure.Mark(failure.Message, fmt.Errorf("imap %s announced a body of %d octets for %s whose RFC822.SIZE is %d; refusing it (broken or hostile server)",
-					s.cfg.Addr, it.Literal.Size(), what, size))
+				return 0, false, failure.Mark(failure.Message, fmt.Errorf("imap %s announced a body of %d octets for %s whose RFC822.SIZE is %d; refusing it (broken or hostile server)",
+					s.cfg.Addr, it.Literal.Size(), what(), size))
 			}
+			lit = &fullLiteral{r: it.Literal, size: it.Literal.Size(), what: what}
 			if haveUID && haveFlags && haveDate && haveSize {
 				if !wanted() {
 					continue
 				}
-				meta := mkMeta(uid, flags, date, it.Literal.Size())
+				meta := mkMeta(uid, flags, date, lit.size)
 				delivered = true
-				if err := fn(meta, it.Literal); err != nil {
-					return 0, fnError{err}
+				if err := fn(meta, lit); err != nil {
+					return 0, false, fnError{err}
+				}
+				if err := lit.rest(); err != nil {
+					return 0, false, err
 				}
 				continue
 			}
 			// The body came before the rest: keep it until we know its meta.
 			f, err := os.CreateTemp("", "mailferry-imap-*")
 			if err != nil {
-				return 0, fmt.Errorf("spool a message body: %w", err)
+				return 0, false, fmt.Errorf("spool a message body: %w", err)
 			}
 			spool = f
-			spoolSize, err = io.Copy(f, it.Literal)
+			spoolSize, err = io.Copy(f, lit)
 			if err != nil {
-				return 0, fmt.Errorf("spool a message body: %w", err)
+				return 0, false, fmt.Errorf("spool a message body: %w", err)
 			}
 		}
 	}
 	if delivered {
-		return uid, nil
+		return uid, false, nil
 	}
 	if spool == nil || !wanted() {
-		return 0, nil
+		return 0, false, nil
 	}
 	if _, err := spool.Seek(0, io.SeekStart); err != nil {
-		return 0, fmt.Errorf("rewind a spooled message body: %w", err)
+		return 0, false, fmt.Errorf("rewind a spooled message body: %w", err)
 	}
 	if err := fn(mkMeta(uid, flags, date, spoolSize), io.LimitReader(spool, spoolSize)); err != nil {
-		return 0, fnError{err}
+		return 0, false, fnError{err}
 	}
-	return uid, nil
+	return uid, false, nil
 }
 
 // Delete flags ids \Deleted and expunges exactly those (UID EXPUNGE,

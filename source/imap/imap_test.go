@@ -291,11 +291,16 @@ func serveFake(c net.Conn, bodies map[uint32]string) {
 				a, b, _ := strings.Cut(p, ":")
 				lo, _ := strconv.Atoi(a)
 				hi := lo
-				if b != "" {
+				if b == "*" {
+					hi = len(bodies)
+				} else if b != "" {
 					hi, _ = strconv.Atoi(b)
 				}
 				for i := lo; i <= hi; i++ {
-					body := bodies[uint32(i)]
+					body, ok := bodies[uint32(i)]
+					if !ok {
+						continue // a message the server does not answer for
+					}
 					fmt.Fprintf(w, "* %d FETCH (BODY[] {%d}\r\n%s FLAGS (\\Seen) INTERNALDATE \"01-Jan-2020 00:00:00 +0000\" RFC822.SIZE %d UID %d)\r\n",
 						i, len(body), body, len(body), i)
 				}

@@ -19,13 +19,17 @@
 //     Flags come from the letters after ":2," (keywords through the root's
 //     folder's own dovecot-keywords, as Dovecot keeps one per folder
 //     directory; "P" reads as $Forwarded), Received is the mtime.
-//   - Fetch streams each file. When a file is gone (Dovecot moved it from
-//     new/ to cur/ or changed its flags), the folder is read again and the
-//     message found by its unique name; only then is it reported in a
-//     *source.VanishedError.
+//   - Identities reads each file's header section only, for its
+//     Message-ID; Date is the mtime, as List's Received.
+//   - Fetch streams each file, exactly the size it had when opened: a file
+//     that shrinks or grows while it is read is a retryable error. When a
+//     file is gone (Dovecot moved it from new/ to cur/ or changed its
+//     flags), the folder is read again and the message found by its unique
+//     name; only then is it reported in a *source.VanishedError.
 package maildir
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -39,6 +43,7 @@ import (
 
 	"mailferry/internal/failure"
 	"mailferry/internal/maildirpp"
+	"mailferry/internal/message"
 	"mailferry/source"
 )
 
@@ -59,7 +64,10 @@ type loc struct {
 	sub, base string // "cur" or "new", file name
 }
 
-var _ source.Source = (*Source)(nil)
+var (
+	_ source.Source     = (*Source)(nil)
+	_ source.Identifier = (*Source)(nil)
+)
 
 // Open opens the Maildir++ tree at root, which must exist.
 func Open(ctx context.Context, root string) (*Source, error) {
@@ -232,7 +240,7 @@ func (s *Source) Fetch(ctx context.Context, f source.Folder, ids []string, fn fu
 		if err != nil {
 			return fmt.Errorf("read message %s of Maildir folder %q: %w", id, f.Name, err)
 		}
-		err = s.deliver(ctx, file, l, s.kw[f.Name], id, fn)
+		err = s.deliver(ctx, file, l, s.kw[f.Name], f.Name, id, fn)
 		file.Close()
 		if err != nil {
 			return err
@@ -241,6 +249,88 @@ func (s *Source) Fetch(ctx context.Context, f source.Folder, ids []string, fn fu
 	}
 	if len(vanished) > 0 {
 		return &source.VanishedError{Folder: f.Name, IDs: vanished}
+	}
+	return nil
+}
+
+// Identities gives the Identity of every message of f in List's order,
+// reading only the header section of each file. Date and Size are List's
+// (the mtime and the size); a file moved meanwhile (new/ to cur/, new
+// flags) is found again as Fetch finds it, one removed is skipped.
+func (s *Source) Identities(ctx context.Context, f source.Folder, fn func(source.Identity) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	dir, err := s.dir(f.Name)
+	if err != nil {
+		return err
+	}
+	metas, index, err := s.scan(f.Name)
+	if err != nil {
+		return err
+	}
+	s.idx[f.Name] = index
+	br := bufio.NewReaderSize(nil, 4096)
+	rescanned := false
+	for _, m := range metas {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		file, _, err := s.open(dir, index, m.ID)
+		if errors.Is(err, os.ErrNotExist) && !rescanned {
+			if _, index, err = s.scan(f.Name); err != nil {
+				return err
+			}
+			s.idx[f.Name], rescanned = index, true
+			file, _, err = s.open(dir, index, m.ID)
+		}
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("read message %s of Maildir folder %q: %w", m.ID, f.Name, err)
+		}
+		var sc message.Scanner
+		br.Reset(file)
+		err = readHeader(br, &sc)
+		fi, serr := file.Stat()
+		file.Close()
+		if err == nil {
+			err = serr
+		}
+		if err != nil {
+			return fmt.Errorf("read the header of message %s of Maildir folder %q: %w", m.ID, f.Name, err)
+		}
+		rescanned = false
+		if err := fn(source.Identity{ID: m.ID, MessageID: sc.MessageID(), Date: fi.ModTime(), Size: fi.Size()}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readHeader writes r's header section, up to and including the blank
+// line that ends it (at most message.MaxHeader octets), to sc, and reads
+// no further line.
+func readHeader(r *bufio.Reader, sc *message.Scanner) error {
+	lineStart := true
+	for n := 0; n < message.MaxHeader; {
+		line, err := r.ReadSlice('\n')
+		sc.Write(line)
+		n += len(line)
+		switch {
+		case err == bufio.ErrBufferFull:
+			lineStart = false
+			continue
+		case err == io.EOF:
+			return nil
+		case err != nil:
+			return err
+		}
+		if lineStart && (len(line) == 1 || len(line) == 2 && line[0] == '\r') {
+			return nil
+		}
+		lineStart = true
 	}
 	return nil
 }
@@ -254,24 +344,71 @@ func (s *Source) open(dir string, index map[string]loc, id string) (*os.File, lo
 	return file, l, err
 }
 
-func (s *Source) deliver(ctx context.Context, file *os.File, l loc, kw *maildirpp.Keywords, id string, fn func(source.Meta, io.Reader) error) error {
+func (s *Source) deliver(ctx context.Context, file *os.File, l loc, kw *maildirpp.Keywords, folder, id string, fn func(source.Meta, io.Reader) error) error {
 	fi, err := file.Stat()
 	if err != nil {
 		return fmt.Errorf("read message %s: %w", id, err)
 	}
 	_, _, letters := maildirpp.ParseFileName(l.base)
 	m := source.Meta{ID: id, Size: fi.Size(), Flags: maildirpp.LettersToFlags(letters, kw), Received: fi.ModTime()}
-	return fn(m, io.LimitReader(ctxReader{ctx, file}, fi.Size()))
+	r := &exactReader{ctx: ctx, f: file, size: fi.Size(), what: fmt.Sprintf("message %s of Maildir folder %q", id, folder)}
+	if err := fn(m, r); err != nil {
+		return err
+	}
+	// What fn left unread must be there too.
+	_, err = io.Copy(io.Discard, r)
+	return err
 }
 
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
+// exactReader delivers a file as it was at open: exactly size octets. A
+// file that shrinks or grows while it is read (another program rewriting
+// it in place) is a retryable error, not a shorter or a cut message.
+type exactReader struct {
+	ctx  context.Context
+	f    *os.File
+	size int64
+	n    int64
+	what string
+	err  error
 }
 
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
+func (r *exactReader) Read(p []byte) (int, error) {
+	if r.err != nil {
+		return 0, r.err
+	}
+	if err := r.ctx.Err(); err != nil {
 		return 0, err
 	}
-	return c.r.Read(p)
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if r.n == r.size {
+		// One octet more tells a grown file from a whole one.
+		var b [1]byte
+		k, err := r.f.Read(b[:])
+		switch {
+		case k > 0:
+			r.err = failure.Mark(failure.Temporary, fmt.Errorf("%s: the file grew past its %d octets while it was read", r.what, r.size))
+		case err == nil || err == io.EOF:
+			return 0, io.EOF
+		default:
+			r.err = fmt.Errorf("%s: %w", r.what, err)
+		}
+		return 0, r.err
+	}
+	if rest := r.size - r.n; int64(len(p)) > rest {
+		p = p[:rest]
+	}
+	k, err := r.f.Read(p)
+	r.n += int64(k)
+	switch {
+	case err == io.EOF && r.n < r.size:
+		r.err = failure.Mark(failure.Temporary, fmt.Errorf("%s: got %d of %d octets, the file shrank while it was read: %w", r.what, r.n, r.size, io.ErrUnexpectedEOF))
+	case err != nil && err != io.EOF:
+		r.err = fmt.Errorf("%s: %w", r.what, err)
+	default:
+		// io.EOF with all octets: the growth check comes on the next call.
+		return k, nil
+	}
+	return k, r.err
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -21,7 +22,9 @@ import (
 )
 
 // fixture copies testdata/Maildir to a temporary directory and gives every
-// message file the mtime of the Unix time that starts its name.
+// message file the mtime of the Unix time that starts its name. Names are
+// stored %-escaped (":" as %3A, "\" as %5C), which git cannot hold on
+// every system, and unescaped here.
 func fixture(t *testing.T) string {
 	t.Helper()
 	root := filepath.Join(t.TempDir(), "Maildir")
@@ -30,6 +33,10 @@ func fixture(t *testing.T) string {
 			return err
 		}
 		rel, _ := filepath.Rel("testdata/Maildir", p)
+		rel, err = url.PathUnescape(rel)
+		if err != nil {
+			return err
+		}
 		dst := filepath.Join(root, rel)
 		if d.IsDir() {
 			return os.MkdirAll(dst, 0o700)

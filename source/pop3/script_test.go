@@ -19,6 +19,8 @@ import (
 //	"C: line"  the server expects this line from the client
 //	"STALL"    the server stops answering (until the client hangs up)
 //	"CLOSE"    the server closes the connection
+//	"FIN"      the server ends its side in order (half-close), then waits
+//	"RST"      the server resets the connection
 //
 // After the last step the server waits for the client to hang up.
 func scriptServer(t *testing.T, steps ...string) (addr string, done <-chan error) {
@@ -65,6 +67,15 @@ func scriptServer(t *testing.T, steps ...string) (addr string, done <-chan error
 				ch <- nil
 				return
 			case s == "CLOSE":
+				ch <- nil
+				return
+			case s == "FIN":
+				c.(*net.TCPConn).CloseWrite()
+				io.Copy(io.Discard, r)
+				ch <- nil
+				return
+			case s == "RST":
+				c.(*net.TCPConn).SetLinger(0)
 				ch <- nil
 				return
 			default:

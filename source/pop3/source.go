@@ -8,7 +8,9 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"time"
 
+	"mailferry/internal/message"
 	"mailferry/source"
 )
 
@@ -29,8 +31,9 @@ type Source struct {
 }
 
 var (
-	_ source.Source  = (*Source)(nil)
-	_ source.Deleter = (*Source)(nil)
+	_ source.Source     = (*Source)(nil)
+	_ source.Deleter    = (*Source)(nil)
+	_ source.Identifier = (*Source)(nil)
 )
 
 // Open dials and logs in.
@@ -176,6 +179,45 @@ func (s *Source) Fetch(ctx context.Context, f source.Folder, ids []string, fn fu
 		return &source.VanishedError{Folder: f.Name, IDs: vanished}
 	}
 	return nil
+}
+
+// Identities gives the Identity of every listed message, in List's order,
+// from TOP n 0 (pipelined when the server offers PIPELINING; RETR when its
+// CAPA lacks TOP). Date is what the engine stores for a POP3 message, from
+// the same Scanner method: the newest Received date, else the Date header,
+// else zero. Messages the server says are gone are skipped.
+func (s *Source) Identities(ctx context.Context, f source.Folder, fn func(source.Identity) error) error {
+	if err := s.load(ctx); err != nil {
+		return err
+	}
+	verb := "TOP %d 0"
+	if s.c.capaOK && !s.c.HasCapability("TOP") {
+		verb = "RETR %d"
+	}
+	var want []source.Meta
+	var cmds []string
+	for _, m := range s.metas {
+		if s.gone[m.ID] {
+			continue
+		}
+		want = append(want, m)
+		cmds = append(cmds, fmt.Sprintf(verb, s.num[m.ID]))
+	}
+	return s.c.pipeline(ctx, cmds, func(i int, r io.Reader, e *Error) error {
+		if e != nil {
+			if e.Code == "" && looksGone(e.Text) {
+				return nil
+			}
+			return fmt.Errorf("read the headers of message %s: %w", want[i].ID, cmdError(s.c.cfg.Addr, e))
+		}
+		// The Scanner keeps only the header section (TOP n 0 sends just
+		// that and the blank line).
+		var sc message.Scanner
+		if _, err := io.Copy(&sc, r); err != nil {
+			return err
+		}
+		return fn(source.Identity{ID: want[i].ID, MessageID: sc.MessageID(), Date: sc.InternalDate(time.Time{}), Size: want[i].Size})
+	})
 }
 
 // index returns the position of message number n in s.metas.
