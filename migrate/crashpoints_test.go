@@ -528,11 +528,12 @@ type crashPlan struct {
 	state  int
 	n      int
 	events []string
-	// faults before the crash: these Sends fail before the store, the
-	// answers of these stores (Put and wait) are lost after it, these
-	// lookups fail (each counted from 1).
-	failSend, lose, failFind map[int]bool
-	sends, stores, finds     int
+	// faults before the crash: these Sends fail before the store, these
+	// are not stored and fail at their wait (the connection died before
+	// the server had the whole command), the answers of these stores (Put
+	// and wait) are lost after it, these lookups fail (each counted from 1).
+	failSend, dropSend, lose, failFind map[int]bool
+	sends, stores, finds               int
 
 	// filled at the crash
 	what     string
@@ -779,8 +780,19 @@ func (c *crashTarget) Send(ctx context.Context, d target.Delivery, body io.Reade
 	}
 	var wait func() (string, error)
 	err := c.p.call("Send "+c.msg(d), func() (err error) {
-		if c.p.fault(&c.p.sends, c.p.failSend) {
+		c.p.mu.Lock()
+		c.p.sends++
+		fail, drop := c.p.failSend[c.p.sends], c.p.dropSend[c.p.sends]
+		c.p.mu.Unlock()
+		switch {
+		case fail:
 			return failure.Mark(failure.Temporary, errors.New("connection reset during the store (injected)"))
+		case drop:
+			io.Copy(io.Discard, body)
+			wait = func() (string, error) {
+				return "", failure.Mark(failure.Temporary, errors.New("connection reset before the server had the store (injected)"))
+			}
+			return nil
 		}
 		wait, err = pl.Send(ctx, d, body)
 		return err
@@ -934,6 +946,11 @@ type crashVariant struct {
 	// them), fails a store and a lookup, so that the crashes land in the
 	// run's own recovery from unknown outcomes.
 	faults bool
+	// dropped: the first run's stores of INBOX/9 and INBOX/12 never reach
+	// the server, and the error shows only at their wait: the messages
+	// after them (same size and date; for 9 and 10 the same Message-ID
+	// too) are stored before they are sent again.
+	dropped bool
 }
 
 // crashState is what a crash left: the journal file and the target.
@@ -1014,6 +1031,9 @@ func (e *crashEnv) run(from *crashState, at int) *crashJob {
 		p.failSend = map[int]bool{9: true}
 		p.lose = map[int]bool{3: true, 4: true, 9: true, 20: true}
 		p.failFind = map[int]bool{2: true}
+	}
+	if e.v.dropped && from == nil {
+		p.dropSend = map[int]bool{9: true, 12: true}
 	}
 	j.SetWriteHook(p.journalWrite)
 	c := &crashJob{p: p, store: store, j: j, dir: dir}
@@ -1178,7 +1198,8 @@ func TestCrashPoints(t *testing.T) {
 	}
 	var variants []crashVariant
 	for _, k := range kinds {
-		variants = append(variants, crashVariant{kind: k, workers: 1}, crashVariant{kind: k, workers: 1, faults: true})
+		variants = append(variants, crashVariant{kind: k, workers: 1}, crashVariant{kind: k, workers: 1, faults: true},
+			crashVariant{kind: k, workers: 1, dropped: true})
 		if !testing.Short() {
 			variants = append(variants, crashVariant{kind: k, workers: 4})
 		}
@@ -1188,6 +1209,9 @@ func TestCrashPoints(t *testing.T) {
 		if v.faults {
 			name = fmt.Sprintf("%s/lost-answers/workers=%d", v.kind.name, v.workers)
 		}
+		if v.dropped {
+			name = fmt.Sprintf("%s/dropped-stores/workers=%d", v.kind.name, v.workers)
+		}
 		t.Run(name, func(t *testing.T) {
 			start := time.Now()
 			src := crashCorpus()
@@ -1196,7 +1220,7 @@ func TestCrashPoints(t *testing.T) {
 			states, rec := e.enumerate(nil, &st)
 			t.Logf("%d crash points, %d resumed runs (%d reconciling), %d failing, %d leaving files in tmp/; %v",
 				st.points, st.resumes, st.reconciled, len(st.failed), st.leftovers, time.Since(start).Round(time.Millisecond))
-			if i, ok := deepState(rec); ok && v.workers == 1 && !v.faults && !testing.Short() {
+			if i, ok := deepState(rec); ok && v.workers == 1 && !v.faults && !v.dropped && !testing.Short() {
 				var st2 crashStats
 				start := time.Now()
 				e.enumerate(states[i], &st2)
