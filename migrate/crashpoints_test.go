@@ -89,6 +89,36 @@ func crashCorpus() *memSource {
 	return s
 }
 
+// identSource opens sessions of s that also tell each message's identity,
+// as the real sources do (source.Identifier).
+func identSource(s *memSource) source.Opener {
+	open := s.opener()
+	return func(ctx context.Context) (source.Source, error) {
+		ss, err := open(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return &identSession{Source: ss, s: s}, nil
+	}
+}
+
+type identSession struct {
+	source.Source
+	s *memSource
+}
+
+func (i *identSession) Identities(ctx context.Context, f source.Folder, fn func(source.Identity) error) error {
+	i.s.mu.Lock()
+	msgs := slices.Clone(i.s.msgs[f.Name])
+	i.s.mu.Unlock()
+	for _, m := range msgs {
+		if err := fn(source.Identity{ID: m.id, MessageID: headerMessageID(m.body), Date: m.date, Size: int64(len(m.body))}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // crashSources names the source messages of each body, for reports.
 func crashSources(s *memSource) map[[32]byte]string {
 	m := map[[32]byte]string{}
@@ -965,6 +995,7 @@ type crashStats struct {
 	leftovers       int // resumed runs that left files in a Maildir's tmp/
 	reconciled      int // resumed runs that read a target folder's inventory
 	failed          []string
+	failedAt        []int // crash points with a failing resumed run
 }
 
 func crashOptions(workers int, st *Stats) Options {
@@ -1037,7 +1068,7 @@ func (e *crashEnv) run(from *crashState, at int) *crashJob {
 	}
 	j.SetWriteHook(p.journalWrite)
 	c := &crashJob{p: p, store: store, j: j, dir: dir}
-	c.sum, c.err = Run(ctx, e.src.opener(), p.crashOpener(store.opener(), e.names), j, crashOptions(e.v.workers, &c.stats))
+	c.sum, c.err = Run(ctx, identSource(e.src), p.crashOpener(store.opener(), e.names), j, crashOptions(e.v.workers, &c.stats))
 	if p.snapErr != nil {
 		t.Fatalf("crash point %d: snapshot: %v", at, p.snapErr)
 	}
@@ -1127,6 +1158,9 @@ func (e *crashEnv) enumerate(from *crashState, st *crashStats) (states []*crashS
 				}
 				if pr := e.problems(r); len(pr) > 0 {
 					msg := fmt.Sprintf("%s:\n\t%s", s.what, strings.Join(pr, "\n\t"))
+					if len(st.failedAt) == 0 || st.failedAt[len(st.failedAt)-1] != at {
+						st.failedAt = append(st.failedAt, at)
+					}
 					if st.failed = append(st.failed, msg); len(st.failed) <= 10 {
 						t.Error(msg)
 					}
@@ -1218,14 +1252,14 @@ func TestCrashPoints(t *testing.T) {
 			e := &crashEnv{t: t, v: v, base: crashDir(t), src: src, names: crashSources(src)}
 			var st crashStats
 			states, rec := e.enumerate(nil, &st)
-			t.Logf("%d crash points, %d resumed runs (%d reconciling), %d failing, %d leaving files in tmp/; %v",
-				st.points, st.resumes, st.reconciled, len(st.failed), st.leftovers, time.Since(start).Round(time.Millisecond))
+			t.Logf("%d crash points, %d resumed runs (%d reconciling), %d failing (at points %v), %d leaving files in tmp/; %v",
+				st.points, st.resumes, st.reconciled, len(st.failed), st.failedAt, st.leftovers, time.Since(start).Round(time.Millisecond))
 			if i, ok := deepState(rec); ok && v.workers == 1 && !v.faults && !v.dropped && !testing.Short() {
 				var st2 crashStats
 				start := time.Now()
 				e.enumerate(states[i], &st2)
-				t.Logf("then %d crash points in the recovery from %s (%d Finds, %d found): %d resumed runs, %d failing; %v",
-					st2.points, states[i].what, rec[i].finds, rec[i].found, st2.resumes, len(st2.failed), time.Since(start).Round(time.Millisecond))
+				t.Logf("then %d crash points in the recovery from %s (%d Finds, %d found): %d resumed runs, %d failing (at points %v); %v",
+					st2.points, states[i].what, rec[i].finds, rec[i].found, st2.resumes, len(st2.failed), st2.failedAt, time.Since(start).Round(time.Millisecond))
 				st.failed = append(st.failed, st2.failed...)
 			}
 			for _, s := range states {
