@@ -11,6 +11,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"time"
@@ -289,7 +290,10 @@ func Classify(err error) error {
 	if k := failure.KindOf(err); k != failure.Unknown {
 		return failure.Mark(k, err)
 	}
-	if strings.Contains(err.Error(), "use of closed network connection") || strings.Contains(err.Error(), "connection reset") ||
+	// go-imap formats decode errors with %v, so a connection closed in
+	// the middle of a response ends up as text: "... unexpected EOF".
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || strings.HasSuffix(err.Error(), "unexpected EOF") ||
+		strings.Contains(err.Error(), "use of closed network connection") || strings.Contains(err.Error(), "connection reset") ||
 		strings.Contains(err.Error(), "broken pipe") {
 		return failure.Mark(failure.Temporary, err)
 	}

@@ -80,6 +80,8 @@ func TestClassify(t *testing.T) {
 		{no(imap.ResponseCodeTooBig), failure.Message},
 		{no(""), failure.Unknown},
 		{io.ErrUnexpectedEOF, failure.Temporary},
+		// go-imap's decode errors are formatted with %v: only the text is left.
+		{errors.New("in response-data: unexpected EOF"), failure.Temporary},
 		{fmt.Errorf("read: %w", syscall.ECONNRESET), failure.Temporary},
 		{x509.UnknownAuthorityError{}, failure.TLS},
 		{failure.Mark(failure.Fatal, io.EOF), failure.Fatal},

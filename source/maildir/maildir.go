@@ -39,7 +39,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 
 	"mailferry/internal/failure"
 	"mailferry/internal/maildirpp"
@@ -192,7 +191,7 @@ func (s *Source) List(ctx context.Context, f source.Folder) ([]source.Meta, erro
 // openNoAtime opens a file read-only without updating its access time when
 // the process may (it owns the file).
 func openNoAtime(p string) (*os.File, error) {
-	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOATIME, 0)
+	f, err := os.OpenFile(p, os.O_RDONLY|oNoAtime, 0)
 	if errors.Is(err, os.ErrPermission) {
 		f, err = os.Open(p)
 	}
