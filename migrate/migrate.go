@@ -546,6 +546,8 @@ func (e *engine) prepare(ctx context.Context, s0p *source.Source, t0 target.Targ
 		var ids map[string]source.Identity
 		gone := map[string]bool{}   // done in the journal, copy gone from the target
 		shared := map[string]bool{} // another source message has the same Message-ID and date
+		alike := map[string]bool{}  // ... and the same size: only the bytes tell them apart
+		named := map[string]target.Stored{}
 		if inv != nil && fs.recon == nil {
 			x, err = e.folderInventory(ctx, inv, name, creditedTo[p.target], e.receiptValidity(fs.keyName, p.src.Validity, metas))
 			if err != nil {
@@ -576,6 +578,17 @@ func (e *engine) prepare(ctx context.Context, s0p *source.Source, t0 target.Targ
 					want[m.ID] = true
 				}
 			}
+			// Copies under the names intents planned (Maildir) are
+			// exact: claim them before anything is matched by identity.
+			for _, m := range metas {
+				if want[m.ID] {
+					k := Key(fs.keyName, p.src.Validity, m.ID)
+					if st, ok := x.claimName(plannedName(k, unixOrZero(m.Received))); ok {
+						named[m.ID] = st
+						delete(want, m.ID)
+					}
+				}
+			}
 			if len(want) > 0 {
 				if ids, err = e.identities(ctx, s0, p.src, metas, want); err != nil {
 					return nil, fmt.Errorf("read message identities of %q: %w", p.src.Name, err)
@@ -586,9 +599,24 @@ func (e *engine) prepare(ctx context.Context, s0p *source.Source, t0 target.Targ
 						seen[identity{msgID: id.MessageID, unix: unixOrZero(id.Date)}]++
 					}
 				}
+				// Source messages that look alike (same Message-ID, date
+				// and size, or same date and size without one) cannot be
+				// told apart by identity: a copy could be credited to the
+				// wrong one. They are settled by their bytes instead (Find,
+				// as after an unknown outcome), each copy standing for one.
+				full := map[identity]int{}
+				for _, id := range ids {
+					full[identity{msgID: id.MessageID, unix: unixOrZero(id.Date), size: id.Size}]++
+				}
 				for _, id := range ids {
 					if seen[identity{msgID: id.MessageID, unix: unixOrZero(id.Date)}] > 1 {
 						shared[id.ID] = true
+					}
+					// When the folder holds a copy for each of them, any
+					// pairing leaves each once in the target; when it holds
+					// fewer, the bytes must say which ones are there.
+					if n := full[identity{msgID: id.MessageID, unix: unixOrZero(id.Date), size: id.Size}]; n > 1 && x.available(id, id.Size) < n {
+						alike[id.ID] = true
 					}
 				}
 			}
@@ -618,21 +646,23 @@ func (e *engine) prepare(ctx context.Context, s0p *source.Source, t0 target.Targ
 				}
 				continue
 			}
-			if id, want := ids[m.ID]; want && x != nil {
-				if st, found := x.match(id, m.Size, shared[m.ID]); found {
-					fsum.AlreadyThere++
-					if !e.o.DryRun {
-						if err := e.j.Done(checkpoint.Record{Op: "done", Key: k, Folder: fs.target, Size: st.Size,
-							MsgID: st.MessageID, Receipt: st.Receipt, Flags: m.Flags}); err != nil {
-							return nil, failure.Mark(failure.Fatal, fmt.Errorf("journal: %w", err))
-						}
-						e.claim(fs.target, st.Receipt)
-						if e.o.DeleteSource {
-							deleteOnly = append(deleteOnly, m.ID)
-						}
+			st, found := named[m.ID]
+			if id, want := ids[m.ID]; want && !alike[m.ID] && x != nil {
+				st, found = x.match(id, m.Size, shared[m.ID])
+			}
+			if found {
+				fsum.AlreadyThere++
+				if !e.o.DryRun {
+					if err := e.j.Done(checkpoint.Record{Op: "done", Key: k, Folder: fs.target, Size: st.Size,
+						MsgID: st.MessageID, Receipt: st.Receipt, Flags: m.Flags}); err != nil {
+						return nil, failure.Mark(failure.Fatal, fmt.Errorf("journal: %w", err))
 					}
-					continue
+					e.claim(fs.target, st.Receipt)
+					if e.o.DeleteSource {
+						deleteOnly = append(deleteOnly, m.ID)
+					}
 				}
+				continue
 			}
 			var ent checkpoint.Entry
 			if ok {
@@ -646,6 +676,10 @@ func (e *engine) prepare(ctx context.Context, s0p *source.Source, t0 target.Targ
 			it := item{id: m.ID, size: m.Size, received: unixOrZero(m.Received), flags: e.internFlags(m.Flags)}
 			if ok {
 				it.pending = &ent
+			}
+			if alike[m.ID] && it.pending == nil {
+				// Maybe there already: ask by its bytes before storing.
+				it.pending = &checkpoint.Entry{Folder: fs.target}
 			}
 			items = append(items, it)
 			fsum.ToCopy++

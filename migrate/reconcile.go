@@ -60,6 +60,7 @@ type inventory struct {
 	folder    string
 	suspect   bool               // the journal's done records for this folder need checking
 	byReceipt map[string]int     // normalised receipt -> index
+	byName    map[string]int     // unique part of a Maildir file name -> index
 	byID      map[identity][]int // Message-ID and date (stored copies with a Message-ID)
 	byDate    map[identity][]int // date and size (every stored copy)
 	stored    []target.Stored
@@ -76,11 +77,14 @@ func receiptKey(r string) string {
 }
 
 func (e *engine) loadInventory(ctx context.Context, inv target.Inventorier, folder string) (*inventory, error) {
-	x := &inventory{folder: folder, byReceipt: map[string]int{}, byID: map[identity][]int{}, byDate: map[identity][]int{}}
+	x := &inventory{folder: folder, byReceipt: map[string]int{}, byName: map[string]int{}, byID: map[identity][]int{}, byDate: map[identity][]int{}}
 	err := inv.Inventory(ctx, folder, func(s target.Stored) error {
 		i := len(x.stored)
 		x.stored = append(x.stored, s)
 		x.byReceipt[receiptKey(s.Receipt)] = i
+		if u, _, _ := strings.Cut(s.Receipt, ","); strings.HasSuffix(u, ".mailferry") {
+			x.byName[u] = i
+		}
 		unix := unixOrZero(s.Date)
 		if s.MessageID != "" {
 			id := identity{msgID: s.MessageID, unix: unix}
@@ -106,6 +110,17 @@ func (x *inventory) claimReceipt(receipt string) bool {
 	}
 	x.claimed[i] = true
 	return true
+}
+
+// claimName claims the copy stored under the unique name an intent planned
+// (a Maildir file mailferry wrote): exact, whatever else looks alike.
+func (x *inventory) claimName(name string) (target.Stored, bool) {
+	i, ok := x.byName[name]
+	if !ok || x.claimed[i] {
+		return target.Stored{}, false
+	}
+	x.claimed[i] = true
+	return x.stored[i], true
 }
 
 // match finds an unclaimed stored copy with this identity and claims it.
@@ -140,6 +155,22 @@ func (x *inventory) match(id source.Identity, size int64, shared bool) (target.S
 		}
 	}
 	return target.Stored{}, false
+}
+
+// available counts the unclaimed stored copies of this identity and size.
+func (x *inventory) available(id source.Identity, size int64) int {
+	unix := unixOrZero(id.Date)
+	l := x.byDate[identity{unix: unix, size: size}]
+	if id.MessageID != "" {
+		l = x.byID[identity{msgID: id.MessageID, unix: unix}]
+	}
+	n := 0
+	for _, i := range l {
+		if !x.claimed[i] && x.stored[i].Size == size {
+			n++
+		}
+	}
+	return n
 }
 
 // credits counts the done keys of each source folder name and validity,

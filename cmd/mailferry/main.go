@@ -431,7 +431,7 @@ func cmdMigrate(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "mailferry migrate: %v\n", err)
 		return exitUsage
 	}
-	co := connOptions{caFile: c.caFile, timeout: c.timeout, folder: "INBOX"}
+	co := connOptions{caFile: c.caFile, timeout: c.timeout, folder: "INBOX", job: tmpTag(c.state, c.src, c.tgt, rules.ToFolder)}
 	srcOpen, err := c.src.sourceOpener(co)
 	if err == nil {
 		_, err = c.tgt.targetOpener(co)
@@ -517,6 +517,19 @@ func openJournal(stateDir string, parts ...string) (*checkpoint.Journal, error) 
 	// A note for humans browsing the state directory (no secrets).
 	_ = os.WriteFile(filepath.Join(dir, "job"), []byte(strings.Join(parts, "\n")+"\n"), 0o600)
 	return j, nil
+}
+
+// tmpTag names this job's temporary files in a Maildir target (so that a
+// run removes what a killed run of the same job left, and nothing else):
+// the job and its state directory, whose lock this process holds.
+func tmpTag(state string, src, tgt fmt.Stringer, toFolder string) string {
+	if state == "" {
+		state = checkpoint.DefaultDir()
+	}
+	if abs, err := filepath.Abs(state); err == nil {
+		state = abs
+	}
+	return checkpoint.JobID(state, src.String(), tgt.String(), toFolder)
 }
 
 // checkWritable finds out before a run whether the report file can be

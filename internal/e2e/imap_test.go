@@ -102,6 +102,12 @@ func TestIMAPCrashResume(t *testing.T) {
 		root := filepath.Join(t.TempDir(), "Maildir")
 		crashLoop(t, 6, 600*time.Millisecond, "migrate", src, "maildir:"+root, "--ca-file", dv.CAFile, "--state", t.TempDir(), "--no-progress")
 		checkReport(t, "IMAP → Maildir after kill -9", corpus.Compare(msgs, dovecottest.DumpMaildir(t, root), compareAll))
+		// The run that finished removed what the killed ones left in tmp/.
+		left, _ := filepath.Glob(filepath.Join(root, "tmp", "*"))
+		sub, _ := filepath.Glob(filepath.Join(root, ".*", "tmp", "*"))
+		if left = append(left, sub...); len(left) > 0 {
+			t.Errorf("tmp/ files left after the last run: %v", left)
+		}
 	})
 }
 
