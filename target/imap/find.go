@@ -48,14 +48,20 @@ type folderMark struct {
 
 func (m folderMark) String() string { return fmt.Sprintf("%d:%d", m.validity, m.next) }
 
-// noteMark records what the server said about a folder. Any UIDNEXT seen,
-// and any stored UID plus one, is a lower bound for what is stored next:
-// the highest is kept.
+// noteMark records where a folder stands. What the server says (SELECT,
+// STATUS) replaces what was known: it is current, and lower than before
+// only when the folder was re-created under the same UIDVALIDITY (a
+// server at fault, but then only the new value is a bound). A stored UID
+// plus one only raises the mark.
 func (t *Target) noteMark(server string, validity uint32, next imap.UID) {
+	t.setMark(server, validity, next, true)
+}
+
+func (t *Target) setMark(server string, validity uint32, next imap.UID, fresh bool) {
 	if validity == 0 || next == 0 {
 		return
 	}
-	if m, ok := t.marks[server]; ok && m.validity == validity && m.next >= next {
+	if m, ok := t.marks[server]; ok && !fresh && m.validity == validity && m.next >= next {
 		return
 	}
 	if t.marks == nil {
@@ -66,7 +72,7 @@ func (t *Target) noteMark(server string, validity uint32, next imap.UID) {
 
 func (t *Target) noteReceipt(server, receipt string) {
 	if v, uid, ok := parseReceipt(receipt); ok && uid < math.MaxUint32 {
-		t.noteMark(server, v, uid+1)
+		t.setMark(server, v, uid+1, false)
 	}
 }
 

@@ -221,6 +221,7 @@ func (t *Target) ensureServer(ctx context.Context, canonical string) error {
 			}
 		}
 		t.existing[name] = true
+		delete(t.marks, name) // a new folder: what was known of the old one is void
 		if i == len(parts) {
 			serr := t.short(ctx, fmt.Sprintf("subscribe folder %q", name), func(c *imapclient.Client) error {
 				return c.Subscribe(name).Wait()
