@@ -484,27 +484,3 @@ func TestRefusedKeepsSession(t *testing.T) {
 		})
 	}
 }
-
-// TestMultiAppendOverQuota: a MULTIAPPEND refused for quota is over quota
-// for each of its messages (none stored; sending them alone is no use).
-func TestMultiAppendOverQuota(t *testing.T) {
-	f := &fakeMulti{answer: func(appendReq, int) string { return "NO Over quota" }}
-	p := dialPipe(t, f.start(t))
-	ctx := context.Background()
-	tg := &Target{}
-	var waits []func() (string, error)
-	for i := range 3 {
-		b := fakeBody(i)
-		d := delivery("INBOX", b, "")
-		w, err := p.send(ctx, "INBOX", d, nil, bytes.NewReader(b), func(err error) error { return tg.appendErr(ctx, d, err) })
-		if err != nil {
-			t.Fatal(err)
-		}
-		waits = append(waits, w)
-	}
-	for i, w := range waits {
-		if _, err := w(); failure.KindOf(err) != failure.Quota || !errors.Is(err, target.ErrFolderFull) {
-			t.Errorf("message %d: %v (kind %v)", i, err, failure.KindOf(err))
-		}
-	}
-}

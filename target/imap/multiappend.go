@@ -278,11 +278,8 @@ func (p *appendPipe) result(ctx context.Context, c *appendCmd, idx int, appendEr
 	}
 	if err := c.st.Err(); err != nil {
 		if c.n > 1 {
-			if qerr := appendErr(err); failure.KindOf(qerr) == failure.Quota {
-				// None stored, and sending them alone would only be
-				// refused again: the engine stops the folder.
-				return "", qerr
-			}
+			// Over quota too: the batch may be too big for the room
+			// left, while some of its messages still fit alone.
 			// RFC 3502: a refused MULTIAPPEND stores none of its
 			// messages. Which one the server minds is not said: each is
 			// sent again alone (the engine asks the target first).
