@@ -9,11 +9,13 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"mailferry/internal/corpus"
 	"mailferry/internal/dovecottest"
 	"mailferry/internal/failure"
 	"mailferry/internal/imapconn"
@@ -134,5 +136,55 @@ func TestDovecotMarkFind(t *testing.T) {
 	}
 	if refused == 0 || qdials.Load() > 2 {
 		t.Errorf("%d refused for quota, %d connections", refused, qdials.Load())
+	}
+}
+
+// TestDovecotInventoryScale measures Census and Inventory on a Dovecot
+// folder of MAILFERRY_INVENTORY_MESSAGES messages (skipped without it):
+//
+//	MAILFERRY_INVENTORY_MESSAGES=200000 go test ./target/imap -run InventoryScale -v
+func TestDovecotInventoryScale(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("MAILFERRY_INVENTORY_MESSAGES"))
+	if n <= 0 {
+		t.Skip("MAILFERRY_INVENTORY_MESSAGES not set")
+	}
+	dv := dovecottest.Start(t, dovecottest.Options{Users: []string{"dst"}})
+	base := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
+	msgs := make([]corpus.Message, n)
+	for i := range msgs {
+		id := fmt.Sprintf("<scale%d@example.org>", i)
+		msgs[i] = corpus.Message{Folder: "Big", MessageID: id, Date: base.Add(time.Duration(i) * time.Second),
+			Body: []byte(fmt.Sprintf("Message-ID: %s\r\nFrom: a@example.org\r\nSubject: %d\r\n\r\n%s\r\n", id, i, strings.Repeat("b", 200+i%800)))}
+	}
+	start := time.Now()
+	dv.Load(t, "dst", msgs)
+	t.Logf("loaded %d messages in %v", n, time.Since(start))
+	ctx := context.Background()
+	var dials atomic.Int32
+	tg, err := Open(ctx, dovecotConfig(t, dv, "dst", &dials))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tg.Close()
+	for _, pass := range []string{"cold", "warm"} {
+		start := time.Now()
+		c, err := tg.Census(ctx, "Big")
+		if err != nil || c.Messages != n {
+			t.Fatalf("Census = %+v, %v", c, err)
+		}
+		census := time.Since(start)
+		start = time.Now()
+		count := 0
+		err = tg.Inventory(ctx, "Big", func(s target.Stored) error {
+			if s.MessageID == "" || s.Size == 0 {
+				return fmt.Errorf("incomplete %+v", s)
+			}
+			count++
+			return nil
+		})
+		if err != nil || count != n {
+			t.Fatalf("Inventory: %d, %v", count, err)
+		}
+		t.Logf("%s: Census %v, Inventory of %d messages %v", pass, census, n, time.Since(start))
 	}
 }
