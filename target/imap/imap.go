@@ -4,15 +4,15 @@
 //
 // A Target is a main session on go-imap (folders, search, flags) and, when
 // the server has LITERAL+, a store session of its own (multiappend.go); the
-// main one is logged out while the store session works. go-imap v2 (beta.8)
-// closes the connection after some refused APPENDs; the Target then
-// reconnects transparently on the next call. Every failed operation drops
-// the connection for the same reason.
+// main one is logged out while the store session works. A store refused
+// with a tagged NO leaves its session as it was; go-imap v2 (beta.8)
+// closes the connection itself when it refuses a synchronizing literal,
+// and the Target then reconnects transparently on the next call, as after
+// any other failure.
 package imap
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -47,6 +47,9 @@ type Target struct {
 	noPipe bool
 	// haveNames: names has been loaded (it outlives the connection).
 	haveNames bool
+	// marks holds, per server folder, a UIDVALIDITY and a UID that every
+	// message stored from now on will reach (see Mark).
+	marks map[string]folderMark
 	// Log receives the notes about dropped keywords; nil: slog.Default().
 	Log *slog.Logger
 }
@@ -218,6 +221,7 @@ func (t *Target) ensureServer(ctx context.Context, canonical string) error {
 			}
 		}
 		t.existing[name] = true
+		delete(t.marks, name) // a new folder: what was known of the old one is void
 		if i == len(parts) {
 			serr := t.short(ctx, fmt.Sprintf("subscribe folder %q", name), func(c *imapclient.Client) error {
 				return c.Subscribe(name).Wait()
@@ -366,7 +370,7 @@ func (c *countingReader) Read(p []byte) (int, error) {
 
 // Put APPENDs one message, streamed, with its flags and internal date. The
 // receipt is "uidvalidity:uid" when the server has UIDPLUS, else "".
-func (t *Target) Put(ctx context.Context, d target.Delivery, body io.Reader) (string, error) {
+func (t *Target) Put(ctx context.Context, d target.Delivery, body io.Reader) (receipt string, err error) {
 	if _, err := t.conn(ctx); err != nil {
 		return "", err
 	}
@@ -379,7 +383,8 @@ func (t *Target) Put(ctx context.Context, d target.Delivery, body io.Reader) (st
 		return "", err
 	}
 	cr := &countingReader{r: body}
-	receipt, err := t.append(ctx, server, d, flags, cr)
+	defer func() { t.noteReceipt(server, receipt) }()
+	receipt, err = t.append(ctx, server, d, flags, cr)
 	if err != nil && imapconn.Code(err) == imap.ResponseCodeTryCreate {
 		delete(t.existing, server)
 		if cerr := t.ensureServer(ctx, d.Folder); cerr != nil {
@@ -423,14 +428,36 @@ func (t *Target) append(ctx context.Context, server string, d target.Delivery, f
 		err = cerr
 	}
 	if err != nil {
-		// beta.8 may have closed the connection (refused literal): start afresh.
-		t.drop()
+		if !refusedOnly(ctx, err, cerr, closeErr) {
+			t.drop()
+		}
 		return "", t.appendErr(ctx, d, err)
 	}
 	if data == nil || data.UID == 0 {
 		return "", nil
 	}
 	return fmt.Sprintf("%d:%d", data.UIDValidity, data.UID), nil
+}
+
+// refusedOnly reports a store the server refused with a tagged NO after
+// taking all of it: the session is as good as before (a refusal is an
+// answer). When go-imap had to give up the literal (refused before its
+// continuation) it closes the connection itself, and writeErr is set.
+func refusedOnly(ctx context.Context, err error, writeErrs ...error) bool {
+	for _, w := range writeErrs {
+		if w != nil {
+			return false
+		}
+	}
+	return ctx.Err() == nil && imapconn.IsNo(err)
+}
+
+// overQuota recognises an over-quota refusal without the [OVERQUOTA] code
+// (Cyrus: "NO Over quota") by its text; codes that say otherwise are
+// handled before.
+func overQuota(ie *imap.Error) bool {
+	return ie.Type == imap.StatusResponseTypeNo && ie.Code != imap.ResponseCodeTooBig &&
+		strings.Contains(strings.ToLower(ie.Text), "quota")
 }
 
 func (t *Target) appendErr(ctx context.Context, d target.Delivery, err error) error {
@@ -442,9 +469,10 @@ func (t *Target) appendErr(ctx context.Context, d target.Delivery, err error) er
 		return imapconn.Classify(fmt.Errorf("append to %q: %w", d.Folder, err))
 	}
 	werr := fmt.Errorf("append to %q: %w", d.Folder, err)
+	quota := failure.Mark(failure.Quota, fmt.Errorf("append to %q: %w (%w)", d.Folder, target.ErrFolderFull, err))
 	switch ie.Code {
 	case imap.ResponseCodeOverQuota:
-		return failure.Mark(failure.Quota, fmt.Errorf("append to %q: %w (%w)", d.Folder, target.ErrFolderFull, err))
+		return quota
 	case imap.ResponseCodeUnavailable, imap.ResponseCodeLimit, "THROTTLED", imap.ResponseCodeInUse, imap.ResponseCodeServerBug:
 		return failure.Mark(failure.Temporary, werr)
 	case imap.ResponseCodeTryCreate:
@@ -456,6 +484,9 @@ func (t *Target) appendErr(ctx context.Context, d target.Delivery, err error) er
 	}
 	if ie.Type == imap.StatusResponseTypeBye {
 		return failure.Mark(failure.Temporary, werr)
+	}
+	if overQuota(ie) {
+		return quota
 	}
 	reason := ie.Text
 	if ie.Code != "" {
@@ -476,136 +507,6 @@ func parseReceipt(r string) (uint32, imap.UID, bool) {
 		return 0, 0, false
 	}
 	return uint32(vv), imap.UID(uu), true
-}
-
-// Find looks in d.Folder for a message with d's fingerprint: candidates by
-// Message-ID (or, without one, by size and date), then the exact size, then
-// the SHA-256 of the bytes. Two different messages with the same Message-ID
-// never match each other.
-func (t *Target) Find(ctx context.Context, d target.Delivery) (string, bool, error) {
-	if _, err := t.conn(ctx); err != nil {
-		return "", false, err
-	}
-	if t.existing == nil || !t.existing[t.names.ToServer(d.Folder)] {
-		if _, err := t.loadFolders(ctx); err != nil {
-			return "", false, err
-		}
-	}
-	server := t.names.ToServer(d.Folder)
-	if !t.existing[server] {
-		return "", false, nil
-	}
-	sd, err := t.selectFolder(ctx, server, true)
-	if err != nil {
-		return "", false, err
-	}
-	fp := d.Fingerprint
-	crit := &imap.SearchCriteria{}
-	if fp.MessageID != "" {
-		crit.Header = []imap.SearchCriteriaHeaderField{{Key: "Message-ID", Value: fp.MessageID}}
-	} else {
-		if fp.Size > 0 {
-			crit.Larger, crit.Smaller = fp.Size-1, fp.Size+1
-		}
-		if !d.Date.IsZero() {
-			crit.Since, crit.Before = d.Date.AddDate(0, 0, -1), d.Date.AddDate(0, 0, 2)
-		}
-	}
-	var uids []imap.UID
-	err = t.short(ctx, fmt.Sprintf("search folder %q", d.Folder), func(c *imapclient.Client) error {
-		sr, err := c.UIDSearch(crit, nil).Wait()
-		if err != nil {
-			return err
-		}
-		uids = sr.AllUIDs()
-		return nil
-	})
-	if err != nil || len(uids) == 0 {
-		return "", false, err
-	}
-	// Narrow by size.
-	var set imap.UIDSet
-	for _, u := range uids {
-		set.AddNum(u)
-	}
-	var sized []imap.UID
-	err = t.short(ctx, fmt.Sprintf("fetch sizes in %q", d.Folder), func(c *imapclient.Client) error {
-		msgs, err := c.Fetch(set, &imap.FetchOptions{UID: true, RFC822Size: true}).Collect()
-		if err != nil {
-			return err
-		}
-		for _, m := range msgs {
-			if fp.Size == 0 || m.RFC822Size == fp.Size {
-				sized = append(sized, m.UID)
-			}
-		}
-		return nil
-	})
-	if err != nil || len(sized) == 0 {
-		return "", false, err
-	}
-	// Copies that already stand for another source message do not count.
-	free := sized[:0]
-	for _, u := range sized {
-		if d.Taken == nil || !d.Taken(fmt.Sprintf("%d:%d", sd.UIDValidity, u)) {
-			free = append(free, u)
-		}
-	}
-	sized = free
-	var zero [32]byte
-	if fp.SHA256 == zero {
-		// No hash to compare: accept only an unambiguous Message-ID match.
-		if fp.MessageID != "" && len(sized) == 1 {
-			return fmt.Sprintf("%d:%d", sd.UIDValidity, sized[0]), true, nil
-		}
-		return "", false, nil
-	}
-	for _, u := range sized {
-		sum, err := t.hash(ctx, u)
-		if err != nil {
-			return "", false, fmt.Errorf("find in %q: %w", d.Folder, err)
-		}
-		if sum == fp.SHA256 {
-			return fmt.Sprintf("%d:%d", sd.UIDValidity, u), true, nil
-		}
-	}
-	return "", false, nil
-}
-
-// hash returns the SHA-256 of a message's bytes, streamed.
-func (t *Target) hash(ctx context.Context, uid imap.UID) ([32]byte, error) {
-	var sum [32]byte
-	c, err := t.conn(ctx)
-	if err != nil {
-		return sum, err
-	}
-	stop := imapconn.CloseOnDone(ctx, c)
-	defer stop()
-	section := &imap.FetchItemBodySection{Peek: true}
-	cmd := c.Fetch(imap.UIDSetNum(uid), &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{section}})
-	found := false
-	for m := cmd.Next(); m != nil; m = cmd.Next() {
-		for it := m.Next(); it != nil; it = m.Next() {
-			if b, ok := it.(imapclient.FetchItemDataBodySection); ok && b.Literal != nil {
-				h := sha256.New()
-				if _, err := io.Copy(h, b.Literal); err != nil {
-					cmd.Close()
-					t.drop()
-					return sum, imapconn.Wrap(ctx, fmt.Errorf("read message %d: %w", uid, err))
-				}
-				copy(sum[:], h.Sum(nil))
-				found = true
-			}
-		}
-	}
-	if err := cmd.Close(); err != nil {
-		t.drop()
-		return sum, imapconn.Wrap(ctx, fmt.Errorf("fetch message %d: %w", uid, err))
-	}
-	if !found {
-		return sum, fmt.Errorf("fetch message %d: no body returned", uid)
-	}
-	return sum, nil
 }
 
 // SetFlags replaces the flags of a stored message (UID STORE FLAGS.SILENT).

@@ -156,6 +156,10 @@ func TestFind(t *testing.T) {
 	c := msg("<dup@x>", "third, longer body")
 	noID := msg("", "no message id here")
 	da, db, dc, dn := delivery("INBOX", a, "<dup@x>"), delivery("INBOX", b, "<dup@x>"), delivery("INBOX", c, "<dup@x>"), delivery("INBOX", noID, "")
+	db.Date = db.Date.Add(time.Second)
+	// Same Message-ID, internal date and size as a, other bytes: as far
+	// as the target can tell, a copy of it the server rewrote.
+	dr := delivery("INBOX", b, "<dup@x>")
 
 	tests := []struct {
 		name string
@@ -185,15 +189,20 @@ func TestFind(t *testing.T) {
 		want bool
 	}{
 		{"stored", da, true},
-		{"same id and size, other bytes", db, false},
+		{"same id and size, other bytes and date", db, false},
 		{"same id, other size", dc, false},
 		{"no message-id", dn, true},
+		{"same id, date and size, other bytes", dr, true},
 	}
 	for _, tt := range tests {
 		r, ok, err := tg.Find(ctx, tt.d)
 		if err != nil || ok != tt.want {
 			t.Errorf("%s: Find = %q, %v, %v", tt.name, r, ok, err)
 		}
+	}
+	dr.Taken = func(r string) bool { return r == ra }
+	if r, ok, err := tg.Find(ctx, dr); ok || err != nil {
+		t.Errorf("a's copy taken: Find = %q, %v, %v", r, ok, err)
 	}
 	rb, err := tg.Put(ctx, db, bytes.NewReader(b))
 	if err != nil {

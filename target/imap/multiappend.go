@@ -41,6 +41,9 @@ type appendPipe struct {
 	selected string     // server name of the folder SELECTed on s
 	open     *appendCmd // the command still being written (MULTIAPPEND)
 	sent     []*appendCmd
+	// onSelect, when set, learns the UIDVALIDITY and UIDNEXT of each
+	// folder SELECTed (the Target's marks).
+	onSelect func(server string, validity uint32, next imap.UID)
 }
 
 // appendCmd is one APPEND (or SELECT) command and, once answered, its
@@ -56,6 +59,30 @@ type appendCmd struct {
 	err      error // no answer: the outcome is unknown
 	validity uint32
 	uids     []imap.UID
+	sel      bool     // a SELECT: its untagged data carry validity and next
+	next     imap.UID // UIDNEXT of a SELECT
+}
+
+// untagged reads a SELECT's "* OK [UIDVALIDITY n]" and "* OK [UIDNEXT n]".
+func (c *appendCmd) untagged(line string) {
+	if !c.sel || len(line) < 6 || !strings.EqualFold(line[:6], "* OK [") {
+		return
+	}
+	inner, _, ok := strings.Cut(line[6:], "]")
+	if !ok {
+		return
+	}
+	code, arg, _ := strings.Cut(inner, " ")
+	n, err := strconv.ParseUint(strings.TrimSpace(arg), 10, 32)
+	if err != nil || n == 0 {
+		return
+	}
+	switch strings.ToUpper(code) {
+	case "UIDVALIDITY":
+		c.validity = uint32(n)
+	case "UIDNEXT":
+		c.next = imap.UID(n)
+	}
 }
 
 func newAppendPipe(s *imapconn.Raw) *appendPipe {
@@ -155,7 +182,7 @@ func (p *appendPipe) selectFolder(ctx context.Context, server, folder string) er
 	if err := p.end(); err != nil {
 		return imapconn.Wrap(ctx, fmt.Errorf("select %q: %w", folder, err))
 	}
-	c := &appendCmd{tag: p.s.Tag(), server: server, folder: folder}
+	c := &appendCmd{tag: p.s.Tag(), server: server, folder: folder, sel: true}
 	p.s.W().WriteString(c.tag + " SELECT ")
 	p.s.WriteMailbox(server)
 	p.s.W().WriteString("\r\n")
@@ -168,6 +195,9 @@ func (p *appendPipe) selectFolder(ctx context.Context, server, folder string) er
 		return imapconn.Classify(fmt.Errorf("select %q: %w", folder, err))
 	}
 	p.selected = server
+	if p.onSelect != nil {
+		p.onSelect(server, c.validity, c.next)
+	}
 	return nil
 }
 
@@ -214,7 +244,7 @@ func (p *appendPipe) wait(c *appendCmd) error {
 			return errors.New("internal error: waiting for a command that was not sent")
 		}
 		head := p.sent[0]
-		st, err := p.s.Wait(head.tag, nil)
+		st, err := p.s.Wait(head.tag, head.untagged)
 		if err != nil {
 			p.abandon(err)
 			break
@@ -248,6 +278,8 @@ func (p *appendPipe) result(ctx context.Context, c *appendCmd, idx int, appendEr
 	}
 	if err := c.st.Err(); err != nil {
 		if c.n > 1 {
+			// Over quota too: the batch may be too big for the room
+			// left, while some of its messages still fit alone.
 			// RFC 3502: a refused MULTIAPPEND stores none of its
 			// messages. Which one the server minds is not said: each is
 			// sent again alone (the engine asks the target first).

@@ -24,6 +24,20 @@ var _ target.Pipeliner = (*Target)(nil)
 // the connection (go-imap beta.8); the APPENDs after it then fail as well
 // and are retried by the engine, which first asks Find whether they arrived.
 func (t *Target) Send(ctx context.Context, d target.Delivery, body io.Reader) (func() (string, error), error) {
+	wait, err := t.send(ctx, d, body)
+	if err != nil {
+		return nil, err
+	}
+	return func() (string, error) {
+		r, err := wait()
+		if err == nil {
+			t.noteReceipt(t.names.ToServer(d.Folder), r)
+		}
+		return r, err
+	}, nil
+}
+
+func (t *Target) send(ctx context.Context, d target.Delivery, body io.Reader) (func() (string, error), error) {
 	if !t.haveNames {
 		if _, err := t.conn(ctx); err != nil {
 			return nil, err
@@ -89,7 +103,7 @@ func (t *Target) Send(ctx context.Context, d target.Delivery, body io.Reader) (f
 		defer stop()
 		data, err := cmd.Wait()
 		if err != nil {
-			if t.c == c {
+			if t.c == c && !refusedOnly(ctx, err) {
 				t.drop()
 			}
 			return "", t.appendErr(ctx, d, err)
@@ -149,5 +163,6 @@ func (t *Target) appender(ctx context.Context) (*appendPipe, error) {
 	// on their way leaves its outcome unknown (see appendPipe.abandon).
 	s.SetIOTimeout(max(2*t.cfg.Timeout, 2*time.Minute))
 	t.pipe = newAppendPipe(s)
+	t.pipe.onSelect = t.noteMark
 	return t.pipe, nil
 }
