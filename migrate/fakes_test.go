@@ -38,6 +38,8 @@ type memSource struct {
 	readDelay time.Duration
 	// identities: sessions implement source.Identifier.
 	identities bool
+	// listErrs: the next listErrs Lists fail as a dropped connection would.
+	listErrs atomic.Int64
 }
 
 type memMsg struct {
@@ -92,6 +94,9 @@ func (m *memSourceSession) Folders(ctx context.Context) ([]source.Folder, error)
 func (m *memSourceSession) List(ctx context.Context, f source.Folder) ([]source.Meta, error) {
 	if m.s.failList[f.Name] {
 		return nil, errors.New("NO [SERVERBUG] cannot open this folder (injected)")
+	}
+	if m.s.listErrs.Add(-1) >= 0 {
+		return nil, failure.Mark(failure.Temporary, errors.New("connection closed during FETCH (injected)"))
 	}
 	m.s.mu.Lock()
 	defer m.s.mu.Unlock()
@@ -224,6 +229,8 @@ type memTarget struct {
 	validity uint32
 	// noInventory: sessions do not implement target.Inventorier.
 	noInventory bool
+	// ensureErrs: the next ensureErrs Ensures fail with a temporary error.
+	ensureErrs atomic.Int64
 	// findErrs: the next findErrs Finds fail with a temporary error.
 	findErrs atomic.Int64
 	finds    atomic.Int64
@@ -328,6 +335,9 @@ func (m *memTargetSession) Folders(ctx context.Context) ([]source.Folder, error)
 }
 
 func (m *memTargetSession) Ensure(ctx context.Context, f source.Folder) (string, error) {
+	if m.t.ensureErrs.Add(-1) >= 0 {
+		return "", failure.Mark(failure.Temporary, errors.New("use of closed network connection during CREATE (injected)"))
+	}
 	m.t.mu.Lock()
 	defer m.t.mu.Unlock()
 	if _, ok := m.t.folders[f.Name]; !ok {

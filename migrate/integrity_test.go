@@ -90,3 +90,22 @@ func TestMaxSizeSkipsWithoutFailing(t *testing.T) {
 		t.Fatalf("copied %d skipped %d failed %d", sum.Copied, sum.SkippedMsgs, sum.Failed)
 	}
 }
+
+// TestDroppedConnectionWhileListingOrCreating: a connection dropped while
+// a source folder is listed or a target folder created is retried on a
+// fresh one; the folder is not skipped (the fault-proxy e2e test lost whole
+// folders this way).
+func TestDroppedConnectionWhileListingOrCreating(t *testing.T) {
+	s := newSource(map[string]int{"INBOX": 10, "Archive": 10})
+	s.listErrs.Store(3)
+	tg := newMemTarget()
+	tg.ensureErrs.Store(2)
+	sum, err := runOnce(t, context.Background(), t.TempDir(), s, tg, Options{Workers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Copied != 20 || sum.Failed != 0 {
+		t.Fatalf("copied %d failed %d (%+v)", sum.Copied, sum.Failed, sum.Failures)
+	}
+	checkExactlyOnce(t, s, tg)
+}

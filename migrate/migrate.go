@@ -332,7 +332,7 @@ func (e *engine) run(ctx context.Context) error {
 		return failure.Mark(failure.Config, errors.New("--delete-source: this source cannot delete messages"))
 	}
 
-	folders, err := e.prepare(ctx, &s0, t0)
+	folders, err := e.prepare(ctx, &s0, &t0)
 	if err != nil {
 		return err
 	}
@@ -425,15 +425,67 @@ type folderWork struct {
 }
 
 // prepare lists folders and messages and decides what to copy.
-func (e *engine) prepare(ctx context.Context, s0p *source.Source, t0 target.Target) ([]folderWork, error) {
-	s0 := *s0p
-	srcFolders, err := s0.Folders(ctx)
+// again runs op and, when it fails on the network (a connection reset,
+// closed or stalled while listing or creating a folder), reconnects with
+// reopen and tries again with backoff, up to Options.Retries times: a
+// dropped connection is no reason to skip a folder.
+func (e *engine) again(ctx context.Context, what string, reopen func() error, op func() error) error {
+	for n := 1; ; n++ {
+		err := op()
+		if err == nil || failure.KindOf(err) != failure.Temporary || fatal(err) || ctx.Err() != nil || n > e.o.Retries {
+			return err
+		}
+		e.log.Warn(what+" failed; reconnecting", "attempt", n, "err", err)
+		if err := e.backoff(ctx, n); err != nil {
+			return err
+		}
+		if err := reopen(); err != nil {
+			return err
+		}
+	}
+}
+
+// reopenPrep replaces a listing session (*sp) with a fresh one, retrying
+// with backoff; the old one is closed.
+func reopenPrep[S interface{ Close() error }](ctx context.Context, e *engine, sp *S, open func(context.Context) (S, error), side string) func() error {
+	return func() error {
+		(*sp).Close()
+		var err error
+		for n := 1; n <= e.o.Retries; n++ {
+			var s S
+			if s, err = open(ctx); err == nil {
+				*sp = s
+				return nil
+			}
+			if fatal(err) {
+				break
+			}
+			if err := e.backoff(ctx, n); err != nil {
+				return err
+			}
+		}
+		return fmt.Errorf("reconnect to the %s: %w", side, err)
+	}
+}
+
+func (e *engine) prepare(ctx context.Context, s0p *source.Source, t0p *target.Target) ([]folderWork, error) {
+	srcAgain := reopenPrep(ctx, e, s0p, func(ctx context.Context) (source.Source, error) { return e.srcOpen(ctx) }, "source")
+	tgtAgain := reopenPrep(ctx, e, t0p, func(ctx context.Context) (target.Target, error) { return e.tgtOpen(ctx) }, "target")
+	var srcFolders []source.Folder
+	err := e.again(ctx, "list source folders", srcAgain, func() (err error) {
+		srcFolders, err = (*s0p).Folders(ctx)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("list source folders: %w", err)
 	}
 	var tgtFolders []source.Folder
-	if fl, ok := t0.(target.FolderLister); ok {
-		if tgtFolders, err = fl.Folders(ctx); err != nil {
+	if _, ok := (*t0p).(target.FolderLister); ok {
+		err := e.again(ctx, "list target folders", tgtAgain, func() (err error) {
+			tgtFolders, err = (*t0p).(target.FolderLister).Folders(ctx)
+			return err
+		})
+		if err != nil {
 			return nil, fmt.Errorf("list target folders: %w", err)
 		}
 	}
@@ -472,9 +524,9 @@ func (e *engine) prepare(ctx context.Context, s0p *source.Source, t0 target.Targ
 		}
 	}
 	// What the journal credits to each target folder (see reconcile.go).
-	inv, _ := t0.(target.Inventorier)
+	_, inventories := (*t0p).(target.Inventorier)
 	creditedTo := map[string]int{}
-	if inv != nil {
+	if inventories {
 		cr := e.credits()
 		for i, p := range plans {
 			// A renamed folder's credits point at the old target folder.
@@ -496,7 +548,10 @@ func (e *engine) prepare(ctx context.Context, s0p *source.Source, t0 target.Targ
 		// A dry run maps names but creates nothing on the target.
 		name, err := p.target, error(nil)
 		if !e.o.DryRun {
-			name, err = t0.Ensure(ctx, source.Folder{Name: p.target, SpecialUse: specialUse(p.src)})
+			err = e.again(ctx, "create a target folder", tgtAgain, func() (err error) {
+				name, err = (*t0p).Ensure(ctx, source.Folder{Name: p.target, SpecialUse: specialUse(p.src)})
+				return err
+			})
 		}
 		if err != nil {
 			if k := failure.KindOf(err); k == failure.Auth || k == failure.TLS || k == failure.Fatal || ctx.Err() != nil {
@@ -511,13 +566,17 @@ func (e *engine) prepare(ctx context.Context, s0p *source.Source, t0 target.Targ
 		}
 		fs.target, fsum.Target = name, name
 		e.o.Stats.setFolder(p.src.Name)
-		metas, err := s0.List(ctx, p.src)
-		var vc *source.ValidityChangedError
-		if errors.As(err, &vc) {
-			// Changed between LIST and SELECT: take the new value.
-			p.src.Validity, fs.src.Validity = vc.New, vc.New
-			metas, err = s0.List(ctx, p.src)
-		}
+		var metas []source.Meta
+		err = e.again(ctx, "list a source folder", srcAgain, func() (err error) {
+			metas, err = (*s0p).List(ctx, p.src)
+			var vc *source.ValidityChangedError
+			if errors.As(err, &vc) {
+				// Changed between LIST and SELECT: take the new value.
+				p.src.Validity, fs.src.Validity = vc.New, vc.New
+				metas, err = (*s0p).List(ctx, p.src)
+			}
+			return err
+		})
 		if err != nil {
 			if fatal(err) || ctx.Err() != nil {
 				return nil, fmt.Errorf("list messages of %q: %w", p.src.Name, err)
@@ -526,12 +585,9 @@ func (e *engine) prepare(ctx context.Context, s0p *source.Source, t0 target.Targ
 			e.log.Error("cannot list a source folder; skipping it", "folder", p.src.Name, "err", err)
 			e.sum.fail(fsum, Failure{Folder: p.src.Name, Reason: fmt.Sprintf("list the folder: %v", err)})
 			// The session may be unusable after that: start a fresh one.
-			s0.Close()
-			if s0, err = e.srcOpen(ctx); err != nil {
-				*s0p = nil
-				return nil, fmt.Errorf("reconnect to the source: %w", err)
+			if err := srcAgain(); err != nil {
+				return nil, err
 			}
-			*s0p = s0
 			continue
 		}
 		fsum.Listed = len(metas)
@@ -548,8 +604,12 @@ func (e *engine) prepare(ctx context.Context, s0p *source.Source, t0 target.Targ
 		shared := map[string]bool{} // another source message has the same Message-ID and date
 		alike := map[string]bool{}  // ... and the same size: only the bytes tell them apart
 		named := map[string]target.Stored{}
-		if inv != nil && fs.recon == nil {
-			x, err = e.folderInventory(ctx, inv, name, creditedTo[p.target], e.receiptValidity(fs.keyName, p.src.Validity, metas))
+		if inventories && fs.recon == nil {
+			err = e.again(ctx, "read what a target folder holds", tgtAgain, func() (err error) {
+				inv, _ := (*t0p).(target.Inventorier)
+				x, err = e.folderInventory(ctx, inv, name, creditedTo[p.target], e.receiptValidity(fs.keyName, p.src.Validity, metas))
+				return err
+			})
 			if err != nil {
 				if fatal(err) || ctx.Err() != nil {
 					return nil, err
@@ -590,8 +650,19 @@ func (e *engine) prepare(ctx context.Context, s0p *source.Source, t0 target.Targ
 				}
 			}
 			if len(want) > 0 {
-				if ids, err = e.identities(ctx, s0, p.src, metas, want); err != nil {
-					return nil, fmt.Errorf("read message identities of %q: %w", p.src.Name, err)
+				err = e.again(ctx, "read the identities of a source folder's messages", srcAgain, func() (err error) {
+					ids, err = e.identities(ctx, *s0p, p.src, want)
+					return err
+				})
+				if err != nil {
+					if fatal(err) || ctx.Err() != nil {
+						return nil, fmt.Errorf("read message identities of %q: %w", p.src.Name, err)
+					}
+					e.log.Warn("could not read the source's message identities; matching by date and size", "folder", p.src.Name, "err", err)
+					ids = listedIdentities(metas, want)
+				}
+				if ids == nil {
+					ids = listedIdentities(metas, want)
 				}
 				seen := map[identity]int{}
 				for _, id := range ids {
@@ -640,7 +711,7 @@ func (e *engine) prepare(ctx context.Context, s0p *source.Source, t0 target.Targ
 				}
 				if e.o.SyncFlags && !sameFlags(flags, m.Flags) {
 					ent, _ := e.j.Get(k)
-					if err := e.syncFlags(ctx, t0, fs, k, ent, m); err != nil {
+					if err := e.syncFlags(ctx, *t0p, fs, k, ent, m); err != nil {
 						return nil, err
 					}
 				}

@@ -213,33 +213,36 @@ func (e *engine) receiptValidity(keyName string, validity uint32, metas []source
 	return 0
 }
 
-// identities returns the identity of each message of metas that needs one
-// (want[id]), from the source's Identifier when it has one, else from the
-// listing (no Message-ID: date and size must match).
-func (e *engine) identities(ctx context.Context, s source.Source, f source.Folder, metas []source.Meta, want map[string]bool) (map[string]source.Identity, error) {
-	out := make(map[string]source.Identity, len(want))
-	if idr, ok := s.(source.Identifier); ok {
-		err := idr.Identities(ctx, f, func(id source.Identity) error {
-			if want[id.ID] {
-				out[id.ID] = id
-			}
-			return nil
-		})
-		if err == nil {
-			return out, nil
-		}
-		if fatal(err) || ctx.Err() != nil {
-			return nil, err
-		}
-		e.log.Warn("could not read the source's message identities; matching by date and size", "folder", f.Name, "err", err)
-		clear(out)
+// identities returns the identity of each message the caller wants, from
+// the source's Identifier; without one, from the listing (no Message-ID:
+// date and size must match).
+func (e *engine) identities(ctx context.Context, s source.Source, f source.Folder, want map[string]bool) (map[string]source.Identity, error) {
+	idr, ok := s.(source.Identifier)
+	if !ok {
+		return nil, nil
 	}
+	out := make(map[string]source.Identity, len(want))
+	err := idr.Identities(ctx, f, func(id source.Identity) error {
+		if want[id.ID] {
+			out[id.ID] = id
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// listedIdentities are identities from the listing alone.
+func listedIdentities(metas []source.Meta, want map[string]bool) map[string]source.Identity {
+	out := make(map[string]source.Identity, len(want))
 	for _, m := range metas {
 		if want[m.ID] {
 			out[m.ID] = source.Identity{ID: m.ID, Date: m.Received, Size: m.Size}
 		}
 	}
-	return out, nil
+	return out
 }
 
 // folderInventory decides whether target folder T must be reconciled and,

@@ -11,10 +11,13 @@ import (
 
 // sameAccount reports whether a and b are the same mailbox, so that a
 // migration would copy an account into itself (every message doubled).
-// IMAP and POP3 endpoints of one server are one account when the users are
-// equal (case-insensitive) and the hosts are the same after resolving,
-// whatever the port and scheme (imap on 143 and imaps on 993 are one
-// server). Maildirs are the same directory after following symlinks.
+// Two IMAP endpoints are one account when the users are equal
+// (case-insensitive), the hosts are the same after resolving, and the ports
+// are equal or the standard pair (imap on 143 and imaps on 993 are one
+// server). Two servers on other ports of one host are taken as different
+// servers (tests and demos run several on 127.0.0.1), and so are a POP3
+// and an IMAP endpoint. Maildirs are the same directory after following
+// symlinks.
 func sameAccount(ctx context.Context, a, b *endpoint) bool {
 	if (a.scheme == "maildir") != (b.scheme == "maildir") {
 		return false
@@ -22,7 +25,12 @@ func sameAccount(ctx context.Context, a, b *endpoint) bool {
 	if a.scheme == "maildir" {
 		return samePath(a.path, b.path)
 	}
-	if !strings.EqualFold(a.user, b.user) {
+	imapScheme := func(s string) bool { return s == "imap" || s == "imaps" }
+	if !imapScheme(a.scheme) || !imapScheme(b.scheme) || !strings.EqualFold(a.user, b.user) {
+		return false
+	}
+	standard := func(p int) bool { return p == 143 || p == 993 }
+	if a.port != b.port && !(standard(a.port) && standard(b.port)) {
 		return false
 	}
 	if strings.EqualFold(a.host, b.host) {

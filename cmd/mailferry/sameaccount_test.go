@@ -23,9 +23,10 @@ func TestSameAccount(t *testing.T) {
 	}{
 		{"imaps://bob@127.0.0.1", "imaps://bob@127.0.0.1", true},
 		{"imaps://bob@localhost", "imap://bob@127.0.0.1:143", true},
-		{"imaps://bob@127.0.0.1:993", "imaps://Bob@127.0.0.1:10993", true},
+		{"imaps://bob@127.0.0.1:10993", "imaps://Bob@localhost:10993", true},
 		{"imap://bob@[::1]:143", "imaps://bob@127.0.0.1", true},
-		{"pop3s://bob@127.0.0.1", "imaps://bob@localhost", true},
+		{"imaps://bob@127.0.0.1:993", "imaps://bob@127.0.0.1:10993", false}, // two servers on one host
+		{"pop3s://bob@127.0.0.1", "imaps://bob@localhost", false},
 		{"imaps://bob@127.0.0.1", "imaps://amy@127.0.0.1", false},
 		{"imaps://bob@127.0.0.1", "imaps://bob@192.0.2.1", false},
 		{"imaps://bob@127.0.0.1", "maildir:" + real, false},

@@ -96,7 +96,7 @@ func TestTargetIsTheTruth(t *testing.T) {
 	checkReport(t, "IMAP after re-creating", corpus.Compare(msgs, dv.Dump(t, "dst"), compareAll))
 
 	// Source and target the same account, however spelled.
-	for _, tgt := range []string{src, srcOther, "imaps://src@127.0.0.1:1"} {
+	for _, tgt := range []string{src, srcOther, "imap://SRC@localhost:" + port + "?tls=none"} {
 		r := mf(t, secretEnv, "migrate", src, tgt, "--ca-file", dv.CAFile, "--state", t.TempDir())
 		if r.code != 2 || !strings.Contains(r.stderr, "same account") {
 			t.Errorf("migrate %s %s: want exit 2 'same account'\n%s", src, tgt, r)
