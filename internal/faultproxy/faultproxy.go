@@ -158,6 +158,7 @@ type Proxy struct {
 
 	mu     sync.Mutex
 	conns  int
+	bytes  [2]int64 // forwarded by finished connections, up and down
 	faults []Fault
 	links  map[*link]struct{}
 	closed bool
@@ -226,6 +227,14 @@ func (p *Proxy) Conns() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.conns
+}
+
+// Bytes is what the finished connections forwarded in each direction, to
+// size the offsets of a fault plan.
+func (p *Proxy) Bytes() (up, down int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.bytes[0], p.bytes[1]
 }
 
 // Close stops listening, aborts every open connection and waits for the
@@ -353,8 +362,13 @@ type link struct {
 func (l *link) run() {
 	defer l.p.wg.Done()
 	defer func() {
+		l.mu.Lock()
+		n := [2]int64{l.h[up].n, l.h[down].n}
+		l.mu.Unlock()
 		l.p.mu.Lock()
 		delete(l.p.links, l)
+		l.p.bytes[0] += n[0]
+		l.p.bytes[1] += n[1]
 		l.p.mu.Unlock()
 	}()
 	d := net.Dialer{Timeout: 10 * time.Second}
