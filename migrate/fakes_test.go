@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"mailferry/internal/failure"
+	"mailferry/internal/message"
 	"mailferry/source"
 	"mailferry/target"
 )
@@ -30,6 +31,13 @@ type memSource struct {
 	fetches        atomic.Int64
 	failedOnce     sync.Map // message id -> true once its injected failure happened
 	failList       map[string]bool
+	// failReads: folder/id -> how many more reads of it fail mid-body
+	// (after failDelay); readDelay slows every message down.
+	failReads map[string]int
+	failDelay time.Duration
+	readDelay time.Duration
+	// identities: sessions implement source.Identifier.
+	identities bool
 }
 
 type memMsg struct {
@@ -46,8 +54,27 @@ func (s *memSource) opener() source.Opener {
 			s.sessions.Add(-1)
 			return nil, failure.Mark(failure.Temporary, fmt.Errorf("login: -ERR [IN-USE] locked: %w", source.ErrSingleSession))
 		}
+		if s.identities {
+			return &memIdentSession{memSourceSession{s: s}}, nil
+		}
 		return &memSourceSession{s: s}, nil
 	}
+}
+
+type memIdentSession struct{ memSourceSession }
+
+func (m *memIdentSession) Identities(ctx context.Context, f source.Folder, fn func(source.Identity) error) error {
+	m.s.mu.Lock()
+	l := slices.Clone(m.s.msgs[f.Name])
+	m.s.mu.Unlock()
+	for _, msg := range l {
+		sc := new(message.Scanner)
+		sc.Write(msg.body)
+		if err := fn(source.Identity{ID: msg.id, MessageID: sc.MessageID(), Date: msg.date, Size: int64(len(msg.body))}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 type memSourceSession struct {
@@ -110,6 +137,18 @@ func (m *memSourceSession) Fetch(ctx context.Context, f source.Folder, ids []str
 			continue
 		}
 		var r io.Reader = bytes.NewReader(msg.body)
+		if m.s.readDelay > 0 {
+			time.Sleep(m.s.readDelay)
+		}
+		m.s.mu.Lock()
+		if m.s.failReads[f.Name+"/"+id] > 0 {
+			m.s.failReads[f.Name+"/"+id]--
+			m.s.mu.Unlock()
+			time.Sleep(m.s.failDelay)
+			r = &failingReader{r: r, left: len(msg.body) / 2}
+		} else {
+			m.s.mu.Unlock()
+		}
 		// Every n-th message fails mid-body on its first read only.
 		if n := m.s.fetches.Add(1); m.s.failFetchEvery > 0 && n%int64(m.s.failFetchEvery) == 0 {
 			if _, done := m.s.failedOnce.LoadOrStore(f.Name+"/"+id, true); !done {
@@ -181,6 +220,13 @@ type memTarget struct {
 	findByContent bool
 	// block: Put waits until the channel is closed (for cancellation tests)
 	block chan struct{}
+	// validity is the folders' UIDVALIDITY for Census (receipts say "1:").
+	validity uint32
+	// noInventory: sessions do not implement target.Inventorier.
+	noInventory bool
+	// findErrs: the next findErrs Finds fail with a temporary error.
+	findErrs atomic.Int64
+	finds    atomic.Int64
 }
 
 type storedMsg struct {
@@ -195,6 +241,9 @@ func newMemTarget() *memTarget { return &memTarget{folders: map[string][]storedM
 
 func (t *memTarget) opener() target.Opener {
 	return func(ctx context.Context) (target.Target, error) {
+		if t.noInventory {
+			return &memPlainSession{&memTargetSession{t: t}}, nil
+		}
 		if t.pipeline {
 			return &memPipeSession{memTargetSession{t: t}}, nil
 		}
@@ -222,6 +271,49 @@ func (t *memTarget) count() int {
 }
 
 type memTargetSession struct{ t *memTarget }
+
+// memPlainSession is a session with nothing but the Target methods (no
+// Census and Inventory).
+type memPlainSession struct{ target.Target }
+
+func (m *memTargetSession) Census(ctx context.Context, folder string) (target.Census, error) {
+	m.t.mu.Lock()
+	defer m.t.mu.Unlock()
+	v := m.t.validity
+	if v == 0 {
+		v = 1
+	}
+	return target.Census{Messages: len(m.t.folders[folder]), Validity: v}, nil
+}
+
+func (m *memTargetSession) Inventory(ctx context.Context, folder string, fn func(target.Stored) error) error {
+	m.t.mu.Lock()
+	l := slices.Clone(m.t.folders[folder])
+	m.t.mu.Unlock()
+	for _, st := range l {
+		sc := new(message.Scanner)
+		sc.Write(st.body)
+		if err := fn(target.Stored{Receipt: st.uid, MessageID: sc.MessageID(), Date: st.date, Size: int64(len(st.body))}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// preload stores messages as another tool (or a restored backup) would.
+func (t *memTarget) preload(folder string, msgs []memMsg) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	v := t.validity
+	if v == 0 {
+		v = 1
+	}
+	for _, msg := range msgs {
+		t.uid++
+		t.folders[folder] = append(t.folders[folder], storedMsg{body: msg.body, flags: slices.Clone(msg.flags), date: msg.date,
+			uid: strconv.Itoa(int(v)) + ":" + strconv.Itoa(t.uid)})
+	}
+}
 
 func (m *memTargetSession) RequiresCRLF() bool { return m.t.crlf }
 
@@ -302,7 +394,11 @@ func (m *memTargetSession) Put(ctx context.Context, d target.Delivery, body io.R
 		return "", failure.Mark(failure.Temporary, errors.New("connection reset (injected)"))
 	}
 	m.t.uid++
-	uid := "1:" + strconv.Itoa(m.t.uid)
+	v := m.t.validity
+	if v == 0 {
+		v = 1
+	}
+	uid := strconv.Itoa(int(v)) + ":" + strconv.Itoa(m.t.uid)
 	m.t.folders[d.Folder] = append(m.t.folders[d.Folder], storedMsg{body: b, flags: slices.Clone(d.Flags), date: d.Date, name: d.Name, uid: uid})
 	if fail {
 		return "", failure.Mark(failure.Temporary, errors.New("reply lost (injected)"))
@@ -311,6 +407,10 @@ func (m *memTargetSession) Put(ctx context.Context, d target.Delivery, body io.R
 }
 
 func (m *memTargetSession) Find(ctx context.Context, d target.Delivery) (string, bool, error) {
+	m.t.finds.Add(1)
+	if m.t.findErrs.Add(-1) >= 0 {
+		return "", false, failure.Mark(failure.Temporary, errors.New("connection reset during SEARCH (injected)"))
+	}
 	m.t.mu.Lock()
 	defer m.t.mu.Unlock()
 	for _, s := range m.t.folders[d.Folder] {

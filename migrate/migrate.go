@@ -120,13 +120,26 @@ type folderState struct {
 // (folderState.key), the date is kept in Unix seconds (all the planned
 // Maildir name needs; the body's own fetch brings the full date), and
 // equal flag lists share one slice (engine.internFlags).
+//
+// The life of one message (worker.go; one path for every target):
+//
+//	fresh    no intent, or an intent this run wrote and nothing sent yet:
+//	         it may be stored straight away (pipelined where the target can).
+//	unknown  pending != nil: an earlier run's intent without done, or a
+//	         store of this run whose answer was lost. It may be in the
+//	         target: deliver asks (Find) and stores only on a definite
+//	         "not there"; while the question has no answer, it waits.
+//	done     a done record is queued (copied, or found already there).
+//	failed   reported in the summary; the journal keeps its intent, so
+//	         the next run starts it as unknown.
 type item struct {
 	id       string
 	size     int64
 	received int64             // Unix seconds of the source's internal date; 0: none
 	flags    []string          // shared: never modify
-	pending  *checkpoint.Entry // an intent without done (an earlier run, or a store whose answer was lost)
-	retried  bool              // this run sent it; the outcome was unknown
+	pending  *checkpoint.Entry // unknown: the intent (folder, planned name, mark) of a store that may have landed
+	sentHere bool              // this run sent it (found later: copied, not "already there")
+	tries    uint8             // failures charged to this message while the run made no progress
 }
 
 // key is the journal key of message id of this folder.
@@ -191,6 +204,10 @@ type engine struct {
 	// mistakes a byte-identical twin still in flight for this message.
 	flyMu  sync.Mutex
 	flying map[string]int
+
+	// invs are the target folders' inventories read for reconciliation
+	// (nil: the folder needed none); written by prepare only.
+	invs map[string]*inventory
 }
 
 func (e *engine) begin(fpk string) {
@@ -264,7 +281,7 @@ func (e *engine) claim(folder, receipt string) {
 func Run(ctx context.Context, src source.Opener, tgt target.Opener, j *checkpoint.Journal, o Options) (*Summary, error) {
 	o.defaults()
 	start := time.Now()
-	e := &engine{o: o, started: start, j: j, srcOpen: src, tgtOpen: tgt, sum: &Summary{}, log: o.Logger, rc: map[string]bool{}, flying: map[string]int{}}
+	e := &engine{o: o, started: start, j: j, srcOpen: src, tgtOpen: tgt, sum: &Summary{}, log: o.Logger, rc: map[string]bool{}, flying: map[string]int{}, invs: map[string]*inventory{}}
 	if o.MaxRate > 0 {
 		e.msgLimit = rate.NewLimiter(rate.Limit(o.MaxRate), 1)
 	}
@@ -439,26 +456,43 @@ func (e *engine) prepare(ctx context.Context, s0p *source.Source, t0 target.Targ
 		present[f.Name] = true
 	}
 
+	// A folder renamed on the source since the last run keeps its
+	// UIDVALIDITY: find the old name so its messages are not copied twice.
+	keyNames := make([]string, len(plans))
+	for i, p := range plans {
+		keyNames[i] = p.src.Name
+		if p.skip == "" && p.src.Validity != 0 && !known[p.src.Name][p.src.Validity] {
+			for name, vs := range known {
+				if vs[p.src.Validity] && !present[name] {
+					e.log.Info("folder renamed on the source since the last run", "old", name, "new", p.src.Name)
+					keyNames[i] = name
+					break
+				}
+			}
+		}
+	}
+	// What the journal credits to each target folder (see reconcile.go).
+	inv, _ := t0.(target.Inventorier)
+	creditedTo := map[string]int{}
+	if inv != nil {
+		cr := e.credits()
+		for i, p := range plans {
+			// A renamed folder's credits point at the old target folder.
+			if p.skip == "" && keyNames[i] == p.src.Name {
+				creditedTo[p.target] += cr[keyNames[i]][p.src.Validity]
+			}
+		}
+	}
+
 	var out []folderWork
-	for _, p := range plans {
+	for i, p := range plans {
 		fsum := &FolderSummary{Source: p.src.Name, Target: p.target, Skipped: p.skip}
 		e.sum.Folders = append(e.sum.Folders, fsum)
 		if p.skip != "" {
 			e.log.Info("folder skipped", "folder", p.src.Name, "reason", p.skip)
 			continue
 		}
-		fs := &folderState{plan: p, src: p.src, keyName: p.src.Name, sum: fsum}
-		// A folder renamed on the source since the last run keeps its
-		// UIDVALIDITY: find the old name so its messages are not copied twice.
-		if p.src.Validity != 0 && !known[p.src.Name][p.src.Validity] {
-			for name, vs := range known {
-				if vs[p.src.Validity] && !present[name] {
-					e.log.Info("folder renamed on the source since the last run", "old", name, "new", p.src.Name)
-					fs.keyName = name
-					break
-				}
-			}
-		}
+		fs := &folderState{plan: p, src: p.src, keyName: keyNames[i], sum: fsum}
 		// A dry run maps names but creates nothing on the target.
 		name, err := p.target, error(nil)
 		if !e.o.DryRun {
@@ -506,12 +540,71 @@ func (e *engine) prepare(ctx context.Context, s0p *source.Source, t0 target.Targ
 			fs.recon = e.fingerprints(fs.keyName)
 			e.log.Info("source folder UIDVALIDITY changed; matching by content", "folder", p.src.Name, "known", fs.recon.n)
 		}
+		// The target is the truth: reconcile when the journal cannot
+		// account for the folder's content.
+		var x *inventory
+		var ids map[string]source.Identity
+		gone := map[string]bool{}   // done in the journal, copy gone from the target
+		shared := map[string]bool{} // another source message has the same Message-ID and date
+		if inv != nil && fs.recon == nil {
+			x, err = e.folderInventory(ctx, inv, name, creditedTo[p.target], e.receiptValidity(fs.keyName, p.src.Validity, metas))
+			if err != nil {
+				if fatal(err) || ctx.Err() != nil {
+					return nil, err
+				}
+				e.log.Warn("could not reconcile with the target folder; trusting the journal", "folder", p.target, "err", err)
+				x = nil
+			}
+		}
+		if x != nil {
+			want := map[string]bool{}
+			for _, m := range metas {
+				k := Key(fs.keyName, p.src.Validity, m.ID)
+				done, _, ok := e.j.Status(k)
+				switch {
+				case ok && done && x.suspect:
+					// A copy credited to another folder (a rename, another
+					// --map) is trusted: only this folder was counted.
+					if ent, _ := e.j.Get(k); ent.Folder == x.folder && !x.claimReceipt(ent.Receipt) {
+						gone[m.ID], want[m.ID] = true, true
+					}
+				case ok && done:
+					if ent, _ := e.j.Get(k); ent.Receipt != "" {
+						x.claimReceipt(ent.Receipt)
+					}
+				default:
+					want[m.ID] = true
+				}
+			}
+			if len(want) > 0 {
+				if ids, err = e.identities(ctx, s0, p.src, metas, want); err != nil {
+					return nil, fmt.Errorf("read message identities of %q: %w", p.src.Name, err)
+				}
+				seen := map[identity]int{}
+				for _, id := range ids {
+					if id.MessageID != "" {
+						seen[identity{msgID: id.MessageID, unix: unixOrZero(id.Date)}]++
+					}
+				}
+				for _, id := range ids {
+					if seen[identity{msgID: id.MessageID, unix: unixOrZero(id.Date)}] > 1 {
+						shared[id.ID] = true
+					}
+				}
+			}
+			if len(gone) > 0 {
+				e.log.Warn("messages the journal credits are gone from the target; copying them again", "folder", p.target, "n", len(gone))
+			}
+		}
 		var items []item
 		var deleteOnly []string
 		for _, m := range metas {
 			fsum.ListedBytes += m.Size
 			k := Key(fs.keyName, p.src.Validity, m.ID)
 			done, flags, ok := e.j.Status(k) // memory only: a no-op re-run reads no file
+			if gone[m.ID] {
+				done, ok = false, false // copy it again as a new message
+			}
 			if ok && done {
 				fsum.AlreadyThere++
 				if e.o.DeleteSource {
@@ -525,12 +618,28 @@ func (e *engine) prepare(ctx context.Context, s0p *source.Source, t0 target.Targ
 				}
 				continue
 			}
+			if id, want := ids[m.ID]; want && x != nil {
+				if st, found := x.match(id, m.Size, shared[m.ID]); found {
+					fsum.AlreadyThere++
+					if !e.o.DryRun {
+						if err := e.j.Done(checkpoint.Record{Op: "done", Key: k, Folder: fs.target, Size: st.Size,
+							MsgID: st.MessageID, Receipt: st.Receipt, Flags: m.Flags}); err != nil {
+							return nil, failure.Mark(failure.Fatal, fmt.Errorf("journal: %w", err))
+						}
+						e.claim(fs.target, st.Receipt)
+						if e.o.DeleteSource {
+							deleteOnly = append(deleteOnly, m.ID)
+						}
+					}
+					continue
+				}
+			}
 			var ent checkpoint.Entry
 			if ok {
 				ent, _ = e.j.Get(k)
 			}
 			if e.o.MaxSize > 0 && m.Size > e.o.MaxSize {
-				e.sum.fail(fsum, Failure{Folder: p.src.Name, Key: m.ID, Size: m.Size,
+				e.sum.skip(fsum, Failure{Folder: p.src.Name, Key: m.ID, Size: m.Size,
 					Reason: fmt.Sprintf("larger than --max-size (%d > %d bytes)", m.Size, e.o.MaxSize)})
 				continue
 			}

@@ -28,7 +28,8 @@ type spool struct {
 	scan        *message.Scanner
 	converted   int
 	nulStripped int
-	nul         int // NUL bytes in the source bytes
+	nul         int   // NUL bytes in the source bytes
+	raw         int64 // bytes read from the source
 }
 
 // fill reads r to the end. With crlf, bare LF is converted to CRLF on the
@@ -51,7 +52,9 @@ func (s *spool) fill(r io.Reader, crlf, stripNUL bool) error {
 		nul = &nulStripper{w: w}
 		w = nul
 	}
-	if _, err := io.Copy(io.MultiWriter(s.scan, writerFunc(s.countNUL), w), r); err != nil {
+	n, err := io.Copy(io.MultiWriter(s.scan, writerFunc(s.countNUL), w), r)
+	s.raw = n
+	if err != nil {
 		return err
 	}
 	if conv != nil {

@@ -48,6 +48,8 @@ type FolderSummary struct {
 	Failed       int    `json:"failed"`
 	FlagsSynced  int    `json:"flags_synced,omitempty"`
 	Bytes        int64  `json:"bytes"`
+	// SkippedMsgs were left out on purpose (--max-size): not a failure.
+	SkippedMsgs int `json:"skipped_messages,omitempty"`
 }
 
 // Summary is the result of a run.
@@ -63,6 +65,8 @@ type Summary struct {
 	Deleted      int              `json:"deleted_from_source,omitempty"`
 	NotDeleted   int              `json:"not_deleted_from_source,omitempty"`
 	Failures     []Failure        `json:"failures,omitempty"`
+	SkippedMsgs  int              `json:"skipped_messages,omitempty"`
+	Skips        []Failure        `json:"skipped_list,omitempty"` // why each was skipped
 	Workers      int              `json:"workers"`
 	Elapsed      time.Duration    `json:"elapsed_ns"`
 	Interrupted  bool             `json:"interrupted,omitempty"`
@@ -84,6 +88,14 @@ func (s *Summary) add(fs *FolderSummary, fn func(*FolderSummary)) {
 	s.mu.Unlock()
 }
 
+// skip records a message left out on purpose (--max-size).
+func (s *Summary) skip(fs *FolderSummary, f Failure) {
+	s.mu.Lock()
+	fs.SkippedMsgs++
+	s.Skips = append(s.Skips, f)
+	s.mu.Unlock()
+}
+
 func (s *Summary) fail(fs *FolderSummary, f Failure) {
 	s.mu.Lock()
 	fs.Failed++
@@ -95,8 +107,9 @@ func (s *Summary) fail(fs *FolderSummary, f Failure) {
 func (s *Summary) totals() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.Copied, s.AlreadyThere, s.Failed, s.FlagsSynced, s.Bytes = 0, 0, 0, 0, 0
+	s.Copied, s.AlreadyThere, s.Failed, s.FlagsSynced, s.Bytes, s.SkippedMsgs = 0, 0, 0, 0, 0, 0
 	for _, f := range s.Folders {
+		s.SkippedMsgs += f.SkippedMsgs
 		s.Copied += f.Copied
 		s.AlreadyThere += f.AlreadyThere
 		s.Failed += f.Failed

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"mailferry/checkpoint"
@@ -31,6 +32,11 @@ type worker struct {
 	// unknownAt is when a store of this worker last ended with an unknown
 	// outcome (the connection died before the answer).
 	unknownAt time.Time
+	// mark is the target folder's mark taken before the current batch's
+	// stores (target.Marker), recorded in its intents.
+	mark string
+	// progress is the run's settled count at this worker's last failure.
+	progress int64
 }
 
 // settleDelay is how long after a store with an unknown outcome (and, on a
@@ -219,6 +225,13 @@ func (w *worker) copyBatch(ctx context.Context, b batch) error {
 
 // copyPass fetches and copies the given messages. With writeIntents, the
 // intents of those without one are made durable first.
+//
+// Retries converge: a failed attempt is charged to the message it was
+// handling (the first not yet handled when the failure came before any),
+// and only when no message of the run got settled since this worker's last
+// failure. A message is given up after more than Options.Retries charges;
+// the others go on. So a fault storm that still lets messages through
+// never fails a message, and a message that keeps failing alone does.
 func (w *worker) copyPass(ctx context.Context, fs *folderState, items []*item, writeIntents bool) error {
 	byID := make(map[string]*item, len(items))
 	var ids []string
@@ -236,6 +249,15 @@ func (w *worker) copyPass(ctx context.Context, fs *folderState, items []*item, w
 				Name: plannedName(k, it.received), Size: it.size})
 		}
 	}
+	if len(intents) > 0 {
+		// Where the target's messages stand before this batch's stores: a
+		// lookup after a lost answer (even after a crash) then looks only
+		// at what arrived since, and may recognise a rewritten copy.
+		w.mark = w.markOf(ctx, fs.target)
+		for i := range intents {
+			intents[i].Mark = w.mark
+		}
+	}
 	if err := w.e.j.Intents(ctx, intents); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -243,7 +265,6 @@ func (w *worker) copyPass(ctx context.Context, fs *folderState, items []*item, w
 		return failure.Mark(failure.Fatal, fmt.Errorf("journal: %w", err))
 	}
 	handled := map[string]bool{}
-	// attempt counts consecutive failures without progress.
 	for attempt := 1; len(ids) > 0; attempt++ {
 		if stop := fs.stopped.Load(); stop != nil {
 			for _, id := range ids {
@@ -256,14 +277,17 @@ func (w *worker) copyPass(ctx context.Context, fs *folderState, items []*item, w
 				return err
 			}
 		}
+		var cur *item // the message fn is handling
 		err := w.src.Fetch(ctx, fs.src, ids, func(m source.Meta, r io.Reader) error {
 			it := byID[m.ID]
 			if it == nil || handled[m.ID] {
 				return nil // not asked for (a server sending extra data)
 			}
+			cur = it
 			if err := w.copyOne(ctx, fs, it, m, r); err != nil {
 				return err
 			}
+			cur = nil
 			handled[m.ID] = true
 			return nil
 		})
@@ -274,7 +298,7 @@ func (w *worker) copyPass(ctx context.Context, fs *folderState, items []*item, w
 			}
 		}
 		if len(rest) < len(ids) {
-			attempt = 1 // progress: the next failure starts a new count
+			attempt = 1 // progress: the backoff starts again
 		}
 		ids = rest
 		if err == nil {
@@ -309,13 +333,20 @@ func (w *worker) copyPass(ctx context.Context, fs *folderState, items []*item, w
 			}
 			return err
 		}
-		if attempt > w.e.o.Retries {
-			for _, id := range ids {
-				w.failItem(fs, byID[id], fmt.Sprintf("read from the source: %v", err))
-			}
-			return nil
+		if cur == nil && len(ids) > 0 {
+			cur = byID[ids[0]]
 		}
-		w.e.log.Warn("source failed; reconnecting", "worker", w.id, "folder", fs.src.Name, "attempt", attempt, "err", err)
+		if cur != nil && w.charge(cur) {
+			reason := fmt.Sprintf("read from the source: %v", err)
+			var u *unknownError
+			if errors.As(err, &u) {
+				reason = fmt.Sprintf("an earlier store of it may have arrived, and the target could not be asked (%v); not sent again: run again to settle it", u.err)
+			}
+			w.failItem(fs, cur, reason)
+			handled[cur.id] = true
+			ids = slices.DeleteFunc(ids, func(id string) bool { return id == cur.id })
+		}
+		w.e.log.Warn("copy failed; reconnecting", "worker", w.id, "folder", fs.src.Name, "attempt", attempt, "err", err)
 		if err := w.e.backoff(ctx, attempt); err != nil {
 			return err
 		}
@@ -324,6 +355,39 @@ func (w *worker) copyPass(ctx context.Context, fs *folderState, items []*item, w
 		}
 	}
 	return nil
+}
+
+// charge counts a failed attempt against it, unless the run settled some
+// message since this worker's last failure, and reports whether it is out
+// of tries.
+func (w *worker) charge(it *item) bool {
+	st := w.e.o.Stats
+	if p := st.Copied.Load() + st.Already.Load(); p != w.progress {
+		w.progress = p
+		return false
+	}
+	it.tries++
+	return int(it.tries) > w.e.o.Retries
+}
+
+// markOf asks the target where its folder stands ("" when it cannot say;
+// a failure here costs only the lookup's precision, never a message).
+func (w *worker) markOf(ctx context.Context, folder string) string {
+	if w.tgt == nil {
+		if err := w.reopenTarget(ctx); err != nil {
+			return ""
+		}
+	}
+	m, ok := w.tgt.(target.Marker)
+	if !ok {
+		return ""
+	}
+	mark, err := m.Mark(ctx, folder)
+	if err != nil {
+		w.e.log.Debug("could not read the target folder's mark", "folder", folder, "err", err)
+		return ""
+	}
+	return mark
 }
 
 // failItem reports a message that could not be copied, known only from the
@@ -399,6 +463,13 @@ func (w *worker) copyOne(ctx context.Context, fs *folderState, it *item, m sourc
 	if m.Flags == nil {
 		m.Flags = it.flags
 	}
+	if it.size > 0 && w.spool.raw != it.size {
+		// Completeness is the source's framing (IMAP literal length, POP3
+		// terminator, file size at open), checked there; some servers'
+		// RFC822.SIZE is inexact, so a difference from the listing alone is
+		// only worth a line in the log.
+		w.e.log.Warn("the source delivered a different size than its listing announced", "folder", fs.src.Name, "id", m.ID, "listed", it.size, "delivered", w.spool.raw)
+	}
 	sp := &w.spool
 	msgID := sp.scan.MessageID()
 	size := sp.size
@@ -412,7 +483,12 @@ func (w *worker) copyOne(ctx context.Context, fs *folderState, it *item, m sourc
 		return refuse(*stop)
 	}
 	if w.e.o.MaxSize > 0 && size > w.e.o.MaxSize {
-		return refuse(fmt.Sprintf("larger than --max-size (%d > %d bytes)", size, w.e.o.MaxSize))
+		// Skipped on purpose, not failed (the listing's size was smaller).
+		w.e.sum.skip(fs.sum, Failure{Folder: fs.src.Name, Key: it.id, MessageID: msgID, Size: size,
+			Reason: fmt.Sprintf("larger than --max-size (%d > %d bytes)", size, w.e.o.MaxSize)})
+		w.e.o.Stats.DoneMsgs.Add(1)
+		w.e.o.Stats.DoneBytes.Add(it.size)
+		return nil
 	}
 	if w.e.imap && sp.nul > 0 && !w.e.o.StripNUL {
 		// IMAP servers refuse NUL bytes or alter them silently (Dovecot
@@ -431,36 +507,18 @@ func (w *worker) copyOne(ctx context.Context, fs *folderState, it *item, m sourc
 	rec := checkpoint.Record{Op: "done", Key: key, Folder: fs.target, Name: d.Name, Size: size, SHA256: shaHex, MsgID: msgID, Flags: m.Flags}
 	fl := inflight{fs: fs, it: it, d: d, rec: rec, conv: sp.converted > 0, nul: sp.nulStripped > 0, fpk: fpk}
 	if it.pending != nil {
-		// An interrupted run may have stored it: ask the target.
+		// Unknown: where the earlier store went and what it planned.
 		if it.pending.Folder != "" {
 			fl.d.Folder, fl.rec.Folder = it.pending.Folder, it.pending.Folder
 		}
 		if it.pending.Name != "" {
 			fl.d.Name, fl.rec.Name = it.pending.Name, it.pending.Name
 		}
-		// Copies of the same bytes still in flight must be settled first,
-		// or Find could take one of them for this message.
-		if err := w.drainAll(ctx); err != nil {
-			return err
-		}
-		if err := w.e.waitQuiet(ctx, fpk, 0); err != nil {
-			return err
-		}
-		receipt, ok, err := w.find(ctx, fl.d)
-		if err != nil {
-			return err
-		}
-		if ok && it.retried {
-			// Sent by this run; only the answer was lost.
-			return w.outcome(ctx, fl, receipt, nil)
-		}
-		if ok {
-			r := fl.rec
-			r.Receipt = receipt
-			return w.already(fs, it, r)
-		}
+		fl.d.Mark, fl.rec.Mark = it.pending.Mark, it.pending.Mark
+	} else {
+		fl.d.Mark = w.mark
 	}
-	if fs.recon != nil {
+	if it.pending == nil && fs.recon != nil {
 		fs.reconMu.Lock()
 		ent, ok := fs.recon.take(fpk)
 		fs.reconMu.Unlock()
@@ -475,50 +533,148 @@ func (w *worker) copyOne(ctx context.Context, fs *folderState, it *item, m sourc
 		}
 	}
 	if p, ok := w.tgt.(target.Pipeliner); ok && it.pending == nil {
-		window := pipelineWindow
-		if pd, ok := p.(target.PipelineDepther); ok {
-			window = max(1, pd.PipelineDepth())
+		return w.send(ctx, p, fl)
+	}
+	receipt, found, err := w.deliver(ctx, fl)
+	return w.settleOne(ctx, fl, receipt, found, err)
+}
+
+// send is the fast path for a fresh message on a pipelining target: the
+// store is written and its answer collected later by drainOne.
+func (w *worker) send(ctx context.Context, p target.Pipeliner, fl inflight) error {
+	window := pipelineWindow
+	if pd, ok := p.(target.PipelineDepther); ok {
+		window = max(1, pd.PipelineDepth())
+	}
+	if len(w.flight) >= window {
+		if err := w.drainOne(ctx); err != nil {
+			return err
 		}
-		if len(w.flight) >= window {
-			if err := w.drainOne(ctx); err != nil {
-				return err
+	}
+	body, err := w.body(ctx)
+	if err != nil {
+		return err
+	}
+	w.e.begin(fl.fpk)
+	wait, err := p.Send(ctx, fl.d, body)
+	if err == nil {
+		fl.wait = wait
+		w.flight = append(w.flight, fl)
+		return nil
+	}
+	w.e.end(fl.fpk)
+	if fatal(err) || ctx.Err() != nil || !failure.Retryable(err) {
+		// Fatal, or refused for good (too big, full): nothing stored.
+		if err := w.drainAll(ctx); err != nil {
+			return err
+		}
+		return w.outcome(ctx, fl, "", err)
+	}
+	// The session failed under this message: it may have landed. Settle
+	// what is in flight, then take the one path that asks first.
+	w.e.log.Warn("pipelined store failed; asking the target before sending again", "worker", w.id, "folder", fl.d.Folder, "err", err)
+	w.lost(fl)
+	if err := w.drainAll(ctx); err != nil {
+		return err
+	}
+	if w.tgt != nil {
+		w.tgt.Close()
+		w.tgt = nil
+	}
+	receipt, found, err := w.deliver(ctx, fl)
+	return w.settleOne(ctx, fl, receipt, found, err)
+}
+
+// lost marks fl's message unknown: this run sent it and the answer is lost.
+func (w *worker) lost(fl inflight) {
+	w.unknownAt = time.Now()
+	fl.it.pending = &checkpoint.Entry{Folder: fl.d.Folder, Name: fl.d.Name, Mark: fl.d.Mark}
+	fl.it.sentHere = true
+}
+
+// unknownError means the target could not be asked whether a message with
+// an unknown outcome arrived: the message must not be sent again now.
+type unknownError struct{ err error }
+
+func (e *unknownError) Error() string {
+	return "whether an earlier store arrived is unknown: " + e.err.Error()
+}
+func (e *unknownError) Unwrap() error { return e.err }
+
+// deliver is the one store path with an unknown outcome in it. A message
+// that may already be in the target (it.pending) is looked for first and
+// stored only on a definite "not there"; a store that fails on a broken
+// connection makes it unknown again. It returns the receipt and whether the
+// copy was found rather than stored by this call. When the target cannot be
+// asked, it returns an *unknownError and nothing is sent.
+func (w *worker) deliver(ctx context.Context, fl inflight) (receipt string, found bool, err error) {
+	for n := 1; ; n++ {
+		if fl.it.pending != nil {
+			// Copies of the same bytes still in flight must be settled
+			// first, or Find could take one of them for this message.
+			if err := w.drainAll(ctx); err != nil {
+				return "", false, err
+			}
+			if err := w.e.waitQuiet(ctx, fl.fpk, 0); err != nil {
+				return "", false, err
+			}
+			receipt, ok, err := w.find(ctx, fl.d)
+			if err != nil {
+				if fatal(err) || ctx.Err() != nil {
+					return "", false, err
+				}
+				return "", false, &unknownError{err}
+			}
+			if ok {
+				return receipt, true, nil
+			}
+		}
+		if w.tgt == nil {
+			if err := w.reopenTarget(ctx); err != nil {
+				return "", false, err
 			}
 		}
 		body, err := w.body(ctx)
 		if err != nil {
-			return err
+			return "", false, err
 		}
 		w.e.begin(fl.fpk)
-		wait, err := p.Send(ctx, fl.d, body)
-		if err == nil {
-			fl.wait = wait
-			w.flight = append(w.flight, fl)
-			return nil
-		}
+		receipt, err := w.tgt.Put(ctx, fl.d, body)
 		w.e.end(fl.fpk)
-		if fatal(err) || ctx.Err() != nil || !failure.Retryable(err) {
-			// Fatal, or refused for good (too big, full): nothing stored.
-			if err := w.drainAll(ctx); err != nil {
-				return err
+		if err == nil {
+			return receipt, false, nil
+		}
+		if fatal(err) || ctx.Err() != nil || !failure.Retryable(err) || n > w.e.o.Retries {
+			if failure.Retryable(err) && !fatal(err) && ctx.Err() == nil {
+				// Out of tries with the outcome unknown: the next run asks.
+				w.lost(fl)
 			}
-			return w.outcome(ctx, fl, "", err)
+			return "", false, err
 		}
-		// The session failed under this message: settle what is in flight,
-		// then take the plain path (it asks the target before a resend).
-		w.unknownAt = time.Now()
-		w.e.log.Warn("pipelined store failed; retrying", "worker", w.id, "folder", fl.d.Folder, "err", err)
-		if err := w.drainAll(ctx); err != nil {
-			return err
-		}
+		w.lost(fl)
+		w.e.log.Warn("store failed; asking the target before sending again", "worker", w.id, "folder", fl.d.Folder, "attempt", n, "err", err)
 		if w.tgt != nil {
 			w.tgt.Close()
 			w.tgt = nil
 		}
-		fl.it.pending = &checkpoint.Entry{Folder: fl.d.Folder, Name: fl.d.Name}
-		receipt, err := w.putChecked(ctx, fl)
-		return w.outcome(ctx, fl, receipt, err)
+		if err := w.e.backoff(ctx, n); err != nil {
+			return "", false, err
+		}
 	}
-	receipt, err := w.put(ctx, fl.d, fl.fpk)
+}
+
+// settleOne records what deliver said: found (copied by this run, or
+// already there from an earlier one), stored, refused, or unknown.
+func (w *worker) settleOne(ctx context.Context, fl inflight, receipt string, found bool, err error) error {
+	var u *unknownError
+	if errors.As(err, &u) {
+		return err // copyPass charges it and tries again later
+	}
+	if found && !fl.it.sentHere {
+		r := fl.rec
+		r.Receipt = receipt
+		return w.already(fl.fs, fl.it, r)
+	}
 	return w.outcome(ctx, fl, receipt, err)
 }
 
@@ -574,11 +730,9 @@ func (w *worker) drainOne(ctx context.Context) error {
 	receipt, err := fl.wait()
 	w.e.end(fl.fpk)
 	if err != nil && !fatal(err) && ctx.Err() == nil && failure.Retryable(err) {
-		// Unknown outcome (the connection went down): retry later, after
-		// asking the target.
-		w.unknownAt = time.Now()
-		fl.it.pending = &checkpoint.Entry{Folder: fl.d.Folder, Name: fl.d.Name}
-		fl.it.retried = true
+		// Unknown outcome (the connection went down): it goes round once
+		// more, through deliver, which asks the target first.
+		w.lost(fl)
 		w.retry = append(w.retry, fl.it)
 		return nil
 	}
@@ -605,63 +759,4 @@ func (w *worker) body(ctx context.Context) (io.Reader, error) {
 		body = &limitedReader{ctx: ctx, r: body, l: w.e.byteLimit}
 	}
 	return body, nil
-}
-
-// putChecked asks the target first (the message may have arrived), then
-// stores it with retries.
-func (w *worker) putChecked(ctx context.Context, fl inflight) (string, error) {
-	if err := w.e.waitQuiet(ctx, fl.fpk, 0); err != nil {
-		return "", err
-	}
-	receipt, ok, err := w.find(ctx, fl.d)
-	if err != nil {
-		return "", err
-	}
-	if ok {
-		return receipt, nil
-	}
-	return w.put(ctx, fl.d, fl.fpk)
-}
-
-// put stores the spooled message, retrying transient failures on a fresh
-// connection. Before a retry it asks the target whether the failed attempt
-// arrived after all (a lost APPEND response), so nothing is stored twice.
-func (w *worker) put(ctx context.Context, d target.Delivery, fpk string) (string, error) {
-	w.e.begin(fpk)
-	defer w.e.end(fpk)
-	for n := 1; ; n++ {
-		if w.tgt == nil {
-			if err := w.reopenTarget(ctx); err != nil {
-				return "", err
-			}
-		}
-		body, err := w.body(ctx)
-		if err != nil {
-			return "", err
-		}
-		receipt, err := w.tgt.Put(ctx, d, body)
-		if err == nil {
-			return receipt, nil
-		}
-		if !failure.Retryable(err) || ctx.Err() != nil || n > w.e.o.Retries {
-			return "", err
-		}
-		w.unknownAt = time.Now()
-		w.e.log.Warn("store failed; reconnecting", "worker", w.id, "folder", d.Folder, "attempt", n, "err", err)
-		if err := w.e.backoff(ctx, n); err != nil {
-			return "", err
-		}
-		if err := w.reopenTarget(ctx); err != nil {
-			return "", err
-		}
-		if err := w.e.waitQuiet(ctx, fpk, 1); err != nil {
-			return "", err
-		}
-		if err := w.settle(ctx); err != nil {
-			return "", err
-		}
-		if receipt, ok, err := w.tgt.Find(ctx, d); err == nil && ok {
-			return receipt, nil
-		}
-	}
 }

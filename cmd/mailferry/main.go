@@ -44,7 +44,7 @@ run resumes where it stopped, and a re-run copies only what is new.
 
 Usage:
   mailferry migrate SOURCE TARGET [flags]   copy what is not yet in TARGET
-  mailferry verify  SOURCE TARGET [flags]   check every SOURCE message is in TARGET
+  mailferry verify  SOURCE TARGET [flags]   check every SOURCE message is in TARGET once, with flags and date
   mailferry plan    SOURCE TARGET [flags]   show what migrate would copy, the quota and a time estimate
   mailferry batch   FILE.csv [flags]        migrate many accounts listed in a CSV file
   mailferry demo                            run a migration on built-in servers and sample mail
@@ -97,7 +97,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "demo":
 		return cmdDemo(args[1:], stdout, stderr)
 	case "help", "-h", "--help", "-help":
-		if len(args) > 1 {
+		if len(args) > 1 && !isHelp(args[1]) {
 			return run([]string{args[1], "--help"}, stdout, stderr)
 		}
 		fmt.Fprint(stdout, usageTop)
@@ -111,6 +111,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 var version = "0.1.0-dev"
+
+// isHelp reports whether arg asks for help (so that "help help" does not
+// ask itself for help forever).
+func isHelp(arg string) bool {
+	switch arg {
+	case "help", "-h", "--help", "-help":
+		return true
+	}
+	return false
+}
 
 // common holds the flags migrate and verify share.
 type common struct {
@@ -399,8 +409,12 @@ func cmdMigrate(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "mailferry migrate: %v\n", err)
 		return exitUsage
 	}
-	if c.src.scheme == "maildir" && c.tgt.scheme == "maildir" && c.src.path == c.tgt.path {
-		fmt.Fprintln(stderr, "mailferry migrate: source and target are the same Maildir")
+	if sameAccount(context.Background(), c.src, c.tgt) {
+		fmt.Fprintf(stderr, "mailferry migrate: source and target are the same account (%s and %s): every message would be copied into itself\n", c.src, c.tgt)
+		return exitUsage
+	}
+	if err := checkWritable(c.report); err != nil {
+		fmt.Fprintf(stderr, "mailferry migrate: --report: %v\n", err)
 		return exitUsage
 	}
 	rules, err := c.rules()
@@ -455,11 +469,15 @@ func cmdMigrate(args []string, stdout, stderr io.Writer) int {
 		if *dryRun {
 			printPlanFull(stdout, sum, gatherPlan(ctx, sum, srcOpen, tgtOpen, c.workers), c.src, c.tgt)
 		} else {
-			printSummary(stdout, sum, c.src, c.tgt)
+			printSummary(stdout, sum, c.src, c.tgt, err)
 		}
 		if c.report != "" {
 			if werr := writeJSON(c.report, sum); werr != nil {
-				fmt.Fprintf(stderr, "mailferry migrate: %v\n", werr)
+				fmt.Fprintf(stderr, "mailferry migrate: write the report: %v\n", werr)
+				if err == nil {
+					// The copy is done, but what was asked for is not.
+					return exitSomeFailed
+				}
 			}
 		}
 	}
@@ -501,6 +519,21 @@ func openJournal(stateDir string, parts ...string) (*checkpoint.Journal, error) 
 	return j, nil
 }
 
+// checkWritable finds out before a run whether the report file can be
+// written (its directory exists and takes a new file), so that a long copy
+// does not end in an error about it.
+func checkWritable(path string) error {
+	if path == "" {
+		return nil
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), ".mailferry-report-*")
+	if err != nil {
+		return fmt.Errorf("cannot write %s: %w", path, err)
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}
+
 func writeJSON(path string, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
@@ -513,17 +546,55 @@ func writeJSON(path string, v any) error {
 	return os.Rename(tmp, path)
 }
 
+// writeReport writes a report file whole or not at all (temporary file,
+// then rename).
+func writeReport(path string, write func(io.Writer) error) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	err = write(f)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write report: %w", err)
+	}
+	return os.Rename(tmp, path)
+}
+
 const usageVerify = `Usage: mailferry verify SOURCE TARGET [flags]
 
-Reads both sides and checks, folder by folder, that every source message is
-in the target exactly once (by Message-ID and size; --deep compares the
-SHA-256 of every body). Exit code 0 when nothing is missing or duplicated,
-1 otherwise.
+Reads both sides (the target as it is, never the journal) and checks, folder
+by folder, that every source message is in the target exactly once (matched
+by Message-ID and size; --deep by SHA-256 of every body), with its flags and
+its internal date. Each problem is named by folder, source ID (IMAP UID,
+POP3 UIDL, Maildir file), target ID and Message-ID:
+
+  missing     a source message with no copy in the target
+  duplicated  more copies in the target than in the source (all listed)
+  flags       a copy whose flags differ (compared as sets, only the flags a
+              target can hold: \Seen \Answered \Flagged \Draft \Deleted and
+              keywords; a POP3 source has none, so nothing to compare)
+  date        a copy whose internal date is more than a second off (a POP3
+              message's date is derived as migrate derives it: the newest
+              Received: header, else Date:)
+  extra       a target message with no source message (not a failure)
+
+The terminal shows the first 20 problems of each kind; --report FILE.json
+lists them all. Exit code 0 when every source message is in the target
+exactly once with its flags and date, 1 otherwise (--ignore-flags,
+--ignore-keywords and --ignore-dates leave those out of the check).
 `
 
 func cmdVerify(args []string, stdout, stderr io.Writer) int {
 	c := newCommon("verify", usageVerify, stderr)
 	deep := c.fs.Bool("deep", false, "compare the SHA-256 of every message body")
+	ignoreFlags := c.fs.Bool("ignore-flags", false, "do not compare flags")
+	ignoreKeywords := c.fs.Bool("ignore-keywords", false, "compare the system flags only (a target that refuses keywords)")
+	ignoreDates := c.fs.Bool("ignore-dates", false, "do not compare internal dates")
 	if err := c.parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
@@ -559,12 +630,13 @@ func cmdVerify(args []string, stdout, stderr io.Writer) int {
 	prog := startProgress(ctx, stats, progressOptions{noBar: c.noProgress || c.quiet, interval: c.stats, logger: c.logger, stderr: stderr, verb: "verifying"})
 	rep, err := migrate.Verify(ctx, srcOpen, tgtRead, migrate.VerifyOptions{
 		Folders: rules, Deep: *deep, CRLF: c.tgt.scheme == "imap" || c.tgt.scheme == "imaps", Logger: c.logger, Stats: stats,
+		IgnoreFlags: *ignoreFlags, IgnoreKeywords: *ignoreKeywords, IgnoreDates: *ignoreDates,
 	})
 	prog.stop()
 	if rep != nil {
-		printVerify(stdout, rep)
+		printVerify(stdout, rep, c.src, c.tgt)
 		if c.report != "" {
-			if werr := writeJSON(c.report, rep); werr != nil {
+			if werr := writeReport(c.report, rep.WriteJSON); werr != nil {
 				fmt.Fprintf(stderr, "mailferry verify: %v\n", werr)
 			}
 		}

@@ -328,6 +328,9 @@ func cmdPlan(args []string, stdout, stderr io.Writer) int {
 		}
 		return fail(exitUsage, err)
 	}
+	if sameAccount(context.Background(), c.src, c.tgt) {
+		return fail(exitUsage, fmt.Errorf("source and target are the same account (%s and %s): every message would be copied into itself", c.src, c.tgt))
+	}
 	rules, err := c.rules()
 	if err == nil {
 		err = c.setupLog(stderr)

@@ -129,13 +129,24 @@ func humanBytes(n int64) string { return batch.HumanBytes(n) }
 
 // printSummary prints what a run did: counts, bytes, time, rate, each
 // failure with its reason.
-func printSummary(w io.Writer, s *migrate.Summary, src, tgt fmt.Stringer) {
-	if s.Interrupted {
+//
+// A run that stopped on an error (runErr, not an interruption) says so and
+// claims nothing; one that stopped before it listed anything prints nothing
+// (the error on stderr is the whole story).
+func printSummary(w io.Writer, s *migrate.Summary, src, tgt fmt.Stringer, runErr error) {
+	stopped := runErr != nil && !s.Interrupted
+	if stopped && s.Copied+s.AlreadyThere+s.Failed == 0 {
+		return
+	}
+	switch {
+	case s.Interrupted:
 		fmt.Fprintf(w, "Interrupted: %s → %s\n", src, tgt)
-	} else {
+	case stopped:
+		fmt.Fprintf(w, "Stopped by an error: %s → %s (what was done so far)\n", src, tgt)
+	default:
 		fmt.Fprintf(w, "Done: %s → %s\n", src, tgt)
 	}
-	if s.Copied == 0 && s.Failed == 0 && !s.Interrupted {
+	if s.Copied == 0 && s.Failed == 0 && s.SkippedMsgs == 0 && !s.Interrupted && !stopped {
 		fmt.Fprintf(w, "  nothing to copy: all %d messages are already in the target\n", s.AlreadyThere)
 	}
 	fmt.Fprintf(w, "  copied         %d messages, %s\n", s.Copied, humanBytes(s.Bytes))
@@ -144,6 +155,9 @@ func printSummary(w io.Writer, s *migrate.Summary, src, tgt fmt.Stringer) {
 		fmt.Fprintf(w, "  flags updated  %d\n", s.FlagsSynced)
 	}
 	fmt.Fprintf(w, "  failed         %d\n", s.Failed)
+	if s.SkippedMsgs > 0 {
+		fmt.Fprintf(w, "  skipped        %d larger than --max-size (not a failure; listed in --report)\n", s.SkippedMsgs)
+	}
 	if s.Workers > 0 {
 		fmt.Fprintf(w, "  time           %s (%.0f messages/s, %.1f MB/s, %d workers)\n",
 			s.Elapsed.Round(time.Millisecond), s.MessagesPerSecond(), float64(s.Bytes)/1e6/max(s.Elapsed.Seconds(), 1e-9), s.Workers)
@@ -197,16 +211,123 @@ func printSummary(w io.Writer, s *migrate.Summary, src, tgt fmt.Stringer) {
 	}
 }
 
-func printVerify(w io.Writer, r *migrate.VerifyReport) {
+// verifyListCap is how many problems of each kind verify prints; the
+// report holds them all.
+const verifyListCap = 20
+
+func printVerify(w io.Writer, r *migrate.VerifyReport, src, tgt *endpoint) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "  FOLDER\tTARGET\tSOURCE\tIN TARGET\tMISSING\tEXTRA\tDUPLICATED\t")
+	fmt.Fprintln(tw, "  FOLDER\tTARGET\tSOURCE\tIN TARGET\tMISSING\tDUPLICATED\tFLAGS\tDATES\tEXTRA\t")
 	for _, f := range r.Folders {
-		fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t%d\t%d\t%d\t\n", f.Source, f.Target, f.SourceCount, f.TargetCount, f.Missing, f.Extra, f.Duplicated)
+		fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%d\t\n", f.Source, f.Target, f.SourceCount, f.TargetCount,
+			f.Missing, f.Duplicated, checked(r.FlagsChecked, f.FlagMismatches), checked(r.DatesChecked, f.DateMismatches), f.Extra)
 	}
 	tw.Flush()
-	if r.OK() {
-		fmt.Fprintf(w, "Verify: OK — every source message is in the target exactly once (%d extra in the target).\n", r.Extra)
-	} else {
-		fmt.Fprintf(w, "Verify: FAILED — %d missing, %d duplicated, %d extra.\n", r.Missing, r.Duplicated, r.Extra)
+	sid, tid := idLabel(src), idLabel(tgt)
+	kinds := []struct{ kind, title string }{
+		{migrate.ProblemMissing, "Missing from the target"},
+		{migrate.ProblemDuplicated, "Duplicated in the target"},
+		{migrate.ProblemFlags, "Flags differ (changed on the source since the copy? migrate --sync-flags brings them over)"},
+		{migrate.ProblemDate, "Internal dates differ"},
+		{migrate.ProblemExtra, "Extra in the target (not in the source; not a failure)"},
 	}
+	for _, k := range kinds {
+		n := 0
+		for _, f := range r.Folders {
+			for _, p := range f.Problems {
+				if p.Kind == k.kind {
+					n++
+				}
+			}
+		}
+		if n == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "%s: %d\n", k.title, n)
+		shown := 0
+		for _, f := range r.Folders {
+			for _, p := range f.Problems {
+				if p.Kind != k.kind || shown == verifyListCap {
+					continue
+				}
+				shown++
+				fmt.Fprintf(w, "  %s\n", problemLine(p, sid, tid))
+			}
+		}
+		if n > shown {
+			fmt.Fprintf(w, "  … and %d more; see --report\n", n-shown)
+		}
+	}
+	if r.OK() {
+		fmt.Fprintf(w, "Verify: OK — every source message is in the target exactly once%s (%d extra in the target).\n", withWhat(r), r.Extra)
+	} else {
+		fmt.Fprintf(w, "Verify: FAILED — %d missing, %d duplicated, %d with other flags, %d with another date, %d extra.\n",
+			r.Missing, r.Duplicated, r.FlagMismatches, r.DateMismatches, r.Extra)
+	}
+}
+
+func checked(on bool, n int) string {
+	if !on {
+		return "-"
+	}
+	return fmt.Sprint(n)
+}
+
+func withWhat(r *migrate.VerifyReport) string {
+	switch {
+	case r.FlagsChecked && r.DatesChecked:
+		return ", with its flags and date"
+	case r.FlagsChecked:
+		return ", with its flags"
+	case r.DatesChecked:
+		return ", with its date"
+	}
+	return ""
+}
+
+// idLabel names what a side's message IDs are.
+func idLabel(e *endpoint) string {
+	switch e.scheme {
+	case "imap", "imaps":
+		return "UID"
+	case "pop3", "pop3s":
+		return "UIDL"
+	case "maildir":
+		return "file"
+	}
+	return "ID"
+}
+
+// problemLine is one problem on one line: folder, IDs, Message-ID, size,
+// and what differs.
+func problemLine(p migrate.Problem, sid, tid string) string {
+	var b strings.Builder
+	b.WriteString(p.Folder)
+	if p.TargetFolder != p.Folder {
+		b.WriteString(" → " + p.TargetFolder)
+	}
+	b.WriteString(": ")
+	if p.Kind == migrate.ProblemExtra {
+		fmt.Fprintf(&b, "target %s %s", tid, p.TargetID)
+	} else {
+		fmt.Fprintf(&b, "%s %s", sid, p.SourceID)
+	}
+	msgID := p.MessageID
+	if msgID == "" {
+		msgID = "(no Message-ID)"
+	}
+	fmt.Fprintf(&b, " %s %d bytes", msgID, p.Size)
+	d := p.ProblemDetail
+	switch p.Kind {
+	case migrate.ProblemDuplicated:
+		if len(d.SourceIDs) > 1 {
+			fmt.Fprintf(&b, ": %d source messages (%s %s)", len(d.SourceIDs), sid, strings.Join(d.SourceIDs, ", "))
+		}
+		fmt.Fprintf(&b, ": %d copies in the target (%s %s)", d.Copies, tid, strings.Join(d.TargetIDs, ", "))
+	case migrate.ProblemFlags:
+		fmt.Fprintf(&b, ": source (%s), target %s %s (%s)", strings.Join(d.SourceFlags, " "), tid, p.TargetID, strings.Join(d.TargetFlags, " "))
+	case migrate.ProblemDate:
+		fmt.Fprintf(&b, ": source %s, target %s %s %s", d.SourceDate.Format(time.RFC1123Z), tid, p.TargetID, d.TargetDate.Format(time.RFC1123Z))
+	}
+	return b.String()
 }

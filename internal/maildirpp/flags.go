@@ -9,7 +9,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 )
 
 // KeywordsFile is Dovecot's keyword table, one per folder directory.
@@ -140,23 +139,6 @@ func WriteKeywords(root string, k *Keywords) error {
 		return fmt.Errorf("write Maildir keywords: %w", err)
 	}
 	return SyncDir(root)
-}
-
-// LockDir takes an exclusive flock on a folder directory (for updating its
-// keyword table from several writers); call the returned function to unlock.
-func LockDir(root string) (unlock func(), err error) {
-	f, err := os.Open(root)
-	if err != nil {
-		return nil, fmt.Errorf("lock Maildir %s: %w", root, err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("lock Maildir %s: %w", root, err)
-	}
-	return func() {
-		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-		f.Close()
-	}, nil
 }
 
 // SyncDir fsyncs a directory so that a rename or create in it is durable.

@@ -1,0 +1,56 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+
+	"mailferry/migrate"
+)
+
+// TestHelpOfHelp: "help help" and friends print the overview instead of
+// asking themselves for help until the stack overflows.
+func TestHelpOfHelp(t *testing.T) {
+	for _, args := range [][]string{{"help", "help"}, {"help", "--help"}, {"help", "-h"}, {"--help", "help"}} {
+		var out, errb bytes.Buffer
+		if code := run(args, &out, &errb); code != exitOK || !strings.Contains(out.String(), "mailferry migrate") {
+			t.Errorf("%v: exit %d\n%s%s", args, code, out.String(), errb.String())
+		}
+	}
+}
+
+// TestSummaryNeverClaimsSuccessOnError: a run stopped by an error before it
+// did anything prints no summary; one stopped later says it stopped.
+func TestSummaryNeverClaimsSuccessOnError(t *testing.T) {
+	fatal := errors.New("login: authentication failed")
+	var out bytes.Buffer
+	printSummary(&out, &migrate.Summary{}, stringer("src"), stringer("dst"), fatal)
+	if out.Len() != 0 {
+		t.Errorf("fatal error before any work printed:\n%s", out.String())
+	}
+	out.Reset()
+	printSummary(&out, &migrate.Summary{Copied: 3}, stringer("src"), stringer("dst"), fatal)
+	if s := out.String(); strings.Contains(s, "Done") || !strings.Contains(s, "Stopped by an error") {
+		t.Errorf("stopped run:\n%s", s)
+	}
+	out.Reset()
+	printSummary(&out, &migrate.Summary{AlreadyThere: 5}, stringer("src"), stringer("dst"), nil)
+	if s := out.String(); !strings.Contains(s, "Done") || !strings.Contains(s, "nothing to copy") {
+		t.Errorf("no-op run:\n%s", s)
+	}
+}
+
+type stringer string
+
+func (s stringer) String() string { return string(s) }
+
+// TestUnwritableReportIsRefusedFirst: an unwritable --report is a usage
+// error before anything is copied.
+func TestUnwritableReportIsRefusedFirst(t *testing.T) {
+	var out, errb bytes.Buffer
+	code := run([]string{"migrate", "maildir:" + t.TempDir() + "/a", "maildir:" + t.TempDir() + "/b", "--report", "/nonexistent-dir/r.json", "--state", t.TempDir()}, &out, &errb)
+	if code != exitUsage || !strings.Contains(errb.String(), "--report") {
+		t.Fatalf("exit %d\n%s%s", code, out.String(), errb.String())
+	}
+}

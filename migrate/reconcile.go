@@ -1,0 +1,238 @@
+package migrate
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"mailferry/source"
+	"mailferry/target"
+)
+
+// The target is the truth, the journal a cache. Before copying into a
+// target folder, the engine counts what the folder holds (one STATUS, or a
+// directory count) and compares it with what the journal credits to it.
+// When the journal cannot account for the folder's content, it reconciles:
+// it reads the folder's inventory (one header fetch: receipt, Message-ID,
+// internal date, size) and
+//
+//   - credits a source message the journal does not know as done when a
+//     stored message has the same identity (Message-ID and internal date;
+//     without a Message-ID, internal date and size), each stored message
+//     standing for one source message at most;
+//   - copies again a message the journal calls done whose stored copy is
+//     gone (and that no other stored message matches).
+//
+// The journal cannot account for a folder when it credits nothing to it but
+// the folder holds messages (a new or lost state directory, the same server
+// spelled another way, a target restored from a backup, mail already
+// there), when the folder holds fewer messages than the journal credits (it
+// was emptied), or when its UIDVALIDITY differs from the receipts' (it was
+// deleted and created again). A re-run with nothing new costs one census
+// per folder.
+
+// reason says why a folder is reconciled ("" when it is not).
+func reconcileReason(c target.Census, credited int, receiptValidity uint32) (reason string, suspect bool) {
+	switch {
+	case receiptValidity != 0 && c.Validity != 0 && receiptValidity != c.Validity:
+		return fmt.Sprintf("the folder was re-created (UIDVALIDITY %d, the journal knows %d)", c.Validity, receiptValidity), true
+	case c.Messages < credited:
+		return fmt.Sprintf("the folder holds %d messages, fewer than the %d the journal credits", c.Messages, credited), true
+	case credited == 0 && c.Messages > 0:
+		return fmt.Sprintf("the folder holds %d messages the journal does not account for", c.Messages), false
+	}
+	return "", false
+}
+
+// identity is how a stored copy is recognised without its bytes: by
+// Message-ID and internal date, or (without a Message-ID) by internal date
+// and size.
+type identity struct {
+	msgID string
+	unix  int64
+	size  int64
+}
+
+// inventory is what a target folder holds, for one run's reconciliation.
+// Source folders mapped onto the same target folder share it, so that one
+// stored copy never stands for two source messages.
+type inventory struct {
+	folder    string
+	suspect   bool               // the journal's done records for this folder need checking
+	byReceipt map[string]int     // normalised receipt -> index
+	byID      map[identity][]int // Message-ID and date (stored copies with a Message-ID)
+	byDate    map[identity][]int // date and size (every stored copy)
+	stored    []target.Stored
+	claimed   []bool
+}
+
+// receiptKey normalises a receipt for comparison: a Maildir file keeps its
+// unique name while its flags (after ":2,") change.
+func receiptKey(r string) string {
+	if i := strings.Index(r, ":2,"); i >= 0 {
+		return r[:i]
+	}
+	return r
+}
+
+func (e *engine) loadInventory(ctx context.Context, inv target.Inventorier, folder string) (*inventory, error) {
+	x := &inventory{folder: folder, byReceipt: map[string]int{}, byID: map[identity][]int{}, byDate: map[identity][]int{}}
+	err := inv.Inventory(ctx, folder, func(s target.Stored) error {
+		i := len(x.stored)
+		x.stored = append(x.stored, s)
+		x.byReceipt[receiptKey(s.Receipt)] = i
+		unix := unixOrZero(s.Date)
+		if s.MessageID != "" {
+			id := identity{msgID: s.MessageID, unix: unix}
+			x.byID[id] = append(x.byID[id], i)
+		}
+		id := identity{unix: unix, size: s.Size}
+		x.byDate[id] = append(x.byDate[id], i)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read what target folder %q holds: %w", folder, err)
+	}
+	x.claimed = make([]bool, len(x.stored))
+	return x, nil
+}
+
+// claimReceipt marks the stored copy named receipt as standing for a
+// source message; false when the folder holds no such copy.
+func (x *inventory) claimReceipt(receipt string) bool {
+	i, ok := x.byReceipt[receiptKey(receipt)]
+	if !ok || x.claimed[i] {
+		return false
+	}
+	x.claimed[i] = true
+	return true
+}
+
+// match finds an unclaimed stored copy with this identity and claims it.
+// Without a Message-ID on the source side, the size must match too. With
+// one, a copy of the same size is preferred; another size is accepted
+// (servers add headers or re-encode them) only when the identity is unique
+// among the source messages being matched (shared: two different messages
+// with the same Message-ID and date), so that one never takes the other's
+// copy.
+func (x *inventory) match(id source.Identity, size int64, shared bool) (target.Stored, bool) {
+	unix := unixOrZero(id.Date)
+	if unix == 0 {
+		return target.Stored{}, false
+	}
+	l := x.byDate[identity{unix: unix, size: size}]
+	if id.MessageID != "" {
+		l = x.byID[identity{msgID: id.MessageID, unix: unix}]
+		for _, i := range l {
+			if !x.claimed[i] && x.stored[i].Size == size {
+				x.claimed[i] = true
+				return x.stored[i], true
+			}
+		}
+		if shared {
+			return target.Stored{}, false
+		}
+	}
+	for _, i := range l {
+		if !x.claimed[i] {
+			x.claimed[i] = true
+			return x.stored[i], true
+		}
+	}
+	return target.Stored{}, false
+}
+
+// credits counts the done keys of each source folder name and validity,
+// from memory only.
+func (e *engine) credits() map[string]map[uint32]int {
+	out := map[string]map[uint32]int{}
+	e.j.Keys(func(k string, done bool) bool {
+		if !done {
+			return true
+		}
+		if f, v, _, ok := splitKey(k); ok {
+			if out[f] == nil {
+				out[f] = map[uint32]int{}
+			}
+			out[f][v]++
+		}
+		return true
+	})
+	return out
+}
+
+// receiptValidity is the UIDVALIDITY in the receipt of one done record of
+// the folder ("validity:uid"), 0 when unknown.
+func (e *engine) receiptValidity(keyName string, validity uint32, metas []source.Meta) uint32 {
+	for _, m := range metas {
+		k := Key(keyName, validity, m.ID)
+		if done, _, ok := e.j.Status(k); ok && done {
+			ent, _ := e.j.Get(k)
+			v, _, ok := strings.Cut(ent.Receipt, ":")
+			if !ok {
+				return 0
+			}
+			var n uint32
+			if _, err := fmt.Sscanf(v, "%d", &n); err != nil {
+				return 0
+			}
+			return n
+		}
+	}
+	return 0
+}
+
+// identities returns the identity of each message of metas that needs one
+// (want[id]), from the source's Identifier when it has one, else from the
+// listing (no Message-ID: date and size must match).
+func (e *engine) identities(ctx context.Context, s source.Source, f source.Folder, metas []source.Meta, want map[string]bool) (map[string]source.Identity, error) {
+	out := make(map[string]source.Identity, len(want))
+	if idr, ok := s.(source.Identifier); ok {
+		err := idr.Identities(ctx, f, func(id source.Identity) error {
+			if want[id.ID] {
+				out[id.ID] = id
+			}
+			return nil
+		})
+		if err == nil {
+			return out, nil
+		}
+		if fatal(err) || ctx.Err() != nil {
+			return nil, err
+		}
+		e.log.Warn("could not read the source's message identities; matching by date and size", "folder", f.Name, "err", err)
+		clear(out)
+	}
+	for _, m := range metas {
+		if want[m.ID] {
+			out[m.ID] = source.Identity{ID: m.ID, Date: m.Received, Size: m.Size}
+		}
+	}
+	return out, nil
+}
+
+// folderInventory decides whether target folder T must be reconciled and,
+// if so, reads its inventory (once per run and folder). credited is what
+// the journal credits to T.
+func (e *engine) folderInventory(ctx context.Context, inv target.Inventorier, folder string, credited int, receiptValidity uint32) (*inventory, error) {
+	if x, ok := e.invs[folder]; ok {
+		return x, nil
+	}
+	c, err := inv.Census(ctx, folder)
+	if err != nil {
+		return nil, fmt.Errorf("count the messages of target folder %q: %w", folder, err)
+	}
+	reason, suspect := reconcileReason(c, credited, receiptValidity)
+	if reason == "" {
+		e.invs[folder] = nil
+		return nil, nil
+	}
+	e.log.Info("reconciling with the target folder", "folder", folder, "why", reason)
+	x, err := e.loadInventory(ctx, inv, folder)
+	if err != nil {
+		return nil, err
+	}
+	x.suspect = suspect
+	e.invs[folder] = x
+	return x, nil
+}

@@ -1,0 +1,138 @@
+package migrate
+
+import (
+	"context"
+	"testing"
+)
+
+// TestReconcileWithTheTarget: the target is the truth and the journal a
+// cache (issue 10 item 4). Each case prepares a target and a journal that
+// disagree, runs once, and checks exactly once plus what was copied.
+func TestReconcileWithTheTarget(t *testing.T) {
+	const n = 30
+	folders := map[string]int{"INBOX": n, "Archive": n}
+	type setup func(t *testing.T, s *memSource, tg *memTarget, dir string) (stateDir string)
+	freshState := func(t *testing.T, s *memSource, tg *memTarget, dir string) string {
+		if _, err := runOnce(t, context.Background(), dir, s, tg, Options{Workers: 2}); err != nil {
+			t.Fatal(err)
+		}
+		return t.TempDir() // the state directory is lost
+	}
+	for _, tc := range []struct {
+		name       string
+		identities bool // the source implements source.Identifier
+		pipeline   bool
+		prepare    setup
+		wantCopied int
+	}{
+		{"lost state, complete target", true, false, freshState, 0},
+		{"lost state, complete target, no source identities", false, false, freshState, 0},
+		{"lost state, pipelining target", true, true, freshState, 0},
+		{"target emptied after a run", true, false, func(t *testing.T, s *memSource, tg *memTarget, dir string) string {
+			if _, err := runOnce(t, context.Background(), dir, s, tg, Options{Workers: 2}); err != nil {
+				t.Fatal(err)
+			}
+			tg.mu.Lock()
+			for f := range tg.folders {
+				tg.folders[f] = nil
+			}
+			tg.mu.Unlock()
+			return dir
+		}, 2 * n},
+		{"one message deleted from the target", true, false, func(t *testing.T, s *memSource, tg *memTarget, dir string) string {
+			if _, err := runOnce(t, context.Background(), dir, s, tg, Options{Workers: 2}); err != nil {
+				t.Fatal(err)
+			}
+			tg.mu.Lock()
+			tg.folders["Archive"] = tg.folders["Archive"][1:]
+			tg.mu.Unlock()
+			return dir
+		}, 1},
+		{"folder re-created and restored from a backup", true, false, func(t *testing.T, s *memSource, tg *memTarget, dir string) string {
+			if _, err := runOnce(t, context.Background(), dir, s, tg, Options{Workers: 2}); err != nil {
+				t.Fatal(err)
+			}
+			tg.mu.Lock()
+			tg.folders["INBOX"] = nil
+			tg.validity = 2
+			tg.mu.Unlock()
+			tg.preload("INBOX", s.msgs["INBOX"])
+			return dir
+		}, 0},
+		{"target restored from a backup of the source", true, false, func(t *testing.T, s *memSource, tg *memTarget, dir string) string {
+			for f, l := range s.msgs {
+				tg.preload(f, l)
+			}
+			return dir
+		}, 0},
+		{"target holds half, lost state", true, false, func(t *testing.T, s *memSource, tg *memTarget, dir string) string {
+			for f, l := range s.msgs {
+				tg.preload(f, l[:n/2])
+			}
+			return dir
+		}, n},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newSource(folders)
+			s.identities = tc.identities
+			tg := newMemTarget()
+			tg.pipeline = tc.pipeline
+			tg.folders["Archive"] = nil
+			state := tc.prepare(t, s, tg, t.TempDir())
+			sum, err := runOnce(t, context.Background(), state, s, tg, Options{Workers: 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sum.Copied != tc.wantCopied || sum.Failed != 0 || sum.Copied+sum.AlreadyThere != 2*n {
+				t.Errorf("copied %d, already there %d, failed %d; want %d copied", sum.Copied, sum.AlreadyThere, sum.Failed, tc.wantCopied)
+			}
+			checkExactlyOnce(t, s, tg)
+			// And the next run trusts what it learnt: nothing to do.
+			sum, err = runOnce(t, context.Background(), state, s, tg, Options{Workers: 2})
+			if err != nil || sum.Copied != 0 || sum.AlreadyThere != 2*n {
+				t.Errorf("re-run: copied %d, already %d, err %v", sum.Copied, sum.AlreadyThere, err)
+			}
+		})
+	}
+}
+
+// TestReconcileTwinsAndSharedMessageIDs: byte-identical twins are two
+// messages, and two different messages sharing a Message-ID and date never
+// take each other's copy.
+func TestReconcileTwinsAndSharedMessageIDs(t *testing.T) {
+	s := newSource(map[string]int{"INBOX": 4})
+	s.identities = true
+	msgs := s.msgs["INBOX"]
+	twin := msgs[0]
+	twin.id = "twin"
+	other := msgs[1]
+	other.id = "other"
+	other.body = append([]byte(nil), msgs[1].body...)
+	other.body = append(other.body, []byte("a different body, same Message-ID and date\r\n")...)
+	s.msgs["INBOX"] = append(msgs, twin, other)
+	tg := newMemTarget()
+	// The target holds one of the twins and the shorter of the pair.
+	tg.preload("INBOX", []memMsg{msgs[0], msgs[1]})
+	sum, err := runOnce(t, context.Background(), t.TempDir(), s, tg, Options{Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Copied != 4 || sum.AlreadyThere != 2 {
+		t.Errorf("copied %d, already %d; want 4, 2", sum.Copied, sum.AlreadyThere)
+	}
+	checkExactlyOnce(t, s, tg)
+}
+
+// TestNoReconcileWithoutInventory: a target that cannot list what it holds
+// keeps today's behaviour (the journal decides).
+func TestNoReconcileWithoutInventory(t *testing.T) {
+	s := newSource(map[string]int{"INBOX": 5})
+	tg := newMemTarget()
+	tg.noInventory = true
+	if _, err := runOnce(t, context.Background(), t.TempDir(), s, tg, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if n := tg.count(); n != 5 {
+		t.Fatalf("target holds %d", n)
+	}
+}
