@@ -247,10 +247,15 @@ func (p *Proxy) Close() error {
 	}
 	p.closed = true
 	close(p.done)
+	links := make([]*link, 0, len(p.links))
 	for l := range p.links {
+		links = append(links, l)
+	}
+	// Unlocked: a link records its faults (p.mu) under its own lock.
+	p.mu.Unlock()
+	for _, l := range links {
 		l.close(false)
 	}
-	p.mu.Unlock()
 	err := p.ln.Close()
 	p.wg.Wait()
 	return err
@@ -422,17 +427,14 @@ func (l *link) close(reset bool) {
 	})
 }
 
-// end stops direction i: a FIN toward its receiver (with fin), and
-// whatever its sender still sends is dropped. A write of the other
-// direction racing it may fail; the pump takes that as the end.
-func (l *link) end(i int, fin bool) {
+// passFIN ends direction i after its sender's FIN: a FIN to its receiver.
+func (l *link) passFIN(i int) {
 	l.mu.Lock()
 	was := l.h[i].ended
 	l.h[i].ended = true
 	l.mu.Unlock()
-	if !was && fin {
-		_, dst := l.ends(i)
-		dst.CloseWrite()
+	if !was {
+		l.fin(i)
 	}
 }
 
@@ -470,7 +472,7 @@ func (l *link) pump(i int) {
 			case l.ended(i):
 				// Dropping after a fault: any end is fine.
 			case errors.Is(err, io.EOF):
-				l.end(i, true)
+				l.passFIN(i)
 			default:
 				l.close(false)
 			}
@@ -492,19 +494,6 @@ func (l *link) forward(i int, dst *net.TCPConn, p []byte) error {
 			l.mu.Unlock()
 			return nil
 		}
-		if h.trickleLeft > 0 {
-			h.trickleLeft--
-			h.n++
-			l.mu.Unlock()
-			if err := l.sleep(l.p.o.TrickleDelay); err != nil {
-				return err
-			}
-			if err := l.write(i, dst, p[:1]); err != nil {
-				return err
-			}
-			p = p[1:]
-			continue
-		}
 		chunk := int64(len(p))
 		fire := false
 		if f := l.plan; f.armed && (f.dir == Both || f.dir == dirOf(i)) {
@@ -514,18 +503,32 @@ func (l *link) forward(i int, dst *net.TCPConn, p []byte) error {
 			}
 		}
 		if !fire {
+			// A trickle goes byte by byte; a fault due at the next byte
+			// fires first (with Both, the other direction's trickle
+			// may still be pending when it is due).
+			trickle := h.trickleLeft > 0
+			if trickle {
+				h.trickleLeft--
+				chunk = 1
+			}
 			// Counted now, under the lock that placed the fault: with
 			// Both, the other direction must not overshoot it.
 			h.n += chunk
 			l.mu.Unlock()
+			if trickle {
+				if err := l.sleep(l.p.o.TrickleDelay); err != nil {
+					return err
+				}
+			}
 			if err := l.write(i, dst, p[:chunk]); err != nil {
 				return err
 			}
 			p = p[chunk:]
 			continue
 		}
-		// Disarm under the same lock, so that with Both the other
-		// direction cannot fire it too.
+		// Disarm, record and stop the directions the fault ends under the
+		// same lock: with Both the other direction must not fire it too,
+		// and nothing may slip through before a reset or close.
 		f := l.plan
 		fault := Fault{Conn: l.id, Kind: f.kind, Dir: f.dir, Hit: dirOf(i), Offset: l.count(f.dir), Before: append([]byte(nil), h.tail...)}
 		// A connection that survives its fault (stall, trickle) gets the
@@ -535,8 +538,33 @@ func (l *link) forward(i int, dst *net.TCPConn, p []byte) error {
 			l.plan = l.p.next(l.rng)
 			l.plan.offset += l.count(l.plan.dir) + 1
 		}
+		if !l.p.record(fault) {
+			// MaxFaults reached: no more faults on this connection.
+			l.plan = plan{}
+			l.mu.Unlock()
+			continue
+		}
+		// The directions a stall or trickle hits.
+		hit := []int{i}
+		if f.dir == Both {
+			hit = []int{up, down}
+		}
+		switch f.kind {
+		case Reset, Close, Cut:
+			l.h[up].ended, l.h[down].ended = true, true
+		case HalfClose:
+			h.ended = true
+		case Stall:
+			for _, j := range hit {
+				l.h[j].stallUntil = time.Now().Add(l.p.o.Stall)
+			}
+		case Trickle:
+			for _, j := range hit {
+				l.h[j].trickleLeft = l.p.o.Trickle
+			}
+		}
 		l.mu.Unlock()
-		if err := l.inject(i, fault); err != nil {
+		if err := l.inject(i, f.kind); err != nil {
 			return err
 		}
 	}
@@ -575,53 +603,28 @@ func (l *link) write(i int, dst *net.TCPConn, b []byte) error {
 	return err
 }
 
-// inject fires the planned fault in direction i. It returns errStop when
-// direction i is not read any more; a direction that is ended but still
-// read drops what arrives.
-func (l *link) inject(i int, fault Fault) error {
-	if !l.p.record(fault) {
-		// MaxFaults reached: no more faults on this connection.
-		l.mu.Lock()
-		l.plan = plan{}
-		l.mu.Unlock()
-		return nil
-	}
-	// The directions a stall or trickle hits.
-	hit := []int{i}
-	if fault.Dir == Both {
-		hit = []int{up, down}
-	}
+// inject does to the connections what a fault of kind k in direction i
+// does, once forward has stopped the directions it ends. It returns
+// errStop when direction i is not read any more; a direction that is
+// ended but still read drops what arrives.
+func (l *link) inject(i int, k Kind) error {
 	o := 1 - i
-	switch fault.Kind {
+	switch k {
 	case Reset:
 		l.close(true)
 		return errStop
-	case Stall:
-		l.mu.Lock()
-		for _, j := range hit {
-			l.h[j].stallUntil = time.Now().Add(l.p.o.Stall)
-		}
-		l.mu.Unlock()
-	case Trickle:
-		l.mu.Lock()
-		for _, j := range hit {
-			l.h[j].trickleLeft = l.p.o.Trickle
-		}
-		l.mu.Unlock()
 	case Close:
-		// Both stop before either FIN, so no answer to one slips through.
-		l.end(o, false)
-		l.end(i, true)
+		l.fin(i)
 		l.fin(o)
 		l.drainBy(up, down)
 	case HalfClose:
-		l.end(i, true)
+		l.fin(i)
 	case Cut:
-		src, _ := l.ends(i)
-		l.end(o, false) // its receiver is the sender, closed below
-		l.end(i, true)
+		// The receiver gets a FIN after exactly the bytes forwarded; the
+		// sender's connection goes at once.
+		src, rcv := l.ends(i)
+		l.fin(i)
 		src.Close()
-		_, rcv := l.ends(i)
 		rcv.SetReadDeadline(time.Now().Add(l.p.o.Drain))
 		return errStop
 	}
