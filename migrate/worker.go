@@ -490,8 +490,7 @@ func (w *worker) copyOne(ctx context.Context, fs *folderState, it *item, m sourc
 		w.e.o.Stats.DoneBytes.Add(it.size)
 		return nil
 	}
-	binary := sp.nul > 0 && !w.e.o.StripNUL
-	if ba, ok := w.tgt.(target.BinaryAppender); w.e.imap && binary && !(ok && ba.AppendsBinary()) {
+	if w.e.imap && sp.nul > 0 && !w.e.o.StripNUL {
 		// IMAP servers refuse NUL bytes or alter them silently (Dovecot
 		// stores 0x80): never store a changed message without saying so.
 		return refuse(fmt.Sprintf("contains %d NUL byte(s), which IMAP servers refuse or alter; --strip-nul removes them", sp.nul))
@@ -503,7 +502,7 @@ func (w *worker) copyOne(ctx context.Context, fs *folderState, it *item, m sourc
 	key := fs.key(it.id)
 	d := target.Delivery{
 		Folder: fs.target, Flags: m.Flags, Date: date, Size: size, Name: plannedName(key, it.received), Taken: w.e.taken(fs.target),
-		Fingerprint: target.Fingerprint{MessageID: msgID, Size: size, SHA256: sp.sum}, Binary: binary,
+		Fingerprint: target.Fingerprint{MessageID: msgID, Size: size, SHA256: sp.sum},
 	}
 	rec := checkpoint.Record{Op: "done", Key: key, Folder: fs.target, Name: d.Name, Size: size, SHA256: shaHex, MsgID: msgID, Flags: m.Flags}
 	fl := inflight{fs: fs, it: it, d: d, rec: rec, conv: sp.converted > 0, nul: sp.nulStripped > 0, fpk: fpk}
