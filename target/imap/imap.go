@@ -25,6 +25,7 @@ import (
 
 	"mailferry/internal/failure"
 	"mailferry/internal/imapconn"
+	"mailferry/internal/message"
 	"mailferry/source"
 	"mailferry/target"
 )
@@ -300,18 +301,7 @@ var systemFlags = map[string]imap.Flag{
 }
 
 // ValidKeyword reports whether s is a valid IMAP flag-keyword atom.
-func ValidKeyword(s string) bool {
-	if s == "" || len(s) > 200 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		b := s[i]
-		if b <= 0x20 || b >= 0x7f || strings.IndexByte(`(){%*"\]`, b) >= 0 {
-			return false
-		}
-	}
-	return true
-}
+func ValidKeyword(s string) bool { return message.ValidKeyword(s) }
 
 // flagsFor returns the flags that can be stored in server folder: system
 // flags always, keywords when valid and allowed by PERMANENTFLAGS.
