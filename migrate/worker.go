@@ -500,10 +500,20 @@ func (w *worker) copyOne(ctx context.Context, fs *folderState, it *item, m sourc
 		w.e.o.Stats.DoneBytes.Add(it.size)
 		return nil
 	}
-	if w.e.imap && sp.nul > 0 && !w.e.o.StripNUL {
-		// IMAP servers refuse NUL bytes or alter them silently (Dovecot
-		// stores 0x80): never store a changed message without saying so.
-		return refuse(fmt.Sprintf("contains %d NUL byte(s), which IMAP servers refuse or alter; --strip-nul removes them", sp.nul))
+	binary := sp.nul > 0 && !w.e.o.StripNUL
+	if w.e.imap && binary {
+		// In a plain literal IMAP servers refuse NUL bytes (Cyrus) or serve
+		// them altered (Dovecot answers 0x80); a literal8 (RFC 3516
+		// BINARY) keeps them. Without BINARY, never store a message that
+		// may change without saying so.
+		if w.tgt == nil {
+			if err := w.reopenTarget(ctx); err != nil {
+				return err
+			}
+		}
+		if ba, ok := w.tgt.(target.BinaryAppender); !ok || !ba.AppendsBinary() {
+			return refuse(fmt.Sprintf("contains %d NUL byte(s), which this IMAP server cannot store unchanged (no BINARY); --strip-nul removes them", sp.nul))
+		}
 	}
 	date := m.Received
 	if date.IsZero() {
@@ -512,7 +522,7 @@ func (w *worker) copyOne(ctx context.Context, fs *folderState, it *item, m sourc
 	key := fs.key(it.id)
 	d := target.Delivery{
 		Folder: fs.target, Flags: m.Flags, Date: date, Size: size, Name: plannedName(key, it.received), Taken: w.e.taken(fs.target),
-		Fingerprint: target.Fingerprint{MessageID: msgID, Size: size, SHA256: sp.sum},
+		Fingerprint: target.Fingerprint{MessageID: msgID, Size: size, SHA256: sp.sum}, Binary: binary,
 	}
 	rec := checkpoint.Record{Op: "done", Key: key, Folder: fs.target, Name: d.Name, Size: size, SHA256: shaHex, MsgID: msgID, Flags: m.Flags}
 	fl := inflight{fs: fs, it: it, d: d, rec: rec, conv: sp.converted > 0, nul: sp.nulStripped > 0, fpk: fpk}
