@@ -312,7 +312,7 @@ func TestMultiAppendRefused(t *testing.T) {
 	for i := range n {
 		switch {
 		case i < maxMulti:
-			if errs[i] == nil || !failure.Retryable(errs[i]) || !strings.Contains(errs[i].Error(), "none stored") {
+			if errs[i] == nil || !failure.Retryable(errs[i]) || !errors.Is(errs[i], target.ErrNotStored) {
 				t.Errorf("message %d of the refused MULTIAPPEND: %v", i, errs[i])
 			}
 		case i < 2*maxMulti:
