@@ -62,8 +62,8 @@ type appendCmd struct {
 	err      error // no answer: the outcome is unknown
 	validity uint32
 	uids     []imap.UID
-	sel      bool     // a SELECT: its untagged data carry validity and next
-	next     imap.UID // UIDNEXT of a SELECT
+	sel      bool              // a SELECT: its untagged data carry validity and next
+	next     imap.UID          // UIDNEXT of a SELECT
 	other    func(line string) // another command's untagged data
 }
 
