@@ -73,6 +73,10 @@ type fakeMulti struct {
 	answer   func(req appendReq, first int) string // status after the tag; "CLOSE" hangs up
 	discard  bool                                  // keep no request (benchmarks)
 	parseErr error
+	// caps are announced beside LITERAL+ MULTIAPPEND UIDPLUS; other
+	// answers the commands it does not know (nil: BAD).
+	caps  string
+	other func(tag, line string) string
 }
 
 var (
@@ -94,7 +98,7 @@ func (f *fakeMulti) start(t testing.TB) imapconn.Config {
 			return
 		}
 		defer c.Close()
-		c.Write([]byte("* OK [CAPABILITY IMAP4rev1 LITERAL+ MULTIAPPEND UIDPLUS AUTH=PLAIN SASL-IR] fake\r\n"))
+		c.Write([]byte("* OK [CAPABILITY IMAP4rev1 LITERAL+ MULTIAPPEND UIDPLUS AUTH=PLAIN SASL-IR" + f.caps + "] fake\r\n"))
 		r := bufio.NewReader(c)
 		fail := func(err error) {
 			f.mu.Lock()
@@ -113,7 +117,7 @@ func (f *fakeMulti) start(t testing.TB) imapconn.Config {
 			case "AUTHENTICATE":
 				c.Write([]byte(tag + " OK logged in\r\n"))
 			case "CAPABILITY":
-				c.Write([]byte("* CAPABILITY IMAP4rev1 LITERAL+ MULTIAPPEND UIDPLUS\r\n" + tag + " OK\r\n"))
+				c.Write([]byte("* CAPABILITY IMAP4rev1 LITERAL+ MULTIAPPEND UIDPLUS" + f.caps + "\r\n" + tag + " OK\r\n"))
 			case "SELECT":
 				f.mu.Lock()
 				f.selects = append(f.selects, strings.TrimPrefix(rest, "SELECT "))
@@ -166,6 +170,10 @@ func (f *fakeMulti) start(t testing.TB) imapconn.Config {
 				}
 				c.Write([]byte("* 1 EXISTS\r\n" + req.tag + " " + ans + "\r\n"))
 			default:
+				if f.other != nil {
+					c.Write([]byte(f.other(tag, rest)))
+					continue
+				}
 				c.Write([]byte(tag + " BAD unknown\r\n"))
 			}
 		}
