@@ -364,7 +364,7 @@ func printPlanFull(w io.Writer, sum *migrate.Summary, p *planInfo, src, tgt fmt.
 		fmt.Fprintln(w, "Target quota: none reported")
 	}
 	if p.OverAppendLimit > 0 {
-		fmt.Fprintf(w, "WARNING: %s, larger than the target's APPENDLIMIT (%s); migrate reports them as failed without sending them\n",
+		fmt.Fprintf(w, "WARNING: %s larger than the target's APPENDLIMIT (%s); migrate reports them as failed without sending them\n",
 			overLimitText(p), humanBytes(p.AppendLimit))
 	} else if p.AppendLimitError != "" {
 		fmt.Fprintf(w, "Target APPENDLIMIT: could not count the messages over it (%s)\n", p.AppendLimitError)
