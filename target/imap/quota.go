@@ -157,8 +157,8 @@ func (p *appendPipe) quotaLookup() quotaLookup {
 	}
 }
 
-// command runs one short command on the store session, after the commands
-// in flight, and returns its tagged answer.
+// command runs one short command on the store session, once the commands
+// in flight are answered, and returns its tagged answer.
 func (p *appendPipe) command(ctx context.Context, write func(tag string), untagged func(line string)) (*imapconn.Status, error) {
 	if err := p.broken(); err != nil {
 		return nil, err
@@ -167,6 +167,14 @@ func (p *appendPipe) command(ctx context.Context, write func(tag string), untagg
 	defer stop()
 	if err := p.end(); err != nil {
 		return nil, imapconn.Wrap(ctx, err)
+	}
+	// Servers answer pipelined commands in order only among commands that
+	// touch the mailbox (Dovecot answers a GETQUOTAROOT before the APPEND
+	// sent ahead of it): let those in flight be answered first.
+	if n := len(p.sent); n > 0 {
+		if err := p.wait(p.sent[n-1]); err != nil {
+			return nil, imapconn.Wrap(ctx, err)
+		}
 	}
 	c := &appendCmd{tag: p.s.Tag(), other: untagged}
 	write(c.tag)
