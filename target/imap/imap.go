@@ -52,6 +52,8 @@ type Target struct {
 	marks map[string]folderMark
 	// limits: the server's APPENDLIMIT (appendlimit.go).
 	limits appendLimits
+	// fullRoot holds, per server folder, the quota root found full.
+	fullRoot map[string]quotaRoot
 	// Log receives the notes about dropped keywords; nil: slog.Default().
 	Log *slog.Logger
 }

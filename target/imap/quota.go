@@ -294,7 +294,12 @@ func (t *Target) accountWide(root, server string) bool {
 func (t *Target) quotaErr(ctx context.Context, d target.Delivery, err error, lookup quotaLookup, known bool) error {
 	server := t.names.ToServer(d.Folder)
 	var roots []quotaRoot
-	if lookup != nil && ctx.Err() == nil {
+	if r, ok := t.fullRoot[server]; ok && known {
+		// The server said over quota again: the root found full before
+		// still is (the stores in flight after a refusal need no lookup
+		// each).
+		roots = []quotaRoot{r}
+	} else if lookup != nil && ctx.Err() == nil {
 		var lerr error
 		roots, lerr = lookup(ctx, server)
 		if lerr != nil {
@@ -311,6 +316,10 @@ func (t *Target) quotaErr(ctx context.Context, d target.Delivery, err error, loo
 		}
 		return failure.Mark(failure.Quota, fmt.Errorf("append to %q: %w (%w)", d.Folder, target.ErrFolderFull, err))
 	}
+	if t.fullRoot == nil {
+		t.fullRoot = map[string]quotaRoot{}
+	}
+	t.fullRoot[server] = *r
 	full := target.ErrFolderFull
 	if t.accountWide(r.name, server) {
 		full = target.ErrAccountFull

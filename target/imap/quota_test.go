@@ -121,7 +121,8 @@ func TestQuotaClassification(t *testing.T) {
 }
 
 // TestPipeQuotaRoot: over the store session, a plain NO is followed by a
-// GETQUOTAROOT on that same session, which decides.
+// GETQUOTAROOT on that same session, which decides; a refusal that says
+// over quota reuses the root already found full.
 func TestPipeQuotaRoot(t *testing.T) {
 	var usage atomic.Int64
 	var lookups atomic.Int32
@@ -158,6 +159,18 @@ func TestPipeQuotaRoot(t *testing.T) {
 	}
 	if n := lookups.Load(); n != 2 {
 		t.Errorf("%d GETQUOTAROOT, want 2", n)
+	}
+	// Said over quota: the root found full before still is, no lookup.
+	f.mu.Lock()
+	f.answer = func(appendReq, int) string { return "NO Over quota" }
+	f.mu.Unlock()
+	for range 3 {
+		if err := send(); failure.KindOf(err) != failure.Quota || !errors.Is(err, target.ErrAccountFull) {
+			t.Errorf("over quota again: %v (kind %v)", err, failure.KindOf(err))
+		}
+	}
+	if n := lookups.Load(); n != 2 {
+		t.Errorf("%d GETQUOTAROOT, want still 2", n)
 	}
 	if err := p.broken(); err != nil {
 		t.Errorf("the session broke: %v", err)
