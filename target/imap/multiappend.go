@@ -297,7 +297,7 @@ func (p *appendPipe) result(ctx context.Context, c *appendCmd, idx int, appendEr
 			// said: the next messages go alone, so that each gets its
 			// own answer.
 			p.singles = max(p.singles, 4*maxMulti)
-			return "", failure.Mark(failure.Temporary, fmt.Errorf("append to %q: the server refused a MULTIAPPEND of %d messages; %w; each is sent again alone: %w", c.folder, c.n, target.ErrNotStored, err))
+			return "", failure.Mark(failure.Temporary, fmt.Errorf("append to %q: %w (a MULTIAPPEND of %d messages; each is sent again alone): %w", c.folder, target.ErrNotStored, c.n, err))
 		}
 		return "", appendErr(err)
 	}
