@@ -109,3 +109,27 @@ func TestDroppedConnectionWhileListingOrCreating(t *testing.T) {
 	}
 	checkExactlyOnce(t, s, tg)
 }
+
+// TestDefiniteRefusalsAreNotSearchedFor: messages refused with a definite
+// answer (over quota) stored nothing, so the run after the quota is raised
+// sends them without asking the target first (issue 11: a resume cost a
+// SELECT, SEARCH and FETCH per message).
+func TestDefiniteRefusalsAreNotSearchedFor(t *testing.T) {
+	s := newSource(map[string]int{"INBOX": 40})
+	tg := newMemTarget()
+	tg.quota = 25
+	dir := t.TempDir()
+	if _, err := runOnce(t, context.Background(), dir, s, tg, Options{Workers: 2}); err != nil {
+		t.Fatal(err)
+	}
+	tg.quota = 0
+	before := tg.finds.Load()
+	sum, err := runOnce(t, context.Background(), dir, s, tg, Options{Workers: 2})
+	if err != nil || sum.Copied != 15 {
+		t.Fatalf("copied %d, err %v", sum.Copied, err)
+	}
+	if n := tg.finds.Load() - before; n != 0 {
+		t.Errorf("the resumed run asked the target %d times about refused messages", n)
+	}
+	checkExactlyOnce(t, s, tg)
+}

@@ -398,8 +398,18 @@ func (w *worker) failItem(fs *folderState, it *item, reason string) {
 
 // fail reports a message that could not be copied (f's folder and key are
 // filled in here) and counts it as handled.
+//
+// A fresh message (never sent, or refused with a definite answer) leaves
+// nothing in the target: its intent is voided, so that the next run sends
+// it straight away instead of asking the target about it first. An
+// unknown one keeps its intent: the next run asks.
 func (w *worker) fail(fs *folderState, it *item, f Failure) {
 	f.Folder, f.Key = fs.src.Name, it.id
+	if it.pending == nil {
+		if err := w.e.j.Forget(fs.key(it.id)); err != nil {
+			w.e.log.Warn("journal: could not void the intent of a failed message", "key", it.id, "err", err)
+		}
+	}
 	w.e.sum.fail(fs.sum, f)
 	st := w.e.o.Stats
 	st.Failed.Add(1)

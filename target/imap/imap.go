@@ -25,6 +25,7 @@ import (
 
 	"mailferry/internal/failure"
 	"mailferry/internal/imapconn"
+	"mailferry/internal/message"
 	"mailferry/source"
 	"mailferry/target"
 )
@@ -47,6 +48,8 @@ type Target struct {
 	noPipe bool
 	// haveNames: names has been loaded (it outlives the connection).
 	haveNames bool
+	// binary: the server announced BINARY and LITERAL+ (see AppendsBinary).
+	binary bool
 	// marks holds, per server folder, a UIDVALIDITY and a UID that every
 	// message stored from now on will reach (see Mark).
 	marks map[string]folderMark
@@ -64,10 +67,11 @@ type permFlags struct {
 }
 
 var (
-	_ target.Target       = (*Target)(nil)
-	_ target.FolderLister = (*Target)(nil)
-	_ target.FlagSetter   = (*Target)(nil)
-	_ target.CRLFRequired = (*Target)(nil)
+	_ target.Target         = (*Target)(nil)
+	_ target.FolderLister   = (*Target)(nil)
+	_ target.FlagSetter     = (*Target)(nil)
+	_ target.CRLFRequired   = (*Target)(nil)
+	_ target.BinaryAppender = (*Target)(nil)
 )
 
 // Open connects and logs in.
@@ -101,7 +105,31 @@ func (t *Target) conn(ctx context.Context) (*imapclient.Client, error) {
 		return nil, err
 	}
 	t.c, t.names, t.haveNames = c, names, true
+	t.binary = c.Caps().Has(imap.CapBinary) && c.Caps().Has(imap.CapLiteralPlus)
 	return c, nil
+}
+
+// AppendsBinary reports whether a Delivery marked Binary (NUL bytes) is
+// stored as it is: the server announced BINARY, and stores go over the
+// store session, which sends it as a literal8 (go-imap cannot).
+func (t *Target) AppendsBinary() bool {
+	if t.noPipe {
+		return false
+	}
+	if t.pipe != nil && t.pipe.broken() == nil {
+		return t.pipe.s.Has("BINARY")
+	}
+	return t.binary
+}
+
+// noBinary refuses a message holding NUL bytes where it cannot go as a
+// literal8: a normal literal may not carry NUL (Cyrus refuses it, Dovecot
+// serves it as 0x80).
+func noBinary(d target.Delivery) error {
+	return failure.Mark(failure.Message, &target.Rejected{
+		Reason: "holds NUL bytes, and this session to the server cannot send them as binary (literal8); --strip-nul removes them",
+		Err:    fmt.Errorf("append to %q: NUL bytes without BINARY", d.Folder),
+	})
 }
 
 // drop closes the connection; the next call reconnects.
@@ -277,18 +305,7 @@ var systemFlags = map[string]imap.Flag{
 }
 
 // ValidKeyword reports whether s is a valid IMAP flag-keyword atom.
-func ValidKeyword(s string) bool {
-	if s == "" || len(s) > 200 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		b := s[i]
-		if b <= 0x20 || b >= 0x7f || strings.IndexByte(`(){%*"\]`, b) >= 0 {
-			return false
-		}
-	}
-	return true
-}
+func ValidKeyword(s string) bool { return message.ValidKeyword(s) }
 
 // flagsFor returns the flags that can be stored in server folder: system
 // flags always, keywords when valid and allowed by PERMANENTFLAGS.
@@ -375,6 +392,14 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // Put APPENDs one message, streamed, with its flags and internal date. The
 // receipt is "uidvalidity:uid" when the server has UIDPLUS, else "".
 func (t *Target) Put(ctx context.Context, d target.Delivery, body io.Reader) (receipt string, err error) {
+	if d.Binary {
+		// Only the store session can send a literal8.
+		wait, err := t.Send(ctx, d, body)
+		if err != nil {
+			return "", err
+		}
+		return wait()
+	}
 	if _, err := t.conn(ctx); err != nil {
 		return "", err
 	}

@@ -121,6 +121,9 @@ func (p *appendPipe) send(ctx context.Context, server string, d target.Delivery,
 	if err := p.broken(); err != nil {
 		return nil, err
 	}
+	if d.Binary && !p.s.Has("BINARY") {
+		return nil, noBinary(d)
+	}
 	stop := p.s.CloseOnDone(ctx)
 	defer stop()
 	if p.selected != server {
@@ -152,7 +155,8 @@ func (p *appendPipe) send(ctx context.Context, server string, d target.Delivery,
 	if !d.Date.IsZero() {
 		w.WriteString(` "` + d.Date.Format(dateTimeLayout) + `"`)
 	}
-	w.WriteString(" {" + strconv.FormatInt(d.Size, 10) + "+}\r\n")
+	w.WriteByte(' ')
+	p.s.WriteLiteralHead(d.Size, d.Binary)
 	bodyErr, werr := copyLiteral(w, body, d.Size)
 	if werr != nil {
 		// The connection failed under the literal.

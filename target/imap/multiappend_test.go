@@ -60,6 +60,7 @@ type appendReq struct {
 type fakeMsg struct {
 	flags, date string
 	body        []byte
+	binary      bool // sent as a literal8
 }
 
 // fakeMulti is a scripted IMAP server with LITERAL+ and MULTIAPPEND that
@@ -72,6 +73,7 @@ type fakeMulti struct {
 	nextUID  int
 	answer   func(req appendReq, first int) string // status after the tag; "CLOSE" hangs up
 	discard  bool                                  // keep no request (benchmarks)
+	caps     string                                // more capabilities (" BINARY")
 	parseErr error
 	// caps are announced beside LITERAL+ MULTIAPPEND UIDPLUS; other
 	// answers the commands it does not know (nil: BAD).
@@ -81,7 +83,7 @@ type fakeMulti struct {
 
 var (
 	appendHead = regexp.MustCompile(`^(\S+) APPEND ("(?:[^"\\]|\\.)*"|[^ ]+)(.*)$`)
-	msgHead    = regexp.MustCompile(`^ (\([^)]*\))( "[^"]+")? \{(\d+)\+\}$`)
+	msgHead    = regexp.MustCompile(`^ (\([^)]*\))( "[^"]+")? (~?)\{(\d+)\+\}$`)
 )
 
 func (f *fakeMulti) start(t testing.TB) imapconn.Config {
@@ -140,12 +142,12 @@ func (f *fakeMulti) start(t testing.TB) imapconn.Config {
 						fail(fmt.Errorf("bad message head %q", head))
 						return
 					}
-					n, _ := strconv.Atoi(mh[3])
+					n, _ := strconv.Atoi(mh[4])
 					body := make([]byte, n)
 					if _, err := io.ReadFull(r, body); err != nil {
 						return
 					}
-					req.msgs = append(req.msgs, fakeMsg{flags: mh[1], date: strings.TrimSpace(mh[2]), body: body})
+					req.msgs = append(req.msgs, fakeMsg{flags: mh[1], date: strings.TrimSpace(mh[2]), body: body, binary: mh[3] == "~"})
 					head, err = r.ReadString('\n')
 					if err != nil {
 						return

@@ -71,6 +71,9 @@ func (t *Target) send(ctx context.Context, d target.Delivery, body io.Reader) (f
 		}
 		return p.send(ctx, server, d, flags, body, func(err error) error { return t.appendErr(ctx, d, err, p.quotaLookup()) })
 	}
+	if d.Binary {
+		return nil, noBinary(d)
+	}
 	if _, err := t.conn(ctx); err != nil {
 		return nil, err
 	}
