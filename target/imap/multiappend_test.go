@@ -75,9 +75,7 @@ type fakeMulti struct {
 	discard  bool                                  // keep no request (benchmarks)
 	caps     string                                // more capabilities (" BINARY")
 	parseErr error
-	// caps are announced beside LITERAL+ MULTIAPPEND UIDPLUS; other
-	// answers the commands it does not know (nil: BAD).
-	caps  string
+	// other answers the commands it does not know (nil: BAD).
 	other func(tag, line string) string
 }
 
