@@ -53,6 +53,10 @@ type Target struct {
 	// marks holds, per server folder, a UIDVALIDITY and a UID that every
 	// message stored from now on will reach (see Mark).
 	marks map[string]folderMark
+	// limits: the server's APPENDLIMIT (appendlimit.go).
+	limits appendLimits
+	// fullRoot holds, per server folder, the quota root found full.
+	fullRoot map[string]quotaRoot
 	// Log receives the notes about dropped keywords; nil: slog.Default().
 	Log *slog.Logger
 }
@@ -407,6 +411,9 @@ func (t *Target) Put(ctx context.Context, d target.Delivery, body io.Reader) (re
 	if err != nil {
 		return "", err
 	}
+	if err := t.checkLimit(ctx, server, d, nil); err != nil {
+		return "", err
+	}
 	cr := &countingReader{r: body}
 	defer func() { t.noteReceipt(server, receipt) }()
 	receipt, err = t.append(ctx, server, d, flags, cr)
@@ -456,7 +463,7 @@ func (t *Target) append(ctx context.Context, server string, d target.Delivery, f
 		if !refusedOnly(ctx, err, cerr, closeErr) {
 			t.drop()
 		}
-		return "", t.appendErr(ctx, d, err)
+		return "", t.appendErr(ctx, d, err, t.mainQuotaLookup())
 	}
 	if data == nil || data.UID == 0 {
 		return "", nil
@@ -485,7 +492,10 @@ func overQuota(ie *imap.Error) bool {
 		strings.Contains(strings.ToLower(ie.Text), "quota")
 }
 
-func (t *Target) appendErr(ctx context.Context, d target.Delivery, err error) error {
+// appendErr classifies a failed store. lookup, when set, asks the folder's
+// quotas, for a plain NO that may be over quota and to tell a full account
+// from a full folder.
+func (t *Target) appendErr(ctx context.Context, d target.Delivery, err error, lookup quotaLookup) error {
 	if ctx.Err() != nil {
 		return imapconn.Wrap(ctx, fmt.Errorf("append to %q: %w", d.Folder, err))
 	}
@@ -494,10 +504,9 @@ func (t *Target) appendErr(ctx context.Context, d target.Delivery, err error) er
 		return imapconn.Classify(fmt.Errorf("append to %q: %w", d.Folder, err))
 	}
 	werr := fmt.Errorf("append to %q: %w", d.Folder, err)
-	quota := failure.Mark(failure.Quota, fmt.Errorf("append to %q: %w (%w)", d.Folder, target.ErrFolderFull, err))
 	switch ie.Code {
 	case imap.ResponseCodeOverQuota:
-		return quota
+		return t.quotaErr(ctx, d, err, lookup, true)
 	case imap.ResponseCodeUnavailable, imap.ResponseCodeLimit, "THROTTLED", imap.ResponseCodeInUse, imap.ResponseCodeServerBug:
 		return failure.Mark(failure.Temporary, werr)
 	case imap.ResponseCodeTryCreate:
@@ -511,7 +520,14 @@ func (t *Target) appendErr(ctx context.Context, d target.Delivery, err error) er
 		return failure.Mark(failure.Temporary, werr)
 	}
 	if overQuota(ie) {
-		return quota
+		return t.quotaErr(ctx, d, err, lookup, true)
+	}
+	if ie.Type == imap.StatusResponseTypeNo && ie.Code == "" && lookup != nil {
+		// A plain NO may still be over quota (a server that says so in
+		// other words): the folder's quotas tell.
+		if q := t.quotaErr(ctx, d, err, lookup, false); q != nil {
+			return q
+		}
 	}
 	reason := ie.Text
 	if ie.Code != "" {
