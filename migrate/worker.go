@@ -266,7 +266,7 @@ func (w *worker) copyPass(ctx context.Context, fs *folderState, items []*item, w
 	}
 	handled := map[string]bool{}
 	for attempt := 1; len(ids) > 0; attempt++ {
-		if stop := fs.stopped.Load(); stop != nil {
+		if stop := w.e.stopOf(fs); stop != nil {
 			for _, id := range ids {
 				w.failItem(fs, byID[id], *stop)
 			}
@@ -489,7 +489,7 @@ func (w *worker) copyOne(ctx context.Context, fs *folderState, it *item, m sourc
 		w.fail(fs, it, Failure{MessageID: msgID, Size: size, Reason: reason})
 		return nil
 	}
-	if stop := fs.stopped.Load(); stop != nil {
+	if stop := w.e.stopOf(fs); stop != nil {
 		return refuse(*stop)
 	}
 	if w.e.o.MaxSize > 0 && size > w.e.o.MaxSize {
@@ -710,7 +710,14 @@ func (w *worker) outcome(ctx context.Context, fl inflight, receipt string, err e
 			return err
 		}
 		reason := err.Error()
-		if failure.KindOf(err) == failure.Quota {
+		switch {
+		case errors.Is(err, target.ErrAccountFull):
+			// Every folder is full, not only this one: one line, one stop.
+			stop := fmt.Sprintf("the target account is full: %v", err)
+			if w.e.stopped.CompareAndSwap(nil, &stop) {
+				w.e.log.Error("target account full (quota); stopping the run", "err", err)
+			}
+		case failure.KindOf(err) == failure.Quota:
 			stop := fmt.Sprintf("target folder %q is full: %v", fs.target, err)
 			if fs.stopped.CompareAndSwap(nil, &stop) {
 				w.e.log.Error("target full (quota or disk); stopping this folder", "folder", fs.target, "err", err)
@@ -749,6 +756,15 @@ func (w *worker) drainOne(ctx context.Context) error {
 	w.flight = w.flight[1:]
 	receipt, err := fl.wait()
 	w.e.end(fl.fpk)
+	if err != nil && errors.Is(err, target.ErrNotStored) && fl.it.pending == nil && !fatal(err) && ctx.Err() == nil {
+		// Refused with the others of its command, so not stored: it goes
+		// round once more as a fresh message (no lookup, same session),
+		// within its budget of tries.
+		if fl.it.tries++; int(fl.it.tries) <= w.e.o.Retries {
+			w.retry = append(w.retry, fl.it)
+			return nil
+		}
+	}
 	if err != nil && !fatal(err) && ctx.Err() == nil && failure.Retryable(err) {
 		// Unknown outcome (the connection went down): it goes round once
 		// more, through deliver, which asks the target first.
