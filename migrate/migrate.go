@@ -618,9 +618,15 @@ func (e *engine) prepare(ctx context.Context, s0p *source.Source, t0p *target.Ta
 		alike := map[string]bool{}  // ... and the same size: only the bytes tell them apart
 		named := map[string]target.Stored{}
 		if inventories && fs.recon == nil {
+			open := 0 // intents without done: stores with an unknown outcome
+			for _, m := range metas {
+				if done, _, ok := e.j.Status(Key(fs.keyName, p.src.Validity, m.ID)); ok && !done {
+					open++
+				}
+			}
 			err = e.again(ctx, "read what a target folder holds", tgtAgain, func() (err error) {
 				inv, _ := (*t0p).(target.Inventorier)
-				x, err = e.folderInventory(ctx, inv, name, creditedTo[p.target], e.receiptValidity(fs.keyName, p.src.Validity, metas))
+				x, err = e.folderInventory(ctx, inv, name, creditedTo[p.target], e.receiptValidity(fs.keyName, p.src.Validity, metas), open)
 				return err
 			})
 			if err != nil {

@@ -31,6 +31,10 @@ import (
 // deleted and created again). A re-run with nothing new costs one census
 // per folder.
 
+// openIntentsInventory is how many open intents in a folder make one
+// inventory cheaper than a lookup per message.
+const openIntentsInventory = 32
+
 // reason says why a folder is reconciled ("" when it is not).
 func reconcileReason(c target.Census, credited int, receiptValidity uint32) (reason string, suspect bool) {
 	switch {
@@ -248,7 +252,11 @@ func listedIdentities(metas []source.Meta, want map[string]bool) map[string]sour
 // folderInventory decides whether target folder T must be reconciled and,
 // if so, reads its inventory (once per run and folder). credited is what
 // the journal credits to T.
-func (e *engine) folderInventory(ctx context.Context, inv target.Inventorier, folder string, credited int, receiptValidity uint32) (*inventory, error) {
+//
+// Open intents (stores of an interrupted run whose outcome is unknown) are
+// settled the same way when there are many of them: one inventory instead
+// of a lookup (SELECT, SEARCH, FETCH) per message.
+func (e *engine) folderInventory(ctx context.Context, inv target.Inventorier, folder string, credited int, receiptValidity uint32, open int) (*inventory, error) {
 	if x, ok := e.invs[folder]; ok {
 		return x, nil
 	}
@@ -257,6 +265,9 @@ func (e *engine) folderInventory(ctx context.Context, inv target.Inventorier, fo
 		return nil, fmt.Errorf("count the messages of target folder %q: %w", folder, err)
 	}
 	reason, suspect := reconcileReason(c, credited, receiptValidity)
+	if reason == "" && open >= openIntentsInventory && c.Messages > 0 {
+		reason = fmt.Sprintf("%d stores of an interrupted run have an unknown outcome", open)
+	}
 	if reason == "" {
 		e.invs[folder] = nil
 		return nil, nil

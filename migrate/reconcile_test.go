@@ -3,6 +3,8 @@ package migrate
 import (
 	"context"
 	"testing"
+
+	"mailferry/checkpoint"
 )
 
 // TestReconcileWithTheTarget: the target is the truth and the journal a
@@ -137,4 +139,54 @@ func TestNoReconcileWithoutInventory(t *testing.T) {
 	if n := tg.count(); n != 5 {
 		t.Fatalf("target holds %d", n)
 	}
+}
+
+// TestManyOpenIntentsSettledByOneInventory: a resumed run with many stores
+// of unknown outcome settles them from one inventory of the folder, not
+// with a lookup per message (issue 11: a resume cost a SELECT, SEARCH and
+// FETCH per open intent).
+func TestManyOpenIntentsSettledByOneInventory(t *testing.T) {
+	s := newSource(map[string]int{"INBOX": 100})
+	s.identities = true
+	tg := newMemTarget()
+	dir := t.TempDir()
+	if _, err := runOnce(t, context.Background(), dir, s, tg, Options{Workers: 2}); err != nil {
+		t.Fatal(err)
+	}
+	// Keep only the intents, as after kill -9 before the done records.
+	j := openJournal(t, dir)
+	var intents, dones []checkpoint.Record
+	j.Range(func(k string, e checkpoint.Entry) bool {
+		intents = append(intents, checkpoint.Record{Op: "intent", Key: k, Folder: e.Folder, Name: e.Name, Size: e.Size})
+		dones = append(dones, checkpoint.Record{Op: "done", Key: k, Folder: e.Folder, Name: e.Name, Size: e.Size,
+			SHA256: e.SHA256, MsgID: e.MsgID, Receipt: e.Receipt})
+		return true
+	})
+	j.Close()
+	dir2 := t.TempDir()
+	j2 := openJournal(t, dir2)
+	if err := j2.Intents(context.Background(), intents); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range dones[60:] {
+		if err := j2.Done(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	j2.Close()
+	// 60 open intents and 40 done; all 100 in the target: the journal
+	// accounts for the folder, only the open intents are in question.
+	before := tg.finds.Load()
+	sum, err := runOnce(t, context.Background(), dir2, s, tg, Options{Workers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Copied != 0 || sum.AlreadyThere != 100 {
+		// 40 done before the run, 60 settled by the inventory.
+		t.Fatalf("copied %d, already %d; want 0, 100", sum.Copied, sum.AlreadyThere)
+	}
+	if n := tg.finds.Load() - before; n != 0 {
+		t.Errorf("%d lookups, want 0 (one inventory)", n)
+	}
+	checkExactlyOnce(t, s, tg)
 }
