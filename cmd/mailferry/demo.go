@@ -20,7 +20,6 @@ import (
 	"sort"
 	"strconv"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -156,7 +155,11 @@ func demo(n int, keep bool, stdout, stderr io.Writer) (int, error) {
 					if st.Copied.Load() >= interruptAt {
 						fired.Store(true)
 						fmt.Fprintf(stdout, "\n⚡ demo: pressing Ctrl-C after %d messages\n", st.Copied.Load())
-						syscall.Kill(os.Getpid(), syscall.SIGINT)
+						// As Ctrl-C would; where a process cannot signal
+						// itself (Windows), the run simply completes.
+						if p, err := os.FindProcess(os.Getpid()); err == nil {
+							p.Signal(os.Interrupt)
+						}
 						return
 					}
 					time.Sleep(5 * time.Millisecond)
