@@ -163,3 +163,8 @@ func mapName(m map[string]string, name string) (string, bool) {
 	}
 	return m[best] + name[len(best):], true
 }
+
+// SpecialUse is the special use the engine asks the target to give the
+// folder it creates for f: the announced one, else one guessed from a
+// well-known name ("Sent Items").
+func SpecialUse(f source.Folder) string { return specialUse(f) }

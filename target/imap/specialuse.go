@@ -71,3 +71,7 @@ func (t *Target) CreatesSpecialUse(ctx context.Context) (bool, error) {
 	}
 	return c.Caps().Has(imap.CapCreateSpecialUse), nil
 }
+
+// CreatableUse reports whether Ensure gives a created folder this special
+// use (given CREATE-SPECIAL-USE).
+func CreatableUse(use string) bool { return creatable[use] }
