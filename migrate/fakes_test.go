@@ -229,6 +229,8 @@ type memTarget struct {
 	validity uint32
 	// noInventory: sessions do not implement target.Inventorier.
 	noInventory bool
+	// accountQuota: the quota refusal says the whole account is full.
+	accountQuota bool
 	// ensureErrs: the next ensureErrs Ensures fail with a temporary error.
 	ensureErrs atomic.Int64
 	// findErrs: the next findErrs Finds fail with a temporary error.
@@ -378,6 +380,9 @@ func (m *memTargetSession) Put(ctx context.Context, d target.Delivery, body io.R
 			total += len(l)
 		}
 		if total >= m.t.quota {
+			if m.t.accountQuota {
+				return "", failure.Mark(failure.Quota, fmt.Errorf("NO Over quota: %w", target.ErrAccountFull))
+			}
 			return "", failure.Mark(failure.Quota, fmt.Errorf("NO [OVERQUOTA] quota exceeded: %w", target.ErrFolderFull))
 		}
 	}

@@ -109,3 +109,50 @@ func TestDroppedConnectionWhileListingOrCreating(t *testing.T) {
 	}
 	checkExactlyOnce(t, s, tg)
 }
+
+// TestDefiniteRefusalsAreNotSearchedFor: messages refused with a definite
+// answer (over quota) stored nothing, so the run after the quota is raised
+// sends them without asking the target first (issue 11: a resume cost a
+// SELECT, SEARCH and FETCH per message).
+func TestDefiniteRefusalsAreNotSearchedFor(t *testing.T) {
+	s := newSource(map[string]int{"INBOX": 40})
+	tg := newMemTarget()
+	tg.quota = 25
+	dir := t.TempDir()
+	if _, err := runOnce(t, context.Background(), dir, s, tg, Options{Workers: 2}); err != nil {
+		t.Fatal(err)
+	}
+	tg.quota = 0
+	before := tg.finds.Load()
+	sum, err := runOnce(t, context.Background(), dir, s, tg, Options{Workers: 2})
+	if err != nil || sum.Copied != 15 {
+		t.Fatalf("copied %d, err %v", sum.Copied, err)
+	}
+	if n := tg.finds.Load() - before; n != 0 {
+		t.Errorf("the resumed run asked the target %d times about refused messages", n)
+	}
+	checkExactlyOnce(t, s, tg)
+}
+
+// TestAccountFullStopsTheRun: a quota that covers the whole account stops
+// every folder at the first refusal (one stop, not one per folder), and the
+// run after the quota is raised completes exactly once.
+func TestAccountFullStopsTheRun(t *testing.T) {
+	s := newSource(map[string]int{"A": 30, "B": 30, "C": 30})
+	tg := newMemTarget()
+	tg.quota, tg.accountQuota = 20, true
+	dir := t.TempDir()
+	sum, err := runOnce(t, context.Background(), dir, s, tg, Options{Workers: 1, BatchSize: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := tg.puts.Load() - 20
+	if sum.Copied != 20 || sum.Failed != 70 || refused != 1 {
+		t.Fatalf("copied %d failed %d, %d stores refused; want 20, 70, 1", sum.Copied, sum.Failed, refused)
+	}
+	tg.quota = 0
+	if sum, err = runOnce(t, context.Background(), dir, s, tg, Options{Workers: 2}); err != nil || sum.Copied != 70 {
+		t.Fatalf("after raising the quota: copied %d, err %v", sum.Copied, err)
+	}
+	checkExactlyOnce(t, s, tg)
+}

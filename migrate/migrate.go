@@ -205,9 +205,22 @@ type engine struct {
 	flyMu  sync.Mutex
 	flying map[string]int
 
+	// stopped is set when the whole run must stop storing (the target
+	// account is over quota); see stopOf.
+	stopped atomic.Pointer[string]
+
 	// invs are the target folders' inventories read for reconciliation
 	// (nil: the folder needed none); written by prepare only.
 	invs map[string]*inventory
+}
+
+// stopOf returns why nothing more may be stored into fs (the account or
+// the folder is full), or nil.
+func (e *engine) stopOf(fs *folderState) *string {
+	if s := e.stopped.Load(); s != nil {
+		return s
+	}
+	return fs.stopped.Load()
 }
 
 func (e *engine) begin(fpk string) {

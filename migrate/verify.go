@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"mailferry/internal/message"
 	"mailferry/source"
 )
 
@@ -470,27 +471,13 @@ func holdableFlags(flags []string, systemOnly bool) []string {
 			out = append(out, n)
 			continue
 		}
-		if systemOnly || strings.HasPrefix(f, `\`) || !keywordAtom(f) {
+		if systemOnly || strings.HasPrefix(f, `\`) || !message.ValidKeyword(f) {
 			continue
 		}
 		out = append(out, f)
 	}
 	slices.SortFunc(out, func(a, b string) int { return strings.Compare(strings.ToLower(a), strings.ToLower(b)) })
 	return slices.CompactFunc(out, strings.EqualFold)
-}
-
-// keywordAtom: an IMAP atom, as both targets require of a keyword.
-func keywordAtom(s string) bool {
-	if s == "" || len(s) > 200 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		b := s[i]
-		if b <= 0x20 || b >= 0x7f || strings.IndexByte(`(){%*"\]`, b) >= 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // sameFlagSet compares two holdableFlags lists; IMAP flags are case-insensitive

@@ -266,7 +266,7 @@ func (w *worker) copyPass(ctx context.Context, fs *folderState, items []*item, w
 	}
 	handled := map[string]bool{}
 	for attempt := 1; len(ids) > 0; attempt++ {
-		if stop := fs.stopped.Load(); stop != nil {
+		if stop := w.e.stopOf(fs); stop != nil {
 			for _, id := range ids {
 				w.failItem(fs, byID[id], *stop)
 			}
@@ -398,8 +398,18 @@ func (w *worker) failItem(fs *folderState, it *item, reason string) {
 
 // fail reports a message that could not be copied (f's folder and key are
 // filled in here) and counts it as handled.
+//
+// A fresh message (never sent, or refused with a definite answer) leaves
+// nothing in the target: its intent is voided, so that the next run sends
+// it straight away instead of asking the target about it first. An
+// unknown one keeps its intent: the next run asks.
 func (w *worker) fail(fs *folderState, it *item, f Failure) {
 	f.Folder, f.Key = fs.src.Name, it.id
+	if it.pending == nil {
+		if err := w.e.j.Forget(fs.key(it.id)); err != nil {
+			w.e.log.Warn("journal: could not void the intent of a failed message", "key", it.id, "err", err)
+		}
+	}
 	w.e.sum.fail(fs.sum, f)
 	st := w.e.o.Stats
 	st.Failed.Add(1)
@@ -479,7 +489,7 @@ func (w *worker) copyOne(ctx context.Context, fs *folderState, it *item, m sourc
 		w.fail(fs, it, Failure{MessageID: msgID, Size: size, Reason: reason})
 		return nil
 	}
-	if stop := fs.stopped.Load(); stop != nil {
+	if stop := w.e.stopOf(fs); stop != nil {
 		return refuse(*stop)
 	}
 	if w.e.o.MaxSize > 0 && size > w.e.o.MaxSize {
@@ -490,10 +500,20 @@ func (w *worker) copyOne(ctx context.Context, fs *folderState, it *item, m sourc
 		w.e.o.Stats.DoneBytes.Add(it.size)
 		return nil
 	}
-	if w.e.imap && sp.nul > 0 && !w.e.o.StripNUL {
-		// IMAP servers refuse NUL bytes or alter them silently (Dovecot
-		// stores 0x80): never store a changed message without saying so.
-		return refuse(fmt.Sprintf("contains %d NUL byte(s), which IMAP servers refuse or alter; --strip-nul removes them", sp.nul))
+	binary := sp.nul > 0 && !w.e.o.StripNUL
+	if w.e.imap && binary {
+		// In a plain literal IMAP servers refuse NUL bytes (Cyrus) or serve
+		// them altered (Dovecot answers 0x80); a literal8 (RFC 3516
+		// BINARY) keeps them. Without BINARY, never store a message that
+		// may change without saying so.
+		if w.tgt == nil {
+			if err := w.reopenTarget(ctx); err != nil {
+				return err
+			}
+		}
+		if ba, ok := w.tgt.(target.BinaryAppender); !ok || !ba.AppendsBinary() {
+			return refuse(fmt.Sprintf("contains %d NUL byte(s), which this IMAP server cannot store unchanged (no BINARY); --strip-nul removes them", sp.nul))
+		}
 	}
 	date := m.Received
 	if date.IsZero() {
@@ -502,7 +522,7 @@ func (w *worker) copyOne(ctx context.Context, fs *folderState, it *item, m sourc
 	key := fs.key(it.id)
 	d := target.Delivery{
 		Folder: fs.target, Flags: m.Flags, Date: date, Size: size, Name: plannedName(key, it.received), Taken: w.e.taken(fs.target),
-		Fingerprint: target.Fingerprint{MessageID: msgID, Size: size, SHA256: sp.sum},
+		Fingerprint: target.Fingerprint{MessageID: msgID, Size: size, SHA256: sp.sum}, Binary: binary,
 	}
 	rec := checkpoint.Record{Op: "done", Key: key, Folder: fs.target, Name: d.Name, Size: size, SHA256: shaHex, MsgID: msgID, Flags: m.Flags}
 	fl := inflight{fs: fs, it: it, d: d, rec: rec, conv: sp.converted > 0, nul: sp.nulStripped > 0, fpk: fpk}
@@ -690,7 +710,14 @@ func (w *worker) outcome(ctx context.Context, fl inflight, receipt string, err e
 			return err
 		}
 		reason := err.Error()
-		if failure.KindOf(err) == failure.Quota {
+		switch {
+		case errors.Is(err, target.ErrAccountFull):
+			// Every folder is full, not only this one: one line, one stop.
+			stop := fmt.Sprintf("the target account is full: %v", err)
+			if w.e.stopped.CompareAndSwap(nil, &stop) {
+				w.e.log.Error("target account full (quota); stopping the run", "err", err)
+			}
+		case failure.KindOf(err) == failure.Quota:
 			stop := fmt.Sprintf("target folder %q is full: %v", fs.target, err)
 			if fs.stopped.CompareAndSwap(nil, &stop) {
 				w.e.log.Error("target full (quota or disk); stopping this folder", "folder", fs.target, "err", err)
@@ -729,6 +756,15 @@ func (w *worker) drainOne(ctx context.Context) error {
 	w.flight = w.flight[1:]
 	receipt, err := fl.wait()
 	w.e.end(fl.fpk)
+	if err != nil && errors.Is(err, target.ErrNotStored) && fl.it.pending == nil && !fatal(err) && ctx.Err() == nil {
+		// Refused with the others of its command, so not stored: it goes
+		// round once more as a fresh message (no lookup, same session),
+		// within its budget of tries.
+		if fl.it.tries++; int(fl.it.tries) <= w.e.o.Retries {
+			w.retry = append(w.retry, fl.it)
+			return nil
+		}
+	}
 	if err != nil && !fatal(err) && ctx.Err() == nil && failure.Retryable(err) {
 		// Unknown outcome (the connection went down): it goes round once
 		// more, through deliver, which asks the target first.

@@ -38,6 +38,9 @@ type Delivery struct {
 	// after it, and may recognise a copy the server rewrote on the way in
 	// (by Message-ID, internal date and size) instead of by its bytes.
 	Mark string
+	// Binary says that the body holds NUL bytes. A target that implements
+	// BinaryAppender then stores them as they are (IMAP: a literal8).
+	Binary bool
 }
 
 // Fingerprint identifies a message's content.

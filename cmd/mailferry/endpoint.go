@@ -61,6 +61,15 @@ func parseEndpoint(s string) (*endpoint, error) {
 		if rest == "" {
 			return nil, fmt.Errorf("%q: maildir needs a path, as in maildir:/backup/mail", s)
 		}
+		// The shell expands ~ only at the start of a word, not after
+		// "maildir:": do it here rather than create a directory named ~.
+		if rest == "~" || strings.HasPrefix(rest, "~/") {
+			home, err := os.UserHomeDir()
+			if err != nil {
+				return nil, fmt.Errorf("%q: %w", s, err)
+			}
+			rest = filepath.Join(home, strings.TrimPrefix(rest, "~"))
+		}
 		abs, err := filepath.Abs(rest)
 		if err != nil {
 			return nil, fmt.Errorf("%q: %w", s, err)

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
 
 func TestParseEndpoint(t *testing.T) {
+	home, _ := os.UserHomeDir()
 	tests := []struct {
 		in      string
 		want    string // String(), or "" when an error is expected
@@ -18,6 +21,7 @@ func TestParseEndpoint(t *testing.T) {
 		{"imap://bob%40example.com@[::1]:1143", "imap://bob@example.com@[::1]:1143", ""},
 		{"IMAPS://bob@h", "imaps://bob@h:993", ""},
 		{"maildir:/backup/mail", "maildir:/backup/mail", ""},
+		{"maildir:~/bk", "maildir:" + filepath.Join(home, "bk"), ""},
 		{"imaps://bob:hunter2@h", "", "password"},
 		{"imaps://h", "", "user"},
 		{"imaps://bob@", "", "host"},

@@ -28,7 +28,9 @@ arguments would do, without copying anything: per folder the source and
 target names, messages, bytes, what the journal already holds and what is
 left to copy; the total; an estimate of the time from a measured sample;
 the target's quota (RFC 9208 GETQUOTAROOT INBOX) with a warning when the
-messages to copy do not fit; and the capabilities that matter.
+messages to copy do not fit; a warning with the count and size of the
+messages larger than the target's APPENDLIMIT (RFC 7889), which migrate
+reports as failed without sending them; and the capabilities that matter.
 Takes the same flags as migrate.
 `
 
@@ -86,15 +88,22 @@ type planInfo struct {
 	ToCopyBytes    int64         `json:"to_copy_bytes"`
 	Estimate       time.Duration `json:"estimate_ns"`
 	// Quota of the target INBOX, in bytes.
-	QuotaKnown   bool     `json:"quota_known"`
-	QuotaUsed    int64    `json:"quota_used,omitempty"`
-	QuotaLimit   int64    `json:"quota_limit,omitempty"`
-	QuotaError   string   `json:"quota_error,omitempty"`
-	OverQuota    bool     `json:"over_quota"`
-	TargetCaps   []string `json:"target_capabilities,omitempty"`
-	SourceCaps   []string `json:"source_capabilities,omitempty"`
-	CapsError    string   `json:"capabilities_error,omitempty"`
-	NotSupported []string `json:"warnings,omitempty"`
+	QuotaKnown bool   `json:"quota_known"`
+	QuotaUsed  int64  `json:"quota_used,omitempty"`
+	QuotaLimit int64  `json:"quota_limit,omitempty"`
+	QuotaError string `json:"quota_error,omitempty"`
+	OverQuota  bool   `json:"over_quota"`
+	// AppendLimit is the target's APPENDLIMIT in bytes (the smallest of
+	// the folders', where they differ; 0: none); OverAppendLimit counts the
+	// source messages larger than their folder's.
+	AppendLimit          int64    `json:"append_limit,omitempty"`
+	OverAppendLimit      int      `json:"over_append_limit"`
+	OverAppendLimitBytes int64    `json:"over_append_limit_bytes"`
+	AppendLimitError     string   `json:"append_limit_error,omitempty"`
+	TargetCaps           []string `json:"target_capabilities,omitempty"`
+	SourceCaps           []string `json:"source_capabilities,omitempty"`
+	CapsError            string   `json:"capabilities_error,omitempty"`
+	NotSupported         []string `json:"warnings,omitempty"`
 	// NoSpecialUse are the folders that will be created without the
 	// special use of their source folder ("Sent (\\Sent)"): the target
 	// cannot give it (no CREATE-SPECIAL-USE).
@@ -111,6 +120,10 @@ type planReport struct {
 
 type quotaer interface {
 	Quota(ctx context.Context) (used, limit int64, ok bool, err error)
+}
+
+type appendLimiter interface {
+	AppendLimit(ctx context.Context, folder string) (int64, error)
 }
 
 type capser interface {
@@ -166,6 +179,9 @@ func gatherPlan(ctx context.Context, sum *migrate.Summary, srcOpen source.Opener
 			p.QuotaKnown, p.QuotaUsed, p.QuotaLimit = true, used, limit
 			p.OverQuota = p.ToCopyBytes > limit-used
 		}
+	}
+	if al, ok := t.(appendLimiter); ok {
+		overAppendLimit(ctx, p, sum, srcOpen, al)
 	}
 	if c, ok := t.(capser); ok {
 		caps, err := c.Capabilities(ctx)
@@ -245,6 +261,60 @@ func withoutSpecialUse(ctx context.Context, sum *migrate.Summary, srcFolders []s
 		out = append(out, fmt.Sprintf("%s (%s)", f.Target, u))
 	}
 	return out
+}
+
+// overAppendLimit counts the messages to copy that are larger than their
+// target folder's APPENDLIMIT. Only when there is a limit does it list the
+// source folders again, for the sizes.
+func overAppendLimit(ctx context.Context, p *planInfo, sum *migrate.Summary, srcOpen source.Opener, al appendLimiter) {
+	limits := map[string]int64{}
+	for _, f := range sum.Folders {
+		if f.Skipped != "" || f.ToCopy == 0 {
+			continue
+		}
+		l, err := al.AppendLimit(ctx, f.Target)
+		if err != nil {
+			p.AppendLimitError = err.Error()
+			return
+		}
+		if l > 0 {
+			limits[f.Source] = l
+			if p.AppendLimit == 0 || l < p.AppendLimit {
+				p.AppendLimit = l
+			}
+		}
+	}
+	if len(limits) == 0 {
+		return
+	}
+	s, err := srcOpen(ctx)
+	if err != nil {
+		p.AppendLimitError = err.Error()
+		return
+	}
+	defer s.Close()
+	folders, err := s.Folders(ctx)
+	if err != nil {
+		p.AppendLimitError = err.Error()
+		return
+	}
+	for _, f := range folders {
+		l, ok := limits[f.Name]
+		if !ok {
+			continue
+		}
+		metas, err := s.List(ctx, f)
+		if err != nil {
+			p.AppendLimitError = err.Error()
+			continue
+		}
+		for _, m := range metas {
+			if m.Size > l {
+				p.OverAppendLimit++
+				p.OverAppendLimitBytes += m.Size
+			}
+		}
+	}
 }
 
 // sampleRate fetches a few messages of the first folder with work to time
@@ -374,6 +444,12 @@ func printPlanFull(w io.Writer, sum *migrate.Summary, p *planInfo, src, tgt fmt.
 	default:
 		fmt.Fprintln(w, "Target quota: none reported")
 	}
+	if p.OverAppendLimit > 0 {
+		fmt.Fprintf(w, "WARNING: %s larger than the target's APPENDLIMIT (%s); migrate reports them as failed without sending them\n",
+			overLimitText(p), humanBytes(p.AppendLimit))
+	} else if p.AppendLimitError != "" {
+		fmt.Fprintf(w, "Target APPENDLIMIT: could not count the messages over it (%s)\n", p.AppendLimitError)
+	}
 	if len(p.TargetCaps) > 0 {
 		fmt.Fprintf(w, "Target capabilities: %s\n", strings.Join(p.TargetCaps, " "))
 	}
@@ -383,6 +459,10 @@ func printPlanFull(w io.Writer, sum *migrate.Summary, p *planInfo, src, tgt fmt.
 	for _, s := range p.NotSupported {
 		fmt.Fprintf(w, "Note: %s\n", s)
 	}
+}
+
+func overLimitText(p *planInfo) string {
+	return fmt.Sprintf("%d message(s) (%s)", p.OverAppendLimit, humanBytes(p.OverAppendLimitBytes))
 }
 
 func roundEstimate(d time.Duration) string {
@@ -451,11 +531,16 @@ func cmdPlan(args []string, stdout, stderr io.Writer) int {
 	}
 	p := gatherPlan(ctx, sum, srcOpen, tgtOpen, c.workers)
 	p.QuotaError, p.CapsError = c.redact(p.QuotaError), c.redact(p.CapsError)
+	p.AppendLimitError = c.redact(p.AppendLimitError)
 	printPlanFull(stdout, sum, p, c.src, c.tgt)
 	if p.OverQuota {
 		fmt.Fprintf(stderr, "mailferry plan: warning: %s to copy exceeds the free target quota (%s)\n",
 			humanBytes(p.ToCopyBytes), humanBytes(max(p.QuotaLimit-p.QuotaUsed, 0)))
 		c.logger.Warn("target quota too small", "to_copy_bytes", p.ToCopyBytes, "quota_used", p.QuotaUsed, "quota_limit", p.QuotaLimit)
+	}
+	if p.OverAppendLimit > 0 {
+		fmt.Fprintf(stderr, "mailferry plan: warning: %s larger than the target's APPENDLIMIT (%s)\n", overLimitText(p), humanBytes(p.AppendLimit))
+		c.logger.Warn("messages over the target's APPENDLIMIT", "count", p.OverAppendLimit, "bytes", p.OverAppendLimitBytes, "append_limit", p.AppendLimit)
 	}
 	if c.report != "" {
 		if werr := writeJSON(c.report, planReport{Source: c.src.String(), Target: c.tgt.String(), Plan: p, Summary: sum}); werr != nil {

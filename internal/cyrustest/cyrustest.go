@@ -22,7 +22,6 @@
 package cyrustest
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"net"
@@ -41,6 +40,8 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+
+	"mailferry/internal/servertest"
 )
 
 // Password is the password of every user and of the admin.
@@ -93,24 +94,7 @@ type Server struct {
 	inst   install
 	cmd    *exec.Cmd
 	exited chan struct{}
-	stderr *lockedBuffer
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	stderr *servertest.LockedBuffer
 }
 
 // install is where the Cyrus binaries and their libraries are.
@@ -163,19 +147,14 @@ func find() (install, error) {
 
 func (in install) check() error {
 	for _, p := range []string{"master", "imapd", "pop3d", "ctl_cyrusdb"} {
-		if !isExec(filepath.Join(in.bin, p)) {
+		if !servertest.IsExec(filepath.Join(in.bin, p)) {
 			return fmt.Errorf("%s is missing", filepath.Join(in.bin, p))
 		}
 	}
-	if !isExec(in.saslpasswd) {
+	if !servertest.IsExec(in.saslpasswd) {
 		return fmt.Errorf("%s is missing", in.saslpasswd)
 	}
 	return nil
-}
-
-func isExec(p string) bool {
-	st, err := os.Stat(p)
-	return err == nil && !st.IsDir() && st.Mode()&0o111 != 0
 }
 
 // Available reports whether Start can run an instance here.
@@ -236,11 +215,11 @@ func Start(tb testing.TB, o Options) *Server {
 		tb.Fatalf("cyrustest: %v", err)
 	}
 	for attempt := 1; ; attempt++ {
-		ports, err := freePorts(2)
+		ports, err := servertest.FreePorts(2)
 		if err != nil {
 			tb.Fatalf("cyrustest: pick free ports: %v", err)
 		}
-		s.IMAP, s.POP3 = addr(ports[0]), addr(ports[1])
+		s.IMAP, s.POP3 = servertest.Addr(ports[0]), servertest.Addr(ports[1])
 		data := map[string]any{
 			"Dir": dir, "Bin": in.bin, "ServerName": ServerName, "Admin": Admin,
 			"AltNamespace": o.AltNamespace, "UnixHierarchySep": o.UnixHierarchySep,
@@ -273,28 +252,6 @@ func Start(tb testing.TB, o Options) *Server {
 		tb.Fatalf("cyrustest: %v", err)
 	}
 	return s
-}
-
-func addr(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
-
-// freePorts returns n distinct ports that were free a moment ago.
-func freePorts(n int) ([]int, error) {
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }
 
 var accountMu sync.Mutex
@@ -360,7 +317,7 @@ func (s *Server) prepare(uid, gid int) error {
 // run starts the master in the foreground and waits until IMAP and POP3
 // greet.
 func (s *Server) run() error {
-	s.stderr = &lockedBuffer{}
+	s.stderr = &servertest.LockedBuffer{}
 	cmd := exec.Command(filepath.Join(s.inst.bin, "master"), "-C", filepath.Join(s.Dir, "imapd.conf"),
 		"-M", filepath.Join(s.Dir, "cyrus.conf"), "-p", filepath.Join(s.Dir, "run", "master.pid"))
 	cmd.Env = append(os.Environ(), s.inst.env...)
@@ -378,7 +335,7 @@ func (s *Server) run() error {
 	// server must not pass for this instance.
 	for _, l := range []struct{ addr, greeting string }{{s.IMAP, "* OK"}, {s.POP3, "+OK"}} {
 		for {
-			err := greet(l.addr, l.greeting)
+			err := servertest.Greet(l.addr, l.greeting, "Cyrus")
 			if err == nil {
 				break
 			}
@@ -392,23 +349,6 @@ func (s *Server) run() error {
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
-	}
-	return nil
-}
-
-func greet(addr, want string) error {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(3 * time.Second))
-	line, err := bufio.NewReader(c).ReadString('\n')
-	if err != nil {
-		return err
-	}
-	if !strings.HasPrefix(line, want) || !strings.Contains(line, "Cyrus") {
-		return fmt.Errorf("unexpected greeting %q", line)
 	}
 	return nil
 }

@@ -15,7 +15,6 @@
 package dovecottest
 
 import (
-	"bufio"
 	"bytes"
 	"cmp"
 	"context"
@@ -41,6 +40,8 @@ import (
 	"testing"
 	"text/template"
 	"time"
+
+	"mailferry/internal/servertest"
 )
 
 // Password is the password of every user.
@@ -94,24 +95,7 @@ type Server struct {
 	uid, gid int
 	cmd      *exec.Cmd
 	exited   chan struct{}
-	stderr   *lockedBuffer
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	stderr   *servertest.LockedBuffer
 }
 
 var instances atomic.Int64
@@ -123,7 +107,7 @@ func binaries() (dovecot, doveadm string) {
 			return p
 		}
 		for _, d := range []string{"/usr/sbin", "/usr/local/sbin", "/usr/bin"} {
-			if p := filepath.Join(d, name); isExec(p) {
+			if p := filepath.Join(d, name); servertest.IsExec(p) {
 				return p
 			}
 		}
@@ -135,16 +119,11 @@ func binaries() (dovecot, doveadm string) {
 	}
 	// The protocol binaries come from dovecot-imapd / dovecot-pop3d.
 	for _, lib := range []string{"/usr/lib/dovecot", "/usr/libexec/dovecot", "/usr/local/libexec/dovecot"} {
-		if isExec(filepath.Join(lib, "imap")) && isExec(filepath.Join(lib, "pop3")) {
+		if servertest.IsExec(filepath.Join(lib, "imap")) && servertest.IsExec(filepath.Join(lib, "pop3")) {
 			return dovecot, doveadm
 		}
 	}
 	return "", ""
-}
-
-func isExec(p string) bool {
-	st, err := os.Stat(p)
-	return err == nil && !st.IsDir() && st.Mode()&0o111 != 0
 }
 
 // Available reports whether Dovecot (with IMAP and POP3) is installed.
@@ -215,11 +194,11 @@ func Start(tb testing.TB, o Options) *Server {
 		dh = ""
 	}
 	for attempt := 1; ; attempt++ {
-		ports, err := freePorts(4)
+		ports, err := servertest.FreePorts(4)
 		if err != nil {
 			tb.Fatalf("dovecottest: pick free ports: %v", err)
 		}
-		s.IMAP, s.IMAPS, s.POP3, s.POP3S = addr(ports[0]), addr(ports[1]), addr(ports[2]), addr(ports[3])
+		s.IMAP, s.IMAPS, s.POP3, s.POP3S = servertest.Addr(ports[0]), servertest.Addr(ports[1]), servertest.Addr(ports[2]), servertest.Addr(ports[3])
 		var conf bytes.Buffer
 		err = tmpl.Execute(&conf, map[string]any{
 			"Instance": fmt.Sprintf("mailferrytest-%d-%d", os.Getpid(), instances.Add(1)),
@@ -246,28 +225,6 @@ func Start(tb testing.TB, o Options) *Server {
 		tb.Fatalf("dovecottest: start dovecot: %v", err)
 	}
 	return s
-}
-
-func addr(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
-
-// freePorts returns n distinct ports that were free a moment ago.
-func freePorts(n int) ([]int, error) {
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }
 
 // prepare writes the directories, certificate and users file.
@@ -372,7 +329,7 @@ func writeCert(dir string) error {
 // run starts dovecot in the foreground as a child and waits until the IMAP
 // and POP3 listeners greet.
 func (s *Server) run(dovecot string) error {
-	s.stderr = &lockedBuffer{}
+	s.stderr = &servertest.LockedBuffer{}
 	cmd := exec.Command(dovecot, "-F", "-c", s.Conf)
 	cmd.Stdout, cmd.Stderr = s.stderr, s.stderr
 	// The master dies with the test process even when cleanups do not run.
@@ -385,7 +342,7 @@ func (s *Server) run(dovecot string) error {
 	deadline := time.Now().Add(20 * time.Second)
 	for _, l := range []struct{ addr, greeting string }{{s.IMAP, "* OK"}, {s.POP3, "+OK"}, {s.IMAPS, ""}, {s.POP3S, ""}} {
 		for {
-			err := greet(l.addr, l.greeting)
+			err := servertest.Greet(l.addr, l.greeting)
 			if err == nil {
 				break
 			}
@@ -399,26 +356,6 @@ func (s *Server) run(dovecot string) error {
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
-	}
-	return nil
-}
-
-func greet(addr, want string) error {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	if want == "" {
-		return nil
-	}
-	c.SetDeadline(time.Now().Add(2 * time.Second))
-	line, err := bufio.NewReader(c).ReadString('\n')
-	if err != nil {
-		return err
-	}
-	if !strings.HasPrefix(line, want) {
-		return fmt.Errorf("unexpected greeting %q", line)
 	}
 	return nil
 }

@@ -25,10 +25,11 @@ import (
 // the server's "+" continuation before every literal over 4096 bytes even
 // when the server announces LITERAL+ (so every APPEND of a real message
 // costs a round trip, and the server idles in between), it cannot send
-// MULTIAPPEND (RFC 3502), and it drops the connection on an APPENDUID
-// response code that carries a uid-set. Raw does what the IMAP target needs
-// for storing and nothing else: log in, SELECT, APPEND and MULTIAPPEND with
-// non-synchronizing literals, pipelined, LOGOUT. Everything else stays on
+// MULTIAPPEND (RFC 3502) nor a literal8 (RFC 3516, for NUL bytes), and it
+// drops the connection on an APPENDUID response code that carries a
+// uid-set. Raw does what the IMAP target needs for storing and nothing
+// else: log in, SELECT, APPEND and MULTIAPPEND with non-synchronizing
+// literals and literal8s, pipelined, LOGOUT. Everything else stays on
 // go-imap. Reads go through the same limitConn as go-imap's, so a hostile
 // server is bounded in the same way. A Raw is not safe for concurrent use.
 type Raw struct {
@@ -341,6 +342,20 @@ func (s *Raw) WriteMailbox(name string) {
 		return
 	}
 	fmt.Fprintf(s.w, "{%d+}\r\n%s", len(enc), enc)
+}
+
+// WriteLiteralHead writes the announcement of a non-synchronizing literal
+// of size octets (the caller has checked LITERAL+). With binary it is a
+// literal8, "~{n+}" (RFC 3516, with RFC 7888's "+"), the only form that
+// may carry NUL bytes; the caller has checked BINARY. Only messages that
+// hold NUL go that way: Dovecot 2.3 and Cyrus 3.6 rewrite the parts of a
+// literal8 marked "Content-Transfer-Encoding: binary" as base64, which a
+// normal literal keeps as they are.
+func (s *Raw) WriteLiteralHead(size int64, binary bool) {
+	if binary {
+		s.w.WriteByte('~')
+	}
+	s.w.WriteString("{" + strconv.FormatInt(size, 10) + "+}\r\n")
 }
 
 // SetIOTimeout changes the bound on each read and write (the default is

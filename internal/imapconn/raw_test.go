@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"io"
 	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -220,4 +222,54 @@ func TestRawScripted(t *testing.T) {
 			t.Fatalf("silent server: %v after %v", err, time.Since(start))
 		}
 	})
+}
+
+// TestWriteLiteralHead: the bytes on the wire of an APPEND whose literal is
+// a literal8 (~{n+}, RFC 3516 with RFC 7888's "+") and of a normal one.
+func TestWriteLiteralHead(t *testing.T) {
+	body := "Subject: x\r\n\r\na\x00b\r\n"
+	got := make(chan string, 4)
+	cfg := scripted(t, "* OK [CAPABILITY IMAP4rev1 LITERAL+ BINARY] hi\r\n", func(line string, r *bufio.Reader) string {
+		tag, rest, _ := strings.Cut(line, " ")
+		if strings.HasPrefix(rest, "LOGIN") {
+			return tag + " OK [CAPABILITY IMAP4rev1 LITERAL+ BINARY] in\r\n"
+		}
+		if !strings.HasPrefix(rest, "APPEND") {
+			return tag + " BAD what\r\n"
+		}
+		i := strings.LastIndexByte(line, '{')
+		n, err := strconv.Atoi(strings.TrimSuffix(line[i+1:len(line)-1], "+"))
+		if err != nil {
+			got <- "bad line " + line
+			return "CLOSE"
+		}
+		lit := make([]byte, n+2)
+		if _, err := io.ReadFull(r, lit); err != nil {
+			return "CLOSE"
+		}
+		got <- rest + "|" + string(lit)
+		return tag + " OK done\r\n"
+	})
+	s, err := imapconn.DialRaw(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(true)
+	for _, binary := range []bool{true, false} {
+		tag := s.Tag()
+		s.W().WriteString(tag + " APPEND INBOX () ")
+		s.WriteLiteralHead(int64(len(body)), binary)
+		s.W().WriteString(body + "\r\n")
+		st, err := s.Wait(tag, nil)
+		if err != nil || st.Type != "OK" {
+			t.Fatalf("APPEND: %+v %v", st, err)
+		}
+		want := "APPEND INBOX () {19+}|" + body + "\r\n"
+		if binary {
+			want = "APPEND INBOX () ~{19+}|" + body + "\r\n"
+		}
+		if g := <-got; g != want {
+			t.Errorf("binary %v: server read %q, want %q", binary, g, want)
+		}
+	}
 }

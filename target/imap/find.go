@@ -295,7 +295,7 @@ func (t *Target) Find(ctx context.Context, d target.Delivery) (string, bool, err
 		}
 	} else {
 		for _, s := range exact {
-			sum, err := t.hash(ctx, s.seq, s.uid)
+			sum, err := t.hash(ctx, s.seq, s.uid, d.Binary)
 			if err != nil {
 				return "", false, fmt.Errorf("find in %q: %w", d.Folder, err)
 			}
@@ -318,8 +318,12 @@ func (t *Target) Find(ctx context.Context, d target.Delivery) (string, bool, err
 }
 
 // hash returns the SHA-256 of message seq's bytes, streamed; it checks that
-// seq is still uid.
-func (t *Target) hash(ctx context.Context, seq uint32, uid imap.UID) ([32]byte, error) {
+// seq is still uid. With binary (d holds NUL) it reads BINARY.PEEK[]:
+// Dovecot serves NUL as 0x80 under BODY[], Cyrus as a literal8 that go-imap
+// cannot parse there. BINARY[] decodes encoded parts, so such a copy only
+// misses the byte match (and is left to the rewritten-copy rule), as when
+// the server cannot decode (NO): the zero sum.
+func (t *Target) hash(ctx context.Context, seq uint32, uid imap.UID, binary bool) ([32]byte, error) {
 	var sum [32]byte
 	c, err := t.conn(ctx)
 	if err != nil {
@@ -327,31 +331,41 @@ func (t *Target) hash(ctx context.Context, seq uint32, uid imap.UID) ([32]byte, 
 	}
 	stop := imapconn.CloseOnDone(ctx, c)
 	defer stop()
-	section := &imap.FetchItemBodySection{Peek: true}
-	cmd := c.Fetch(imap.SeqSetNum(seq), &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{section}})
+	opts := &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{{Peek: true}}}
+	if binary {
+		opts = &imap.FetchOptions{UID: true, BinarySection: []*imap.FetchItemBinarySection{{Peek: true}}}
+	}
+	cmd := c.Fetch(imap.SeqSetNum(seq), opts)
 	found := false
 	var got imap.UID
 	for m := cmd.Next(); m != nil; m = cmd.Next() {
 		for it := m.Next(); it != nil; it = m.Next() {
+			var lit imap.LiteralReader
 			switch it := it.(type) {
 			case imapclient.FetchItemDataUID:
 				got = it.UID
 			case imapclient.FetchItemDataBodySection:
-				if it.Literal == nil {
-					continue
-				}
-				h := sha256.New()
-				if _, err := io.Copy(h, it.Literal); err != nil {
-					cmd.Close()
-					t.drop()
-					return sum, imapconn.Wrap(ctx, fmt.Errorf("read message %d: %w", uid, err))
-				}
-				copy(sum[:], h.Sum(nil))
-				found = true
+				lit = it.Literal
+			case imapclient.FetchItemDataBinarySection:
+				lit = it.Literal
 			}
+			if lit == nil {
+				continue
+			}
+			h := sha256.New()
+			if _, err := io.Copy(h, lit); err != nil {
+				cmd.Close()
+				t.drop()
+				return sum, imapconn.Wrap(ctx, fmt.Errorf("read message %d: %w", uid, err))
+			}
+			copy(sum[:], h.Sum(nil))
+			found = true
 		}
 	}
 	if err := cmd.Close(); err != nil {
+		if binary && imapconn.IsNo(err) && ctx.Err() == nil {
+			return [32]byte{}, nil
+		}
 		t.drop()
 		return sum, imapconn.Wrap(ctx, fmt.Errorf("fetch message %d: %w", uid, err))
 	}

@@ -35,6 +35,9 @@ type rwServer struct {
 	mu      sync.Mutex
 	rewrite func([]byte) []byte
 	refuse  error
+	// limit, when set before the first session, is announced as
+	// APPENDLIMIT=limit.
+	limit atomic.Uint32
 }
 
 func startRW(t testing.TB, caps imap.CapSet, rewrite func([]byte) []byte) *rwServer {
@@ -48,7 +51,11 @@ func startRW(t testing.TB, caps imap.CapSet, rewrite func([]byte) []byte) *rwSer
 	s := &rwServer{User: u, rewrite: rewrite}
 	srv := imapserver.New(&imapserver.Options{
 		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			return &rwSession{SessionIMAP4rev2: mem.NewSession().(imapserver.SessionIMAP4rev2), s: s}, nil, nil
+			sess := &rwSession{SessionIMAP4rev2: mem.NewSession().(imapserver.SessionIMAP4rev2), s: s}
+			if l := s.limit.Load(); l > 0 {
+				return &limitSession{sess, l}, nil, nil
+			}
+			return sess, nil, nil
 		},
 		Caps:         caps,
 		InsecureAuth: true,

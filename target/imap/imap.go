@@ -25,6 +25,7 @@ import (
 
 	"mailferry/internal/failure"
 	"mailferry/internal/imapconn"
+	"mailferry/internal/message"
 	"mailferry/source"
 	"mailferry/target"
 )
@@ -51,9 +52,15 @@ type Target struct {
 	// to their server names; wantUse is the use Ensure was asked to give
 	// a canonical name when it creates it (see specialuse.go).
 	uses, wantUse map[string]string
+	// binary: the server announced BINARY and LITERAL+ (see AppendsBinary).
+	binary bool
 	// marks holds, per server folder, a UIDVALIDITY and a UID that every
 	// message stored from now on will reach (see Mark).
 	marks map[string]folderMark
+	// limits: the server's APPENDLIMIT (appendlimit.go).
+	limits appendLimits
+	// fullRoot holds, per server folder, the quota root found full.
+	fullRoot map[string]quotaRoot
 	// Log receives the notes about dropped keywords; nil: slog.Default().
 	Log *slog.Logger
 }
@@ -64,10 +71,11 @@ type permFlags struct {
 }
 
 var (
-	_ target.Target       = (*Target)(nil)
-	_ target.FolderLister = (*Target)(nil)
-	_ target.FlagSetter   = (*Target)(nil)
-	_ target.CRLFRequired = (*Target)(nil)
+	_ target.Target         = (*Target)(nil)
+	_ target.FolderLister   = (*Target)(nil)
+	_ target.FlagSetter     = (*Target)(nil)
+	_ target.CRLFRequired   = (*Target)(nil)
+	_ target.BinaryAppender = (*Target)(nil)
 )
 
 // Open connects and logs in.
@@ -101,7 +109,31 @@ func (t *Target) conn(ctx context.Context) (*imapclient.Client, error) {
 		return nil, err
 	}
 	t.c, t.names, t.haveNames = c, names, true
+	t.binary = c.Caps().Has(imap.CapBinary) && c.Caps().Has(imap.CapLiteralPlus)
 	return c, nil
+}
+
+// AppendsBinary reports whether a Delivery marked Binary (NUL bytes) is
+// stored as it is: the server announced BINARY, and stores go over the
+// store session, which sends it as a literal8 (go-imap cannot).
+func (t *Target) AppendsBinary() bool {
+	if t.noPipe {
+		return false
+	}
+	if t.pipe != nil && t.pipe.broken() == nil {
+		return t.pipe.s.Has("BINARY")
+	}
+	return t.binary
+}
+
+// noBinary refuses a message holding NUL bytes where it cannot go as a
+// literal8: a normal literal may not carry NUL (Cyrus refuses it, Dovecot
+// serves it as 0x80).
+func noBinary(d target.Delivery) error {
+	return failure.Mark(failure.Message, &target.Rejected{
+		Reason: "holds NUL bytes, and this session to the server cannot send them as binary (literal8); --strip-nul removes them",
+		Err:    fmt.Errorf("append to %q: NUL bytes without BINARY", d.Folder),
+	})
 }
 
 // drop closes the connection; the next call reconnects.
@@ -289,18 +321,7 @@ var systemFlags = map[string]imap.Flag{
 }
 
 // ValidKeyword reports whether s is a valid IMAP flag-keyword atom.
-func ValidKeyword(s string) bool {
-	if s == "" || len(s) > 200 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		b := s[i]
-		if b <= 0x20 || b >= 0x7f || strings.IndexByte(`(){%*"\]`, b) >= 0 {
-			return false
-		}
-	}
-	return true
-}
+func ValidKeyword(s string) bool { return message.ValidKeyword(s) }
 
 // flagsFor returns the flags that can be stored in server folder: system
 // flags always, keywords when valid and allowed by PERMANENTFLAGS.
@@ -387,6 +408,14 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // Put APPENDs one message, streamed, with its flags and internal date. The
 // receipt is "uidvalidity:uid" when the server has UIDPLUS, else "".
 func (t *Target) Put(ctx context.Context, d target.Delivery, body io.Reader) (receipt string, err error) {
+	if d.Binary {
+		// Only the store session can send a literal8.
+		wait, err := t.Send(ctx, d, body)
+		if err != nil {
+			return "", err
+		}
+		return wait()
+	}
 	if _, err := t.conn(ctx); err != nil {
 		return "", err
 	}
@@ -396,6 +425,9 @@ func (t *Target) Put(ctx context.Context, d target.Delivery, body io.Reader) (re
 	}
 	flags, err := t.flagsFor(ctx, server, d.Flags)
 	if err != nil {
+		return "", err
+	}
+	if err := t.checkLimit(ctx, server, d, nil); err != nil {
 		return "", err
 	}
 	cr := &countingReader{r: body}
@@ -447,7 +479,7 @@ func (t *Target) append(ctx context.Context, server string, d target.Delivery, f
 		if !refusedOnly(ctx, err, cerr, closeErr) {
 			t.drop()
 		}
-		return "", t.appendErr(ctx, d, err)
+		return "", t.appendErr(ctx, d, err, t.mainQuotaLookup())
 	}
 	if data == nil || data.UID == 0 {
 		return "", nil
@@ -476,7 +508,10 @@ func overQuota(ie *imap.Error) bool {
 		strings.Contains(strings.ToLower(ie.Text), "quota")
 }
 
-func (t *Target) appendErr(ctx context.Context, d target.Delivery, err error) error {
+// appendErr classifies a failed store. lookup, when set, asks the folder's
+// quotas, for a plain NO that may be over quota and to tell a full account
+// from a full folder.
+func (t *Target) appendErr(ctx context.Context, d target.Delivery, err error, lookup quotaLookup) error {
 	if ctx.Err() != nil {
 		return imapconn.Wrap(ctx, fmt.Errorf("append to %q: %w", d.Folder, err))
 	}
@@ -485,10 +520,9 @@ func (t *Target) appendErr(ctx context.Context, d target.Delivery, err error) er
 		return imapconn.Classify(fmt.Errorf("append to %q: %w", d.Folder, err))
 	}
 	werr := fmt.Errorf("append to %q: %w", d.Folder, err)
-	quota := failure.Mark(failure.Quota, fmt.Errorf("append to %q: %w (%w)", d.Folder, target.ErrFolderFull, err))
 	switch ie.Code {
 	case imap.ResponseCodeOverQuota:
-		return quota
+		return t.quotaErr(ctx, d, err, lookup, true)
 	case imap.ResponseCodeUnavailable, imap.ResponseCodeLimit, "THROTTLED", imap.ResponseCodeInUse, imap.ResponseCodeServerBug:
 		return failure.Mark(failure.Temporary, werr)
 	case imap.ResponseCodeTryCreate:
@@ -502,7 +536,14 @@ func (t *Target) appendErr(ctx context.Context, d target.Delivery, err error) er
 		return failure.Mark(failure.Temporary, werr)
 	}
 	if overQuota(ie) {
-		return quota
+		return t.quotaErr(ctx, d, err, lookup, true)
+	}
+	if ie.Type == imap.StatusResponseTypeNo && ie.Code == "" && lookup != nil {
+		// A plain NO may still be over quota (a server that says so in
+		// other words): the folder's quotas tell.
+		if q := t.quotaErr(ctx, d, err, lookup, false); q != nil {
+			return q
+		}
 	}
 	reason := ie.Text
 	if ie.Code != "" {

@@ -44,6 +44,9 @@ type appendPipe struct {
 	// onSelect, when set, learns the UIDVALIDITY and UIDNEXT of each
 	// folder SELECTed (the Target's marks).
 	onSelect func(server string, validity uint32, next imap.UID)
+	// singles is how many messages are still sent as single APPENDs after
+	// a refused MULTIAPPEND (its messages come back one by one).
+	singles int
 }
 
 // appendCmd is one APPEND (or SELECT) command and, once answered, its
@@ -59,12 +62,17 @@ type appendCmd struct {
 	err      error // no answer: the outcome is unknown
 	validity uint32
 	uids     []imap.UID
-	sel      bool     // a SELECT: its untagged data carry validity and next
-	next     imap.UID // UIDNEXT of a SELECT
+	sel      bool              // a SELECT: its untagged data carry validity and next
+	next     imap.UID          // UIDNEXT of a SELECT
+	other    func(line string) // another command's untagged data
 }
 
 // untagged reads a SELECT's "* OK [UIDVALIDITY n]" and "* OK [UIDNEXT n]".
 func (c *appendCmd) untagged(line string) {
+	if c.other != nil {
+		c.other(line)
+		return
+	}
 	if !c.sel || len(line) < 6 || !strings.EqualFold(line[:6], "* OK [") {
 		return
 	}
@@ -113,6 +121,9 @@ func (p *appendPipe) send(ctx context.Context, server string, d target.Delivery,
 	if err := p.broken(); err != nil {
 		return nil, err
 	}
+	if d.Binary && !p.s.Has("BINARY") {
+		return nil, noBinary(d)
+	}
 	stop := p.s.CloseOnDone(ctx)
 	defer stop()
 	if p.selected != server {
@@ -120,7 +131,8 @@ func (p *appendPipe) send(ctx context.Context, server string, d target.Delivery,
 			return nil, err
 		}
 	}
-	if c := p.open; c != nil && (c.server != server || c.n >= maxMulti || c.bytes+d.Size > maxMultiBytes) {
+	multi := p.multi && p.singles <= 0
+	if c := p.open; c != nil && (!multi || c.server != server || c.n >= maxMulti || c.bytes+d.Size > maxMultiBytes) {
 		if err := p.end(); err != nil {
 			return nil, imapconn.Wrap(ctx, fmt.Errorf("append to %q: %w", d.Folder, err))
 		}
@@ -143,7 +155,8 @@ func (p *appendPipe) send(ctx context.Context, server string, d target.Delivery,
 	if !d.Date.IsZero() {
 		w.WriteString(` "` + d.Date.Format(dateTimeLayout) + `"`)
 	}
-	w.WriteString(" {" + strconv.FormatInt(d.Size, 10) + "+}\r\n")
+	w.WriteByte(' ')
+	p.s.WriteLiteralHead(d.Size, d.Binary)
 	bodyErr, werr := copyLiteral(w, body, d.Size)
 	if werr != nil {
 		// The connection failed under the literal.
@@ -160,7 +173,10 @@ func (p *appendPipe) send(ctx context.Context, server string, d target.Delivery,
 	idx := c.n
 	c.n++
 	c.bytes += d.Size
-	if !p.multi {
+	if !multi {
+		if p.singles > 0 {
+			p.singles--
+		}
 		w.WriteString("\r\n")
 		p.sent = append(p.sent, c)
 	} else {
@@ -281,9 +297,11 @@ func (p *appendPipe) result(ctx context.Context, c *appendCmd, idx int, appendEr
 			// Over quota too: the batch may be too big for the room
 			// left, while some of its messages still fit alone.
 			// RFC 3502: a refused MULTIAPPEND stores none of its
-			// messages. Which one the server minds is not said: each is
-			// sent again alone (the engine asks the target first).
-			return "", failure.Mark(failure.Temporary, fmt.Errorf("append to %q: the server refused a MULTIAPPEND of %d messages, none stored; each is sent again alone: %w", c.folder, c.n, err))
+			// messages (ErrNotStored). Which one the server minds is not
+			// said: the next messages go alone, so that each gets its
+			// own answer.
+			p.singles = max(p.singles, 4*maxMulti)
+			return "", failure.Mark(failure.Temporary, fmt.Errorf("append to %q: %w (a MULTIAPPEND of %d messages; each is sent again alone): %w", c.folder, target.ErrNotStored, c.n, err))
 		}
 		return "", appendErr(err)
 	}

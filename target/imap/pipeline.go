@@ -51,9 +51,14 @@ func (t *Target) send(ctx context.Context, d target.Delivery, body io.Reader) (f
 	if err != nil {
 		return nil, err
 	}
-	if p, err := t.appender(ctx); err != nil {
+	p, err := t.appender(ctx)
+	if err != nil {
 		return nil, err
-	} else if p != nil {
+	}
+	if err := t.checkLimit(ctx, server, d, p); err != nil {
+		return nil, err
+	}
+	if p != nil {
 		if t.c != nil {
 			// The main session idles while the store session works:
 			// log it out, so that a worker holds one connection to the
@@ -64,7 +69,10 @@ func (t *Target) send(ctx context.Context, d target.Delivery, body io.Reader) (f
 			t.drop()
 			go imapconn.Logout(c)
 		}
-		return p.send(ctx, server, d, flags, body, func(err error) error { return t.appendErr(ctx, d, err) })
+		return p.send(ctx, server, d, flags, body, func(err error) error { return t.appendErr(ctx, d, err, p.quotaLookup()) })
+	}
+	if d.Binary {
+		return nil, noBinary(d)
 	}
 	if _, err := t.conn(ctx); err != nil {
 		return nil, err
@@ -106,7 +114,11 @@ func (t *Target) send(ctx context.Context, d target.Delivery, body io.Reader) (f
 			if t.c == c && !refusedOnly(ctx, err) {
 				t.drop()
 			}
-			return "", t.appendErr(ctx, d, err)
+			var lookup quotaLookup
+			if t.c == c {
+				lookup = t.mainQuotaLookup()
+			}
+			return "", t.appendErr(ctx, d, err, lookup)
 		}
 		if data == nil || data.UID == 0 {
 			return "", nil

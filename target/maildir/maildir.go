@@ -123,8 +123,12 @@ func Open(ctx context.Context, root string, opts Options) (*Target, error) {
 	root = filepath.Clean(root)
 	t := &Target{root: root, log: log, job: opts.Job, cleaned: map[string]bool{},
 		renamed: map[string]string{}, index: map[string]*dirIndex{}, kw: map[string]*maildirpp.Keywords{}}
+	// A backup into ~/Backup/bob must not need ~/Backup to exist first.
+	if err := os.MkdirAll(filepath.Dir(root), 0o700); err != nil {
+		return nil, rootErr(fmt.Errorf("create the Maildir's parent directory: %w", err))
+	}
 	if err := t.mkMaildir(root, false); err != nil {
-		return nil, err
+		return nil, rootErr(err)
 	}
 	t.writer = newWriter()
 	return t, nil
@@ -167,6 +171,16 @@ func (t *Target) mkMaildir(dir string, sub bool) error {
 		f.Close()
 	}
 	return nil
+}
+
+// rootErr: a root that cannot be created (no permission, a file in the
+// way) is the user's path to fix, a usage error (exit 2), not a failure
+// of the run; a full disk stays a full disk.
+func rootErr(err error) error {
+	if failure.KindOf(err) == failure.Quota {
+		return err
+	}
+	return failure.Mark(failure.Config, err)
 }
 
 // classify marks file system errors: a full disk is Quota, a permission

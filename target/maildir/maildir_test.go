@@ -433,3 +433,25 @@ func BenchmarkPut(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 }
+
+// TestOpenCreatesParents: a backup into ~/Backup/bob works when ~/Backup
+// does not exist yet; a root that cannot be created is a usage error.
+func TestOpenCreatesParents(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "Backup", "deeper", "bob")
+	tg, err := Open(context.Background(), root, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg.Close()
+	if _, err := os.Stat(filepath.Join(root, "cur")); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "a-file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Open(context.Background(), filepath.Join(file, "bob"), Options{})
+	if err == nil || failure.KindOf(err) != failure.Config {
+		t.Fatalf("a root under a file: %v (kind %v), want a Config error", err, failure.KindOf(err))
+	}
+}
