@@ -68,6 +68,16 @@ type plannedFolder struct {
 
 // planFolders applies the rules to the source folders. targetFolders are the
 // target's existing folders (nil if the target cannot list them).
+//
+// A folder's target name is, first match wins: INBOX's (INBOX, or
+// --to-folder; the inbox's children keep their names); --map of the folder
+// or of its closest mapped ancestor ("Old/Child" follows "Old", listed on
+// the source or not); the target's folder of the same special use; the name
+// of its closest listed ancestor moved by special use with the rest of the
+// path kept (with Archive mapped onto the target's \Archive "Archives",
+// "Archive/2023/Q4" goes to "Archives/2023/Q4", not to a new "Archive");
+// else its own name. Skipping a folder does not change where its children
+// go.
 func planFolders(rules FolderRules, srcFolders, targetFolders []source.Folder) []plannedFolder {
 	byUse := map[string]string{}
 	for _, tf := range targetFolders {
@@ -83,6 +93,19 @@ func planFolders(rules FolderRules, srcFolders, targetFolders []source.Folder) [
 			if _, dup := byUse[u]; !dup {
 				byUse[u] = tf.Name
 			}
+		}
+	}
+	// moved holds the source folders renamed by their special use.
+	moved := map[string]string{}
+	for _, f := range srcFolders {
+		if strings.EqualFold(f.Name, "INBOX") {
+			continue
+		}
+		if _, ok := mapName(rules.Map, f.Name); ok {
+			continue
+		}
+		if name, ok := byUse[specialUse(f)]; ok && name != f.Name {
+			moved[f.Name] = name
 		}
 	}
 	out := make([]plannedFolder, 0, len(srcFolders))
@@ -104,10 +127,10 @@ func planFolders(rules FolderRules, srcFolders, targetFolders []source.Folder) [
 			}
 		} else if mapped, ok := mapName(rules.Map, f.Name); ok {
 			p.target = mapped
-		} else if use != "" {
-			if name, ok := byUse[use]; ok {
-				p.target = name
-			}
+		} else if name, ok := byUse[use]; ok && use != "" {
+			p.target = name
+		} else if mapped, ok := mapName(moved, f.Name); ok {
+			p.target = mapped
 		}
 		out = append(out, p)
 	}
@@ -140,3 +163,8 @@ func mapName(m map[string]string, name string) (string, bool) {
 	}
 	return m[best] + name[len(best):], true
 }
+
+// SpecialUse is the special use the engine asks the target to give the
+// folder it creates for f: the announced one, else one guessed from a
+// well-known name ("Sent Items").
+func SpecialUse(f source.Folder) string { return specialUse(f) }

@@ -64,3 +64,72 @@ func TestKeyRoundTrip(t *testing.T) {
 		t.Fatal(f, v, id, ok)
 	}
 }
+
+// TestPlanFoldersChildren: a folder's children follow where the folder goes,
+// whether it moved by special use or by --map (issue 11 item 3).
+func TestPlanFoldersChildren(t *testing.T) {
+	tgt := []source.Folder{{Name: "INBOX"}, {Name: "Archives", SpecialUse: `\Archive`}, {Name: "Spam", SpecialUse: `\Junk`}, {Name: "Archive/2024"}}
+	archive := source.Folder{Name: "Archive", SpecialUse: `\Archive`}
+	tests := []struct {
+		name  string
+		rules FolderRules
+		src   []source.Folder
+		want  map[string]string // source → target
+	}{
+		{"children of a special-use move", FolderRules{},
+			[]source.Folder{archive, {Name: "Archive/2024"}, {Name: "Archive/2023"}, {Name: "Archive/2023/Q4 Reports"}},
+			map[string]string{"Archive": "Archives", "Archive/2024": "Archives/2024", "Archive/2023": "Archives/2023", "Archive/2023/Q4 Reports": "Archives/2023/Q4 Reports"}},
+		{"moved by its well-known name", FolderRules{},
+			[]source.Folder{{Name: "Archive"}, {Name: "Archive/2024"}},
+			map[string]string{"Archive": "Archives", "Archive/2024": "Archives/2024"}},
+		{"grandchild without the middle folder listed", FolderRules{},
+			[]source.Folder{archive, {Name: "Archive/2023/Q4 Reports"}},
+			map[string]string{"Archive/2023/Q4 Reports": "Archives/2023/Q4 Reports"}},
+		{"an unlisted parent moves nothing", FolderRules{},
+			[]source.Folder{{Name: "Archive/2024"}},
+			map[string]string{"Archive/2024": "Archive/2024"}},
+		{"a prefix is not a parent", FolderRules{},
+			[]source.Folder{archive, {Name: "Archived"}, {Name: "Archived/x"}},
+			map[string]string{"Archived": "Archived", "Archived/x": "Archived/x"}},
+		{"a child's own special use wins", FolderRules{},
+			[]source.Folder{archive, {Name: "Archive/Junk", SpecialUse: `\Junk`}, {Name: "Archive/Junk/old"}},
+			map[string]string{"Archive/Junk": "Spam", "Archive/Junk/old": "Spam/old"}},
+		{"closest moved ancestor", FolderRules{},
+			[]source.Folder{{Name: "Archive/Junk/2020/x"}, archive, {Name: "Archive/Junk", SpecialUse: `\Junk`}},
+			map[string]string{"Archive/Junk/2020/x": "Spam/2020/x"}},
+		{"--map of the parent wins over its special use", FolderRules{Map: map[string]string{"Archive": "Old"}},
+			[]source.Folder{archive, {Name: "Archive/2024"}},
+			map[string]string{"Archive": "Old", "Archive/2024": "Old/2024"}},
+		{"--map of a child wins over the parent's move", FolderRules{Map: map[string]string{"Archive/2024": "Y2024"}},
+			[]source.Folder{archive, {Name: "Archive/2024"}, {Name: "Archive/2024/Jan"}, {Name: "Archive/2023"}},
+			map[string]string{"Archive": "Archives", "Archive/2024": "Y2024", "Archive/2024/Jan": "Y2024/Jan", "Archive/2023": "Archives/2023"}},
+		{"--map wins over the folder's own special use", FolderRules{Map: map[string]string{"Old": "New"}},
+			[]source.Folder{{Name: "Old/Junk", SpecialUse: `\Junk`}},
+			map[string]string{"Old/Junk": "New/Junk"}},
+		{"children of a skipped parent follow it", FolderRules{Exclude: []*regexp.Regexp{regexp.MustCompile("^Archive$")}},
+			[]source.Folder{archive, {Name: "Archive/2024"}},
+			map[string]string{"Archive": "skip", "Archive/2024": "Archives/2024"}},
+		{"inbox children keep their names", FolderRules{ToFolder: "Old mail"},
+			[]source.Folder{{Name: "INBOX"}, {Name: "INBOX/Sub"}},
+			map[string]string{"INBOX": "Old mail", "INBOX/Sub": "INBOX/Sub"}},
+		{"not moved when the target already has the name", FolderRules{},
+			[]source.Folder{{Name: "Archives", SpecialUse: `\Archive`}, {Name: "Archives/2024"}},
+			map[string]string{"Archives": "Archives", "Archives/2024": "Archives/2024"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := map[string]string{}
+			for _, p := range planFolders(tc.rules, tc.src, tgt) {
+				got[p.src.Name] = p.target
+				if p.skip != "" {
+					got[p.src.Name] = "skip"
+				}
+			}
+			for src, want := range tc.want {
+				if got[src] != want {
+					t.Errorf("%q → %q, want %q", src, got[src], want)
+				}
+			}
+		})
+	}
+}

@@ -18,6 +18,7 @@ import (
 	"mailferry/source"
 	"mailferry/source/pop3"
 	"mailferry/target"
+	imaptgt "mailferry/target/imap"
 )
 
 const usagePlan = `Usage: mailferry plan SOURCE TARGET [flags]
@@ -103,6 +104,10 @@ type planInfo struct {
 	SourceCaps           []string `json:"source_capabilities,omitempty"`
 	CapsError            string   `json:"capabilities_error,omitempty"`
 	NotSupported         []string `json:"warnings,omitempty"`
+	// NoSpecialUse are the folders that will be created without the
+	// special use of their source folder ("Sent (\\Sent)"): the target
+	// cannot give it (no CREATE-SPECIAL-USE).
+	NoSpecialUse []string `json:"created_without_special_use,omitempty"`
 }
 
 // planReport is the JSON --report of plan.
@@ -125,6 +130,10 @@ type capser interface {
 	Capabilities(ctx context.Context) ([]string, error)
 }
 
+type specialUseCreator interface {
+	CreatesSpecialUse(ctx context.Context) (bool, error)
+}
+
 // gatherPlan measures the source rate on a sample, asks the target for its
 // quota and capabilities, and estimates the time the copy will take. Any
 // failure is recorded, never fatal: the plan is advice.
@@ -143,6 +152,7 @@ func gatherPlan(ctx context.Context, sum *migrate.Summary, srcOpen source.Opener
 	if !p.RateMeasured {
 		p.BytesPerSec, p.MsgsPerSec = defaultBytesPerSec, defaultMsgsPerSec
 	}
+	srcFolders := sourceFolders(ctx, sum, srcOpen)
 	// Reading and storing take about as long as each other; the workers
 	// share the load.
 	byBytes := float64(p.ToCopyBytes) / p.BytesPerSec
@@ -155,6 +165,11 @@ func gatherPlan(ctx context.Context, sum *migrate.Summary, srcOpen source.Opener
 		return p
 	}
 	defer t.Close()
+	p.NoSpecialUse = withoutSpecialUse(ctx, sum, srcFolders, t)
+	if len(p.NoSpecialUse) > 0 {
+		p.NotSupported = append(p.NotSupported, fmt.Sprintf("the target has no CREATE-SPECIAL-USE: %d folder(s) will be created without their special use: %s",
+			len(p.NoSpecialUse), strings.Join(p.NoSpecialUse, ", ")))
+	}
 	if q, ok := t.(quotaer); ok {
 		used, limit, known, err := q.Quota(ctx)
 		switch {
@@ -180,6 +195,72 @@ func gatherPlan(ctx context.Context, sum *migrate.Summary, srcOpen source.Opener
 		}
 	}
 	return p
+}
+
+// sourceFolders lists the source's folders and adds those the source
+// leaves out (shared, other users', \Noselect: source.SkipLister) to the
+// summary as skipped, unless the engine already did.
+func sourceFolders(ctx context.Context, sum *migrate.Summary, srcOpen source.Opener) []source.Folder {
+	s, err := srcOpen(ctx)
+	if err != nil {
+		return nil
+	}
+	defer s.Close()
+	folders, err := s.Folders(ctx)
+	if err != nil {
+		return nil
+	}
+	sl, ok := s.(source.SkipLister)
+	if !ok {
+		return folders
+	}
+	have := map[string]bool{}
+	for _, f := range sum.Folders {
+		have[f.Source] = true
+	}
+	for _, sk := range sl.Skipped() {
+		if !have[sk.Name] {
+			have[sk.Name] = true
+			sum.Folders = append(sum.Folders, &migrate.FolderSummary{Source: sk.Name, Skipped: sk.Reason})
+		}
+	}
+	return folders
+}
+
+// withoutSpecialUse lists the folders the run will create for a source
+// folder with a special use the target has no folder for, when the target
+// cannot create a folder with its special use.
+func withoutSpecialUse(ctx context.Context, sum *migrate.Summary, srcFolders []source.Folder, t target.Target) []string {
+	sc, ok1 := t.(specialUseCreator)
+	fl, ok2 := t.(target.FolderLister)
+	if !ok1 || !ok2 {
+		return nil
+	}
+	if can, err := sc.CreatesSpecialUse(ctx); err != nil || can {
+		return nil
+	}
+	existing, err := fl.Folders(ctx)
+	if err != nil {
+		return nil
+	}
+	exists, hasUse := map[string]bool{"INBOX": true}, map[string]bool{}
+	for _, f := range existing {
+		exists[f.Name] = true
+		hasUse[f.SpecialUse] = true
+	}
+	use := map[string]string{}
+	for _, f := range srcFolders {
+		use[f.Name] = migrate.SpecialUse(f)
+	}
+	var out []string
+	for _, f := range sum.Folders {
+		u := use[f.Source]
+		if f.Skipped != "" || exists[f.Target] || strings.EqualFold(f.Target, "INBOX") || !imaptgt.CreatableUse(u) || hasUse[u] {
+			continue
+		}
+		out = append(out, fmt.Sprintf("%s (%s)", f.Target, u))
+	}
+	return out
 }
 
 // overAppendLimit counts the messages to copy that are larger than their

@@ -51,6 +51,8 @@ type Source struct {
 	// failed; List reports their validity with a *ValidityChangedError.
 	// Shared by the sessions of one Opener.
 	unknown *nameSet
+	// skipped are the folders the last Folders call left out.
+	skipped []source.Skip
 }
 
 // nameSet is a set of folder names safe for concurrent use.
@@ -144,7 +146,9 @@ func (s *Source) short(ctx context.Context, what string, f func(c *imapclient.Cl
 }
 
 // Folders lists the selectable folders of the personal namespace with
-// their special-use attribute and UIDVALIDITY (STATUS, pipelined).
+// their special-use attribute and UIDVALIDITY (STATUS, pipelined). The
+// others (other users', shared, \Noselect) are left out and listed by
+// Skipped.
 //
 // A STATUS that fails (a name the server chokes on, a timeout that costs
 // the connection and so the STATUS pipelined after it) does not fail the
@@ -157,17 +161,24 @@ func (s *Source) short(ctx context.Context, what string, f func(c *imapclient.Cl
 func (s *Source) Folders(ctx context.Context) ([]source.Folder, error) {
 	var out []source.Folder
 	var servers []string
+	var skipped []source.Skip
 	err := s.short(ctx, "list folders", func(c *imapclient.Client) error {
+		var ns namespaces
+		if c.Caps().Has(imap.CapNamespace) {
+			data, err := c.Namespace().Wait()
+			if err != nil && !imapconn.IsNo(err) {
+				return fmt.Errorf("ask for the namespaces: %w", err)
+			}
+			ns = newNamespaces(data)
+		}
 		l, err := c.List("", "*", imapconn.ListOptions(c)).Collect()
 		if err != nil {
 			return err
 		}
 		for _, d := range l {
-			if !imapconn.Selectable(d.Attrs) {
-				continue
-			}
-			name, ok := s.names.ToCanonical(d.Mailbox)
-			if !ok {
+			name, why := s.skipReason(ns, d)
+			if why != "" {
+				skipped = append(skipped, source.Skip{Name: name, Reason: why})
 				continue
 			}
 			out = append(out, source.Folder{Name: name, SpecialUse: imapconn.SpecialUse(d.Attrs)})
@@ -200,6 +211,7 @@ func (s *Source) Folders(ctx context.Context) ([]source.Folder, error) {
 	for i, bad := range failed {
 		s.unknown.set(out[i].Name, bad)
 	}
+	s.skipped = skipped
 	return out, nil
 }
 

@@ -48,6 +48,10 @@ type Target struct {
 	noPipe bool
 	// haveNames: names has been loaded (it outlives the connection).
 	haveNames bool
+	// uses maps the special uses the target's folders have (from LIST)
+	// to their server names; wantUse is the use Ensure was asked to give
+	// a canonical name when it creates it (see specialuse.go).
+	uses, wantUse map[string]string
 	// binary: the server announced BINARY and LITERAL+ (see AppendsBinary).
 	binary bool
 	// marks holds, per server folder, a UIDVALIDITY and a UID that every
@@ -179,9 +183,13 @@ func (t *Target) loadFolders(ctx context.Context) ([]*imap.ListData, error) {
 		return nil, err
 	}
 	t.existing = map[string]bool{"INBOX": true}
+	t.uses = map[string]string{}
 	for _, d := range l {
 		if imapconn.Selectable(d.Attrs) {
 			t.existing[d.Mailbox] = true
+		}
+		if u := imapconn.SpecialUse(d.Attrs); u != "" && t.uses[u] == "" {
+			t.uses[u] = d.Mailbox
 		}
 	}
 	return l, nil
@@ -208,11 +216,14 @@ func (t *Target) Folders(ctx context.Context) ([]source.Folder, error) {
 }
 
 // Ensure creates the folder (and its parents) when missing, subscribes it,
-// and returns its canonical name.
+// and returns its canonical name. A folder created for a special use
+// (f.SpecialUse) the target has no folder for yet gets it, where the
+// server offers CREATE-SPECIAL-USE.
 func (t *Target) Ensure(ctx context.Context, f source.Folder) (string, error) {
 	if _, err := t.conn(ctx); err != nil {
 		return "", err
 	}
+	t.noteUse(f)
 	server := t.names.ToServer(f.Name)
 	if err := t.ensureServer(ctx, f.Name); err != nil {
 		return "", err
@@ -240,9 +251,14 @@ func (t *Target) ensureServer(ctx context.Context, canonical string) error {
 		if t.existing[name] {
 			continue
 		}
-		err := t.short(ctx, fmt.Sprintf("create folder %q", name), func(c *imapclient.Client) error {
-			return c.Create(name, nil).Wait()
-		})
+		var err error
+		if i == len(parts) {
+			err = t.createLeaf(ctx, canonical, name)
+		} else {
+			err = t.short(ctx, fmt.Sprintf("create folder %q", name), func(c *imapclient.Client) error {
+				return c.Create(name, nil).Wait()
+			})
+		}
 		if err != nil && imapconn.Code(err) != imap.ResponseCodeAlreadyExists {
 			if !imapconn.IsNo(err) {
 				return err
