@@ -492,6 +492,12 @@ func (e *engine) prepare(ctx context.Context, s0p *source.Source, t0p *target.Ta
 	if err != nil {
 		return nil, fmt.Errorf("list source folders: %w", err)
 	}
+	// What the source leaves out (shared, other users', \Noselect), taken
+	// now: a session reopened later has not listed anything.
+	var srcSkipped []source.Skip
+	if sl, ok := (*s0p).(source.SkipLister); ok {
+		srcSkipped = sl.Skipped()
+	}
 	var tgtFolders []source.Folder
 	if _, ok := (*t0p).(target.FolderLister); ok {
 		err := e.again(ctx, "list target folders", tgtAgain, func() (err error) {
@@ -778,6 +784,10 @@ func (e *engine) prepare(ctx context.Context, s0p *source.Source, t0p *target.Ta
 		if len(items) > 0 || len(deleteOnly) > 0 {
 			out = append(out, folderWork{fs: fs, items: items, deleteOnly: deleteOnly})
 		}
+	}
+	for _, sk := range srcSkipped {
+		e.sum.Folders = append(e.sum.Folders, &FolderSummary{Source: sk.Name, Skipped: sk.Reason})
+		e.log.Info("folder skipped", "folder", sk.Name, "reason", sk.Reason)
 	}
 	return out, nil
 }

@@ -113,6 +113,7 @@ func TestCyrusFolders(t *testing.T) {
 			if r.code != 0 {
 				t.Fatal(r)
 			}
+			mustContain(t, r.stdout+r.stderr, other, "(skipped: another user's folder", shared, "(skipped: shared folder")
 
 			// Where each source folder must land.
 			want := map[string]string{"INBOX": "INBOX", "Sent": "Sent", "Deleted Stuff": "Deleted Stuff", "Junk": "Junk", "Drafts": "Drafts",
