@@ -54,3 +54,14 @@ func TestUnwritableReportIsRefusedFirst(t *testing.T) {
 		t.Fatalf("exit %d\n%s%s", code, out.String(), errb.String())
 	}
 }
+
+// TestVersion: -V and --version answer, from the build info when no
+// release version was stamped.
+func TestVersion(t *testing.T) {
+	for _, arg := range []string{"version", "--version", "-V"} {
+		var out, errb bytes.Buffer
+		if code := run([]string{arg}, &out, &errb); code != exitOK || !strings.HasPrefix(out.String(), "mailferry ") || len(strings.TrimSpace(out.String())) <= len("mailferry") {
+			t.Errorf("%s: exit %d, %q", arg, code, out.String())
+		}
+	}
+}

@@ -102,15 +102,51 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprint(stdout, usageTop)
 		return exitOK
-	case "version", "--version":
-		fmt.Fprintln(stdout, "mailferry", version)
+	case "version", "--version", "-version", "-V":
+		fmt.Fprintln(stdout, "mailferry", buildVersion())
 		return exitOK
 	}
 	fmt.Fprintf(stderr, "mailferry: unknown command %q\n\n%s", args[0], usageTop)
 	return exitUsage
 }
 
-var version = "0.1.0-dev"
+// version is set by a release build (-ldflags "-X main.version=v1.2.3");
+// otherwise buildVersion asks the build info.
+var version = ""
+
+// buildVersion is the module version `go install ...@v1.2.3` recorded, or
+// the VCS revision of a build from a checkout ("devel" plus the commit).
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "devel"
+	}
+	if v := bi.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	rev, dirty := "", false
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			dirty = s.Value == "true"
+		}
+	}
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	switch {
+	case rev == "":
+		return "devel"
+	case dirty:
+		return "devel-" + rev + "-dirty"
+	}
+	return "devel-" + rev
+}
 
 // isHelp reports whether arg asks for help (so that "help help" does not
 // ask itself for help forever).
