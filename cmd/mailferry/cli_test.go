@@ -65,3 +65,23 @@ func TestVersion(t *testing.T) {
 		}
 	}
 }
+
+// TestFlagErrors: one line with a hint, not the flag package's error and
+// 72 lines of usage.
+func TestFlagErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"migrate", "--worker", "3", "maildir:/a", "maildir:/b"}, "mailferry migrate: unknown flag --worker (did you mean --workers?)"},
+		{[]string{"migrate", "--max-size", "10M", "maildir:/a", "maildir:/b"}, `mailferry migrate: --max-size "10M": want a whole number`},
+		{[]string{"migrate", "--timeout", "30", "maildir:/a", "maildir:/b"}, `mailferry migrate: --timeout "30": want a duration`},
+		{[]string{"verify", "--dep", "maildir:/a", "maildir:/b"}, "did you mean --deep?"},
+	} {
+		var out, errb bytes.Buffer
+		code := run(tc.args, &out, &errb)
+		if code != exitUsage || !strings.Contains(errb.String(), tc.want) || strings.Count(errb.String(), "\n") > 1 {
+			t.Errorf("%v: exit %d\n%s", tc.args, code, errb.String())
+		}
+	}
+}

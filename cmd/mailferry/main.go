@@ -224,9 +224,20 @@ func newCommon(name, usage string, stderr io.Writer) *common {
 
 // parse parses flags anywhere among the two positional arguments.
 func (c *common) parse(args []string) error {
+	// The flag package would print its error and the whole usage; the
+	// caller prints one line instead (usage only for -h).
+	out, usage := c.fs.Output(), c.fs.Usage
+	c.fs.SetOutput(io.Discard)
+	c.fs.Usage = func() {}
+	defer func() { c.fs.SetOutput(out); c.fs.Usage = usage }()
 	for {
 		if err := c.fs.Parse(args); err != nil {
-			return err
+			if errors.Is(err, flag.ErrHelp) {
+				c.fs.SetOutput(out)
+				usage()
+				return err
+			}
+			return flagErr(c.fs, err)
 		}
 		args = c.fs.Args()
 		if len(args) == 0 {
@@ -249,6 +260,77 @@ func (c *common) parse(args []string) error {
 		return fmt.Errorf("--workers %d: want 1 to 64", c.workers)
 	}
 	return nil
+}
+
+// flagErr turns the flag package's error into one line with a hint: the
+// flag meant for an unknown one, or what a flag's value should look like.
+func flagErr(fs *flag.FlagSet, err error) error {
+	msg := err.Error()
+	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: "); ok {
+		name = strings.TrimLeft(name, "-")
+		best, bestD := "", 3
+		fs.VisitAll(func(f *flag.Flag) {
+			if d := editDistance(name, f.Name); d < bestD || (strings.HasPrefix(f.Name, name) && bestD > 1) {
+				best, bestD = f.Name, min(d, 1)
+			}
+		})
+		if best != "" {
+			return fmt.Errorf("unknown flag --%s (did you mean --%s?); see mailferry help %s", name, best, fs.Name())
+		}
+		return fmt.Errorf("unknown flag --%s; see mailferry help %s", name, fs.Name())
+	}
+	if rest, ok := strings.CutPrefix(msg, "invalid value "); ok {
+		// invalid value "10M" for flag -max-size: parse error
+		if i := strings.Index(rest, " for flag -"); i >= 0 {
+			name := rest[i+len(" for flag -"):]
+			if j := strings.Index(name, ":"); j >= 0 {
+				name = name[:j]
+			}
+			if f := fs.Lookup(name); f != nil {
+				kind, help := flag.UnquoteUsage(f)
+				return fmt.Errorf("--%s %s: %s (--%s %s: %s)", name, rest[:i], hintFor(f), name, kind, help)
+			}
+		}
+	}
+	return err
+}
+
+// hintFor says what a flag's value looks like.
+func hintFor(f *flag.Flag) string {
+	if g, ok := f.Value.(flag.Getter); ok {
+		switch g.Get().(type) {
+		case int, int64:
+			return "want a whole number (bytes without a unit, e.g. 10485760 for 10 MiB)"
+		case float64:
+			return "want a number"
+		case time.Duration:
+			return "want a duration such as 30s, 2m or 1h"
+		case bool:
+			return "want true or false"
+		}
+	}
+	return "not a valid value"
+}
+
+// editDistance is the Levenshtein distance of a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
 }
 
 func (c *common) rules() (migrate.FolderRules, error) {
