@@ -3,8 +3,6 @@ package cyrustest
 import (
 	"bytes"
 	"fmt"
-	"slices"
-	"sort"
 	"strings"
 	"testing"
 
@@ -12,6 +10,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"mailferry/internal/corpus"
+	"mailferry/internal/servertest"
 )
 
 // Load appends msgs as user, in order (UIDs follow it within each folder),
@@ -98,81 +97,7 @@ func (s *Server) dump(user string) ([]corpus.Message, error) {
 		return nil, err
 	}
 	defer c.Close()
-	list, err := c.List("", "*", nil).Collect()
-	if err != nil {
-		return nil, fmt.Errorf("list: %w", err)
-	}
-	type box struct{ imapName, name string }
-	var boxes []box
-	for _, l := range list {
-		if slices.Contains(l.Attrs, imap.MailboxAttrNoSelect) || slices.Contains(l.Attrs, imap.MailboxAttrNonExistent) {
-			continue
-		}
-		boxes = append(boxes, box{l.Mailbox, s.canonical(l.Mailbox, l.Delim)})
-	}
-	sort.Slice(boxes, func(i, j int) bool {
-		a, b := boxes[i].name, boxes[j].name
-		if (a == "INBOX") != (b == "INBOX") {
-			return a == "INBOX"
-		}
-		return a < b
-	})
-	var out []corpus.Message
-	for _, b := range boxes {
-		sel, err := c.Select(b.imapName, &imap.SelectOptions{ReadOnly: true}).Wait()
-		if err != nil {
-			return nil, fmt.Errorf("select %q: %w", b.imapName, err)
-		}
-		if sel.NumMessages == 0 {
-			continue
-		}
-		var seq imap.SeqSet
-		seq.AddRange(1, sel.NumMessages)
-		section := &imap.FetchItemBodySection{Peek: true}
-		cmd := c.Fetch(seq, &imap.FetchOptions{UID: true, Flags: true, InternalDate: true, BodySection: []*imap.FetchItemBodySection{section}})
-		type got struct {
-			uid imap.UID
-			m   corpus.Message
-		}
-		var msgs []got
-		for {
-			md := cmd.Next()
-			if md == nil {
-				break
-			}
-			buf, err := md.Collect()
-			if err != nil {
-				cmd.Close()
-				return nil, fmt.Errorf("fetch from %q: %w", b.imapName, err)
-			}
-			body := buf.FindBodySection(section)
-			if body == nil {
-				cmd.Close()
-				return nil, fmt.Errorf("fetch from %q: message %d came without its body", b.imapName, buf.SeqNum)
-			}
-			var flags []string
-			for _, f := range buf.Flags {
-				if !strings.EqualFold(string(f), `\Recent`) {
-					flags = append(flags, string(f))
-				}
-			}
-			msgs = append(msgs, got{buf.UID, corpus.Message{Folder: b.name, Body: bytes.Clone(body), Flags: flags, Date: buf.InternalDate, MessageID: corpus.MessageIDOf(body)}})
-		}
-		if err := cmd.Close(); err != nil {
-			return nil, fmt.Errorf("fetch from %q: %w", b.imapName, err)
-		}
-		if len(msgs) != int(sel.NumMessages) {
-			return nil, fmt.Errorf("fetch from %q: got %d of %d messages", b.imapName, len(msgs), sel.NumMessages)
-		}
-		sort.SliceStable(msgs, func(i, j int) bool { return msgs[i].uid < msgs[j].uid })
-		for _, g := range msgs {
-			out = append(out, g.m)
-		}
-	}
-	if err := c.Logout().Wait(); err != nil {
-		return nil, fmt.Errorf("logout: %w", err)
-	}
-	return out, nil
+	return servertest.Dump(c, s.canonical)
 }
 
 // Unchanged keeps the messages Cyrus stores byte for byte: no NUL, no bare

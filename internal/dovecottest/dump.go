@@ -5,17 +5,15 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"mailferry/internal/corpus"
+	"mailferry/internal/servertest"
 )
 
 // Dump reads every message of every selectable folder of user over IMAP
@@ -47,83 +45,7 @@ func (s *Server) dump(user string) ([]corpus.Message, error) {
 	if err := c.Login(user, Password).Wait(); err != nil {
 		return nil, fmt.Errorf("login: %w", err)
 	}
-	list, err := c.List("", "*", nil).Collect()
-	if err != nil {
-		return nil, fmt.Errorf("list: %w", err)
-	}
-	type box struct{ imapName, name string }
-	var boxes []box
-	for _, l := range list {
-		if slices.Contains(l.Attrs, imap.MailboxAttrNoSelect) || slices.Contains(l.Attrs, imap.MailboxAttrNonExistent) {
-			continue
-		}
-		boxes = append(boxes, box{l.Mailbox, s.canonical(l.Mailbox, l.Delim)})
-	}
-	sort.Slice(boxes, func(i, j int) bool {
-		a, b := boxes[i].name, boxes[j].name
-		if (a == "INBOX") != (b == "INBOX") {
-			return a == "INBOX"
-		}
-		return a < b
-	})
-	var out []corpus.Message
-	for _, b := range boxes {
-		sel, err := c.Select(b.imapName, &imap.SelectOptions{ReadOnly: true}).Wait()
-		if err != nil {
-			return nil, fmt.Errorf("select %q: %w", b.imapName, err)
-		}
-		if sel.NumMessages == 0 {
-			continue
-		}
-		var seq imap.SeqSet
-		seq.AddRange(1, sel.NumMessages)
-		section := &imap.FetchItemBodySection{Peek: true}
-		cmd := c.Fetch(seq, &imap.FetchOptions{UID: true, Flags: true, InternalDate: true, BodySection: []*imap.FetchItemBodySection{section}})
-		var got []corpus.Message
-		var uids []imap.UID
-		for {
-			md := cmd.Next()
-			if md == nil {
-				break
-			}
-			buf, err := md.Collect()
-			if err != nil {
-				cmd.Close()
-				return nil, fmt.Errorf("fetch from %q: %w", b.imapName, err)
-			}
-			body := buf.FindBodySection(section)
-			if body == nil {
-				cmd.Close()
-				return nil, fmt.Errorf("fetch from %q: message %d came without its body", b.imapName, buf.SeqNum)
-			}
-			var flags []string
-			for _, f := range buf.Flags {
-				if !strings.EqualFold(string(f), `\Recent`) {
-					flags = append(flags, string(f))
-				}
-			}
-			got = append(got, corpus.Message{Folder: b.name, Body: body, Flags: flags, Date: buf.InternalDate, MessageID: corpus.MessageIDOf(body)})
-			uids = append(uids, buf.UID)
-		}
-		if err := cmd.Close(); err != nil {
-			return nil, fmt.Errorf("fetch from %q: %w", b.imapName, err)
-		}
-		if len(got) != int(sel.NumMessages) {
-			return nil, fmt.Errorf("fetch from %q: got %d of %d messages", b.imapName, len(got), sel.NumMessages)
-		}
-		idx := make([]int, len(got))
-		for i := range idx {
-			idx[i] = i
-		}
-		sort.SliceStable(idx, func(i, j int) bool { return uids[idx[i]] < uids[idx[j]] })
-		for _, i := range idx {
-			out = append(out, got[i])
-		}
-	}
-	if err := c.Logout().Wait(); err != nil {
-		return nil, fmt.Errorf("logout: %w", err)
-	}
-	return out, nil
+	return servertest.Dump(c, s.canonical)
 }
 
 // canonical turns a server mailbox name into the canonical form.
