@@ -163,13 +163,9 @@ func (s *Source) Folders(ctx context.Context) ([]source.Folder, error) {
 	var servers []string
 	var skipped []source.Skip
 	err := s.short(ctx, "list folders", func(c *imapclient.Client) error {
-		var ns namespaces
-		if c.Caps().Has(imap.CapNamespace) {
-			data, err := c.Namespace().Wait()
-			if err != nil && !imapconn.IsNo(err) {
-				return fmt.Errorf("ask for the namespaces: %w", err)
-			}
-			ns = newNamespaces(data)
+		ns, err := imapconn.AskNamespaces(c)
+		if err != nil {
+			return err
 		}
 		l, err := c.List("", "*", imapconn.ListOptions(c)).Collect()
 		if err != nil {

@@ -173,10 +173,14 @@ func (t *Target) short(ctx context.Context, what string, f func(c *imapclient.Cl
 
 // loadFolders fills t.existing from LIST "" "*".
 func (t *Target) loadFolders(ctx context.Context) ([]*imap.ListData, error) {
-	var l []*imap.ListData
+	var all []*imap.ListData
+	var ns imapconn.Namespaces
 	err := t.short(ctx, "list folders", func(c *imapclient.Client) error {
 		var err error
-		l, err = c.List("", "*", imapconn.ListOptions(c)).Collect()
+		if ns, err = imapconn.AskNamespaces(c); err != nil {
+			return err
+		}
+		all, err = c.List("", "*", imapconn.ListOptions(c)).Collect()
 		return err
 	})
 	if err != nil {
@@ -184,7 +188,14 @@ func (t *Target) loadFolders(ctx context.Context) ([]*imap.ListData, error) {
 	}
 	t.existing = map[string]bool{"INBOX": true}
 	t.uses = map[string]string{}
-	for _, d := range l {
+	// Other users' and shared folders (Cyrus lists them beside the
+	// user's own) are neither mapped onto nor reported as the target's.
+	var l []*imap.ListData
+	for _, d := range all {
+		if ns.Outside(d.Mailbox) != "" {
+			continue
+		}
+		l = append(l, d)
 		if imapconn.Selectable(d.Attrs) {
 			t.existing[d.Mailbox] = true
 		}
