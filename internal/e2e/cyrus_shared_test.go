@@ -134,21 +134,36 @@ func TestCyrusTortureCorpus(t *testing.T) {
 	t.Run("Reject8Bit", func(t *testing.T) {
 		cy := cyrustest.Start(t, cyrustest.Options{Users: []string{"dst"}, Reject8Bit: true})
 		failures, _ := runTorture(t, secretEnv, src, "imap://dst@"+cy.IMAP+"?tls=none", "--strip-nul")
-		checkTorture(t, fromIMAP, cy.Dump(t, "dst"), failures, true)
+		checkTorture(t, cyrusWant(fromIMAP, false), cy.Dump(t, "dst"), failures, false)
 	})
 	t.Run("8-bit header to X", func(t *testing.T) {
 		cy := cyrustest.Start(t, cyrustest.Options{Users: []string{"dst"}, AltNamespace: true, UnixHierarchySep: true})
 		failures, _ := runTorture(t, secretEnv, src, "imap://dst@"+cy.IMAP+"?tls=none", "--strip-nul")
-		// What Cyrus was sent: CRLF line ends, no NUL (--strip-nul); the
-		// header then loses its 8-bit bytes to X.
-		want := make([]tortureCase, len(fromIMAP))
-		for i, c := range fromIMAP {
-			b := bytes.ReplaceAll(crlfToLF(bytes.ReplaceAll(c.body, []byte{0}, nil)), []byte("\n"), []byte("\r\n"))
-			want[i] = c
-			want[i].body = cyrusHeaderX(b)
-		}
-		checkTorture(t, want, cy.Dump(t, "dst"), failures, true)
+		checkTorture(t, cyrusWant(fromIMAP, true), cy.Dump(t, "dst"), failures, false)
 	})
+}
+
+// cyrusWant is what Cyrus must store of each case: the bytes mailferry
+// sends (NUL removed by --strip-nul, bare LF turned into CRLF), with the
+// header's 8-bit bytes as X when x. Unlike Dovecot, Cyrus keeps a lone CR
+// at the very end.
+func cyrusWant(cases []tortureCase, x bool) []tortureCase {
+	out := make([]tortureCase, len(cases))
+	for i, c := range cases {
+		var b []byte
+		for j, ch := range bytes.ReplaceAll(c.body, []byte{0}, nil) {
+			if ch == '\n' && (j == 0 || b[len(b)-1] != '\r') {
+				b = append(b, '\r')
+			}
+			b = append(b, ch)
+		}
+		out[i] = c
+		out[i].body = b
+		if x {
+			out[i].body = cyrusHeaderX(b)
+		}
+	}
+	return out
 }
 
 // cyrusNamesReport is the part of the --report file the names test reads.
