@@ -352,7 +352,7 @@ func TestCyrusFaultKinds(t *testing.T) {
 	if testing.Short() {
 		t.Skip("short")
 	}
-	o := kindsOptions(14, 96<<10, 1500, 45)
+	o := kindsOptions(14, 96<<10, 1500, 36)
 	var kinds []faultproxy.Kind
 	for _, k := range o.Kinds {
 		if k != faultproxy.HalfClose {
@@ -381,7 +381,7 @@ func TestCyrusHalfCloseFaults(t *testing.T) {
 func runCyrusFaults(t *testing.T, o faultproxy.Options, minFaults int) {
 	t.Helper()
 	dv := dovecottest.Start(t, dovecottest.Options{})
-	msgs := cyrustest.Unchanged(fullCorpus(400, 71))
+	msgs := cyrustest.Unchanged(fullCorpus(320, 71))
 	dv.Load(t, "src", msgs)
 	cy := cyrustest.Start(t, cyrustest.Options{Users: []string{"dst"}})
 	p := proxy(t, cy.IMAP, o)
