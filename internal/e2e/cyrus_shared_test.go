@@ -262,7 +262,6 @@ var cyrusRefusedNames = []string{"Quote\"d", "Back\\slash", "Percent%", "ctl\x01
 // fail alone, reported with the reason (exit 1); the other folders are
 // copied.
 func TestCyrusRefusedFolderNames(t *testing.T) {
-	t.Skip("bug: target/imap/imap.go:268 marks a NO to CREATE as failure.Fatal, so one folder name Cyrus refuses (NO Invalid mailbox name) ends the whole run with exit 3 (migrate/migrate.go:576) instead of failing that folder")
 	runCyrusNames(t, append([]string{"Before", "Zafter"}, cyrusRefusedNames...), 3)
 }
 
@@ -435,7 +434,6 @@ func TestCyrusHalfCloseFaults(t *testing.T) {
 	if testing.Short() {
 		t.Skip("short")
 	}
-	t.Skip("bug: a FIN toward Cyrus in the middle of an APPEND literal makes Cyrus answer a tagged plain \"NO System I/O error\", which target/imap/imap.go:552 (appendErr) takes for a permanent refusal of the message: reported failed, exit 1, instead of retried")
 	o := kindsOptions(15, 96<<10, 1500, 20)
 	o.Kinds = []faultproxy.Kind{faultproxy.HalfClose}
 	runCyrusFaults(t, o, 10)

@@ -274,9 +274,11 @@ func (t *Target) ensureServer(ctx context.Context, canonical string) error {
 			if !imapconn.IsNo(err) {
 				return err
 			}
-			// Some servers answer a plain NO for an existing folder.
+			// Some servers answer a plain NO for an existing folder. A
+			// name the server refuses (Cyrus: "NO Invalid mailbox name")
+			// fails this folder only; the engine reports it and goes on.
 			if _, lerr := t.loadFolders(ctx); lerr != nil || !t.existing[name] {
-				return failure.Mark(failure.Fatal, err)
+				return fmt.Errorf("create folder %q: %w", name, err)
 			}
 		}
 		t.existing[name] = true
@@ -548,6 +550,11 @@ func (t *Target) appendErr(ctx context.Context, d target.Delivery, err error, lo
 	}
 	if overQuota(ie) {
 		return t.quotaErr(ctx, d, err, lookup, true)
+	}
+	if ie.Type == imap.StatusResponseTypeNo && strings.Contains(strings.ToLower(ie.Text), "i/o error") {
+		// Cyrus' "NO System I/O error": the server's trouble (or a
+		// connection half-closed under the literal), not the message's.
+		return failure.Mark(failure.Temporary, werr)
 	}
 	if ie.Type == imap.StatusResponseTypeNo && ie.Code == "" && lookup != nil {
 		// A plain NO may still be over quota (a server that says so in
