@@ -2,9 +2,13 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"mailferry/migrate"
 )
@@ -83,5 +87,41 @@ func TestFlagErrors(t *testing.T) {
 		if code != exitUsage || !strings.Contains(errb.String(), tc.want) || strings.Count(errb.String(), "\n") > 1 {
 			t.Errorf("%v: exit %d\n%s", tc.args, code, errb.String())
 		}
+	}
+}
+
+// TestReportSaysWhichRun: migrate --report names the run (version, source,
+// target, start, status, exit code) beside the summary's counts.
+func TestReportSaysWhichRun(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	for _, d := range []string{"cur", "new", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(src, d), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(src, "cur", "1.a"), []byte("Message-ID: <a@b>\r\n\r\nhi\r\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rep := filepath.Join(dir, "r.json")
+	var out, errb bytes.Buffer
+	if code := run([]string{"migrate", "maildir:" + src, "maildir:" + filepath.Join(dir, "out"), "--state", filepath.Join(dir, "st"), "--report", rep, "--no-progress"}, &out, &errb); code != exitOK {
+		t.Fatalf("exit %d\n%s", code, errb.String())
+	}
+	b, err := os.ReadFile(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r struct {
+		Version, Source, Target, Status string
+		Started                         time.Time
+		ExitCode                        int `json:"exit_code"`
+		Copied                          int
+	}
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Version == "" || r.Source != "maildir:"+src || !strings.HasPrefix(r.Target, "maildir:") || r.Status != "ok" || r.ExitCode != 0 || r.Started.IsZero() || r.Copied != 1 {
+		t.Fatalf("report: %+v\n%s", r, b)
 	}
 }

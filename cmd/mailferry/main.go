@@ -574,6 +574,7 @@ func cmdMigrate(args []string, stdout, stderr io.Writer) int {
 		testHookStats(stats)
 	}
 	prog := startProgress(ctx, stats, progressOptions{noBar: c.noProgress || c.quiet, interval: c.stats, logger: c.logger, stderr: stderr, verb: "copying"})
+	started := time.Now()
 	sum, err := migrate.Run(ctx, srcOpen, tgtOpen, journal, migrate.Options{
 		Workers: c.workers, Folders: rules, SyncFlags: *syncFlags, MaxSize: *maxSize, DryRun: *dryRun,
 		Stats: stats, Logger: c.logger, MaxRate: *maxRate, MaxBandwidth: *maxBW, FixBareLF: *fixLF, StripNUL: *stripNUL,
@@ -590,7 +591,17 @@ func cmdMigrate(args []string, stdout, stderr io.Writer) int {
 			printSummary(stdout, sum, c.src, c.tgt, err)
 		}
 		if c.report != "" {
-			if werr := writeJSON(c.report, sum); werr != nil {
+			rep := runReport{Version: buildVersion(), Source: c.src.String(), Target: c.tgt.String(), Started: started,
+				Status: "ok", ExitCode: exitCodeOf(err, sum.Failed > 0), Summary: sum}
+			switch {
+			case sum.Interrupted:
+				rep.Status = "interrupted"
+			case err != nil:
+				rep.Status, rep.Error = "error", c.redact(err.Error())
+			case sum.Failed > 0:
+				rep.Status = "failed"
+			}
+			if werr := writeJSON(c.report, rep); werr != nil {
 				fmt.Fprintf(stderr, "mailferry migrate: write the report: %v\n", werr)
 				if err == nil {
 					// The copy is done, but what was asked for is not.
@@ -600,6 +611,32 @@ func cmdMigrate(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	return finish(stderr, "migrate", err, sum != nil && sum.Failed > 0, c)
+}
+
+// runReport is migrate --report: which run it was, how it ended, and the
+// summary's fields beside them.
+type runReport struct {
+	Version  string    `json:"version"`
+	Source   string    `json:"source"`
+	Target   string    `json:"target"`
+	Started  time.Time `json:"started"`
+	Status   string    `json:"status"` // ok, failed (some messages), interrupted, error
+	ExitCode int       `json:"exit_code"`
+	Error    string    `json:"error,omitempty"`
+	*migrate.Summary
+}
+
+// exitCodeOf is the exit code finish picks, without printing anything.
+func exitCodeOf(err error, someFailed bool) int {
+	switch {
+	case err == nil && someFailed:
+		return exitSomeFailed
+	case err == nil:
+		return exitOK
+	case errors.Is(err, context.Canceled):
+		return exitInterrupted
+	}
+	return failure.ExitCode(err)
 }
 
 // finish prints the run-stopping error as one sentence and picks the exit code.
