@@ -3,6 +3,7 @@ package migrate
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 
 	"mailferry/source"
@@ -168,3 +169,42 @@ func mapName(m map[string]string, name string) (string, bool) {
 // folder it creates for f: the announced one, else one guessed from a
 // well-known name ("Sent Items").
 func SpecialUse(f source.Folder) string { return specialUse(f) }
+
+// unmatchedRules lists the --include, --exclude and --map rules that match
+// no source folder: almost always a typo, which would otherwise pass in
+// silence (a whole folder not copied, or copied under its own name).
+func unmatchedRules(r FolderRules, folders []source.Folder) []string {
+	var out []string
+	matches := func(re *regexp.Regexp) bool {
+		for _, f := range folders {
+			if re.MatchString(f.Name) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, re := range r.Include {
+		if !matches(re) {
+			out = append(out, fmt.Sprintf("--include %q matches no source folder", re.String()))
+		}
+	}
+	for _, re := range r.Exclude {
+		if !matches(re) {
+			out = append(out, fmt.Sprintf("--exclude %q matches no source folder", re.String()))
+		}
+	}
+	for old := range r.Map {
+		found := false
+		for _, f := range folders {
+			if f.Name == old || strings.HasPrefix(f.Name, old+"/") {
+				found = true
+				break
+			}
+		}
+		if !found {
+			out = append(out, fmt.Sprintf("--map %q matches no source folder", old))
+		}
+	}
+	slices.Sort(out)
+	return out
+}

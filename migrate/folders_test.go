@@ -2,6 +2,7 @@ package migrate
 
 import (
 	"regexp"
+	"slices"
 	"testing"
 
 	"mailferry/source"
@@ -131,5 +132,19 @@ func TestPlanFoldersChildren(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestUnmatchedRules(t *testing.T) {
+	folders := []source.Folder{{Name: "INBOX"}, {Name: "Archive/2024"}, {Name: "Sent"}}
+	r := FolderRules{
+		Include: []*regexp.Regexp{regexp.MustCompile("^Arch"), regexp.MustCompile("^Nothing$")},
+		Exclude: []*regexp.Regexp{regexp.MustCompile("^Trash$")},
+		Map:     map[string]string{"Archive": "Old", "Nope": "Foo"},
+	}
+	got := unmatchedRules(r, folders)
+	want := []string{`--exclude "^Trash$" matches no source folder`, `--include "^Nothing$" matches no source folder`, `--map "Nope" matches no source folder`}
+	if !slices.Equal(got, want) {
+		t.Fatalf("got %q\nwant %q", got, want)
 	}
 }

@@ -509,6 +509,10 @@ func (e *engine) prepare(ctx context.Context, s0p *source.Source, t0p *target.Ta
 		}
 	}
 	plans := planFolders(e.o.Folders, srcFolders, tgtFolders)
+	for _, w := range unmatchedRules(e.o.Folders, srcFolders) {
+		e.log.Warn(w)
+		e.sum.Warnings = append(e.sum.Warnings, w)
+	}
 
 	// What the journal knows, per source folder name: the validities seen.
 	known := map[string]map[uint32]bool{}

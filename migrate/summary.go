@@ -66,6 +66,7 @@ type Summary struct {
 	NotDeleted   int              `json:"not_deleted_from_source,omitempty"`
 	Failures     []Failure        `json:"failures,omitempty"`
 	SkippedMsgs  int              `json:"skipped_messages,omitempty"`
+	Warnings     []string         `json:"warnings,omitempty"`     // e.g. a --map that matches no folder
 	Skips        []Failure        `json:"skipped_list,omitempty"` // why each was skipped
 	Workers      int              `json:"workers"`
 	Elapsed      time.Duration    `json:"elapsed_ns"`

@@ -155,6 +155,9 @@ func printSummary(w io.Writer, s *migrate.Summary, src, tgt fmt.Stringer, runErr
 		fmt.Fprintf(w, "  flags updated  %d\n", s.FlagsSynced)
 	}
 	fmt.Fprintf(w, "  failed         %d\n", s.Failed)
+	for _, warn := range s.Warnings {
+		fmt.Fprintf(w, "  warning        %s\n", warn)
+	}
 	if s.SkippedMsgs > 0 {
 		fmt.Fprintf(w, "  skipped        %d larger than --max-size (not a failure; listed in --report)\n", s.SkippedMsgs)
 	}
