@@ -416,6 +416,9 @@ func printPlanFull(w io.Writer, sum *migrate.Summary, p *planInfo, src, tgt fmt.
 	}
 	fmt.Fprintf(tw, "TOTAL\t\t%d\t%s\t%d\t%d\t%s\t\n", listed, humanBytes(listedBytes), done, p.ToCopy, humanBytes(p.ToCopyBytes))
 	tw.Flush()
+	for _, warn := range sum.Warnings {
+		fmt.Fprintf(w, "WARNING: %s\n", warn)
+	}
 	if fails > 0 {
 		fmt.Fprintf(w, "Will not be copied: %d message(s) (see the report):\n", fails)
 		for i, f := range sum.Failures {
