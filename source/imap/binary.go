@@ -127,107 +127,156 @@ type pending struct {
 	body *held
 }
 
-// deliverPending restores the NULs of each pending body when BINARY.PEEK[]
-// allows it and calls fn, in order. The FETCH that found them is over and
-// the folder is still selected: no command since could expunge, so their
-// sequence numbers still hold (and the UID is checked anyway).
+// deliverPending restores the NULs of the pending bodies where BINARY.PEEK[]
+// allows it and calls fn for each, in order.
 func (s *Source) deliverPending(ctx context.Context, folder string, ps []*pending, fn func(source.Meta, io.Reader) error) error {
-	for _, p := range ps {
-		fixed, err := s.binaryOf(ctx, folder, p)
-		if err != nil {
-			fixed.close()
-			return err
+	if len(ps) == 0 {
+		return nil
+	}
+	fixed, err := s.binaries(ctx, folder, ps)
+	defer func() {
+		for _, h := range fixed {
+			h.close()
 		}
+	}()
+	if err != nil {
+		return err
+	}
+	for i, p := range ps {
 		h := p.body
-		if fixed != nil {
-			h = fixed
+		if fixed[i] != nil {
+			h = fixed[i]
 		}
 		r, err := h.reader()
-		if err == nil {
-			if err = fn(p.meta, r); err != nil {
-				err = fnError{err}
-			}
-		}
-		fixed.close()
 		if err != nil {
 			return err
+		}
+		if err := fn(p.meta, r); err != nil {
+			return fnError{err}
 		}
 	}
 	return nil
 }
 
-// binaryOf fetches BINARY.PEEK[] of p and returns it when it is p's body
-// with NULs where the body has 0x80 (nil: keep the body as it is).
-func (s *Source) binaryOf(ctx context.Context, folder string, p *pending) (*held, error) {
+// binaries fetches BINARY.PEEK[] of ps in one command and returns, for
+// each, its body with NULs restored (nil: keep the body as it is). The
+// FETCH that found them is over and the folder is still selected: no
+// command since could expunge, so their sequence numbers still hold (and
+// the UIDs are checked anyway). A server that refuses the command (NO: a
+// part it cannot decode) is asked again message by message.
+func (s *Source) binaries(ctx context.Context, folder string, ps []*pending) ([]*held, error) {
+	out := make([]*held, len(ps))
+	fail := func(err error) ([]*held, error) {
+		for _, h := range out {
+			h.close()
+		}
+		return nil, err
+	}
 	c := s.c
 	if c == nil {
-		return nil, fmt.Errorf("restore NUL octets of message UID %d of %q: the connection is gone", p.uid, folder)
+		return fail(fmt.Errorf("restore NUL octets of messages of %q: the connection is gone", folder))
 	}
 	stop := imapconn.CloseOnDone(ctx, c)
 	defer stop()
+	bySeq := map[uint32]int{}
+	var set imap.SeqSet
+	for i, p := range ps {
+		bySeq[p.seq] = i
+		set.AddNum(p.seq)
+	}
+	why := make([]string, len(ps))
+	same := make([]bool, len(ps))
+	uids := make([]imap.UID, len(ps))
 	sec := &imap.FetchItemBinarySection{Peek: true}
-	cmd := c.Fetch(imap.SeqSetNum(p.seq), &imap.FetchOptions{UID: true, BinarySection: []*imap.FetchItemBinarySection{sec}})
-	var (
-		out    *held
-		uid    imap.UID
-		reason string
-	)
+	cmd := c.Fetch(set, &imap.FetchOptions{UID: true, BinarySection: []*imap.FetchItemBinarySection{sec}})
 	for m := cmd.Next(); m != nil; m = cmd.Next() {
-		if m.SeqNum != p.seq {
+		i, ok := bySeq[m.SeqNum]
+		if !ok {
 			continue
 		}
+		p := ps[i]
 		for it := m.Next(); it != nil; it = m.Next() {
 			switch it := it.(type) {
 			case imapclient.FetchItemDataUID:
-				uid = it.UID
+				uids[i] = it.UID
 			case imapclient.FetchItemDataBinarySection:
-				if it.Literal == nil || out != nil || reason != "" {
+				if it.Literal == nil || out[i] != nil || same[i] || why[i] != "" {
 					continue
 				}
 				if it.Literal.Size() != p.body.size {
-					reason = fmt.Sprintf("BINARY[] has %d octets, BODY[] %d", it.Literal.Size(), p.body.size)
+					why[i] = fmt.Sprintf("BINARY[] has %d octets, BODY[] %d", it.Literal.Size(), p.body.size)
 					continue
 				}
 				lit := &fullLiteral{r: it.Literal, size: it.Literal.Size(), what: func() string {
 					return fmt.Sprintf("BINARY[] of message UID %d of %q", p.uid, folder)
 				}}
-				var err error
-				out, reason, err = onlyNULs(p.body, lit)
+				h, reason, err := onlyNULs(p.body, lit)
 				if err != nil {
-					out.close()
 					abort(c, cmd, true)
 					s.drop()
-					return nil, imapconn.Wrap(ctx, err)
+					return fail(imapconn.Wrap(ctx, err))
 				}
+				out[i], why[i], same[i] = h, reason, h == nil && reason == ""
 			}
 		}
 	}
 	if err := cmd.Close(); err != nil {
-		out.close()
 		if !imapconn.IsNo(err) {
 			s.drop()
-			return nil, imapconn.Wrap(ctx, fmt.Errorf("fetch BINARY[] of message UID %d of %q: %w", p.uid, folder, err))
+			return fail(imapconn.Wrap(ctx, fmt.Errorf("fetch BINARY[] of messages of %q: %w", folder, err)))
 		}
-		out, reason = nil, "the server refused BINARY[]: "+err.Error()
+		for i, p := range ps {
+			if out[i] != nil || same[i] || why[i] != "" {
+				continue
+			}
+			if len(ps) == 1 {
+				why[i] = "the server refused BINARY[]: " + err.Error()
+				continue
+			}
+			one, err := s.binaries(ctx, folder, []*pending{p})
+			if err != nil {
+				return fail(err)
+			}
+			out[i], same[i] = one[0], one[0] == nil
+			uids[i], why[i] = p.uid, "-" // answered (and warned) alone
+		}
 	}
-	if out != nil && uid != p.uid {
-		out.close()
-		out, reason = nil, fmt.Sprintf("the answer was for UID %d", uid)
-	}
-	if out == nil && reason == "" {
-		reason = "no BINARY[] in the answer"
-	}
-	if out == nil {
-		slog.Warn("IMAP source: a message's 0x80 octets may stand for NUL octets the server would not give back; copied as served under BODY[]",
-			"folder", folder, "uid", p.uid, "why", reason)
-		return nil, nil
+	for i, p := range ps {
+		if (out[i] != nil || same[i]) && uids[i] != p.uid {
+			out[i].close()
+			out[i], same[i], why[i] = nil, false, fmt.Sprintf("the answer was for UID %d", uids[i])
+		}
+		if out[i] == nil && !same[i] && why[i] == "" {
+			why[i] = "no BINARY[] in the answer"
+		}
+		if out[i] == nil && !same[i] && why[i] != "-" {
+			slog.Warn("IMAP source: a message's 0x80 octets may stand for NUL octets the server would not give back; copied as served under BODY[]",
+				"folder", folder, "uid", p.uid, "why", why[i])
+		}
 	}
 	return out, nil
 }
 
-// onlyNULs reads bin (as long as body) to a file and returns it when it
-// differs from body only by 0x00 where body has 0x80; else nil and why.
+// onlyNULs reads bin, as long as body, and compares: it returns bin when it
+// differs from body only by 0x00 where body has 0x80; nil and "" when they
+// are the same; else nil and why.
 func onlyNULs(body *held, bin io.Reader) (*held, string, error) {
+	if body.file == nil {
+		b := make([]byte, body.size)
+		if _, err := io.ReadFull(bin, b); err != nil {
+			return nil, "", err
+		}
+		if _, err := io.Copy(io.Discard, bin); err != nil {
+			return nil, "", err
+		}
+		if why := nulsFor80(body.mem, b, 0); why != "" {
+			return nil, why, nil
+		}
+		if bytes.Equal(body.mem, b) {
+			return nil, "", nil
+		}
+		return &held{mem: b, size: body.size}, "", nil
+	}
 	br, err := body.reader()
 	if err != nil {
 		return nil, "", err
@@ -247,13 +296,7 @@ func onlyNULs(body *held, bin io.Reader) (*held, string, error) {
 				out.close()
 				return nil, "", fmt.Errorf("read back a spooled message body: %w", err)
 			}
-			for i := range n {
-				if a[i] != b[i] && (a[i] != 0x80 || b[i] != 0) {
-					reason = fmt.Sprintf("BINARY[] differs from BODY[] at octet %d (%#02x, not NUL for 0x80)", off+int64(i), b[i])
-					break
-				}
-			}
-			if reason == "" {
+			if reason = nulsFor80(a[:n], b[:n], off); reason == "" {
 				if _, err := out.file.Write(b[:n]); err != nil {
 					out.close()
 					return nil, "", fmt.Errorf("spool a message body: %w", err)
@@ -275,4 +318,15 @@ func onlyNULs(body *held, bin io.Reader) (*held, string, error) {
 		return nil, reason, nil
 	}
 	return out, "", nil
+}
+
+// nulsFor80 says why bin is not body with some 0x80 turned into 0x00 ("":
+// it is), off being their offset in the message.
+func nulsFor80(body, bin []byte, off int64) string {
+	for i := range body {
+		if body[i] != bin[i] && (body[i] != 0x80 || bin[i] != 0) {
+			return fmt.Sprintf("BINARY[] differs from BODY[] at octet %d (%#02x, not NUL for 0x80)", off+int64(i), bin[i])
+		}
+	}
+	return ""
 }

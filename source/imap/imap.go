@@ -592,8 +592,17 @@ func (s *Source) deliver(m *imapclient.FetchMessageData, folder string, want ima
 	}
 	meta := mkMeta(uid, flags, date, spool.size)
 	if bin && spool.has80 {
-		if err := spool.toFile(); err != nil {
-			return 0, false, err
+		// The bodies waiting stay in memory up to holdMem in all.
+		inMem := spool.size
+		for _, p := range *waiting {
+			if p.body.file == nil {
+				inMem += p.body.size
+			}
+		}
+		if inMem > holdMem {
+			if err := spool.toFile(); err != nil {
+				return 0, false, err
+			}
 		}
 		*waiting = append(*waiting, &pending{seq: m.SeqNum, uid: uid, meta: meta, body: spool})
 		spool = nil
