@@ -14,6 +14,9 @@
 // A body is whole only when its literal's announced length has arrived: a
 // connection that ends sooner, even in order, is a retryable error wrapping
 // io.ErrUnexpectedEOF, never a shorter message.
+//
+// On a server that announces BINARY, NUL octets served as 0x80 under
+// BODY[] are restored from BINARY.PEEK[] (binary.go).
 package imap
 
 import (
