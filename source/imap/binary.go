@@ -25,6 +25,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"mailferry/internal/failure"
 	"mailferry/internal/imapconn"
 	"mailferry/source"
 )
@@ -202,6 +203,13 @@ func (s *Source) binaries(ctx context.Context, folder string, ps []*pending) ([]
 			case imapclient.FetchItemDataBinarySection:
 				if it.Literal == nil || out[i] != nil || same[i] || why[i] != "" {
 					continue
+				}
+				if it.Literal.Size() > 2*p.body.size+1<<20 {
+					// Not read: the connection is dropped (as for BODY[]).
+					abort(c, cmd, false)
+					s.drop()
+					return fail(failure.Mark(failure.Message, fmt.Errorf("imap %s announced a BINARY[] of %d octets for message UID %d of %q whose BODY[] has %d; refusing it (broken or hostile server)",
+						s.cfg.Addr, it.Literal.Size(), p.uid, folder, p.body.size)))
 				}
 				if it.Literal.Size() != p.body.size {
 					why[i] = fmt.Sprintf("BINARY[] has %d octets, BODY[] %d", it.Literal.Size(), p.body.size)

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"mailferry/internal/failure"
 	"mailferry/internal/imapconn"
 	"mailferry/source"
 )
@@ -21,6 +22,9 @@ import (
 // under BINARY[] (nil: BINARY[] refused with NO).
 type nulMsg struct {
 	body, binary []byte
+	// lie, when not 0, is the size announced for binary, whose octets
+	// follow; then the server waits for the client to hang up.
+	lie int
 }
 
 // nulServer serves msgs in INBOX like Dovecot serves NULs (the test gives
@@ -129,6 +133,12 @@ func (s *nulServer) serve(c net.Conn) {
 						fmt.Fprintf(w, "%s NO [UNKNOWN-CTE] cannot decode\r\n", tag)
 						goto next
 					}
+					if m.lie != 0 {
+						fmt.Fprintf(w, "* %d FETCH (UID %d BINARY[] ~{%d}\r\n%s", i, i, m.lie, m.binary)
+						w.Flush()
+						io.Copy(io.Discard, r)
+						return
+					}
 					fmt.Fprintf(w, "* %d FETCH (UID %d BINARY[] ~{%d}\r\n%s)\r\n", i, i, len(m.binary), m.binary)
 				case strings.Contains(up, "BODY"):
 					fmt.Fprintf(w, "* %d FETCH (UID %d FLAGS () INTERNALDATE \"01-Jan-2020 00:00:00 +0000\" RFC822.SIZE %d BODY[] {%d}\r\n%s)\r\n", i, i, len(m.body), len(m.body), m.body)
@@ -168,14 +178,14 @@ func TestNULRestored(t *testing.T) {
 	sameLen[len(hdr)] = 0
 	plain := []byte(hdr + "nothing odd\r\n")
 	msgs := []nulMsg{
-		{served, stored},
-		{utf8, utf8},
-		{plain, plain},
-		{encoded, decoded},
-		{encoded, sameLen},
-		{served, nil}, // BINARY[] refused
-		{bigServed, bigStored},
-		{plain, plain},
+		{served, stored, 0},
+		{utf8, utf8, 0},
+		{plain, plain, 0},
+		{encoded, decoded, 0},
+		{encoded, sameLen, 0},
+		{served, nil, 0}, // BINARY[] refused
+		{bigServed, bigStored, 0},
+		{plain, plain, 0},
 	}
 	for _, tc := range []struct {
 		name  string
@@ -215,5 +225,27 @@ func TestNULRestored(t *testing.T) {
 				t.Errorf("%d BINARY FETCH commands, want %d", n, tc.binFx)
 			}
 		})
+	}
+}
+
+// TestNULHugeBinary: a BINARY[] announced far larger than its BODY[] is
+// refused before it is read, as a message failure, and the connection
+// dropped.
+func TestNULHugeBinary(t *testing.T) {
+	body := []byte("Subject: s\r\n\r\n\x80\r\n")
+	srv := &nulServer{msgs: []nulMsg{{body: body, binary: body, lie: 1 << 30}}, bin: true}
+	s := openSrc(t, imapconn.Config{Addr: srv.start(t), Security: imapconn.None, User: "u", Password: "p", Timeout: 5 * time.Second})
+	f := folder(t, s, "INBOX")
+	start := time.Now()
+	delivered := false
+	err := s.Fetch(context.Background(), f, []string{"1"}, func(source.Meta, io.Reader) error {
+		delivered = true
+		return nil
+	})
+	if err == nil || !strings.Contains(err.Error(), "refusing it") || failure.KindOf(err) != failure.Message || delivered {
+		t.Fatalf("Fetch = %v (kind %v, delivered %v), want a refused BINARY[]", err, failure.KindOf(err), delivered)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("took %v", d)
 	}
 }
