@@ -14,13 +14,15 @@
 // A body is whole only when its literal's announced length has arrived: a
 // connection that ends sooner, even in order, is a retryable error wrapping
 // io.ErrUnexpectedEOF, never a shorter message.
+//
+// On a server that announces BINARY, NUL octets served as 0x80 under
+// BODY[] are restored from BINARY.PEEK[] (binary.go).
 package imap
 
 import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -399,6 +401,13 @@ func (s *Source) fetchChunk(ctx context.Context, f source.Folder, uids []imap.UI
 		seqSet.AddNum(n)
 	}
 	c := s.c
+	bin := c.Caps().Has(imap.CapBinary)
+	var waiting []*pending
+	defer func() {
+		for _, p := range waiting {
+			p.body.close()
+		}
+	}()
 	stop := imapconn.CloseOnDone(ctx, c)
 	defer stop()
 	cmd := c.Fetch(seqSet, &imap.FetchOptions{
@@ -407,7 +416,7 @@ func (s *Source) fetchChunk(ctx context.Context, f source.Folder, uids []imap.UI
 	})
 	got := map[imap.UID]bool{}
 	for m := cmd.Next(); m != nil; m = cmd.Next() {
-		uid, cut, err := s.deliver(m, f.Name, want, got, fn)
+		uid, cut, err := s.deliver(m, f.Name, want, got, bin, &waiting, fn)
 		if err != nil {
 			abort(c, cmd, cut)
 			s.drop()
@@ -423,6 +432,9 @@ func (s *Source) fetchChunk(ctx context.Context, f source.Folder, uids []imap.UI
 	if err := cmd.Close(); err != nil {
 		s.drop()
 		return nil, imapconn.Wrap(ctx, fmt.Errorf("fetch messages from %q: %w", f.Name, err))
+	}
+	if err := s.deliverPending(ctx, f.Name, waiting, fn); err != nil {
+		return nil, err
 	}
 	var missing []imap.UID
 	for _, u := range uids {
@@ -504,8 +516,10 @@ func (l *fullLiteral) rest() error {
 
 // deliver reads one FETCH response and calls fn when it carries a wanted,
 // not yet delivered UID and a body. It returns the UID delivered (0: none),
-// and cut when a body literal ended with an error.
-func (s *Source) deliver(m *imapclient.FetchMessageData, folder string, want imap.UIDSet, got map[imap.UID]bool, fn func(source.Meta, io.Reader) error) (_ imap.UID, cut bool, _ error) {
+// and cut when a body literal ended with an error. With bin (the server
+// announces BINARY) a body holding 0x80 is appended to waiting instead, and
+// its UID returned: see binary.go.
+func (s *Source) deliver(m *imapclient.FetchMessageData, folder string, want imap.UIDSet, got map[imap.UID]bool, bin bool, waiting *[]*pending, fn func(source.Meta, io.Reader) error) (_ imap.UID, cut bool, _ error) {
 	var lit *fullLiteral
 	defer func() { cut = lit != nil && lit.err != nil }()
 	var (
@@ -513,16 +527,11 @@ func (s *Source) deliver(m *imapclient.FetchMessageData, folder string, want ima
 		flags                                  []imap.Flag
 		date                                   time.Time
 		haveUID, haveFlags, haveDate, haveSize bool
-		spool                                  *os.File
-		spoolSize, size                        int64
+		spool                                  *held
+		size                                   int64
 		delivered                              bool
 	)
-	defer func() {
-		if spool != nil {
-			spool.Close()
-			os.Remove(spool.Name())
-		}
-	}()
+	defer func() { spool.close() }()
 	what := func() string {
 		if haveUID {
 			return fmt.Sprintf("message UID %d of %q", uid, folder)
@@ -551,10 +560,10 @@ func (s *Source) deliver(m *imapclient.FetchMessageData, folder string, want ima
 					s.cfg.Addr, it.Literal.Size(), what(), size))
 			}
 			lit = &fullLiteral{r: it.Literal, size: it.Literal.Size(), what: what}
-			if haveUID && haveFlags && haveDate && haveSize {
-				if !wanted() {
-					continue
-				}
+			if haveUID && haveFlags && haveDate && haveSize && !wanted() {
+				continue
+			}
+			if haveUID && haveFlags && haveDate && haveSize && !bin {
 				meta := mkMeta(uid, flags, date, lit.size)
 				delivered = true
 				if err := fn(meta, lit); err != nil {
@@ -565,16 +574,13 @@ func (s *Source) deliver(m *imapclient.FetchMessageData, folder string, want ima
 				}
 				continue
 			}
-			// The body came before the rest: keep it until we know its meta.
-			f, err := os.CreateTemp("", "mailferry-imap-*")
+			// The body came before the rest, or may need its NULs back:
+			// keep it until we know its meta and whether it holds 0x80.
+			h, err := hold(lit, lit.size)
 			if err != nil {
-				return 0, false, fmt.Errorf("spool a message body: %w", err)
+				return 0, false, err
 			}
-			spool = f
-			spoolSize, err = io.Copy(f, lit)
-			if err != nil {
-				return 0, false, fmt.Errorf("spool a message body: %w", err)
-			}
+			spool = h
 		}
 	}
 	if delivered {
@@ -583,10 +589,29 @@ func (s *Source) deliver(m *imapclient.FetchMessageData, folder string, want ima
 	if spool == nil || !wanted() {
 		return 0, false, nil
 	}
-	if _, err := spool.Seek(0, io.SeekStart); err != nil {
-		return 0, false, fmt.Errorf("rewind a spooled message body: %w", err)
+	meta := mkMeta(uid, flags, date, spool.size)
+	if bin && spool.has80 {
+		// The bodies waiting stay in memory up to holdMem in all.
+		inMem := spool.size
+		for _, p := range *waiting {
+			if p.body.file == nil {
+				inMem += p.body.size
+			}
+		}
+		if inMem > holdMem {
+			if err := spool.toFile(); err != nil {
+				return 0, false, err
+			}
+		}
+		*waiting = append(*waiting, &pending{seq: m.SeqNum, uid: uid, meta: meta, body: spool})
+		spool = nil
+		return uid, false, nil
 	}
-	if err := fn(mkMeta(uid, flags, date, spoolSize), io.LimitReader(spool, spoolSize)); err != nil {
+	r, err := spool.reader()
+	if err != nil {
+		return 0, false, err
+	}
+	if err := fn(meta, r); err != nil {
 		return 0, false, fnError{err}
 	}
 	return uid, false, nil
