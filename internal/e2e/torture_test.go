@@ -243,10 +243,7 @@ func TestTortureCorpus(t *testing.T) {
 	if len(served) != len(cases) {
 		t.Fatalf("Dovecot serves %d of the %d torture messages", len(served), len(cases))
 	}
-	var fromIMAP []tortureCase
-	for _, m := range served {
-		fromIMAP = append(fromIMAP, tortureCase{name: tortureWhat(m.Body), what: tortureWhat(m.Body), body: m.Body, id: corpus.MessageIDOf(m.Body)})
-	}
+	fromIMAP := servedByIMAP(cases, served)
 
 	t.Run("IMAP to IMAP", func(t *testing.T) {
 		failures, _ := runTorture(t, secretEnv, "imap://src@"+dv.IMAP+"?tls=none", "imap://u1@"+dv.IMAP+"?tls=none", "--strip-nul")
@@ -257,4 +254,21 @@ func TestTortureCorpus(t *testing.T) {
 		failures, _ := runTorture(t, secretEnv, "imap://src@"+dv.IMAP+"?tls=none", "maildir:"+root)
 		checkTorture(t, fromIMAP, dovecottest.DumpMaildir(t, root), failures, false)
 	})
+}
+
+// servedByIMAP is what an IMAP source delivers of the torture cases Dovecot
+// serves: its BODY[] bytes, except that a stored NUL, which Dovecot serves
+// as 0x80, is restored by the source from BINARY.PEEK[].
+func servedByIMAP(cases []tortureCase, served []corpus.Message) []tortureCase {
+	var out []tortureCase
+	for _, m := range served {
+		body := m.Body
+		for _, c := range cases {
+			if c.what == tortureWhat(m.Body) && bytes.IndexByte(c.body, 0) >= 0 {
+				body = bytes.ReplaceAll(body, []byte{0x80}, []byte{0})
+			}
+		}
+		out = append(out, tortureCase{name: tortureWhat(body), what: tortureWhat(body), body: body, id: corpus.MessageIDOf(body)})
+	}
+	return out
 }
