@@ -215,9 +215,9 @@ func (s *Source) binaries(ctx context.Context, folder string, ps []*pending) ([]
 					why[i] = fmt.Sprintf("BINARY[] has %d octets, BODY[] %d", it.Literal.Size(), p.body.size)
 					continue
 				}
-				lit := &fullLiteral{r: it.Literal, size: it.Literal.Size(), what: func() string {
+				lit := imapconn.NewFullLiteral(it.Literal, it.Literal.Size(), func() string {
 					return fmt.Sprintf("BINARY[] of message UID %d of %q", p.uid, folder)
-				}}
+				})
 				h, reason, err := onlyNULs(p.body, lit)
 				if err != nil {
 					abort(c, cmd, true)

@@ -81,9 +81,9 @@ func identity(m *imapclient.FetchMessageData, folder string) (id source.Identity
 		uid  imap.UID
 		date time.Time
 		hdr  message.Scanner
-		lit  *fullLiteral
+		lit  *imapconn.FullLiteral
 	)
-	defer func() { cut = lit != nil && lit.err != nil }()
+	defer func() { cut = lit != nil && lit.Err != nil }()
 	what := func() string {
 		return fmt.Sprintf("the Message-ID of message %d (sequence number) of %q", m.SeqNum, folder)
 	}
@@ -99,7 +99,7 @@ func identity(m *imapclient.FetchMessageData, folder string) (id source.Identity
 			if it.Literal == nil || lit != nil {
 				continue
 			}
-			lit = &fullLiteral{r: it.Literal, size: it.Literal.Size(), what: what}
+			lit = imapconn.NewFullLiteral(it.Literal, it.Literal.Size(), what)
 			// The Scanner keeps at most message.MaxHeader octets.
 			if _, err := io.Copy(&hdr, lit); err != nil {
 				return id, false, err

@@ -477,51 +477,14 @@ type fnError struct{ err error }
 func (e fnError) Error() string { return e.err.Error() }
 func (e fnError) Unwrap() error { return e.err }
 
-// fullLiteral reads a body literal and fails unless all of its announced
-// octets arrive: go-imap's literal reader returns io.EOF, not an error,
-// when the peer closes the connection in order (FIN) mid-literal, which
-// would pass the part that arrived off as the whole message.
-type fullLiteral struct {
-	r    io.Reader
-	size int64
-	n    int64
-	what func() string
-	err  error
-}
-
-func (l *fullLiteral) Read(p []byte) (int, error) {
-	if l.err != nil {
-		return 0, l.err
-	}
-	n, err := l.r.Read(p)
-	l.n += int64(n)
-	switch {
-	case err == io.EOF && l.n < l.size:
-		l.err = failure.Mark(failure.Temporary, fmt.Errorf("%s: got %d of %d octets: %w", l.what(), l.n, l.size, io.ErrUnexpectedEOF))
-	case err != nil && err != io.EOF:
-		// Keep the cause's class (reset, timeout): KindOf unwraps.
-		l.err = fmt.Errorf("%s: got %d of %d octets: %w", l.what(), l.n, l.size, err)
-	default:
-		return n, err
-	}
-	return n, l.err
-}
-
-// rest reads what fn left of the literal, so that a short body is an
-// error even when fn did not read to the end.
-func (l *fullLiteral) rest() error {
-	_, err := io.Copy(io.Discard, l)
-	return err
-}
-
 // deliver reads one FETCH response and calls fn when it carries a wanted,
 // not yet delivered UID and a body. It returns the UID delivered (0: none),
 // and cut when a body literal ended with an error. With bin (the server
 // announces BINARY) a body holding 0x80 is appended to waiting instead, and
 // its UID returned: see binary.go.
 func (s *Source) deliver(m *imapclient.FetchMessageData, folder string, want imap.UIDSet, got map[imap.UID]bool, bin bool, waiting *[]*pending, fn func(source.Meta, io.Reader) error) (_ imap.UID, cut bool, _ error) {
-	var lit *fullLiteral
-	defer func() { cut = lit != nil && lit.err != nil }()
+	var lit *imapconn.FullLiteral
+	defer func() { cut = lit != nil && lit.Err != nil }()
 	var (
 		uid                                    imap.UID
 		flags                                  []imap.Flag
@@ -559,24 +522,24 @@ func (s *Source) deliver(m *imapclient.FetchMessageData, folder string, want ima
 				return 0, false, failure.Mark(failure.Message, fmt.Errorf("imap %s announced a body of %d octets for %s whose RFC822.SIZE is %d; refusing it (broken or hostile server)",
 					s.cfg.Addr, it.Literal.Size(), what(), size))
 			}
-			lit = &fullLiteral{r: it.Literal, size: it.Literal.Size(), what: what}
+			lit = imapconn.NewFullLiteral(it.Literal, it.Literal.Size(), what)
 			if haveUID && haveFlags && haveDate && haveSize && !wanted() {
 				continue
 			}
 			if haveUID && haveFlags && haveDate && haveSize && !bin {
-				meta := mkMeta(uid, flags, date, lit.size)
+				meta := mkMeta(uid, flags, date, lit.Size)
 				delivered = true
 				if err := fn(meta, lit); err != nil {
 					return 0, false, fnError{err}
 				}
-				if err := lit.rest(); err != nil {
+				if err := lit.Rest(); err != nil {
 					return 0, false, err
 				}
 				continue
 			}
 			// The body came before the rest, or may need its NULs back:
 			// keep it until we know its meta and whether it holds 0x80.
-			h, err := hold(lit, lit.size)
+			h, err := hold(lit, lit.Size)
 			if err != nil {
 				return 0, false, err
 			}

@@ -179,7 +179,12 @@ func readStored(m *imapclient.FetchMessageData) (stored, error) {
 				continue
 			}
 			var sc message.Scanner
-			if _, err := io.Copy(&sc, it.Literal); err != nil {
+			// A cut header literal must not pass for a message without
+			// a Message-ID.
+			lit := imapconn.NewFullLiteral(it.Literal, it.Literal.Size(), func() string {
+				return fmt.Sprintf("the Message-ID of message %d", m.SeqNum)
+			})
+			if _, err := io.Copy(&sc, lit); err != nil {
 				return s, fmt.Errorf("read the Message-ID of message %d: %w", m.SeqNum, err)
 			}
 			s.msgID = sc.MessageID()
@@ -353,7 +358,10 @@ func (t *Target) hash(ctx context.Context, seq uint32, uid imap.UID, binary bool
 				continue
 			}
 			h := sha256.New()
-			if _, err := io.Copy(h, lit); err != nil {
+			// A cut literal would hash to a wrong sum: "not there", and
+			// the message stored again.
+			full := imapconn.NewFullLiteral(lit, lit.Size(), func() string { return fmt.Sprintf("message UID %d", uid) })
+			if _, err := io.Copy(h, full); err != nil {
 				cmd.Close()
 				t.drop()
 				return sum, imapconn.Wrap(ctx, fmt.Errorf("read message %d: %w", uid, err))
