@@ -104,13 +104,13 @@ func TestReadHeader(t *testing.T) {
 	for _, tc := range tests {
 		var sc message.Scanner
 		r := bufio.NewReaderSize(io.MultiReader(strings.NewReader(tc.hdr), iotest.ErrReader(errors.New("read the body"))), 4096)
-		if err := readHeader(r, &sc); err != nil || sc.MessageID() != tc.msgID {
-			t.Errorf("readHeader(%.40q) = %v, Message-ID %q; want %q", tc.hdr, err, sc.MessageID(), tc.msgID)
+		if err := message.ReadHeader(r, &sc); err != nil || sc.MessageID() != tc.msgID {
+			t.Errorf("message.ReadHeader(%.40q) = %v, Message-ID %q; want %q", tc.hdr, err, sc.MessageID(), tc.msgID)
 		}
 	}
 	// A file that ends inside its header is no error.
 	var sc message.Scanner
-	if err := readHeader(bufio.NewReader(strings.NewReader("Message-ID: <eof@x>")), &sc); err != nil || sc.MessageID() != "<eof@x>" {
+	if err := message.ReadHeader(bufio.NewReader(strings.NewReader("Message-ID: <eof@x>")), &sc); err != nil || sc.MessageID() != "<eof@x>" {
 		t.Errorf("header without a line end: %v, %q", err, sc.MessageID())
 	}
 }

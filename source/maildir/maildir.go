@@ -188,16 +188,6 @@ func (s *Source) List(ctx context.Context, f source.Folder) ([]source.Meta, erro
 	return metas, nil
 }
 
-// openNoAtime opens a file read-only without updating its access time when
-// the process may (it owns the file).
-func openNoAtime(p string) (*os.File, error) {
-	f, err := os.OpenFile(p, os.O_RDONLY|oNoAtime, 0)
-	if errors.Is(err, os.ErrPermission) {
-		f, err = os.Open(p)
-	}
-	return f, err
-}
-
 // Fetch streams the files of ids in order.
 func (s *Source) Fetch(ctx context.Context, f source.Folder, ids []string, fn func(source.Meta, io.Reader) error) error {
 	dir, err := s.dir(f.Name)
@@ -291,7 +281,7 @@ func (s *Source) Identities(ctx context.Context, f source.Folder, fn func(source
 		}
 		var sc message.Scanner
 		br.Reset(file)
-		err = readHeader(br, &sc)
+		err = message.ReadHeader(br, &sc)
 		fi, serr := file.Stat()
 		file.Close()
 		if err == nil {
@@ -308,38 +298,12 @@ func (s *Source) Identities(ctx context.Context, f source.Folder, fn func(source
 	return nil
 }
 
-// readHeader writes r's header section, up to and including the blank
-// line that ends it (at most message.MaxHeader octets), to sc, and reads
-// no further line.
-func readHeader(r *bufio.Reader, sc *message.Scanner) error {
-	lineStart := true
-	for n := 0; n < message.MaxHeader; {
-		line, err := r.ReadSlice('\n')
-		sc.Write(line)
-		n += len(line)
-		switch {
-		case err == bufio.ErrBufferFull:
-			lineStart = false
-			continue
-		case err == io.EOF:
-			return nil
-		case err != nil:
-			return err
-		}
-		if lineStart && (len(line) == 1 || len(line) == 2 && line[0] == '\r') {
-			return nil
-		}
-		lineStart = true
-	}
-	return nil
-}
-
 func (s *Source) open(dir string, index map[string]loc, id string) (*os.File, loc, error) {
 	l, ok := index[id]
 	if !ok {
 		return nil, loc{}, os.ErrNotExist
 	}
-	file, err := openNoAtime(filepath.Join(dir, l.sub, l.base))
+	file, err := maildirpp.OpenNoAtime(filepath.Join(dir, l.sub, l.base))
 	return file, l, err
 }
 

@@ -1,7 +1,7 @@
 package maildir
 
 import (
-	"bytes"
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -172,11 +172,11 @@ func readAll(ctx context.Context, dir string, rels []string, fn func(rel string,
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			buf := make([]byte, 4096)
+			br := bufio.NewReaderSize(nil, 4096)
 			for b := range jobs {
 				out := make([]result, len(b))
 				for i, rel := range b {
-					s, err := readStored(dir, rel, buf)
+					s, err := readStored(dir, rel, br)
 					out[i] = result{rel, s, err}
 				}
 				select {
@@ -215,13 +215,13 @@ func readAll(ctx context.Context, dir string, rels []string, fn func(rel string,
 var testHookRead func(rel string)
 
 // readStored describes one message file, reading its header section only.
-func readStored(dir, rel string, buf []byte) (target.Stored, error) {
+func readStored(dir, rel string, br *bufio.Reader) (target.Stored, error) {
 	if testHookRead != nil {
 		testHookRead(rel)
 	}
 	base := rel[len("cur/"):]
 	s := target.Stored{Receipt: base}
-	f, err := openNoAtime(filepath.Join(dir, rel))
+	f, err := maildirpp.OpenNoAtime(filepath.Join(dir, rel))
 	if err != nil {
 		return s, err
 	}
@@ -235,67 +235,15 @@ func readStored(dir, rel string, buf []byte) (target.Stored, error) {
 	if _, size, _ := maildirpp.ParseFileName(base); size >= 0 {
 		s.Size = size
 	}
-	s.MessageID, err = readMessageID(f, buf)
+	s.MessageID, err = readMessageID(f, br)
 	return s, err
 }
 
-// readMessageID reads r up to the blank line that ends the header section
-// (or message.MaxHeader bytes) and returns its Message-ID.
-func readMessageID(r io.Reader, buf []byte) (string, error) {
+// readMessageID reads r's header section only (through br, which it
+// resets) and returns its Message-ID.
+func readMessageID(r io.Reader, br *bufio.Reader) (string, error) {
 	var sc message.Scanner
-	// The last bytes read before buf; a message starts as if after a line
-	// end, so that an empty header section is seen too.
-	tail := [3]byte{'\n'}
-	ntail, total := 1, 0
-	for total < message.MaxHeader {
-		n, err := r.Read(buf)
-		if n > 0 {
-			sc.Write(buf[:n])
-			if headerEnds(tail[:ntail], buf[:n]) {
-				break
-			}
-			total += n
-			ntail = copy(tail[:], lastBytes(tail[:ntail], buf[:n]))
-		}
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return "", err
-		}
-	}
-	return sc.MessageID(), nil
-}
-
-// headerEnds reports whether the blank line that ends a header section is
-// in p, tail being the bytes before it.
-func headerEnds(tail, p []byte) bool {
-	if len(tail) > 0 {
-		var joint [6]byte
-		j := append(append(joint[:0], tail...), p[:min(len(p), 3)]...)
-		if bytes.Contains(j, []byte("\n\n")) || bytes.Contains(j, []byte("\n\r\n")) {
-			return true
-		}
-	}
-	return bytes.Contains(p, []byte("\n\n")) || bytes.Contains(p, []byte("\n\r\n"))
-}
-
-// lastBytes returns the last 3 bytes of tail followed by p.
-func lastBytes(tail, p []byte) []byte {
-	if len(p) >= 3 {
-		return p[len(p)-3:]
-	}
-	j := append(append([]byte{}, tail...), p...)
-	return j[max(0, len(j)-3):]
-}
-
-// openNoAtime opens a file read-only without updating its access time
-// when the process may (it owns the file): reading 200,000 files should
-// not write 200,000 inodes.
-func openNoAtime(p string) (*os.File, error) {
-	f, err := os.OpenFile(p, os.O_RDONLY|oNoAtime, 0)
-	if oNoAtime != 0 && errors.Is(err, os.ErrPermission) {
-		f, err = os.Open(p)
-	}
-	return f, err
+	br.Reset(r)
+	err := message.ReadHeader(br, &sc)
+	return sc.MessageID(), err
 }

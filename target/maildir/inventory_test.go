@@ -1,6 +1,7 @@
 package maildir
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -193,7 +194,7 @@ func TestReadMessageIDStopsAtBlankLine(t *testing.T) {
 		{"\n", ""},
 		{strings.Repeat("X-Pad: zzzzzzzzzzzzzzzzzzzzzzzzzz\r\n", 500) + "Message-ID: <c@x>\r\n\r\n", "<c@x>"},
 	}
-	buf := make([]byte, 4096)
+	buf := bufio.NewReaderSize(nil, 4096)
 	for _, tt := range tests {
 		for _, chunked := range []bool{false, true} {
 			var r io.Reader = strings.NewReader(tt.header)

@@ -6,8 +6,6 @@ import (
 	"time"
 )
 
-const oNoAtime = syscall.O_NOATIME
-
 // ctime is the inode change time of fi, which Chtimes cannot set back.
 func ctime(fi fs.FileInfo) (time.Time, bool) {
 	st, ok := fi.Sys().(*syscall.Stat_t)

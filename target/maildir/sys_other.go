@@ -7,8 +7,6 @@ import (
 	"time"
 )
 
-const oNoAtime = 0
-
 // ctime is not known here: the tmp files of other jobs are left to the
 // mail server's own cleaning.
 func ctime(fs.FileInfo) (time.Time, bool) { return time.Time{}, false }

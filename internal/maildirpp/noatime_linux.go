@@ -1,0 +1,5 @@
+package maildirpp
+
+import "syscall"
+
+const oNoAtime = syscall.O_NOATIME

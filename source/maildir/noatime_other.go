@@ -1,6 +1,0 @@
-//go:build !linux
-
-package maildir
-
-// oNoAtime: only Linux has O_NOATIME.
-const oNoAtime = 0
