@@ -225,8 +225,8 @@ type memTarget struct {
 	findByContent bool
 	// block: Put waits until the channel is closed (for cancellation tests)
 	block chan struct{}
-	// validity is the folders' UIDVALIDITY for Census (receipts say "1:").
-	validity uint32
+	// validity is each folder's UIDVALIDITY (receipts say "1:" when none).
+	validity map[string]uint32
 	// noInventory: sessions do not implement target.Inventorier.
 	noInventory bool
 	// accountQuota: the quota refusal says the whole account is full.
@@ -235,7 +235,9 @@ type memTarget struct {
 	ensureErrs atomic.Int64
 	// findErrs: the next findErrs Finds fail with a temporary error.
 	findErrs atomic.Int64
-	finds    atomic.Int64
+	// censuses and inventories count those calls.
+	censuses, inventories atomic.Int64
+	finds                 atomic.Int64
 }
 
 type storedMsg struct {
@@ -286,16 +288,14 @@ type memTargetSession struct{ t *memTarget }
 type memPlainSession struct{ target.Target }
 
 func (m *memTargetSession) Census(ctx context.Context, folder string) (target.Census, error) {
+	m.t.censuses.Add(1)
 	m.t.mu.Lock()
 	defer m.t.mu.Unlock()
-	v := m.t.validity
-	if v == 0 {
-		v = 1
-	}
-	return target.Census{Messages: len(m.t.folders[folder]), Validity: v}, nil
+	return target.Census{Messages: len(m.t.folders[folder]), Validity: m.t.validityOf(folder)}, nil
 }
 
 func (m *memTargetSession) Inventory(ctx context.Context, folder string, fn func(target.Stored) error) error {
+	m.t.inventories.Add(1)
 	m.t.mu.Lock()
 	l := slices.Clone(m.t.folders[folder])
 	m.t.mu.Unlock()
@@ -309,14 +309,19 @@ func (m *memTargetSession) Inventory(ctx context.Context, folder string, fn func
 	return nil
 }
 
+// validityOf is folder's UIDVALIDITY (1 unless set). Called with mu held.
+func (t *memTarget) validityOf(folder string) uint32 {
+	if v := t.validity[folder]; v != 0 {
+		return v
+	}
+	return 1
+}
+
 // preload stores messages as another tool (or a restored backup) would.
 func (t *memTarget) preload(folder string, msgs []memMsg) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	v := t.validity
-	if v == 0 {
-		v = 1
-	}
+	v := t.validityOf(folder)
 	for _, msg := range msgs {
 		t.uid++
 		t.folders[folder] = append(t.folders[folder], storedMsg{body: msg.body, flags: slices.Clone(msg.flags), date: msg.date,
@@ -409,10 +414,7 @@ func (m *memTargetSession) Put(ctx context.Context, d target.Delivery, body io.R
 		return "", failure.Mark(failure.Temporary, errors.New("connection reset (injected)"))
 	}
 	m.t.uid++
-	v := m.t.validity
-	if v == 0 {
-		v = 1
-	}
+	v := m.t.validityOf(d.Folder)
 	uid := strconv.Itoa(int(v)) + ":" + strconv.Itoa(m.t.uid)
 	m.t.folders[d.Folder] = append(m.t.folders[d.Folder], storedMsg{body: b, flags: slices.Clone(d.Flags), date: d.Date, name: d.Name, uid: uid})
 	if fail {

@@ -458,32 +458,9 @@ func (e *engine) again(ctx context.Context, what string, reopen func() error, op
 	}
 }
 
-// reopenPrep replaces a listing session (*sp) with a fresh one, retrying
-// with backoff; the old one is closed.
-func reopenPrep[S interface{ Close() error }](ctx context.Context, e *engine, sp *S, open func(context.Context) (S, error), side string) func() error {
-	return func() error {
-		(*sp).Close()
-		var err error
-		for n := 1; n <= e.o.Retries; n++ {
-			var s S
-			if s, err = open(ctx); err == nil {
-				*sp = s
-				return nil
-			}
-			if fatal(err) {
-				break
-			}
-			if err := e.backoff(ctx, n); err != nil {
-				return err
-			}
-		}
-		return fmt.Errorf("reconnect to the %s: %w", side, err)
-	}
-}
-
 func (e *engine) prepare(ctx context.Context, s0p *source.Source, t0p *target.Target) ([]folderWork, error) {
-	srcAgain := reopenPrep(ctx, e, s0p, func(ctx context.Context) (source.Source, error) { return e.srcOpen(ctx) }, "source")
-	tgtAgain := reopenPrep(ctx, e, t0p, func(ctx context.Context) (target.Target, error) { return e.tgtOpen(ctx) }, "target")
+	srcAgain := func() error { return reopen(ctx, e, s0p, e.srcOpen, "source") }
+	tgtAgain := func() error { return reopen(ctx, e, t0p, e.tgtOpen, "target") }
 	var srcFolders []source.Folder
 	err := e.again(ctx, "list source folders", srcAgain, func() (err error) {
 		srcFolders, err = (*s0p).Folders(ctx)

@@ -56,7 +56,7 @@ func TestReconcileWithTheTarget(t *testing.T) {
 			}
 			tg.mu.Lock()
 			tg.folders["INBOX"] = nil
-			tg.validity = 2
+			tg.validity = map[string]uint32{"INBOX": 2} // re-created: only INBOX
 			tg.mu.Unlock()
 			tg.preload("INBOX", s.msgs["INBOX"])
 			return dir
@@ -89,10 +89,15 @@ func TestReconcileWithTheTarget(t *testing.T) {
 				t.Errorf("copied %d, already there %d, failed %d; want %d copied", sum.Copied, sum.AlreadyThere, sum.Failed, tc.wantCopied)
 			}
 			checkExactlyOnce(t, s, tg)
-			// And the next run trusts what it learnt: nothing to do.
+			// And the next run trusts what it learnt: nothing to do, for
+			// one census per folder and no inventory (README's promise).
+			c0, i0 := tg.censuses.Load(), tg.inventories.Load()
 			sum, err = runOnce(t, context.Background(), state, s, tg, Options{Workers: 2})
 			if err != nil || sum.Copied != 0 || sum.AlreadyThere != 2*n {
 				t.Errorf("re-run: copied %d, already %d, err %v", sum.Copied, sum.AlreadyThere, err)
+			}
+			if c, i := tg.censuses.Load()-c0, tg.inventories.Load()-i0; c != 2 || i != 0 {
+				t.Errorf("re-run with nothing new: %d censuses and %d inventories, want 2 and 0", c, i)
 			}
 		})
 	}

@@ -106,49 +106,38 @@ func (w *worker) close() {
 // reopenSource replaces the source session after a failure, retrying with
 // backoff. A fatal error (the password stopped working) stops the run.
 func (w *worker) reopenSource(ctx context.Context) error {
-	if w.src != nil {
-		w.src.Close()
-		w.src = nil
-	}
-	var err error
-	for n := 1; n <= w.e.o.Retries; n++ {
-		var s source.Source
-		if s, err = w.e.srcOpen(ctx); err == nil {
-			w.src = s
-			return nil
-		}
-		if fatal(err) {
-			return fmt.Errorf("reconnect to the source: %w", err)
-		}
-		w.e.log.Warn("reconnect to the source failed; retrying", "worker", w.id, "attempt", n, "err", err)
-		if err := w.e.backoff(ctx, n); err != nil {
-			return err
-		}
-	}
-	return fmt.Errorf("reconnect to the source: %w", err)
+	return reopen(ctx, w.e, &w.src, w.e.srcOpen, "source", "worker", w.id)
 }
 
 func (w *worker) reopenTarget(ctx context.Context) error {
-	if w.tgt != nil {
-		w.tgt.Close()
-		w.tgt = nil
+	return reopen(ctx, w.e, &w.tgt, w.e.tgtOpen, "target", "worker", w.id)
+}
+
+// reopen replaces the session *sp (closed first, if any) with a fresh one
+// from open, retrying with backoff; *sp is nil while there is none. A fatal
+// error stops at once. The workers and prepare's listing sessions share it.
+func reopen[S interface{ Close() error }](ctx context.Context, e *engine, sp *S, open func(context.Context) (S, error), side string, logArgs ...any) error {
+	var zero S
+	if any(*sp) != nil {
+		(*sp).Close()
+		*sp = zero
 	}
 	var err error
-	for n := 1; n <= w.e.o.Retries; n++ {
-		var t target.Target
-		if t, err = w.e.tgtOpen(ctx); err == nil {
-			w.tgt = t
+	for n := 1; n <= e.o.Retries; n++ {
+		var s S
+		if s, err = open(ctx); err == nil {
+			*sp = s
 			return nil
 		}
 		if fatal(err) {
-			return fmt.Errorf("reconnect to the target: %w", err)
+			break
 		}
-		w.e.log.Warn("reconnect to the target failed; retrying", "worker", w.id, "attempt", n, "err", err)
-		if err := w.e.backoff(ctx, n); err != nil {
+		e.log.Warn("reconnect to the "+side+" failed; retrying", append(logArgs, "attempt", n, "err", err)...)
+		if err := e.backoff(ctx, n); err != nil {
 			return err
 		}
 	}
-	return fmt.Errorf("reconnect to the target: %w", err)
+	return fmt.Errorf("reconnect to the %s: %w", side, err)
 }
 
 // do handles one batch. It returns an error only when the run must stop.
