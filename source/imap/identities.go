@@ -3,15 +3,12 @@ package imap
 import (
 	"context"
 	"fmt"
-	"io"
 	"strconv"
-	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"mailferry/internal/imapconn"
-	"mailferry/internal/message"
 	"mailferry/source"
 )
 
@@ -39,10 +36,7 @@ func (s *Source) Identities(ctx context.Context, f source.Folder, fn func(source
 	defer stop()
 	var all imap.SeqSet
 	all.AddRange(1, 0)
-	cmd := c.Fetch(all, &imap.FetchOptions{
-		UID: true, InternalDate: true, RFC822Size: true,
-		BodySection: []*imap.FetchItemBodySection{{Specifier: imap.PartSpecifierHeader, HeaderFields: []string{"Message-ID"}, Peek: true}},
-	})
+	cmd := c.Fetch(all, imapconn.HeaderIDItems)
 	n := uint32(0)
 	for m := cmd.Next(); m != nil; m = cmd.Next() {
 		id, cut, err := identity(m, f.Name)
@@ -76,41 +70,10 @@ func (s *Source) Identities(ctx context.Context, f source.Folder, fn func(source
 
 // identity reads one FETCH response of Identities; ID "" when it carries
 // no UID. cut: a header literal ended with an error.
-func identity(m *imapclient.FetchMessageData, folder string) (id source.Identity, cut bool, err error) {
-	var (
-		uid  imap.UID
-		date time.Time
-		hdr  message.Scanner
-		lit  *imapconn.FullLiteral
-	)
-	defer func() { cut = lit != nil && lit.Err != nil }()
-	what := func() string {
-		return fmt.Sprintf("the Message-ID of message %d (sequence number) of %q", m.SeqNum, folder)
+func identity(m *imapclient.FetchMessageData, folder string) (source.Identity, bool, error) {
+	h, cut, err := imapconn.ReadHeaderID(m, folder)
+	if err != nil || h.UID == 0 {
+		return source.Identity{}, cut, err
 	}
-	for it := m.Next(); it != nil; it = m.Next() {
-		switch it := it.(type) {
-		case imapclient.FetchItemDataUID:
-			uid = it.UID
-		case imapclient.FetchItemDataInternalDate:
-			date = it.Time
-		case imapclient.FetchItemDataRFC822Size:
-			id.Size = it.Size
-		case imapclient.FetchItemDataBodySection:
-			if it.Literal == nil || lit != nil {
-				continue
-			}
-			lit = imapconn.NewFullLiteral(it.Literal, it.Literal.Size(), what)
-			// The Scanner keeps at most message.MaxHeader octets.
-			if _, err := io.Copy(&hdr, lit); err != nil {
-				return id, false, err
-			}
-		}
-	}
-	if uid == 0 {
-		return source.Identity{}, false, nil
-	}
-	id.ID = strconv.FormatUint(uint64(uid), 10)
-	id.Date = date
-	id.MessageID = hdr.MessageID()
-	return id, false, nil
+	return source.Identity{ID: strconv.FormatUint(uint64(h.UID), 10), MessageID: h.MessageID, Date: h.Date, Size: h.Size}, false, nil
 }

@@ -6,13 +6,12 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"mailferry/internal/failure"
 	"mailferry/internal/imapconn"
-	"mailferry/internal/message"
 	"mailferry/target"
 )
 
@@ -148,50 +147,7 @@ func (t *Target) status(ctx context.Context, server, folder string, opts *imap.S
 }
 
 // stored is one message as Find and Inventory fetch it.
-type stored struct {
-	seq   uint32
-	uid   imap.UID
-	size  int64
-	date  time.Time
-	msgID string
-}
-
-// msgIDSection is the Message-ID header field, without setting \Seen.
-var msgIDSection = &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, HeaderFields: []string{"Message-ID"}, Peek: true}
-
-// storedItems are fetched by sequence number: beta.8 drops a UID FETCH
-// response whose literal comes before its UID (DESIGN.md §4).
-var storedItems = &imap.FetchOptions{UID: true, RFC822Size: true, InternalDate: true, BodySection: []*imap.FetchItemBodySection{msgIDSection}}
-
-// readStored reads one FETCH response of storedItems, its literal included.
-func readStored(m *imapclient.FetchMessageData) (stored, error) {
-	s := stored{seq: m.SeqNum}
-	for it := m.Next(); it != nil; it = m.Next() {
-		switch it := it.(type) {
-		case imapclient.FetchItemDataUID:
-			s.uid = it.UID
-		case imapclient.FetchItemDataRFC822Size:
-			s.size = it.Size
-		case imapclient.FetchItemDataInternalDate:
-			s.date = it.Time
-		case imapclient.FetchItemDataBodySection:
-			if it.Literal == nil {
-				continue
-			}
-			var sc message.Scanner
-			// A cut header literal must not pass for a message without
-			// a Message-ID.
-			lit := imapconn.NewFullLiteral(it.Literal, it.Literal.Size(), func() string {
-				return fmt.Sprintf("the Message-ID of message %d", m.SeqNum)
-			})
-			if _, err := io.Copy(&sc, lit); err != nil {
-				return s, fmt.Errorf("read the Message-ID of message %d: %w", m.SeqNum, err)
-			}
-			s.msgID = sc.MessageID()
-		}
-	}
-	return s, nil
-}
+type stored = imapconn.HeaderID
 
 // Find looks in d.Folder for the copy an interrupted store may have left.
 // The candidates are the messages at or above d.Mark (the whole folder
@@ -246,7 +202,7 @@ func (t *Target) Find(ctx context.Context, d target.Delivery) (string, bool, err
 		}
 	}
 	// SEARCH and FETCH by sequence number: no EXPUNGE may come between
-	// them (RFC 3501 §7.4.1), and see storedItems.
+	// them (RFC 3501 §7.4.1), and see imapconn.HeaderIDItems.
 	var seqs []uint32
 	err = t.short(ctx, fmt.Sprintf("search folder %q", d.Folder), func(c *imapclient.Client) error {
 		sr, err := c.Search(crit, nil).Wait()
@@ -265,9 +221,9 @@ func (t *Target) Find(ctx context.Context, d target.Delivery) (string, bool, err
 	}
 	var cands []stored
 	err = t.short(ctx, fmt.Sprintf("fetch candidates in %q", d.Folder), func(c *imapclient.Client) error {
-		cmd := c.Fetch(set, storedItems)
+		cmd := c.Fetch(set, imapconn.HeaderIDItems)
 		for m := cmd.Next(); m != nil; m = cmd.Next() {
-			s, err := readStored(m)
+			s, _, err := imapconn.ReadHeaderID(m, d.Folder)
 			if err != nil {
 				cmd.Close()
 				return err
@@ -275,7 +231,7 @@ func (t *Target) Find(ctx context.Context, d target.Delivery) (string, bool, err
 			// "from:*" also matches the last message when it is below
 			// from; copies that stand for another source message do
 			// not count.
-			if s.uid == 0 || s.uid < from || (d.Taken != nil && d.Taken(receipt(s.uid))) {
+			if s.UID == 0 || s.UID < from || (d.Taken != nil && d.Taken(receipt(s.UID))) {
 				continue
 			}
 			cands = append(cands, s)
@@ -287,7 +243,7 @@ func (t *Target) Find(ctx context.Context, d target.Delivery) (string, bool, err
 	}
 	var exact []stored
 	for _, s := range cands {
-		if size == 0 || s.size == size {
+		if size == 0 || s.Size == size {
 			exact = append(exact, s)
 		}
 	}
@@ -295,17 +251,17 @@ func (t *Target) Find(ctx context.Context, d target.Delivery) (string, bool, err
 	if fp.SHA256 == zero {
 		// No hash to compare: an unambiguous Message-ID match of the
 		// exact size will do.
-		if fp.MessageID != "" && len(exact) == 1 && exact[0].msgID == fp.MessageID {
-			return receipt(exact[0].uid), true, nil
+		if fp.MessageID != "" && len(exact) == 1 && exact[0].MessageID == fp.MessageID {
+			return receipt(exact[0].UID), true, nil
 		}
 	} else {
 		for _, s := range exact {
-			sum, err := t.hash(ctx, s.seq, s.uid, d.Binary)
+			sum, err := t.hash(ctx, s.Seq, s.UID, d.Binary)
 			if err != nil {
 				return "", false, fmt.Errorf("find in %q: %w", d.Folder, err)
 			}
 			if sum == fp.SHA256 {
-				return receipt(s.uid), true, nil
+				return receipt(s.UID), true, nil
 			}
 		}
 	}
@@ -315,8 +271,8 @@ func (t *Target) Find(ctx context.Context, d target.Delivery) (string, bool, err
 		return "", false, nil
 	}
 	for _, s := range cands {
-		if s.msgID == fp.MessageID && s.date.Unix() == d.Date.Unix() && s.size >= size && s.size <= size+rewriteSlack(size) {
-			return receipt(s.uid), true, nil
+		if s.MessageID == fp.MessageID && s.Date.Unix() == d.Date.Unix() && s.Size >= size && s.Size <= size+rewriteSlack(size) {
+			return receipt(s.UID), true, nil
 		}
 	}
 	return "", false, nil
@@ -443,28 +399,35 @@ func (t *Target) Inventory(ctx context.Context, folder string, fn func(target.St
 	defer stop()
 	var all imap.SeqSet
 	all.AddRange(1, 0)
-	cmd := c.Fetch(all, storedItems)
+	cmd := c.Fetch(all, imapconn.HeaderIDItems)
 	fail := func(err error) error {
 		cancel()
 		cmd.Close()
 		t.drop()
 		return err
 	}
+	n := uint32(0)
 	for m := cmd.Next(); m != nil; m = cmd.Next() {
-		s, err := readStored(m)
-		if err == nil && s.uid == 0 {
-			err = fmt.Errorf("the server sent message %d without its UID", s.seq)
+		s, _, err := imapconn.ReadHeaderID(m, folder)
+		if err == nil && s.UID == 0 {
+			err = fmt.Errorf("the server sent message %d without its UID", s.Seq)
 		}
 		if err != nil {
 			return fail(imapconn.Wrap(ctx, fmt.Errorf("list the messages of %q: %w", folder, err)))
 		}
-		if err := fn(target.Stored{Receipt: fmt.Sprintf("%d:%d", sd.UIDValidity, s.uid), MessageID: s.msgID, Date: s.date, Size: s.size}); err != nil {
+		n++
+		if err := fn(target.Stored{Receipt: fmt.Sprintf("%d:%d", sd.UIDValidity, s.UID), MessageID: s.MessageID, Date: s.Date, Size: s.Size}); err != nil {
 			return fail(err)
 		}
 	}
 	if err := cmd.Close(); err != nil {
 		t.drop()
 		return imapconn.Wrap(ctx, fmt.Errorf("list the messages of %q: %w", folder, err))
+	}
+	if n < sd.NumMessages {
+		// A message left out would be taken for one the folder lacks, and
+		// copied again; as the source's Identities does, say so instead.
+		return failure.Mark(failure.Temporary, fmt.Errorf("list the messages of %q: the server answered for %d of its %d messages", folder, n, sd.NumMessages))
 	}
 	return nil
 }
