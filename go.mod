@@ -1,4 +1,4 @@
-module mailferry
+module github.com/mailferry/mailferry
 
 go 1.26.0
 

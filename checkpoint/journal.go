@@ -47,7 +47,7 @@ import (
 	"sync"
 	"time"
 
-	"mailferry/internal/failure"
+	"github.com/mailferry/mailferry/internal/failure"
 )
 
 // Record is one journal line.

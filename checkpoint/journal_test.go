@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"mailferry/internal/failure"
+	"github.com/mailferry/mailferry/internal/failure"
 )
 
 func testRecord(i int) Record {

@@ -24,17 +24,17 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
-	"mailferry/checkpoint"
-	"mailferry/internal/corpus"
-	"mailferry/internal/imapconn/imaptest"
-	"mailferry/internal/pop3test"
-	"mailferry/migrate"
-	"mailferry/source"
-	imapsrc "mailferry/source/imap"
-	"mailferry/source/pop3"
-	"mailferry/target"
-	imaptgt "mailferry/target/imap"
-	"mailferry/target/maildir"
+	"github.com/mailferry/mailferry/checkpoint"
+	"github.com/mailferry/mailferry/internal/corpus"
+	"github.com/mailferry/mailferry/internal/imapconn/imaptest"
+	"github.com/mailferry/mailferry/internal/pop3test"
+	"github.com/mailferry/mailferry/migrate"
+	"github.com/mailferry/mailferry/source"
+	imapsrc "github.com/mailferry/mailferry/source/imap"
+	"github.com/mailferry/mailferry/source/pop3"
+	"github.com/mailferry/mailferry/target"
+	imaptgt "github.com/mailferry/mailferry/target/imap"
+	"github.com/mailferry/mailferry/target/maildir"
 )
 
 const benchMessages = 400

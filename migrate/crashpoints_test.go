@@ -25,12 +25,12 @@ import (
 	"testing"
 	"time"
 
-	"mailferry/checkpoint"
-	"mailferry/internal/failure"
-	"mailferry/internal/maildirpp"
-	"mailferry/source"
-	"mailferry/target"
-	"mailferry/target/maildir"
+	"github.com/mailferry/mailferry/checkpoint"
+	"github.com/mailferry/mailferry/internal/failure"
+	"github.com/mailferry/mailferry/internal/maildirpp"
+	"github.com/mailferry/mailferry/source"
+	"github.com/mailferry/mailferry/target"
+	"github.com/mailferry/mailferry/target/maildir"
 )
 
 // crashCorpus is 40 messages in 3 folders, with the cases that make a

@@ -13,10 +13,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"mailferry/internal/failure"
-	"mailferry/internal/message"
-	"mailferry/source"
-	"mailferry/target"
+	"github.com/mailferry/mailferry/internal/failure"
+	"github.com/mailferry/mailferry/internal/message"
+	"github.com/mailferry/mailferry/source"
+	"github.com/mailferry/mailferry/target"
 )
 
 // memSource is an in-memory source with fault injection.

@@ -6,7 +6,7 @@ import (
 	"slices"
 	"strings"
 
-	"mailferry/source"
+	"github.com/mailferry/mailferry/source"
 )
 
 // FolderRules say which source folders are copied and under which name.

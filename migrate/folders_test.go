@@ -5,7 +5,7 @@ import (
 	"slices"
 	"testing"
 
-	"mailferry/source"
+	"github.com/mailferry/mailferry/source"
 )
 
 func TestPlanFolders(t *testing.T) {

@@ -29,10 +29,10 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/time/rate"
 
-	"mailferry/checkpoint"
-	"mailferry/internal/failure"
-	"mailferry/source"
-	"mailferry/target"
+	"github.com/mailferry/mailferry/checkpoint"
+	"github.com/mailferry/mailferry/internal/failure"
+	"github.com/mailferry/mailferry/source"
+	"github.com/mailferry/mailferry/target"
 )
 
 // Options tune a run. The zero value is usable.

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"mailferry/checkpoint"
-	"mailferry/source"
+	"github.com/mailferry/mailferry/checkpoint"
+	"github.com/mailferry/mailferry/source"
 )
 
 func testMsg(folder string, i int) memMsg {

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"strings"
 
-	"mailferry/source"
-	"mailferry/target"
+	"github.com/mailferry/mailferry/source"
+	"github.com/mailferry/mailferry/target"
 )
 
 // The target is the truth, the journal a cache. Before copying into a

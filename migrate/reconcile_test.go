@@ -4,7 +4,7 @@ import (
 	"context"
 	"testing"
 
-	"mailferry/checkpoint"
+	"github.com/mailferry/mailferry/checkpoint"
 )
 
 // TestReconcileWithTheTarget: the target is the truth and the journal a

@@ -7,7 +7,7 @@ import (
 	"io"
 	"os"
 
-	"mailferry/internal/message"
+	"github.com/mailferry/mailferry/internal/message"
 )
 
 // defaultSpoolThreshold is how many bytes of one message are held in memory

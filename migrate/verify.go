@@ -13,8 +13,8 @@ import (
 	"strings"
 	"time"
 
-	"mailferry/internal/message"
-	"mailferry/source"
+	"github.com/mailferry/mailferry/internal/message"
+	"github.com/mailferry/mailferry/source"
 )
 
 // VerifyOptions tune Verify.

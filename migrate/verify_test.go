@@ -17,14 +17,14 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
 
-	"mailferry/internal/imapconn"
-	"mailferry/internal/pop3test"
-	"mailferry/source"
-	srcimap "mailferry/source/imap"
-	srcmaildir "mailferry/source/maildir"
-	"mailferry/source/pop3"
-	"mailferry/target"
-	tgtmaildir "mailferry/target/maildir"
+	"github.com/mailferry/mailferry/internal/imapconn"
+	"github.com/mailferry/mailferry/internal/pop3test"
+	"github.com/mailferry/mailferry/source"
+	srcimap "github.com/mailferry/mailferry/source/imap"
+	srcmaildir "github.com/mailferry/mailferry/source/maildir"
+	"github.com/mailferry/mailferry/source/pop3"
+	"github.com/mailferry/mailferry/target"
+	tgtmaildir "github.com/mailferry/mailferry/target/maildir"
 )
 
 var verifyT0 = time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)

@@ -9,10 +9,10 @@ import (
 	"slices"
 	"time"
 
-	"mailferry/checkpoint"
-	"mailferry/internal/failure"
-	"mailferry/source"
-	"mailferry/target"
+	"github.com/mailferry/mailferry/checkpoint"
+	"github.com/mailferry/mailferry/internal/failure"
+	"github.com/mailferry/mailferry/source"
+	"github.com/mailferry/mailferry/target"
 )
 
 // worker owns one source session and one target session.

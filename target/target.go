@@ -9,7 +9,7 @@ import (
 	"io"
 	"time"
 
-	"mailferry/source"
+	"github.com/mailferry/mailferry/source"
 )
 
 // Delivery describes one message to be stored, separately from its bytes.

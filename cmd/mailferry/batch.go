@@ -17,10 +17,10 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 
-	"mailferry/checkpoint"
-	"mailferry/internal/batch"
-	"mailferry/internal/failure"
-	"mailferry/migrate"
+	"github.com/mailferry/mailferry/checkpoint"
+	"github.com/mailferry/mailferry/internal/batch"
+	"github.com/mailferry/mailferry/internal/failure"
+	"github.com/mailferry/mailferry/migrate"
 )
 
 const usageBatch = `Usage: mailferry batch FILE.csv [flags]

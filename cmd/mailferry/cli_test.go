@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"mailferry/migrate"
+	"github.com/mailferry/mailferry/migrate"
 )
 
 // TestHelpOfHelp: "help help" and friends print the overview instead of

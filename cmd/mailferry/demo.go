@@ -26,8 +26,8 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
 
-	"mailferry/internal/pop3test"
-	"mailferry/migrate"
+	"github.com/mailferry/mailferry/internal/pop3test"
+	"github.com/mailferry/mailferry/migrate"
 )
 
 //go:embed testdata/demo/*.eml

@@ -13,15 +13,15 @@ import (
 	"strings"
 	"time"
 
-	"mailferry/internal/failure"
-	"mailferry/internal/imapconn"
-	"mailferry/source"
-	imapsrc "mailferry/source/imap"
-	maildirsrc "mailferry/source/maildir"
-	"mailferry/source/pop3"
-	"mailferry/target"
-	imaptgt "mailferry/target/imap"
-	maildirtgt "mailferry/target/maildir"
+	"github.com/mailferry/mailferry/internal/failure"
+	"github.com/mailferry/mailferry/internal/imapconn"
+	"github.com/mailferry/mailferry/source"
+	imapsrc "github.com/mailferry/mailferry/source/imap"
+	maildirsrc "github.com/mailferry/mailferry/source/maildir"
+	"github.com/mailferry/mailferry/source/pop3"
+	"github.com/mailferry/mailferry/target"
+	imaptgt "github.com/mailferry/mailferry/target/imap"
+	maildirtgt "github.com/mailferry/mailferry/target/maildir"
 )
 
 // endpoint is a parsed SOURCE or TARGET argument.

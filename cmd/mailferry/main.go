@@ -24,9 +24,9 @@ import (
 
 	"golang.org/x/term"
 
-	"mailferry/checkpoint"
-	"mailferry/internal/failure"
-	"mailferry/migrate"
+	"github.com/mailferry/mailferry/checkpoint"
+	"github.com/mailferry/mailferry/internal/failure"
+	"github.com/mailferry/mailferry/migrate"
 )
 
 // Exit codes (DESIGN.md §5).

@@ -14,11 +14,11 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"mailferry/migrate"
-	"mailferry/source"
-	"mailferry/source/pop3"
-	"mailferry/target"
-	imaptgt "mailferry/target/imap"
+	"github.com/mailferry/mailferry/migrate"
+	"github.com/mailferry/mailferry/source"
+	"github.com/mailferry/mailferry/source/pop3"
+	"github.com/mailferry/mailferry/target"
+	imaptgt "github.com/mailferry/mailferry/target/imap"
 )
 
 const usagePlan = `Usage: mailferry plan SOURCE TARGET [flags]

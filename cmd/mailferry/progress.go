@@ -15,8 +15,8 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 
-	"mailferry/internal/batch"
-	"mailferry/migrate"
+	"github.com/mailferry/mailferry/internal/batch"
+	"github.com/mailferry/mailferry/migrate"
 )
 
 type progressOptions struct {

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"mailferry/migrate"
+	"github.com/mailferry/mailferry/migrate"
 )
 
 // maildirWith writes an INBOX-only Maildir: name -> file (unique:2,letters) -> body.

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"mailferry/migrate"
+	"github.com/mailferry/mailferry/migrate"
 )
 
 func TestParse(t *testing.T) {

@@ -7,7 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"mailferry/migrate"
+	"github.com/mailferry/mailferry/migrate"
 )
 
 // Status of an account after a run.

@@ -41,7 +41,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
-	"mailferry/internal/servertest"
+	"github.com/mailferry/mailferry/internal/servertest"
 )
 
 // Password is the password of every user and of the admin.

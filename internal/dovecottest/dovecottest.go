@@ -41,7 +41,7 @@ import (
 	"text/template"
 	"time"
 
-	"mailferry/internal/servertest"
+	"github.com/mailferry/mailferry/internal/servertest"
 )
 
 // Password is the password of every user.

@@ -18,11 +18,11 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
-	"mailferry/internal/corpus"
-	"mailferry/internal/cyrustest"
-	"mailferry/internal/dovecottest"
-	"mailferry/internal/faultproxy"
-	"mailferry/internal/imapconn/imaptest"
+	"github.com/mailferry/mailferry/internal/corpus"
+	"github.com/mailferry/mailferry/internal/cyrustest"
+	"github.com/mailferry/mailferry/internal/dovecottest"
+	"github.com/mailferry/mailferry/internal/faultproxy"
+	"github.com/mailferry/mailferry/internal/imapconn/imaptest"
 )
 
 // cyrusModes are Cyrus' two namespace setups: Debian's ("INBOX." prefix,

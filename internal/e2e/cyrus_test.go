@@ -14,9 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"mailferry/internal/corpus"
-	"mailferry/internal/cyrustest"
-	"mailferry/internal/dovecottest"
+	"github.com/mailferry/mailferry/internal/corpus"
+	"github.com/mailferry/mailferry/internal/cyrustest"
+	"github.com/mailferry/mailferry/internal/dovecottest"
 )
 
 // TestDovecotToCyrus migrates a corpus that Cyrus stores unchanged from

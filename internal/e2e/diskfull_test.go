@@ -9,9 +9,9 @@ import (
 	"strings"
 	"testing"
 
-	"mailferry/internal/corpus"
-	"mailferry/internal/dovecottest"
-	"mailferry/internal/pop3test"
+	"github.com/mailferry/mailferry/internal/corpus"
+	"github.com/mailferry/mailferry/internal/dovecottest"
+	"github.com/mailferry/mailferry/internal/pop3test"
 )
 
 // diskMessages makes n distinct messages of about 10 KB.

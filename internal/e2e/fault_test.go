@@ -5,9 +5,9 @@ import (
 	"testing"
 	"time"
 
-	"mailferry/internal/corpus"
-	"mailferry/internal/dovecottest"
-	"mailferry/internal/faultproxy"
+	"github.com/mailferry/mailferry/internal/corpus"
+	"github.com/mailferry/mailferry/internal/dovecottest"
+	"github.com/mailferry/mailferry/internal/faultproxy"
 )
 
 // faultOptions plans about `want` faults over `bytes` bytes through one

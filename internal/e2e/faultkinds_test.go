@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"mailferry/internal/corpus"
-	"mailferry/internal/dovecottest"
-	"mailferry/internal/faultproxy"
+	"github.com/mailferry/mailferry/internal/corpus"
+	"github.com/mailferry/mailferry/internal/dovecottest"
+	"github.com/mailferry/mailferry/internal/faultproxy"
 )
 
 // kindsOptions plans faults of every kind in both directions, placed by the

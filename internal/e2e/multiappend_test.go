@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
-	"mailferry/internal/corpus"
-	"mailferry/internal/dovecottest"
+	"github.com/mailferry/mailferry/internal/corpus"
+	"github.com/mailferry/mailferry/internal/dovecottest"
 )
 
 // TestMultiAppendOverQuota: Dovecot refuses a whole MULTIAPPEND when the

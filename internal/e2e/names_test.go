@@ -10,9 +10,9 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
-	"mailferry/internal/dovecottest"
-	"mailferry/internal/imapconn/imaptest"
-	"mailferry/internal/pop3test"
+	"github.com/mailferry/mailferry/internal/dovecottest"
+	"github.com/mailferry/mailferry/internal/imapconn/imaptest"
+	"github.com/mailferry/mailferry/internal/pop3test"
 )
 
 // Folder names that must survive IMAP → Maildir → IMAP: a '.' inside a name

@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"mailferry/internal/corpus"
-	"mailferry/internal/dovecottest"
-	"mailferry/internal/message"
+	"github.com/mailferry/mailferry/internal/corpus"
+	"github.com/mailferry/mailferry/internal/dovecottest"
+	"github.com/mailferry/mailferry/internal/message"
 )
 
 var secretEnv = []string{"MAILFERRY_SOURCE_PASSWORD=secret", "MAILFERRY_TARGET_PASSWORD=secret"}

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"mailferry/internal/corpus"
-	"mailferry/internal/dovecottest"
+	"github.com/mailferry/mailferry/internal/corpus"
+	"github.com/mailferry/mailferry/internal/dovecottest"
 )
 
 // smallCorpus is n messages of about 1.3 KB over 6 folders, the largest

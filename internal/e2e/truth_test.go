@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"mailferry/internal/corpus"
-	"mailferry/internal/dovecottest"
+	"github.com/mailferry/mailferry/internal/corpus"
+	"github.com/mailferry/mailferry/internal/dovecottest"
 )
 
 // runSummary is the part of migrate --report the tests read.

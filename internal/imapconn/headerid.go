@@ -8,7 +8,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
-	"mailferry/internal/message"
+	"github.com/mailferry/mailferry/internal/message"
 )
 
 // HeaderID is what a message says of itself without its body: UID, size,

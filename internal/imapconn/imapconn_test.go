@@ -22,7 +22,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
 
-	"mailferry/internal/failure"
+	"github.com/mailferry/mailferry/internal/failure"
 )
 
 func TestNames(t *testing.T) {

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"mailferry/internal/failure"
+	"github.com/mailferry/mailferry/internal/failure"
 )
 
 var small = Limits{MaxLine: 100, MaxLiteral: 50, MaxBody: 1000}

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"io"
 
-	"mailferry/internal/failure"
+	"github.com/mailferry/mailferry/internal/failure"
 )
 
 // FullLiteral reads a FETCH literal and fails unless all of its announced

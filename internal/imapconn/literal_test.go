@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"mailferry/internal/failure"
+	"github.com/mailferry/mailferry/internal/failure"
 )
 
 // TestFullLiteral: a literal that ends before its announced size is a

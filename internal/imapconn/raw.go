@@ -16,8 +16,8 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-sasl"
 
-	"mailferry/internal/failure"
-	"mailferry/internal/mutf7"
+	"github.com/mailferry/mailferry/internal/failure"
+	"github.com/mailferry/mailferry/internal/mutf7"
 )
 
 // Raw is a bare IMAP session for bulk APPEND. It is written here because

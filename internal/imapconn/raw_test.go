@@ -13,9 +13,9 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
-	"mailferry/internal/failure"
-	"mailferry/internal/imapconn"
-	"mailferry/internal/imapconn/imaptest"
+	"github.com/mailferry/mailferry/internal/failure"
+	"github.com/mailferry/mailferry/internal/imapconn"
+	"github.com/mailferry/mailferry/internal/imapconn/imaptest"
 )
 
 func TestQuote(t *testing.T) {

@@ -10,7 +10,7 @@ import (
 	"net"
 	"strings"
 
-	"mailferry/internal/failure"
+	"github.com/mailferry/mailferry/internal/failure"
 )
 
 // tlsGreeting is replayed to imapclient after a STARTTLS done by hand.

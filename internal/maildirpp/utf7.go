@@ -8,7 +8,7 @@ import (
 	"unicode/utf16"
 	"unicode/utf8"
 
-	"mailferry/internal/mutf7"
+	"github.com/mailferry/mailferry/internal/mutf7"
 )
 
 var b64 = mutf7.Encoding

@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"mailferry/source"
-	"mailferry/source/pop3"
+	"github.com/mailferry/mailferry/source"
+	"github.com/mailferry/mailferry/source/pop3"
 )
 
 // raw is a hand-driven POP3 connection.

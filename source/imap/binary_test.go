@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"mailferry/internal/failure"
-	"mailferry/internal/imapconn"
-	"mailferry/source"
+	"github.com/mailferry/mailferry/internal/failure"
+	"github.com/mailferry/mailferry/internal/imapconn"
+	"github.com/mailferry/mailferry/source"
 )
 
 // nulMsg is a message of nulServer: body is served under BODY[], binary

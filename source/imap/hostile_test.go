@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"mailferry/internal/failure"
-	"mailferry/internal/imapconn"
-	"mailferry/source"
+	"github.com/mailferry/mailferry/internal/failure"
+	"github.com/mailferry/mailferry/internal/imapconn"
+	"github.com/mailferry/mailferry/source"
 )
 
 // hostileServer serves folders INBOX, Bad and Good: STATUS "Bad" is never

@@ -15,10 +15,10 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
-	"mailferry/internal/failure"
-	"mailferry/internal/imapconn"
-	"mailferry/internal/imapconn/imaptest"
-	"mailferry/source"
+	"github.com/mailferry/mailferry/internal/failure"
+	"github.com/mailferry/mailferry/internal/imapconn"
+	"github.com/mailferry/mailferry/internal/imapconn/imaptest"
+	"github.com/mailferry/mailferry/source"
 )
 
 func identities(t *testing.T, s *Source, f source.Folder) []source.Identity {

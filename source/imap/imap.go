@@ -32,9 +32,9 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
-	"mailferry/internal/failure"
-	"mailferry/internal/imapconn"
-	"mailferry/source"
+	"github.com/mailferry/mailferry/internal/failure"
+	"github.com/mailferry/mailferry/internal/imapconn"
+	"github.com/mailferry/mailferry/source"
 )
 
 // ChunkSize is the number of messages requested per FETCH.

@@ -16,9 +16,9 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
-	"mailferry/internal/imapconn"
-	"mailferry/internal/imapconn/imaptest"
-	"mailferry/source"
+	"github.com/mailferry/mailferry/internal/imapconn"
+	"github.com/mailferry/mailferry/internal/imapconn/imaptest"
+	"github.com/mailferry/mailferry/source"
 )
 
 type lit struct{ *bytes.Reader }

@@ -5,8 +5,8 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
-	"mailferry/internal/imapconn"
-	"mailferry/source"
+	"github.com/mailferry/mailferry/internal/imapconn"
+	"github.com/mailferry/mailferry/source"
 )
 
 var _ source.SkipLister = (*Source)(nil)

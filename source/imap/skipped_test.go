@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"mailferry/internal/imapconn"
-	"mailferry/source"
+	"github.com/mailferry/mailferry/internal/imapconn"
+	"github.com/mailferry/mailferry/source"
 )
 
 // nsServer is a scripted IMAP server with the given NAMESPACE answer and

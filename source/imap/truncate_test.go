@@ -16,10 +16,10 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
-	"mailferry/internal/failure"
-	"mailferry/internal/imapconn"
-	"mailferry/internal/imapconn/imaptest"
-	"mailferry/source"
+	"github.com/mailferry/mailferry/internal/failure"
+	"github.com/mailferry/mailferry/internal/imapconn"
+	"github.com/mailferry/mailferry/internal/imapconn/imaptest"
+	"github.com/mailferry/mailferry/source"
 )
 
 // bodyMarker starts a FETCH body literal in the server's stream.

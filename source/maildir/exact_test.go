@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"mailferry/internal/failure"
-	"mailferry/source"
+	"github.com/mailferry/mailferry/internal/failure"
+	"github.com/mailferry/mailferry/source"
 )
 
 // TestFetchExactSize: the body delivered is the file as it was at open. A

@@ -12,8 +12,8 @@ import (
 	"testing/iotest"
 	"time"
 
-	"mailferry/internal/message"
-	"mailferry/source"
+	"github.com/mailferry/mailferry/internal/message"
+	"github.com/mailferry/mailferry/source"
 )
 
 func TestIdentities(t *testing.T) {

@@ -40,10 +40,10 @@ import (
 	"sort"
 	"strings"
 
-	"mailferry/internal/failure"
-	"mailferry/internal/maildirpp"
-	"mailferry/internal/message"
-	"mailferry/source"
+	"github.com/mailferry/mailferry/internal/failure"
+	"github.com/mailferry/mailferry/internal/maildirpp"
+	"github.com/mailferry/mailferry/internal/message"
+	"github.com/mailferry/mailferry/source"
 )
 
 // Validity is the Validity of every folder (see the package doc).

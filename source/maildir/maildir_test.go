@@ -16,9 +16,9 @@ import (
 	"testing"
 	"time"
 
-	"mailferry/source"
-	"mailferry/target"
-	tgt "mailferry/target/maildir"
+	"github.com/mailferry/mailferry/source"
+	"github.com/mailferry/mailferry/target"
+	tgt "github.com/mailferry/mailferry/target/maildir"
 )
 
 // fixture copies testdata/Maildir to a temporary directory and gives every

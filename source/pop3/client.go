@@ -24,7 +24,7 @@ import (
 
 	"github.com/emersion/go-sasl"
 
-	"mailferry/internal/failure"
+	"github.com/mailferry/mailferry/internal/failure"
 )
 
 // Security selects how the connection is protected.

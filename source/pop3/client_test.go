@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"mailferry/internal/failure"
-	"mailferry/source"
+	"github.com/mailferry/mailferry/internal/failure"
+	"github.com/mailferry/mailferry/source"
 )
 
 func TestListingsAndRetr(t *testing.T) {

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"mailferry/internal/pop3test"
+	"github.com/mailferry/mailferry/internal/pop3test"
 )
 
 // dotStuff is the encoder the dot reader inverts: the test server's.

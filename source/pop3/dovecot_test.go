@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"mailferry/internal/failure"
-	"mailferry/source"
+	"github.com/mailferry/mailferry/internal/failure"
+	"github.com/mailferry/mailferry/source"
 )
 
 // TestDovecot checks RETR against a real Dovecot started with

@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"mailferry/internal/message"
-	"mailferry/internal/pop3test"
-	"mailferry/source"
+	"github.com/mailferry/mailferry/internal/message"
+	"github.com/mailferry/mailferry/internal/pop3test"
+	"github.com/mailferry/mailferry/source"
 )
 
 func TestIdentities(t *testing.T) {

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"mailferry/internal/failure"
+	"github.com/mailferry/mailferry/internal/failure"
 )
 
 // TestDotReaderLimit: a response longer than its limit fails with a

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"strings"
 
-	"mailferry/internal/failure"
-	"mailferry/source"
+	"github.com/mailferry/mailferry/internal/failure"
+	"github.com/mailferry/mailferry/source"
 )
 
 // Error is a negative reply (-ERR) from the server.

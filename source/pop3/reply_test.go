@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"mailferry/internal/failure"
+	"github.com/mailferry/mailferry/internal/failure"
 )
 
 func TestParseReply(t *testing.T) {

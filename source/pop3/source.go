@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"mailferry/internal/message"
-	"mailferry/source"
+	"github.com/mailferry/mailferry/internal/message"
+	"github.com/mailferry/mailferry/source"
 )
 
 // Source is a source.Source (and source.Deleter) over one POP3 session. It

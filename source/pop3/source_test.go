@@ -18,9 +18,9 @@ import (
 	"testing"
 	"time"
 
-	"mailferry/internal/failure"
-	"mailferry/internal/pop3test"
-	"mailferry/source"
+	"github.com/mailferry/mailferry/internal/failure"
+	"github.com/mailferry/mailferry/internal/pop3test"
+	"github.com/mailferry/mailferry/source"
 )
 
 // testMessages covers dot stuffing, a ".." line, bare LF, a missing final

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"mailferry/internal/failure"
-	"mailferry/source"
+	"github.com/mailferry/mailferry/internal/failure"
+	"github.com/mailferry/mailferry/source"
 )
 
 // TestTruncatedBody: a connection that ends inside a RETR answer, in order

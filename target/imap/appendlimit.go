@@ -9,9 +9,9 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
-	"mailferry/internal/failure"
-	"mailferry/internal/imapconn"
-	"mailferry/target"
+	"github.com/mailferry/mailferry/internal/failure"
+	"github.com/mailferry/mailferry/internal/imapconn"
+	"github.com/mailferry/mailferry/target"
 )
 
 // appendLimits is what the server said of the size of an APPEND (RFC 7889).

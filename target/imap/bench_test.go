@@ -9,7 +9,7 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
-	"mailferry/target"
+	"github.com/mailferry/mailferry/target"
 )
 
 // BenchmarkSendMulti stores 256 messages of ~60 KB (the benchmark corpus'

@@ -7,10 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"mailferry/internal/cyrustest"
-	"mailferry/internal/dovecottest"
-	"mailferry/internal/imapconn"
-	"mailferry/target"
+	"github.com/mailferry/mailferry/internal/cyrustest"
+	"github.com/mailferry/mailferry/internal/dovecottest"
+	"github.com/mailferry/mailferry/internal/imapconn"
+	"github.com/mailferry/mailferry/target"
 )
 
 // TestBinaryFindServers: on Dovecot and Cyrus (both announce BINARY) a

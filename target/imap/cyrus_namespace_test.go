@@ -8,8 +8,8 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
-	"mailferry/internal/cyrustest"
-	"mailferry/internal/imapconn"
+	"github.com/mailferry/mailferry/internal/cyrustest"
+	"github.com/mailferry/mailferry/internal/imapconn"
 )
 
 // TestCyrusFoldersAreTheUsersOwn: other users' and shared folders the

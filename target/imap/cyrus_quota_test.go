@@ -9,11 +9,11 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
-	"mailferry/internal/cyrustest"
-	"mailferry/internal/failure"
-	"mailferry/internal/imapconn"
-	"mailferry/source"
-	"mailferry/target"
+	"github.com/mailferry/mailferry/internal/cyrustest"
+	"github.com/mailferry/mailferry/internal/failure"
+	"github.com/mailferry/mailferry/internal/imapconn"
+	"github.com/mailferry/mailferry/source"
+	"github.com/mailferry/mailferry/target"
 )
 
 // TestCyrusQuotaRoots: Cyrus refuses with "NO Over quota" and no code. A

@@ -15,12 +15,12 @@ import (
 	"testing"
 	"time"
 
-	"mailferry/internal/corpus"
-	"mailferry/internal/dovecottest"
-	"mailferry/internal/failure"
-	"mailferry/internal/imapconn"
-	"mailferry/source"
-	"mailferry/target"
+	"github.com/mailferry/mailferry/internal/corpus"
+	"github.com/mailferry/mailferry/internal/dovecottest"
+	"github.com/mailferry/mailferry/internal/failure"
+	"github.com/mailferry/mailferry/internal/imapconn"
+	"github.com/mailferry/mailferry/source"
+	"github.com/mailferry/mailferry/target"
 )
 
 func dovecotConfig(t *testing.T, dv *dovecottest.Server, user string, dials *atomic.Int32) imapconn.Config {

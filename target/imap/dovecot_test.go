@@ -19,10 +19,10 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
-	"mailferry/internal/imapconn"
-	"mailferry/source"
-	srcimap "mailferry/source/imap"
-	"mailferry/target"
+	"github.com/mailferry/mailferry/internal/imapconn"
+	"github.com/mailferry/mailferry/source"
+	srcimap "github.com/mailferry/mailferry/source/imap"
+	"github.com/mailferry/mailferry/target"
 )
 
 // TestDovecot runs against a private Dovecot started with

@@ -17,11 +17,11 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
 
-	"mailferry/internal/failure"
-	"mailferry/internal/imapconn"
-	"mailferry/internal/imapconn/imaptest"
-	"mailferry/source"
-	"mailferry/target"
+	"github.com/mailferry/mailferry/internal/failure"
+	"github.com/mailferry/mailferry/internal/imapconn"
+	"github.com/mailferry/mailferry/internal/imapconn/imaptest"
+	"github.com/mailferry/mailferry/source"
+	"github.com/mailferry/mailferry/target"
 )
 
 // rwServer is go-imap's in-memory server with a hand on what it stores

@@ -23,11 +23,11 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
-	"mailferry/internal/failure"
-	"mailferry/internal/imapconn"
-	"mailferry/internal/message"
-	"mailferry/source"
-	"mailferry/target"
+	"github.com/mailferry/mailferry/internal/failure"
+	"github.com/mailferry/mailferry/internal/imapconn"
+	"github.com/mailferry/mailferry/internal/message"
+	"github.com/mailferry/mailferry/source"
+	"github.com/mailferry/mailferry/target"
 )
 
 // Target is an IMAP session that stores mail.

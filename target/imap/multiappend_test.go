@@ -18,12 +18,12 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
-	"mailferry/internal/failure"
-	"mailferry/internal/imapconn"
-	"mailferry/internal/imapconn/imaptest"
-	"mailferry/source"
-	srcimap "mailferry/source/imap"
-	"mailferry/target"
+	"github.com/mailferry/mailferry/internal/failure"
+	"github.com/mailferry/mailferry/internal/imapconn"
+	"github.com/mailferry/mailferry/internal/imapconn/imaptest"
+	"github.com/mailferry/mailferry/source"
+	srcimap "github.com/mailferry/mailferry/source/imap"
+	"github.com/mailferry/mailferry/target"
 )
 
 func TestParseAppendUID(t *testing.T) {

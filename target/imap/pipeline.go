@@ -8,9 +8,9 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
-	"mailferry/internal/failure"
-	"mailferry/internal/imapconn"
-	"mailferry/target"
+	"github.com/mailferry/mailferry/internal/failure"
+	"github.com/mailferry/mailferry/internal/imapconn"
+	"github.com/mailferry/mailferry/target"
 )
 
 var _ target.Pipeliner = (*Target)(nil)

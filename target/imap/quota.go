@@ -11,9 +11,9 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
-	"mailferry/internal/failure"
-	"mailferry/internal/imapconn"
-	"mailferry/target"
+	"github.com/mailferry/mailferry/internal/failure"
+	"github.com/mailferry/mailferry/internal/imapconn"
+	"github.com/mailferry/mailferry/target"
 )
 
 // Quota asks the server for the storage quota of INBOX (RFC 9208

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"mailferry/internal/imapconn"
-	"mailferry/source"
+	"github.com/mailferry/mailferry/internal/imapconn"
+	"github.com/mailferry/mailferry/source"
 )
 
 // useServer is a scripted IMAP server that keeps folders with their special

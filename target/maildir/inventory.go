@@ -11,9 +11,9 @@ import (
 	"strings"
 	"sync"
 
-	"mailferry/internal/maildirpp"
-	"mailferry/internal/message"
-	"mailferry/target"
+	"github.com/mailferry/mailferry/internal/maildirpp"
+	"github.com/mailferry/mailferry/internal/message"
+	"github.com/mailferry/mailferry/target"
 )
 
 var _ target.Inventorier = (*Target)(nil)

@@ -15,8 +15,8 @@ import (
 	"testing/iotest"
 	"time"
 
-	"mailferry/source"
-	"mailferry/target"
+	"github.com/mailferry/mailferry/source"
+	"github.com/mailferry/mailferry/target"
 )
 
 func TestCensusInventory(t *testing.T) {

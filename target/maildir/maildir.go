@@ -48,10 +48,10 @@ import (
 	"syscall"
 	"time"
 
-	"mailferry/internal/failure"
-	"mailferry/internal/maildirpp"
-	"mailferry/source"
-	"mailferry/target"
+	"github.com/mailferry/mailferry/internal/failure"
+	"github.com/mailferry/mailferry/internal/maildirpp"
+	"github.com/mailferry/mailferry/source"
+	"github.com/mailferry/mailferry/target"
 )
 
 // Options configure a Maildir target. The zero value is ready to use.

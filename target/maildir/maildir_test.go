@@ -16,10 +16,10 @@ import (
 	"testing"
 	"time"
 
-	"mailferry/internal/failure"
-	"mailferry/internal/maildirpp"
-	"mailferry/source"
-	"mailferry/target"
+	"github.com/mailferry/mailferry/internal/failure"
+	"github.com/mailferry/mailferry/internal/maildirpp"
+	"github.com/mailferry/mailferry/source"
+	"github.com/mailferry/mailferry/target"
 )
 
 var quiet = Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}

@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"mailferry/internal/maildirpp"
-	"mailferry/source"
+	"github.com/mailferry/mailferry/internal/maildirpp"
+	"github.com/mailferry/mailferry/source"
 )
 
 func openJob(t testing.TB, root, job string) *Target {

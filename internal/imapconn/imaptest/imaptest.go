@@ -13,7 +13,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
 
-	"mailferry/internal/imapconn"
+	"github.com/mailferry/mailferry/internal/imapconn"
 )
 
 // User and Password of the test account.
