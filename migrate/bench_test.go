@@ -6,7 +6,7 @@ package migrate_test
 //	go test -run '^$' -bench Pipeline -benchtime 3x ./migrate
 //	go test -run '^$' -bench 'Pipeline/pop3-imap' -benchtime 5x -cpuprofile cpu.out ./migrate
 //
-// Each iteration copies the same deterministic corpus (internal/corpus) into
+// Each iteration copies the same deterministic corpus (internal/testkit/corpus) into
 // a fresh target with a fresh journal (on disk, fsynced as in a real run).
 // Reported: MB/s (b.SetBytes: the corpus bytes per iteration) and msgs/s.
 // The "rerun" variants measure a run with nothing to copy (journal replay,
@@ -25,9 +25,9 @@ import (
 	"github.com/emersion/go-imap/v2"
 
 	"github.com/mailferry/mailferry/checkpoint"
-	"github.com/mailferry/mailferry/internal/corpus"
-	"github.com/mailferry/mailferry/internal/imapconn/imaptest"
-	"github.com/mailferry/mailferry/internal/pop3test"
+	"github.com/mailferry/mailferry/internal/testkit/corpus"
+	"github.com/mailferry/mailferry/internal/testkit/imaptest"
+	"github.com/mailferry/mailferry/internal/testkit/pop3test"
 	"github.com/mailferry/mailferry/migrate"
 	"github.com/mailferry/mailferry/source"
 	imapsrc "github.com/mailferry/mailferry/source/imap"

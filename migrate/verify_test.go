@@ -18,7 +18,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
 
 	"github.com/mailferry/mailferry/internal/imapconn"
-	"github.com/mailferry/mailferry/internal/pop3test"
+	"github.com/mailferry/mailferry/internal/testkit/pop3test"
 	"github.com/mailferry/mailferry/source"
 	srcimap "github.com/mailferry/mailferry/source/imap"
 	srcmaildir "github.com/mailferry/mailferry/source/maildir"

@@ -18,7 +18,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 
 	"github.com/mailferry/mailferry/checkpoint"
-	"github.com/mailferry/mailferry/internal/batch"
+	"github.com/mailferry/mailferry/cmd/mailferry/internal/batch"
 	"github.com/mailferry/mailferry/internal/failure"
 	"github.com/mailferry/mailferry/migrate"
 )

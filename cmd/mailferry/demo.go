@@ -26,7 +26,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
 
-	"github.com/mailferry/mailferry/internal/pop3test"
+	"github.com/mailferry/mailferry/internal/testkit/pop3test"
 	"github.com/mailferry/mailferry/migrate"
 )
 

@@ -15,7 +15,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 
-	"github.com/mailferry/mailferry/internal/batch"
+	"github.com/mailferry/mailferry/cmd/mailferry/internal/batch"
 	"github.com/mailferry/mailferry/migrate"
 )
 

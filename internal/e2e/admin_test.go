@@ -16,9 +16,9 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
 	"github.com/emersion/go-sasl"
 
-	"github.com/mailferry/mailferry/internal/corpus"
-	"github.com/mailferry/mailferry/internal/dovecottest"
-	"github.com/mailferry/mailferry/internal/pop3test"
+	"github.com/mailferry/mailferry/internal/testkit/corpus"
+	"github.com/mailferry/mailferry/internal/testkit/dovecottest"
+	"github.com/mailferry/mailferry/internal/testkit/pop3test"
 )
 
 // planJSON is the part of plan's --report the tests read.

@@ -11,9 +11,9 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
-	"github.com/mailferry/mailferry/internal/corpus"
-	"github.com/mailferry/mailferry/internal/cyrustest"
-	"github.com/mailferry/mailferry/internal/dovecottest"
+	"github.com/mailferry/mailferry/internal/testkit/corpus"
+	"github.com/mailferry/mailferry/internal/testkit/cyrustest"
+	"github.com/mailferry/mailferry/internal/testkit/dovecottest"
 )
 
 // nulCorpus mixes messages holding NUL bytes (sent as literal8) with

@@ -10,9 +10,9 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
-	"github.com/mailferry/mailferry/internal/corpus"
-	"github.com/mailferry/mailferry/internal/cyrustest"
-	"github.com/mailferry/mailferry/internal/imapconn/imaptest"
+	"github.com/mailferry/mailferry/internal/testkit/corpus"
+	"github.com/mailferry/mailferry/internal/testkit/cyrustest"
+	"github.com/mailferry/mailferry/internal/testkit/imaptest"
 )
 
 // TestCyrusFolders is issue 11 items 2, 3 and 6 on Cyrus → Cyrus, in both

@@ -14,9 +14,9 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
-	"github.com/mailferry/mailferry/internal/corpus"
-	"github.com/mailferry/mailferry/internal/cyrustest"
-	"github.com/mailferry/mailferry/internal/dovecottest"
+	"github.com/mailferry/mailferry/internal/testkit/corpus"
+	"github.com/mailferry/mailferry/internal/testkit/cyrustest"
+	"github.com/mailferry/mailferry/internal/testkit/dovecottest"
 )
 
 // countProxy forwards TCP connections to a server and counts them, the

@@ -18,11 +18,11 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
-	"github.com/mailferry/mailferry/internal/corpus"
-	"github.com/mailferry/mailferry/internal/cyrustest"
-	"github.com/mailferry/mailferry/internal/dovecottest"
-	"github.com/mailferry/mailferry/internal/faultproxy"
-	"github.com/mailferry/mailferry/internal/imapconn/imaptest"
+	"github.com/mailferry/mailferry/internal/testkit/corpus"
+	"github.com/mailferry/mailferry/internal/testkit/cyrustest"
+	"github.com/mailferry/mailferry/internal/testkit/dovecottest"
+	"github.com/mailferry/mailferry/internal/testkit/faultproxy"
+	"github.com/mailferry/mailferry/internal/testkit/imaptest"
 )
 
 // cyrusModes are Cyrus' two namespace setups: Debian's ("INBOX." prefix,

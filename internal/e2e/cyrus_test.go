@@ -14,9 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mailferry/mailferry/internal/corpus"
-	"github.com/mailferry/mailferry/internal/cyrustest"
-	"github.com/mailferry/mailferry/internal/dovecottest"
+	"github.com/mailferry/mailferry/internal/testkit/corpus"
+	"github.com/mailferry/mailferry/internal/testkit/cyrustest"
+	"github.com/mailferry/mailferry/internal/testkit/dovecottest"
 )
 
 // TestDovecotToCyrus migrates a corpus that Cyrus stores unchanged from

@@ -5,9 +5,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mailferry/mailferry/internal/corpus"
-	"github.com/mailferry/mailferry/internal/dovecottest"
-	"github.com/mailferry/mailferry/internal/faultproxy"
+	"github.com/mailferry/mailferry/internal/testkit/corpus"
+	"github.com/mailferry/mailferry/internal/testkit/dovecottest"
+	"github.com/mailferry/mailferry/internal/testkit/faultproxy"
 )
 
 // faultOptions plans about `want` faults over `bytes` bytes through one

@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mailferry/mailferry/internal/corpus"
-	"github.com/mailferry/mailferry/internal/dovecottest"
-	"github.com/mailferry/mailferry/internal/faultproxy"
+	"github.com/mailferry/mailferry/internal/testkit/corpus"
+	"github.com/mailferry/mailferry/internal/testkit/dovecottest"
+	"github.com/mailferry/mailferry/internal/testkit/faultproxy"
 )
 
 // kindsOptions plans faults of every kind in both directions, placed by the

@@ -19,7 +19,7 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
-	"github.com/mailferry/mailferry/internal/imapconn/imaptest"
+	"github.com/mailferry/mailferry/internal/testkit/imaptest"
 )
 
 type hostileLiteral struct{ *bytes.Reader }

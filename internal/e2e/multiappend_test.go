@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mailferry/mailferry/internal/corpus"
-	"github.com/mailferry/mailferry/internal/dovecottest"
+	"github.com/mailferry/mailferry/internal/testkit/corpus"
+	"github.com/mailferry/mailferry/internal/testkit/dovecottest"
 )
 
 // TestMultiAppendOverQuota: Dovecot refuses a whole MULTIAPPEND when the

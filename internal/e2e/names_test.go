@@ -10,9 +10,9 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
-	"github.com/mailferry/mailferry/internal/dovecottest"
-	"github.com/mailferry/mailferry/internal/imapconn/imaptest"
-	"github.com/mailferry/mailferry/internal/pop3test"
+	"github.com/mailferry/mailferry/internal/testkit/dovecottest"
+	"github.com/mailferry/mailferry/internal/testkit/imaptest"
+	"github.com/mailferry/mailferry/internal/testkit/pop3test"
 )
 
 // Folder names that must survive IMAP → Maildir → IMAP: a '.' inside a name

@@ -10,8 +10,8 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
-	"github.com/mailferry/mailferry/internal/imapconn/imaptest"
-	"github.com/mailferry/mailferry/internal/pop3test"
+	"github.com/mailferry/mailferry/internal/testkit/imaptest"
+	"github.com/mailferry/mailferry/internal/testkit/pop3test"
 )
 
 // An IMAP target that answers NO [THROTTLED] to the first appends and

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mailferry/mailferry/internal/corpus"
-	"github.com/mailferry/mailferry/internal/dovecottest"
+	"github.com/mailferry/mailferry/internal/testkit/corpus"
+	"github.com/mailferry/mailferry/internal/testkit/dovecottest"
 )
 
 // smallCorpus is n messages of about 1.3 KB over 6 folders, the largest

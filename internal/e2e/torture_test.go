@@ -11,9 +11,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mailferry/mailferry/internal/corpus"
-	"github.com/mailferry/mailferry/internal/dovecottest"
-	"github.com/mailferry/mailferry/internal/pop3test"
+	"github.com/mailferry/mailferry/internal/testkit/corpus"
+	"github.com/mailferry/mailferry/internal/testkit/dovecottest"
+	"github.com/mailferry/mailferry/internal/testkit/pop3test"
 )
 
 // tortureCase is one message of testdata/torture.

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mailferry/mailferry/internal/pop3test"
+	"github.com/mailferry/mailferry/internal/testkit/pop3test"
 )
 
 // dotStuff is the encoder the dot reader inverts: the test server's.

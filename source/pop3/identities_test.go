@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/mailferry/mailferry/internal/message"
-	"github.com/mailferry/mailferry/internal/pop3test"
+	"github.com/mailferry/mailferry/internal/testkit/pop3test"
 	"github.com/mailferry/mailferry/source"
 )
 

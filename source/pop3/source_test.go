@@ -19,7 +19,7 @@ import (
 	"time"
 
 	"github.com/mailferry/mailferry/internal/failure"
-	"github.com/mailferry/mailferry/internal/pop3test"
+	"github.com/mailferry/mailferry/internal/testkit/pop3test"
 	"github.com/mailferry/mailferry/source"
 )
 

@@ -9,9 +9,9 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
-	"github.com/mailferry/mailferry/internal/cyrustest"
 	"github.com/mailferry/mailferry/internal/failure"
 	"github.com/mailferry/mailferry/internal/imapconn"
+	"github.com/mailferry/mailferry/internal/testkit/cyrustest"
 	"github.com/mailferry/mailferry/source"
 	"github.com/mailferry/mailferry/target"
 )

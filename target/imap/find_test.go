@@ -19,7 +19,7 @@ import (
 
 	"github.com/mailferry/mailferry/internal/failure"
 	"github.com/mailferry/mailferry/internal/imapconn"
-	"github.com/mailferry/mailferry/internal/imapconn/imaptest"
+	"github.com/mailferry/mailferry/internal/testkit/imaptest"
 	"github.com/mailferry/mailferry/source"
 	"github.com/mailferry/mailferry/target"
 )

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mailferry/mailferry/internal/corpus"
+	"github.com/mailferry/mailferry/internal/testkit/corpus"
 )
 
 // systemLetters maps IMAP system flags to Maildir info letters.

@@ -11,7 +11,7 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
-	"github.com/mailferry/mailferry/internal/corpus"
+	"github.com/mailferry/mailferry/internal/testkit/corpus"
 )
 
 func TestLoadDumpPOP3(t *testing.T) {

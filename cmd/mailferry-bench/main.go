@@ -3,8 +3,8 @@
 // deterministic corpus, in one run, and prints one table with mailferry's
 // ratio to the anchor of each path. See BENCHMARKS.md.
 //
-//	go run ./internal/bench                       # 5,000 messages, seed 1
-//	go run ./internal/bench --messages 50000 --only mailferry-i2i --rerun
+//	go run ./cmd/mailferry-bench                       # 5,000 messages, seed 1
+//	go run ./cmd/mailferry-bench --messages 50000 --only mailferry-i2i --rerun
 //
 // It drives the shell harness in ../shared/bench (dovecot-up.sh,
 // make-corpus.py, load-corpus.sh, reset-user.sh, maildir-tool.py): every run

@@ -9,8 +9,8 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
-	"github.com/mailferry/mailferry/internal/corpus"
-	"github.com/mailferry/mailferry/internal/servertest"
+	"github.com/mailferry/mailferry/internal/testkit/corpus"
+	"github.com/mailferry/mailferry/internal/testkit/servertest"
 )
 
 // Load appends msgs as user, in order (UIDs follow it within each folder),

@@ -10,7 +10,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
-	"github.com/mailferry/mailferry/internal/corpus"
+	"github.com/mailferry/mailferry/internal/testkit/corpus"
 )
 
 // Dump reads every message of every selectable folder of a logged-in

@@ -41,7 +41,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
-	"github.com/mailferry/mailferry/internal/servertest"
+	"github.com/mailferry/mailferry/internal/testkit/servertest"
 )
 
 // Password is the password of every user and of the admin.
@@ -173,7 +173,7 @@ func skipOrFail(tb testing.TB, why string) {
 
 func templateDir() string {
 	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..", "testdata", "cyrus")
+	return filepath.Join(filepath.Dir(file), "..", "..", "..", "testdata", "cyrus")
 }
 
 // Start starts an instance with the users' mailboxes created and registers

@@ -41,7 +41,7 @@ import (
 	"text/template"
 	"time"
 
-	"github.com/mailferry/mailferry/internal/servertest"
+	"github.com/mailferry/mailferry/internal/testkit/servertest"
 )
 
 // Password is the password of every user.
@@ -135,7 +135,7 @@ func Available() bool {
 // templatePath is testdata/dovecot/dovecot.conf.tmpl at the module root.
 func templatePath() string {
 	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..", "testdata", "dovecot", "dovecot.conf.tmpl")
+	return filepath.Join(filepath.Dir(file), "..", "..", "..", "testdata", "dovecot", "dovecot.conf.tmpl")
 }
 
 // Start starts an instance and registers its shutdown with tb.Cleanup.

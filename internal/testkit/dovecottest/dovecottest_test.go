@@ -15,7 +15,7 @@ import (
 
 	"github.com/emersion/go-imap/v2/imapclient"
 
-	"github.com/mailferry/mailferry/internal/corpus"
+	"github.com/mailferry/mailferry/internal/testkit/corpus"
 )
 
 func TestLoadDump(t *testing.T) {
