@@ -43,37 +43,6 @@ const (
 	sampleMaxBytes     = 4 << 20
 )
 
-// runFlags are the flags of migrate beyond the common ones. plan and batch
-// rows accept them too. (cmdMigrate could use it; it defines its own.)
-type runFlags struct {
-	syncFlags, dryRun, fixLF, stripNUL, deleteSource bool
-	maxSize, maxBW                                   int64
-	maxRate                                          float64
-	retries                                          int
-}
-
-func addRunFlags(fs *flag.FlagSet) *runFlags {
-	r := new(runFlags)
-	fs.BoolVar(&r.syncFlags, "sync-flags", false, "also bring flag changes of already copied messages to the target")
-	fs.BoolVar(&r.dryRun, "dry-run", false, "list what would be copied, copy nothing")
-	fs.Int64Var(&r.maxSize, "max-size", 0, "skip (and list) messages larger than `BYTES`")
-	fs.Float64Var(&r.maxRate, "max-rate", 0, "store at most `MSGS` messages per second (0: no limit)")
-	fs.Int64Var(&r.maxBW, "max-bandwidth", 0, "send at most `BYTES` per second to the target (0: no limit)")
-	fs.BoolVar(&r.fixLF, "fix-bare-lf", false, "convert bare LF line ends to CRLF for every target")
-	fs.BoolVar(&r.stripNUL, "strip-nul", false, "remove NUL bytes from messages")
-	fs.IntVar(&r.retries, "retries", 6, "retry a failed operation this many times on a new connection")
-	fs.BoolVar(&r.deleteSource, "delete-source", false, "delete each source message once it is safely in the target")
-	return r
-}
-
-func (r *runFlags) options(workers int, rules migrate.FolderRules) migrate.Options {
-	return migrate.Options{
-		Workers: workers, Folders: rules, SyncFlags: r.syncFlags, MaxSize: r.maxSize, DryRun: r.dryRun,
-		MaxRate: r.maxRate, MaxBandwidth: r.maxBW, FixBareLF: r.fixLF, StripNUL: r.stripNUL,
-		Retries: r.retries, DeleteSource: r.deleteSource,
-	}
-}
-
 // planInfo is what plan adds to a dry-run summary.
 type planInfo struct {
 	Workers int `json:"workers"`

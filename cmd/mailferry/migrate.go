@@ -1,0 +1,252 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/mailferry/mailferry/checkpoint"
+	"github.com/mailferry/mailferry/internal/failure"
+	"github.com/mailferry/mailferry/migrate"
+)
+
+const usageMigrate = `Usage: mailferry migrate SOURCE TARGET [flags]
+
+Copies every message of SOURCE that is not yet in TARGET, with its flags,
+internal date and folder. A checkpoint journal (--state) records each
+message before and after it is stored, so that an interrupted run (Ctrl-C,
+kill -9, a lost connection) resumes where it stopped without duplicating or
+losing anything; a later run copies only new messages.
+
+Examples:
+  # a POP3 account into IMAP
+  MAILFERRY_SOURCE_PASSWORD=... MAILFERRY_TARGET_PASSWORD=... \
+    mailferry migrate pop3s://bob@pop.old.example imaps://bob@imap.new.example
+  # a local backup of an IMAP account
+  mailferry migrate imaps://bob@imap.example maildir:$HOME/Backup/Mail
+  # restore the backup into a new account
+  mailferry migrate maildir:$HOME/Backup/Mail imaps://bob@imap.new.example
+`
+
+func cmdMigrate(args []string, stdout, stderr io.Writer) int {
+	c := newCommon("migrate", usageMigrate, stderr)
+	rf := addRunFlags(c.fs)
+	if err := c.parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		fmt.Fprintf(stderr, "mailferry migrate: %v\n", err)
+		return exitUsage
+	}
+	if sameAccount(context.Background(), c.src, c.tgt) {
+		fmt.Fprintf(stderr, "mailferry migrate: source and target are the same account (%s and %s): every message would be copied into itself\n", c.src, c.tgt)
+		return exitUsage
+	}
+	if err := checkWritable(c.report); err != nil {
+		fmt.Fprintf(stderr, "mailferry migrate: --report: %v\n", err)
+		return exitUsage
+	}
+	rules, err := c.rules()
+	if err != nil {
+		fmt.Fprintf(stderr, "mailferry migrate: %v\n", err)
+		return exitUsage
+	}
+	if err := c.setupLog(stderr); err != nil {
+		fmt.Fprintf(stderr, "mailferry migrate: %v\n", err)
+		return exitUsage
+	}
+	defer c.closeLog()
+	if err := c.passwords(stderr); err != nil {
+		fmt.Fprintf(stderr, "mailferry migrate: %v\n", err)
+		return exitUsage
+	}
+	co := connOptions{caFile: c.caFile, timeout: c.timeout, folder: "INBOX", job: tmpTag(c.state, c.src, c.tgt, rules.ToFolder)}
+	srcOpen, err := c.src.sourceOpener(co)
+	if err == nil {
+		_, err = c.tgt.targetOpener(co)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "mailferry migrate: %v\n", c.redact(err.Error()))
+		return exitUsage
+	}
+	tgtOpen, _ := c.tgt.targetOpener(co)
+
+	journal, err := openJournal(c.state, c.src.String(), c.tgt.String(), rules.ToFolder)
+	if err != nil {
+		fmt.Fprintf(stderr, "mailferry migrate: %v\n", err)
+		return exitUsage
+	}
+	defer journal.Close()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	stats := new(migrate.Stats)
+	if testHookStats != nil {
+		testHookStats(stats)
+	}
+	prog := startProgress(ctx, stats, progressOptions{noBar: c.noProgress || c.quiet, interval: c.stats, logger: c.logger, stderr: stderr, verb: "copying"})
+	started := time.Now()
+	o := rf.options(c.workers, rules)
+	o.Stats, o.Logger = stats, c.logger
+	sum, err := migrate.Run(ctx, srcOpen, tgtOpen, journal, o)
+	prog.stop()
+	if jerr := journal.Close(); jerr != nil && err == nil {
+		err = jerr
+	}
+	if sum != nil {
+		if rf.dryRun {
+			printPlanFull(stdout, sum, gatherPlan(ctx, sum, srcOpen, tgtOpen, c.workers), c.src, c.tgt)
+		} else {
+			printSummary(stdout, sum, c.src, c.tgt, err)
+		}
+		if c.report != "" {
+			rep := runReport{Version: buildVersion(), Source: c.src.String(), Target: c.tgt.String(), Started: started,
+				Status: "ok", ExitCode: exitCodeOf(err, sum.Failed > 0), Summary: sum}
+			switch {
+			case sum.Interrupted:
+				rep.Status = "interrupted"
+			case err != nil:
+				rep.Status, rep.Error = "error", c.redact(err.Error())
+			case sum.Failed > 0:
+				rep.Status = "failed"
+			}
+			if werr := writeJSON(c.report, rep); werr != nil {
+				fmt.Fprintf(stderr, "mailferry migrate: write the report: %v\n", werr)
+				if err == nil {
+					// The copy is done, but what was asked for is not.
+					return exitSomeFailed
+				}
+			}
+		}
+	}
+	return finish(stderr, "migrate", err, sum != nil && sum.Failed > 0, c)
+}
+
+// runReport is migrate --report: which run it was, how it ended, and the
+// summary's fields beside them.
+type runReport struct {
+	Version  string    `json:"version"`
+	Source   string    `json:"source"`
+	Target   string    `json:"target"`
+	Started  time.Time `json:"started"`
+	Status   string    `json:"status"` // ok, failed (some messages), interrupted, error
+	ExitCode int       `json:"exit_code"`
+	Error    string    `json:"error,omitempty"`
+	*migrate.Summary
+}
+
+// exitCodeOf is the exit code finish picks, without printing anything.
+func exitCodeOf(err error, someFailed bool) int {
+	switch {
+	case err == nil && someFailed:
+		return exitSomeFailed
+	case err == nil:
+		return exitOK
+	case errors.Is(err, context.Canceled):
+		return exitInterrupted
+	}
+	return failure.ExitCode(err)
+}
+
+// finish prints the run-stopping error as one sentence and picks the exit code.
+func finish(stderr io.Writer, cmd string, err error, someFailed bool, c *common) int {
+	switch {
+	case err == nil && someFailed:
+		return exitSomeFailed
+	case err == nil:
+		return exitOK
+	case errors.Is(err, context.Canceled):
+		fmt.Fprintf(stderr, "mailferry %s: interrupted; run the same command again to resume\n", cmd)
+		return exitInterrupted
+	}
+	msg := c.redact(err.Error())
+	code := failure.ExitCode(err)
+	fmt.Fprintf(stderr, "mailferry %s: %s\n", cmd, msg)
+	return code
+}
+
+func openJournal(stateDir string, parts ...string) (*checkpoint.Journal, error) {
+	if stateDir == "" {
+		stateDir = checkpoint.DefaultDir()
+	}
+	id := checkpoint.JobID(parts...)
+	dir := filepath.Join(stateDir, id)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create the state directory: %w", err)
+	}
+	j, err := checkpoint.Open(filepath.Join(dir, "journal"))
+	if err != nil {
+		return nil, err
+	}
+	// A note for humans browsing the state directory (no secrets).
+	_ = os.WriteFile(filepath.Join(dir, "job"), []byte(strings.Join(parts, "\n")+"\n"), 0o600)
+	return j, nil
+}
+
+// tmpTag names this job's temporary files in a Maildir target (so that a
+// run removes what a killed run of the same job left, and nothing else):
+// the job and its state directory, whose lock this process holds.
+func tmpTag(state string, src, tgt fmt.Stringer, toFolder string) string {
+	if state == "" {
+		state = checkpoint.DefaultDir()
+	}
+	if abs, err := filepath.Abs(state); err == nil {
+		state = abs
+	}
+	return checkpoint.JobID(state, src.String(), tgt.String(), toFolder)
+}
+
+// checkWritable finds out before a run whether the report file can be
+// written (its directory exists and takes a new file), so that a long copy
+// does not end in an error about it.
+func checkWritable(path string) error {
+	if path == "" {
+		return nil
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), ".mailferry-report-*")
+	if err != nil {
+		return fmt.Errorf("cannot write %s: %w", path, err)
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}
+
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	return os.Rename(tmp, path)
+}
+
+// writeReport writes a report file whole or not at all (temporary file,
+// then rename).
+func writeReport(path string, write func(io.Writer) error) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	err = write(f)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write report: %w", err)
+	}
+	return os.Rename(tmp, path)
+}

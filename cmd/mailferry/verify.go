@@ -1,0 +1,93 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/mailferry/mailferry/migrate"
+)
+
+const usageVerify = `Usage: mailferry verify SOURCE TARGET [flags]
+
+Reads both sides (the target as it is, never the journal) and checks, folder
+by folder, that every source message is in the target exactly once (matched
+by Message-ID and size; --deep by SHA-256 of every body), with its flags and
+its internal date. Each problem is named by folder, source ID (IMAP UID,
+POP3 UIDL, Maildir file), target ID and Message-ID:
+
+  missing     a source message with no copy in the target
+  duplicated  more copies in the target than in the source (all listed)
+  flags       a copy whose flags differ (compared as sets, only the flags a
+              target can hold: \Seen \Answered \Flagged \Draft \Deleted and
+              keywords; a POP3 source has none, so nothing to compare)
+  date        a copy whose internal date is more than a second off (a POP3
+              message's date is derived as migrate derives it: the newest
+              Received: header, else Date:)
+  extra       a target message with no source message (not a failure)
+
+The terminal shows the first 20 problems of each kind; --report FILE.json
+lists them all. Exit code 0 when every source message is in the target
+exactly once with its flags and date, 1 otherwise (--ignore-flags,
+--ignore-keywords and --ignore-dates leave those out of the check).
+`
+
+func cmdVerify(args []string, stdout, stderr io.Writer) int {
+	c := newCommon("verify", usageVerify, stderr)
+	deep := c.fs.Bool("deep", false, "compare the SHA-256 of every message body")
+	ignoreFlags := c.fs.Bool("ignore-flags", false, "do not compare flags")
+	ignoreKeywords := c.fs.Bool("ignore-keywords", false, "compare the system flags only (a target that refuses keywords)")
+	ignoreDates := c.fs.Bool("ignore-dates", false, "do not compare internal dates")
+	if err := c.parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		fmt.Fprintf(stderr, "mailferry verify: %v\n", err)
+		return exitUsage
+	}
+	rules, err := c.rules()
+	if err == nil {
+		err = c.setupLog(stderr)
+	}
+	if err == nil {
+		defer c.closeLog()
+		err = c.passwords(stderr)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "mailferry verify: %v\n", err)
+		return exitUsage
+	}
+	co := connOptions{caFile: c.caFile, timeout: c.timeout, folder: "INBOX"}
+	srcOpen, err := c.src.sourceOpener(co)
+	var tgtRead = srcOpen
+	if err == nil {
+		tgtRead, err = c.tgt.sourceOpener(co)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "mailferry verify: %v\n", c.redact(err.Error()))
+		return exitUsage
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	stats := new(migrate.Stats)
+	prog := startProgress(ctx, stats, progressOptions{noBar: c.noProgress || c.quiet, interval: c.stats, logger: c.logger, stderr: stderr, verb: "verifying"})
+	rep, err := migrate.Verify(ctx, srcOpen, tgtRead, migrate.VerifyOptions{
+		Folders: rules, Deep: *deep, CRLF: c.tgt.scheme == "imap" || c.tgt.scheme == "imaps", Logger: c.logger, Stats: stats,
+		IgnoreFlags: *ignoreFlags, IgnoreKeywords: *ignoreKeywords, IgnoreDates: *ignoreDates,
+	})
+	prog.stop()
+	if rep != nil {
+		printVerify(stdout, rep, c.src, c.tgt)
+		if c.report != "" {
+			if werr := writeReport(c.report, rep.WriteJSON); werr != nil {
+				fmt.Fprintf(stderr, "mailferry verify: %v\n", werr)
+			}
+		}
+	}
+	return finish(stderr, "verify", err, rep != nil && !rep.OK(), c)
+}
