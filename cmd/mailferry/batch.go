@@ -8,11 +8,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -43,13 +41,18 @@ are migrate flags for that row, split like a shell does.
 Flags given to batch that migrate also knows (--state, --ca-file,
 --timeout, --delete-source, --max-size, …) apply to every row; a row's own
 flags come after them and win.
+
+Examples:
+  mailferry batch accounts.csv --accounts 8 --workers 32 --report batch.json
+  # share 2 of 3 (one per machine or Kubernetes pod), logs per account
+  mailferry batch accounts.csv --shard 2/3 --state /state/journals --log-dir /state/logs
 `
 
 // batchPassThrough are the batch flags handed to every row's migrate.
 var batchPassThrough = map[string]bool{
 	"state": true, "ca-file": true, "timeout": true, "sync-flags": true, "dry-run": true, "max-size": true,
 	"max-rate": true, "max-bandwidth": true, "fix-bare-lf": true, "strip-nul": true, "retries": true,
-	"delete-source": true, "keep-all-mail": true, "v": true, "q": true,
+	"delete-source": true, "keep-all-mail": true, "v": true, "q": true, "verbose": true, "quiet": true,
 }
 
 type batchRun struct {
@@ -83,42 +86,49 @@ func (p prefixWriter) Write(b []byte) (int, error) {
 	return len(b), err
 }
 
-func cmdBatch(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("batch", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	accounts := fs.Int("accounts", 4, "migrate `K` accounts at once")
-	workers := fs.Int("workers", 8, "connections per side for the whole batch, split across the running accounts")
-	shardFlag := fs.String("shard", "", "run only the stable share `I/N` of the rows (hash of source and target)")
-	logDir := fs.String("log-dir", "", "write one structured log file per account into `DIR`")
-	logFile := fs.String("log", "", "write the batch's own structured log (JSON lines) to `FILE`")
-	report := fs.String("report", "", "write a JSON report of every account to `FILE`")
-	noProgress := fs.Bool("no-progress", false, "no progress bar, even on a terminal")
-	stats := fs.Duration("stats", 5*time.Second, "off a terminal, log progress every `INTERVAL`")
-	fs.String("state", "", "state `DIR` for the checkpoint journals (default $XDG_STATE_HOME/mailferry)")
-	fs.String("ca-file", "", "trust the CA certificate(s) in `PEM` file too")
-	fs.Duration("timeout", 60*time.Second, "network timeout per operation")
-	fs.Bool("keep-all-mail", false, "also copy Gmail's [Gmail]/All Mail and Important")
-	fs.Bool("v", false, "verbose")
-	quiet := fs.Bool("q", false, "quiet: print only errors and the final table")
+// batchFlags are batch's flags: its own, and those of migrate it hands to
+// every row.
+type batchFlags struct {
+	fs                             *flag.FlagSet
+	accounts, workers              int
+	shard, logDir, logFile, report string
+	noProgress, quiet, verbose     bool
+	stats                          time.Duration
+}
+
+func newBatchFlags(out io.Writer) *batchFlags {
+	b := &batchFlags{fs: flag.NewFlagSet("batch", flag.ContinueOnError)}
+	fs := b.fs
+	fs.IntVar(&b.accounts, "accounts", 4, "migrate `K` accounts at once")
+	fs.IntVar(&b.workers, "workers", 8, "open `N` connections per side for the whole batch, split across the running accounts")
+	fs.StringVar(&b.shard, "shard", "", "run only the stable share `I/N` of the rows (hash of source and target)")
+	fs.StringVar(&b.logDir, "log-dir", "", "write one log file per account (JSON lines) into `DIR`")
+	fs.StringVar(&b.logFile, "log", "", "append the batch's own log (JSON lines) to `FILE`")
+	fs.StringVar(&b.report, "report", "", "write a JSON report of every account to `FILE`")
+	fs.BoolVar(&b.noProgress, "no-progress", false, "no progress bar, even on a terminal")
+	fs.DurationVar(&b.stats, "stats", 5*time.Second, "off a terminal, log the progress every `DURATION` (0: never)")
+	fs.String("state", "", "keep the checkpoint journals in `DIR` (default $XDG_STATE_HOME/mailferry)")
+	fs.String("ca-file", "", "also trust the CA certificate(s) in `PEM` file (self-signed servers)")
+	fs.Duration("timeout", 60*time.Second, "give up a network operation after `DURATION` (30s, 2m)")
+	fs.Bool("keep-all-mail", false, "also take Gmail's [Gmail]/All Mail and Important")
+	addVerbosity(fs, &b.verbose, &b.quiet)
 	addRunFlags(fs)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, usageBatch)
-		fmt.Fprintln(stderr, "\nFlags:")
-		fs.PrintDefaults()
-	}
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return exitOK
-			}
-			return exitUsage
+	fs.Usage = func() { printUsage(out, usageBatch, fs, nil) }
+	return b
+}
+
+func cmdBatch(args []string, stdout, stderr io.Writer) int {
+	b := newBatchFlags(stdout)
+	fs := b.fs
+	accounts, workers, shardFlag, logDir, logFile := &b.accounts, &b.workers, &b.shard, &b.logDir, &b.logFile
+	report, noProgress, stats, quiet := &b.report, &b.noProgress, &b.stats, &b.quiet
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
 		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
+		fmt.Fprintf(stderr, "mailferry batch: %v\n", err)
+		return exitUsage
 	}
 	usageErr := func(err error) int {
 		fmt.Fprintf(stderr, "mailferry batch: %v\n", err)
@@ -132,7 +142,6 @@ func cmdBatch(args []string, stdout, stderr io.Writer) int {
 	}
 	var shard batch.Shard
 	if *shardFlag != "" {
-		var err error
 		if shard, err = batch.ParseShard(*shardFlag); err != nil {
 			return usageErr(err)
 		}
@@ -191,7 +200,7 @@ func cmdBatch(args []string, stdout, stderr io.Writer) int {
 			br.base = append(br.base, "--"+f.Name+"="+f.Value.String())
 		}
 	})
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signalContext()
 	defer stop()
 	runner := &batch.Runner{Accounts: *accounts, Run: br.account}
 	logger.Info("batch starting", "file", pos[0], "shard", shard.String(), "accounts", len(mine),
@@ -216,7 +225,8 @@ func cmdBatch(args []string, stdout, stderr io.Writer) int {
 	}
 	code := rep.ExitCode()
 	if code == exitInterrupted {
-		fmt.Fprintln(stderr, "mailferry batch: interrupted; run the same command again to resume")
+		code = interruptCode()
+		fmt.Fprintf(stderr, "mailferry batch: %s; run the same command again to resume\n", interruptWord())
 	}
 	return code
 }
@@ -322,16 +332,25 @@ func (br *batchRun) account(ctx context.Context, row batch.Row, st *migrate.Stat
 	if err != nil {
 		return invalid(err)
 	}
-	journal, err := openJournal(c.state, c.src.String(), c.tgt.String(), rules.ToFolder)
+	if rf.dryRun {
+		var cleanup func()
+		if tgtOpen, cleanup, err = dryTargetOpener(c.tgt, co); err != nil {
+			return invalid(err)
+		}
+		defer cleanup()
+	}
+	journal, release, err := openJournal(c.state, rf.dryRun, c.src.String(), c.tgt.String(), rules.ToFolder)
 	if err != nil {
 		res.Status, res.Reason, res.ExitCode = batch.StatusFailed, c.redact(err.Error()), exitUsage
 		return res
 	}
-	defer journal.Close()
+	failed := true
+	defer func() { release(failed) }()
 	o := rf.options(c.workers, rules)
 	o.Stats, o.Logger = st, c.logger
 	c.logger.Info("account starting", "line", row.Line, "source", c.src.String(), "target", c.tgt.String(), "workers", c.workers)
 	sum, err := migrate.Run(ctx, srcOpen, tgtOpen, journal, o)
+	failed = err != nil
 	if jerr := journal.Close(); jerr != nil && err == nil {
 		err = jerr
 	}

@@ -78,7 +78,7 @@ func TestFlagErrors(t *testing.T) {
 		want string
 	}{
 		{[]string{"migrate", "--worker", "3", "maildir:/a", "maildir:/b"}, "mailferry migrate: unknown flag --worker (did you mean --workers?)"},
-		{[]string{"migrate", "--max-size", "10M", "maildir:/a", "maildir:/b"}, `mailferry migrate: --max-size "10M": want a whole number`},
+		{[]string{"migrate", "--max-size", "10X", "maildir:/a", "maildir:/b"}, `mailferry migrate: --max-size "10X": want a size such as 512K, 10M or 1G`},
 		{[]string{"migrate", "--timeout", "30", "maildir:/a", "maildir:/b"}, `mailferry migrate: --timeout "30": want a duration`},
 		{[]string{"verify", "--dep", "maildir:/a", "maildir:/b"}, "did you mean --deep?"},
 	} {

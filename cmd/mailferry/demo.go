@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"embed"
 	"encoding/pem"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -46,18 +47,31 @@ two messages sharing one Message-ID) and an in-process IMAP server.
 It moves the POP3 mailbox to IMAP and to a Maildir in a temporary
 directory, interrupts itself part-way (as Ctrl-C would), resumes, runs once
 more to show that nothing is copied twice, and verifies the result.
+
+Examples:
+  mailferry demo
+  mailferry demo --messages 5000 --keep
 `
 
+func newDemoFlags(out io.Writer) (fs *flag.FlagSet, n *int, keep *bool) {
+	fs = flag.NewFlagSet("demo", flag.ContinueOnError)
+	n = fs.Int("messages", 600, "put `N` messages in the demo POP3 mailbox")
+	keep = fs.Bool("keep", false, "keep the temporary directory (Maildir, journals) and print its path")
+	fs.Usage = func() { printUsage(out, usageDemo, fs, nil) }
+	return fs, n, keep
+}
+
 func cmdDemo(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	n := fs.Int("messages", 600, "messages in the demo POP3 mailbox")
-	keep := fs.Bool("keep", false, "keep the temporary directory (Maildir, journals) and print its path")
-	fs.Usage = func() { fmt.Fprint(stderr, usageDemo, "\nFlags:\n"); fs.PrintDefaults() }
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
+	fs, n, keep := newDemoFlags(stdout)
+	pos, err := parseArgs(fs, args)
+	if err == nil && len(pos) > 0 {
+		err = fmt.Errorf("unexpected argument %q; usage: mailferry demo [flags]", pos[0])
+	}
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
 		}
+		fmt.Fprintf(stderr, "mailferry demo: %v\n", err)
 		return exitUsage
 	}
 	code, err := demo(*n, *keep, stdout, stderr)

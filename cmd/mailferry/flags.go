@@ -7,13 +7,14 @@ import (
 	"io"
 	"log/slog"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/mailferry/mailferry/migrate"
 )
 
-// common holds the flags migrate and verify share.
+// common holds the flags migrate, verify, plan and every batch row share.
 type common struct {
 	fs               *flag.FlagSet
 	state            string
@@ -25,6 +26,8 @@ type common struct {
 	caFile           string
 	srcPassFile      string
 	tgtPassFile      string
+	srcPassCmd       string
+	tgtPassCmd       string
 	srcTokenCmd      string
 	tgtTokenCmd      string
 	timeout          time.Duration
@@ -39,6 +42,10 @@ type common struct {
 	logger           *slog.Logger
 	closeLog         func()
 	secrets          *secretList
+	// hidden flags are accepted but not listed in the help (plan takes
+	// migrate's --dry-run and --delete-source so that the same command
+	// line works, but ignores them).
+	hidden map[string]bool
 }
 
 type multiFlag []string
@@ -46,65 +53,88 @@ type multiFlag []string
 func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(s string) error { *m = append(*m, s); return nil }
 
-func newCommon(name, usage string, stderr io.Writer) *common {
-	c := &common{fs: flag.NewFlagSet(name, flag.ContinueOnError), secrets: new(secretList)}
+// newCommon defines the shared flags; the help (-h, --help) goes to out.
+func newCommon(name, usage string, out io.Writer) *common {
+	c := &common{fs: flag.NewFlagSet(name, flag.ContinueOnError), secrets: new(secretList), hidden: map[string]bool{}}
 	fs := c.fs
-	fs.SetOutput(stderr)
-	fs.StringVar(&c.state, "state", "", "state `DIR` for checkpoint journals (default $XDG_STATE_HOME/mailferry)")
-	fs.IntVar(&c.workers, "workers", 4, "concurrent connections to each side")
-	fs.StringVar(&c.toFolder, "to-folder", "", "target `FOLDER` for the INBOX of the source (a POP3 mailbox), default INBOX")
-	fs.Var(&c.include, "include", "copy only source folders matching `REGEX` (repeatable)")
-	fs.Var(&c.exclude, "exclude", "skip source folders matching `REGEX` (repeatable)")
-	fs.Var(&c.maps, "map", "put source folder `OLD=NEW` (and its sub-folders) under another name (repeatable)")
-	fs.BoolVar(&c.keepAllMail, "keep-all-mail", false, "also copy Gmail's [Gmail]/All Mail and Important (skipped by default: every message is in a label too)")
-	fs.StringVar(&c.caFile, "ca-file", "", "trust the CA certificate(s) in `PEM` file too (self-signed servers)")
+	fs.StringVar(&c.state, "state", "", "keep the checkpoint journals in `DIR` (default $XDG_STATE_HOME/mailferry)")
+	fs.IntVar(&c.workers, "workers", 4, "open `N` connections to each side (1 to 64)")
+	fs.StringVar(&c.toFolder, "to-folder", "", "target `FOLDER` for the source's INBOX (a POP3 mailbox); default INBOX")
+	fs.Var(&c.include, "include", "take only the source folders matching `REGEX` (repeatable)")
+	fs.Var(&c.exclude, "exclude", "leave out the source folders matching `REGEX` (repeatable)")
+	fs.Var(&c.maps, "map", "`OLD=NEW`: the source folder OLD (and its sub-folders) is NEW in the target (repeatable)")
+	fs.BoolVar(&c.keepAllMail, "keep-all-mail", false, "also take Gmail's [Gmail]/All Mail and Important (left out by default: every message is in a label too)")
+	fs.StringVar(&c.caFile, "ca-file", "", "also trust the CA certificate(s) in `PEM` file (self-signed servers)")
 	fs.StringVar(&c.srcPassFile, "source-password-file", "", "read the source password from `FILE`")
 	fs.StringVar(&c.tgtPassFile, "target-password-file", "", "read the target password from `FILE`")
-	fs.StringVar(&c.srcTokenCmd, "source-oauth2-token-command", "", "log in to the source with OAuth2 (XOAUTH2 / OAUTHBEARER): `CMD` prints an access token")
+	fs.StringVar(&c.srcPassCmd, "source-password-command", "", "run `CMD` (sh -c) for the source password; its output less one trailing newline")
+	fs.StringVar(&c.tgtPassCmd, "target-password-command", "", "run `CMD` (sh -c) for the target password")
+	fs.StringVar(&c.srcTokenCmd, "source-oauth2-token-command", "", "log in to the source with OAuth2 (XOAUTH2, OAUTHBEARER): `CMD` prints an access token")
 	fs.StringVar(&c.tgtTokenCmd, "target-oauth2-token-command", "", "log in to the target with OAuth2: `CMD` prints an access token")
-	fs.DurationVar(&c.timeout, "timeout", 60*time.Second, "network timeout per operation")
+	fs.DurationVar(&c.timeout, "timeout", 60*time.Second, "give up a network operation after `DURATION` (30s, 2m)")
 	fs.BoolVar(&c.noProgress, "no-progress", false, "no progress bar, even on a terminal")
-	fs.DurationVar(&c.stats, "stats", 30*time.Second, "off a terminal, log progress every `INTERVAL`")
-	fs.StringVar(&c.report, "report", "", "write a JSON report to `FILE`")
-	fs.StringVar(&c.logFile, "log", "", "write structured logs (JSON lines) to `FILE`")
-	fs.BoolVar(&c.verbose, "v", false, "verbose: log more on stderr")
-	fs.BoolVar(&c.quiet, "q", false, "quiet: print only errors and the summary")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, usage)
-		fmt.Fprintln(stderr, "\nFlags:")
-		fs.PrintDefaults()
-	}
+	fs.DurationVar(&c.stats, "stats", 30*time.Second, "off a terminal, log the progress every `DURATION` (0: never)")
+	fs.StringVar(&c.report, "report", "", "write a JSON report of the run to `FILE`")
+	fs.StringVar(&c.logFile, "log", "", "append a complete record of the run (JSON lines) to `FILE`")
+	addVerbosity(fs, &c.verbose, &c.quiet)
+	fs.Usage = func() { printUsage(out, usage, fs, c.hidden) }
 	return c
+}
+
+// addVerbosity defines -v/--verbose and -q/--quiet.
+func addVerbosity(fs *flag.FlagSet, verbose, quiet *bool) {
+	fs.BoolVar(verbose, "verbose", false, "also print what is done (folders, connections, retries) on stderr")
+	fs.BoolVar(verbose, "v", false, "")
+	fs.BoolVar(quiet, "quiet", false, "no progress and no warnings: print only errors and the summary")
+	fs.BoolVar(quiet, "q", false, "")
+}
+
+// parseArgs parses fs's flags anywhere among the positional arguments (as
+// GNU programs do; "--" ends the flags) and returns the positional ones.
+// A flag error is one line with a hint; -h and --help print the usage and
+// return flag.ErrHelp.
+func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	// The flag package would print its error and the whole usage; the
+	// caller prints one line instead (usage only for -h).
+	out, usage := fs.Output(), fs.Usage
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	defer func() { fs.SetOutput(out); fs.Usage = usage }()
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				usage()
+				return nil, err
+			}
+			return nil, flagErr(fs, err)
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		// flag stops at "--" too: what follows is positional.
+		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
+			pos = append(pos, rest...)
+			break
+		}
+		args = rest
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+	return pos, nil
 }
 
 // parse parses flags anywhere among the two positional arguments.
 func (c *common) parse(args []string) error {
-	// The flag package would print its error and the whole usage; the
-	// caller prints one line instead (usage only for -h).
-	out, usage := c.fs.Output(), c.fs.Usage
-	c.fs.SetOutput(io.Discard)
-	c.fs.Usage = func() {}
-	defer func() { c.fs.SetOutput(out); c.fs.Usage = usage }()
-	for {
-		if err := c.fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				c.fs.SetOutput(out)
-				usage()
-				return err
-			}
-			return flagErr(c.fs, err)
-		}
-		args = c.fs.Args()
-		if len(args) == 0 {
-			break
-		}
-		c.positional = append(c.positional, args[0])
-		args = args[1:]
+	pos, err := parseArgs(c.fs, args)
+	if err != nil {
+		return err
 	}
+	c.positional = pos
 	if len(c.positional) != 2 {
-		return fmt.Errorf("want SOURCE and TARGET, got %d argument(s)", len(c.positional))
+		return fmt.Errorf("want SOURCE and TARGET, got %d argument(s); usage: mailferry %s SOURCE TARGET [flags]", len(c.positional), c.fs.Name())
 	}
-	var err error
 	if c.src, err = parseEndpoint(c.positional[0]); err != nil {
 		return fmt.Errorf("source: %w", err)
 	}
@@ -142,8 +172,7 @@ func flagErr(fs *flag.FlagSet, err error) error {
 				name = name[:j]
 			}
 			if f := fs.Lookup(name); f != nil {
-				kind, help := flag.UnquoteUsage(f)
-				return fmt.Errorf("--%s %s: %s (--%s %s: %s)", name, rest[:i], hintFor(f), name, kind, help)
+				return fmt.Errorf("--%s %s: %s; see mailferry help %s", name, rest[:i], hintFor(f), fs.Name())
 			}
 		}
 	}
@@ -154,8 +183,10 @@ func flagErr(fs *flag.FlagSet, err error) error {
 func hintFor(f *flag.Flag) string {
 	if g, ok := f.Value.(flag.Getter); ok {
 		switch g.Get().(type) {
+		case size:
+			return "want a size such as 512K, 10M or 1G (or bytes)"
 		case int, int64:
-			return "want a whole number (bytes without a unit, e.g. 10485760 for 10 MiB)"
+			return "want a whole number"
 		case float64:
 			return "want a number"
 		case time.Duration:
@@ -225,12 +256,12 @@ func addRunFlags(fs *flag.FlagSet) *runFlags {
 	r := new(runFlags)
 	fs.BoolVar(&r.syncFlags, "sync-flags", false, "also bring flag changes of already copied messages to the target")
 	fs.BoolVar(&r.dryRun, "dry-run", false, "list what would be copied, copy nothing")
-	fs.Int64Var(&r.maxSize, "max-size", 0, "skip (and list) messages larger than `BYTES`")
-	fs.Float64Var(&r.maxRate, "max-rate", 0, "store at most `MSGS` messages per second (0: no limit), for providers' limits")
-	fs.Int64Var(&r.maxBW, "max-bandwidth", 0, "send at most `BYTES` per second to the target (0: no limit)")
+	fs.Var((*size)(&r.maxSize), "max-size", "skip (and list) messages larger than `SIZE` (10M, 1G)")
+	fs.Float64Var(&r.maxRate, "max-rate", 0, "store at most `N` messages per second (0: no limit), for providers' limits")
+	fs.Var((*size)(&r.maxBW), "max-bandwidth", "send at most `SIZE` per second to the target (512K, 2M; 0: no limit)")
 	fs.BoolVar(&r.fixLF, "fix-bare-lf", false, "convert bare LF line ends to CRLF for every target (IMAP targets always get CRLF); reported")
 	fs.BoolVar(&r.stripNUL, "strip-nul", false, "remove NUL bytes from messages (some servers refuse them); reported")
-	fs.IntVar(&r.retries, "retries", 6, "retry a failed operation this many times on a new connection (jittered backoff)")
+	fs.IntVar(&r.retries, "retries", 6, "retry a failed operation `N` times on a new connection (jittered backoff)")
 	fs.BoolVar(&r.deleteSource, "delete-source", false, "delete each source message once it is safely in the target (POP3 DELE at QUIT; IMAP UID EXPUNGE of those messages only)")
 	return r
 }
@@ -241,4 +272,59 @@ func (r *runFlags) options(workers int, rules migrate.FolderRules) migrate.Optio
 		MaxRate: r.maxRate, MaxBandwidth: r.maxBW, FixBareLF: r.fixLF, StripNUL: r.stripNUL,
 		Retries: r.retries, DeleteSource: r.deleteSource,
 	}
+}
+
+// size is a flag value in bytes, given with an optional binary suffix:
+// 512K, 10M, 1G, 2T (KiB, MiB, ... and "10MB", "10MiB" are the same).
+type size int64
+
+func (s *size) String() string {
+	if s == nil {
+		return "0"
+	}
+	return strconv.FormatInt(int64(*s), 10)
+}
+
+func (s *size) Get() any { return *s }
+
+func (s *size) Set(v string) error {
+	n, err := parseSize(v)
+	if err != nil {
+		return err
+	}
+	*s = size(n)
+	return nil
+}
+
+// parseSize reads "10M" as 10 MiB; a bare number is bytes.
+func parseSize(v string) (int64, error) {
+	t := strings.ToUpper(strings.TrimSpace(v))
+	t = strings.TrimSuffix(strings.TrimSuffix(t, "B"), "I")
+	mult := int64(1)
+	if t != "" {
+		switch t[len(t)-1] {
+		case 'K':
+			mult = 1 << 10
+		case 'M':
+			mult = 1 << 20
+		case 'G':
+			mult = 1 << 30
+		case 'T':
+			mult = 1 << 40
+		}
+		if mult > 1 {
+			t = t[:len(t)-1]
+		}
+	}
+	if t == "" {
+		return 0, errors.New("empty size")
+	}
+	if n, err := strconv.ParseInt(t, 10, 64); err == nil && n >= 0 && n <= (1<<62)/mult {
+		return n * mult, nil
+	}
+	f, err := strconv.ParseFloat(t, 64)
+	if err != nil || f < 0 || f*float64(mult) > 1<<62 {
+		return 0, fmt.Errorf("bad size %q", v)
+	}
+	return int64(f * float64(mult)), nil
 }

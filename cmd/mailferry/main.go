@@ -1,5 +1,11 @@
 // Command mailferry moves and syncs e-mail: POP3, IMAP or Maildir in,
 // IMAP or Maildir out, exactly once, resumable after any interruption.
+//
+// One file per command (migrate.go, verify.go, plan.go, batch.go, demo.go,
+// completion.go, man.go, version.go, help.go) and shared ones: flags.go
+// (the flag definitions and their parsing), password.go (passwords, token
+// commands, redaction), logging.go (the loggers), endpoint.go (SOURCE and
+// TARGET), progress.go (bar and summaries).
 package main
 
 import (
@@ -7,6 +13,7 @@ import (
 	"io"
 	"os"
 	"runtime/debug"
+	"strings"
 )
 
 // Exit codes (DESIGN.md §5).
@@ -15,40 +22,50 @@ const (
 	exitSomeFailed  = 1
 	exitUsage       = 2
 	exitConnection  = 3
-	exitInterrupted = 130
+	exitInterrupted = 130 // SIGINT (Ctrl-C)
+	exitTerminated  = 143 // SIGTERM (128+15), as a shell reports it
 )
 
-const usageTop = `mailferry moves e-mail: POP3, IMAP or Maildir in; IMAP or Maildir out.
+const usageIntro = `mailferry moves e-mail: POP3, IMAP or Maildir in; IMAP or Maildir out.
 Every message exactly once, with its flags, date and folder; an interrupted
 run resumes where it stopped, and a re-run copies only what is new.
+`
 
-Usage:
-  mailferry migrate SOURCE TARGET [flags]   copy what is not yet in TARGET
-  mailferry verify  SOURCE TARGET [flags]   check every SOURCE message is in TARGET once, with flags and date
-  mailferry plan    SOURCE TARGET [flags]   show what migrate would copy, the quota and a time estimate
-  mailferry batch   FILE.csv [flags]        migrate many accounts listed in a CSV file
-  mailferry demo                            run a migration on built-in servers and sample mail
-  mailferry help [COMMAND]                  show help
-
-Endpoints:
+const usageEndpoints = `Endpoints:
   pop3s://USER@HOST[:PORT]    POP3 over TLS (port 995)
   pop3://USER@HOST[:PORT]     POP3 with STLS, required (port 110); add ?tls=none to allow plaintext
   imaps://USER@HOST[:PORT]    IMAP over TLS (port 993)
   imap://USER@HOST[:PORT]     IMAP with STARTTLS, required (port 143); ?tls=none allows plaintext
   maildir:PATH                a Maildir++ tree as Dovecot keeps it (INBOX at PATH, folders as .Name)
   A user name holding '@' is fine: imaps://bob@example.com@mail.example.com
+`
 
-Passwords (never printed, logged or stored):
+const usageRest = `Passwords (never printed, logged or stored):
   MAILFERRY_SOURCE_PASSWORD / MAILFERRY_TARGET_PASSWORD environment variables,
-  or --source-password-file / --target-password-file FILE, or a prompt on a terminal.
+  --source-password-file / --target-password-file FILE,
+  --source-password-command / --target-password-command CMD,
+  or a prompt on a terminal (asked again, up to 3 times, when refused).
 
 Exit codes:
   0 all done; 1 finished but some messages failed (listed in the summary);
   2 usage or configuration error; 3 connection, TLS or authentication failure;
-  130 interrupted (run the same command again to resume).
+  130 interrupted (Ctrl-C), 143 terminated (SIGTERM): run the same command
+  again to resume.
 
-Run "mailferry help migrate" for the flags.
+Run "mailferry help COMMAND" (or "mailferry COMMAND --help") for its flags.
 `
+
+// usageTop is the overview "mailferry help" prints.
+func usageTop() string {
+	var b strings.Builder
+	b.WriteString(usageIntro)
+	b.WriteString("\nUsage:\n")
+	for _, c := range commands {
+		fmt.Fprintf(&b, "  %-38s %s\n", strings.TrimSpace("mailferry "+c.name+" "+c.args), c.summary)
+	}
+	b.WriteString("\n" + usageEndpoints + "\n" + usageRest)
+	return b.String()
+}
 
 func main() {
 	// A soft heap limit: the GC works harder before the heap grows, so RSS
@@ -62,30 +79,22 @@ func main() {
 
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usageTop)
+		fmt.Fprint(stderr, usageTop())
 		return exitUsage
 	}
 	switch args[0] {
-	case "migrate":
-		return cmdMigrate(args[1:], stdout, stderr)
-	case "verify":
-		return cmdVerify(args[1:], stdout, stderr)
-	case "plan":
-		return cmdPlan(args[1:], stdout, stderr)
-	case "batch":
-		return cmdBatch(args[1:], stdout, stderr)
-	case "demo":
-		return cmdDemo(args[1:], stdout, stderr)
-	case "help", "-h", "--help", "-help":
-		if len(args) > 1 && !isHelp(args[1]) {
-			return run([]string{args[1], "--help"}, stdout, stderr)
-		}
-		fmt.Fprint(stdout, usageTop)
-		return exitOK
-	case "version", "--version", "-version", "-V":
-		fmt.Fprintln(stdout, "mailferry", buildVersion())
-		return exitOK
+	case "-h", "--help", "-help":
+		return cmdHelp(args[1:], stdout, stderr)
+	case "--version", "-version", "-V":
+		return cmdVersion(args[1:], stdout, stderr)
 	}
-	fmt.Fprintf(stderr, "mailferry: unknown command %q\n\n%s", args[0], usageTop)
-	return exitUsage
+	c := findCommand(args[0])
+	if c == nil {
+		if strings.HasPrefix(args[0], "-") {
+			fmt.Fprintf(stderr, "mailferry: %s: a flag comes after the command, e.g. mailferry migrate %s ...; see mailferry help\n", args[0], args[0])
+			return exitUsage
+		}
+		return unknownCommand(stderr, args[0])
+	}
+	return c.run(args[1:], stdout, stderr)
 }

@@ -8,10 +8,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/mailferry/mailferry/checkpoint"
@@ -35,11 +33,20 @@ Examples:
   mailferry migrate imaps://bob@imap.example maildir:$HOME/Backup/Mail
   # restore the backup into a new account
   mailferry migrate maildir:$HOME/Backup/Mail imaps://bob@imap.new.example
+  # leave out big messages and Spam, password from a password manager
+  mailferry migrate --max-size 25M --exclude '^Spam$' \
+    --source-password-command 'pass show mail/old' \
+    imaps://bob@imap.old.example imaps://bob@imap.new.example
 `
 
+// newMigrateFlags defines migrate's flags: the shared ones and the run flags.
+func newMigrateFlags(out io.Writer) (*common, *runFlags) {
+	c := newCommon("migrate", usageMigrate, out)
+	return c, addRunFlags(c.fs)
+}
+
 func cmdMigrate(args []string, stdout, stderr io.Writer) int {
-	c := newCommon("migrate", usageMigrate, stderr)
-	rf := addRunFlags(c.fs)
+	c, rf := newMigrateFlags(stdout)
 	if err := c.parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
@@ -79,15 +86,24 @@ func cmdMigrate(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	tgtOpen, _ := c.tgt.targetOpener(co)
+	if rf.dryRun {
+		var cleanup func()
+		if tgtOpen, cleanup, err = dryTargetOpener(c.tgt, co); err != nil {
+			fmt.Fprintf(stderr, "mailferry migrate: %v\n", err)
+			return exitUsage
+		}
+		defer cleanup()
+	}
 
-	journal, err := openJournal(c.state, c.src.String(), c.tgt.String(), rules.ToFolder)
+	journal, release, err := openJournal(c.state, rf.dryRun, c.src.String(), c.tgt.String(), rules.ToFolder)
 	if err != nil {
 		fmt.Fprintf(stderr, "mailferry migrate: %v\n", err)
 		return exitUsage
 	}
-	defer journal.Close()
+	failed := true
+	defer func() { release(failed) }()
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signalContext()
 	defer stop()
 	stats := new(migrate.Stats)
 	if testHookStats != nil {
@@ -98,6 +114,7 @@ func cmdMigrate(args []string, stdout, stderr io.Writer) int {
 	o := rf.options(c.workers, rules)
 	o.Stats, o.Logger = stats, c.logger
 	sum, err := migrate.Run(ctx, srcOpen, tgtOpen, journal, o)
+	failed = err != nil
 	prog.stop()
 	if jerr := journal.Close(); jerr != nil && err == nil {
 		err = jerr
@@ -152,7 +169,7 @@ func exitCodeOf(err error, someFailed bool) int {
 	case err == nil:
 		return exitOK
 	case errors.Is(err, context.Canceled):
-		return exitInterrupted
+		return interruptCode()
 	}
 	return failure.ExitCode(err)
 }
@@ -165,8 +182,8 @@ func finish(stderr io.Writer, cmd string, err error, someFailed bool, c *common)
 	case err == nil:
 		return exitOK
 	case errors.Is(err, context.Canceled):
-		fmt.Fprintf(stderr, "mailferry %s: interrupted; run the same command again to resume\n", cmd)
-		return exitInterrupted
+		fmt.Fprintf(stderr, "mailferry %s: %s; run the same command again to resume\n", cmd, interruptWord())
+		return interruptCode()
 	}
 	msg := c.redact(err.Error())
 	code := failure.ExitCode(err)
@@ -174,22 +191,69 @@ func finish(stderr io.Writer, cmd string, err error, someFailed bool, c *common)
 	return code
 }
 
-func openJournal(stateDir string, parts ...string) (*checkpoint.Journal, error) {
+// openJournal opens the job's checkpoint journal in its state directory.
+// It returns a release function to call once the run is over: it closes
+// the journal and removes the directories this call created when nothing
+// is worth keeping: a dry run (plan, --dry-run: the journal is then a
+// temporary one unless the job already has a state directory), or a run
+// that failed before it recorded anything.
+func openJournal(stateDir string, dry bool, parts ...string) (*checkpoint.Journal, func(failed bool), error) {
 	if stateDir == "" {
 		stateDir = checkpoint.DefaultDir()
 	}
 	id := checkpoint.JobID(parts...)
 	dir := filepath.Join(stateDir, id)
+	var made []string // created here, outermost first
+	if _, err := os.Stat(dir); err != nil && dry {
+		tmp, err := os.MkdirTemp("", "mailferry-dry-*")
+		if err != nil {
+			return nil, nil, fmt.Errorf("create a temporary journal: %w", err)
+		}
+		dir, made = filepath.Join(tmp, id), []string{tmp}
+	} else if err != nil {
+		made = missingDirs(dir)
+	}
+	undo := func() {
+		for i := len(made) - 1; i >= 0; i-- {
+			if i == 0 || made[i] == dir {
+				os.RemoveAll(made[i])
+			} else {
+				os.Remove(made[i]) // only if empty
+			}
+		}
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("create the state directory: %w", err)
+		undo()
+		return nil, nil, fmt.Errorf("create the state directory: %w", err)
 	}
 	j, err := checkpoint.Open(filepath.Join(dir, "journal"))
 	if err != nil {
-		return nil, err
+		undo()
+		return nil, nil, err
 	}
 	// A note for humans browsing the state directory (no secrets).
 	_ = os.WriteFile(filepath.Join(dir, "job"), []byte(strings.Join(parts, "\n")+"\n"), 0o600)
-	return j, nil
+	release := func(failed bool) {
+		empty := j.Len() == 0
+		j.Close()
+		if dry || (failed && empty) {
+			undo()
+		}
+	}
+	return j, release, nil
+}
+
+// missingDirs lists dir and its ancestors that do not exist yet,
+// outermost first.
+func missingDirs(dir string) []string {
+	var out []string
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		if _, err := os.Stat(d); err == nil || filepath.Dir(d) == d {
+			break
+		}
+		out = append([]string{d}, out...)
+	}
+	return out
 }
 
 // tmpTag names this job's temporary files in a Maildir target (so that a

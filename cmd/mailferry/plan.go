@@ -6,12 +6,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
 	"sort"
+	"strconv"
 	"strings"
-	"syscall"
-	"text/tabwriter"
 	"time"
 
 	"github.com/mailferry/mailferry/migrate"
@@ -31,7 +28,12 @@ the target's quota (RFC 9208 GETQUOTAROOT INBOX) with a warning when the
 messages to copy do not fit; a warning with the count and size of the
 messages larger than the target's APPENDLIMIT (RFC 7889), which migrate
 reports as failed without sending them; and the capabilities that matter.
-Takes the same flags as migrate.
+Takes migrate's flags (those that would change or delete mail are
+accepted and ignored); creates neither the target nor a state directory.
+
+Examples:
+  mailferry plan pop3s://bob@pop.old.example imaps://bob@imap.new.example
+  mailferry plan --include '^(INBOX|Sent)$' --report plan.json imaps://bob@imap.old.example imaps://bob@imap.new.example
 `
 
 // defaultRate is the per-connection rate assumed when no sample could be
@@ -368,23 +370,30 @@ func sourceCaps(s source.Source) []string {
 // capabilities. migrate --dry-run can call it with the same arguments.
 func printPlanFull(w io.Writer, sum *migrate.Summary, p *planInfo, src, tgt fmt.Stringer) {
 	fmt.Fprintf(w, "Plan: %s → %s (nothing copied)\n", src, tgt)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "FOLDER\tTARGET\tMESSAGES\tBYTES\tDONE\tTO COPY\tTO COPY BYTES\t")
-	var listed, done, fails int
+	tb := &table{right: []bool{false, false, true, true, true, true, true}}
+	tb.row("FOLDER", "TARGET", "MESSAGES", "BYTES", "DONE", "TO COPY", "TO COPY BYTES")
+	var listed, done, fails, left int
 	var listedBytes int64
 	for _, f := range sum.Folders {
-		if f.Skipped != "" {
-			fmt.Fprintf(tw, "%s\t(skipped: %s)\t\t\t\t\t\t\n", f.Source, f.Skipped)
+		if f.Skipped == "not matched by --include" || f.Skipped == "matched by --exclude" {
+			left++ // asked for: no row
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%d\t%s\t\n", f.Source, f.Target, f.Listed, humanBytes(f.ListedBytes), f.AlreadyThere, f.ToCopy, humanBytes(f.ToCopyBytes))
+		if f.Skipped != "" {
+			tb.row(f.Source, "(skipped: "+f.Skipped+")")
+			continue
+		}
+		tb.row(f.Source, f.Target, strconv.Itoa(f.Listed), humanBytes(f.ListedBytes), strconv.Itoa(f.AlreadyThere), strconv.Itoa(f.ToCopy), humanBytes(f.ToCopyBytes))
 		listed += f.Listed
 		listedBytes += f.ListedBytes
 		done += f.AlreadyThere
 		fails += f.Failed
 	}
-	fmt.Fprintf(tw, "TOTAL\t\t%d\t%s\t%d\t%d\t%s\t\n", listed, humanBytes(listedBytes), done, p.ToCopy, humanBytes(p.ToCopyBytes))
-	tw.Flush()
+	tb.row("TOTAL", "", strconv.Itoa(listed), humanBytes(listedBytes), strconv.Itoa(done), strconv.Itoa(p.ToCopy), humanBytes(p.ToCopyBytes))
+	tb.write(w)
+	if left > 0 {
+		fmt.Fprintf(w, "Left out by --include/--exclude: %s\n", plural(left, "folder", "folders"))
+	}
 	for _, warn := range sum.Warnings {
 		fmt.Fprintf(w, "WARNING: %s\n", warn)
 	}
@@ -402,8 +411,8 @@ func printPlanFull(w io.Writer, sum *migrate.Summary, p *planInfo, src, tgt fmt.
 	if !p.RateMeasured {
 		how = "no sample: assumed default rate"
 	}
-	fmt.Fprintf(w, "Estimate: %s with %d worker(s) (%s/s and %.0f messages/s per connection, %s)\n",
-		roundEstimate(p.Estimate), p.Workers, humanBytes(int64(p.BytesPerSec)), p.MsgsPerSec, how)
+	fmt.Fprintf(w, "Estimate: %s with %s (%s/s and %.0f messages/s per connection, %s)\n",
+		roundEstimate(p.Estimate), plural(p.Workers, "worker", "workers"), humanBytes(int64(p.BytesPerSec)), p.MsgsPerSec, how)
 	switch {
 	case p.QuotaKnown:
 		free := p.QuotaLimit - p.QuotaUsed
@@ -448,9 +457,17 @@ func roundEstimate(d time.Duration) string {
 	}
 }
 
-func cmdPlan(args []string, stdout, stderr io.Writer) int {
-	c := newCommon("plan", usagePlan, stderr)
+// newPlanFlags defines plan's flags: migrate's, with those a plan ignores
+// accepted but not listed.
+func newPlanFlags(out io.Writer) (*common, *runFlags) {
+	c := newCommon("plan", usagePlan, out)
 	rf := addRunFlags(c.fs)
+	c.hidden["dry-run"], c.hidden["delete-source"], c.hidden["sync-flags"] = true, true, true
+	return c, rf
+}
+
+func cmdPlan(args []string, stdout, stderr io.Writer) int {
+	c, rf := newPlanFlags(stdout)
 	fail := func(code int, err error) int {
 		fmt.Fprintf(stderr, "mailferry plan: %s\n", c.redact(err.Error()))
 		return code
@@ -480,16 +497,17 @@ func cmdPlan(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(exitUsage, err)
 	}
-	tgtOpen, err := c.tgt.targetOpener(co)
+	tgtOpen, cleanup, err := dryTargetOpener(c.tgt, co)
 	if err != nil {
 		return fail(exitUsage, err)
 	}
-	journal, err := openJournal(c.state, c.src.String(), c.tgt.String(), rules.ToFolder)
+	defer cleanup()
+	journal, release, err := openJournal(c.state, true, c.src.String(), c.tgt.String(), rules.ToFolder)
 	if err != nil {
 		return fail(exitUsage, err)
 	}
-	defer journal.Close()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer release(true)
+	ctx, stop := signalContext()
 	defer stop()
 	o := rf.options(c.workers, rules)
 	o.DryRun, o.DeleteSource, o.SyncFlags = true, false, false

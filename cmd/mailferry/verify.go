@@ -1,14 +1,10 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/mailferry/mailferry/migrate"
 )
@@ -35,14 +31,38 @@ The terminal shows the first 20 problems of each kind; --report FILE.json
 lists them all. Exit code 0 when every source message is in the target
 exactly once with its flags and date, 1 otherwise (--ignore-flags,
 --ignore-keywords and --ignore-dates leave those out of the check).
+--include, --exclude, --map and --to-folder name the folders as migrate
+did; give verify the same ones.
+
+Examples:
+  # after a migration, with the same SOURCE, TARGET and folder flags
+  mailferry verify pop3s://bob@pop.old.example imaps://bob@imap.new.example
+  # compare every body too, and keep the full list of problems
+  mailferry verify --deep --report verify.json imaps://bob@imap.example maildir:~/Backup/Mail
 `
 
+// verifyFlags are verify's own flags.
+type verifyFlags struct {
+	deep, ignoreFlags, ignoreKeywords, ignoreDates bool
+}
+
+// newVerifyFlags defines verify's flags. It reads both sides as they are:
+// --state and --workers (accepted, so that migrate's command line works)
+// are not listed.
+func newVerifyFlags(out io.Writer) (*common, *verifyFlags) {
+	c := newCommon("verify", usageVerify, out)
+	v := new(verifyFlags)
+	c.fs.BoolVar(&v.deep, "deep", false, "compare the SHA-256 of every message body")
+	c.fs.BoolVar(&v.ignoreFlags, "ignore-flags", false, "do not compare flags")
+	c.fs.BoolVar(&v.ignoreKeywords, "ignore-keywords", false, "compare the system flags only (a target that refuses keywords)")
+	c.fs.BoolVar(&v.ignoreDates, "ignore-dates", false, "do not compare internal dates")
+	c.hidden["state"], c.hidden["workers"] = true, true
+	return c, v
+}
+
 func cmdVerify(args []string, stdout, stderr io.Writer) int {
-	c := newCommon("verify", usageVerify, stderr)
-	deep := c.fs.Bool("deep", false, "compare the SHA-256 of every message body")
-	ignoreFlags := c.fs.Bool("ignore-flags", false, "do not compare flags")
-	ignoreKeywords := c.fs.Bool("ignore-keywords", false, "compare the system flags only (a target that refuses keywords)")
-	ignoreDates := c.fs.Bool("ignore-dates", false, "do not compare internal dates")
+	c, v := newVerifyFlags(stdout)
+	deep, ignoreFlags, ignoreKeywords, ignoreDates := &v.deep, &v.ignoreFlags, &v.ignoreKeywords, &v.ignoreDates
 	if err := c.parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
@@ -72,7 +92,7 @@ func cmdVerify(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "mailferry verify: %v\n", c.redact(err.Error()))
 		return exitUsage
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signalContext()
 	defer stop()
 	stats := new(migrate.Stats)
 	prog := startProgress(ctx, stats, progressOptions{noBar: c.noProgress || c.quiet, interval: c.stats, logger: c.logger, stderr: stderr, verb: "verifying"})

@@ -1,6 +1,11 @@
 package main
 
-import "runtime/debug"
+import (
+	"fmt"
+	"io"
+	"runtime"
+	"runtime/debug"
+)
 
 // version is set by a release build (-ldflags "-X main.version=v1.2.3");
 // otherwise buildVersion asks the build info.
@@ -48,4 +53,30 @@ func isHelp(arg string) bool {
 		return true
 	}
 	return false
+}
+
+const usageVersion = `Usage: mailferry version
+
+Prints the version (a release's tag, the module version "go install"
+recorded, or "devel" and the commit of a build from a checkout), then the
+Go version and platform it was built with. "mailferry --version" and
+"mailferry -V" are the same.
+
+Examples:
+  mailferry version
+  mailferry --version
+`
+
+func cmdVersion(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		if isHelp(args[0]) {
+			fmt.Fprint(stdout, usageVersion)
+			return exitOK
+		}
+		fmt.Fprintf(stderr, "mailferry version: unexpected argument %q; see mailferry help version\n", args[0])
+		return exitUsage
+	}
+	fmt.Fprintln(stdout, "mailferry", buildVersion())
+	fmt.Fprintf(stdout, "built with %s for %s/%s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	return exitOK
 }
