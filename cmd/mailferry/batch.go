@@ -203,8 +203,8 @@ func cmdBatch(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signalContext()
 	defer stop()
 	runner := &batch.Runner{Accounts: *accounts, Run: br.account}
-	logger.Info("batch starting", "file", pos[0], "shard", shard.String(), "accounts", len(mine),
-		"at_once", *accounts, "workers_per_account", br.workers, "bad_rows", len(rep.Accounts))
+	logger.Info("batch starting", "version", buildVersion(), "file", pos[0], "shard", shard.String(), "accounts", len(mine),
+		"at_once", *accounts, "workers_per_account", br.workers, "bad_rows", len(rep.Accounts), slog.Group("options", givenOptions(fs)...))
 	prog := startBatchProgress(runner, !*noProgress && !*quiet && isTerminal(stderr), *stats, logger, errw)
 	results := runner.RunAll(ctx, mine)
 	prog()
@@ -218,14 +218,24 @@ func cmdBatch(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	rep.Table(stdout)
+	code := rep.ExitCode()
+	if code == exitInterrupted {
+		code = interruptCode()
+	}
+	rep.Version, rep.Ended, rep.Exit = buildVersion(), time.Now(), code
+	rep.Status = map[int]string{exitOK: "ok", exitSomeFailed: "failed"}[code]
+	if rep.Status == "" {
+		rep.Status = "interrupted"
+	}
 	if *report != "" {
 		if err := writeJSON(*report, rep); err != nil {
 			fmt.Fprintf(stderr, "mailferry batch: %v\n", err)
 		}
 	}
-	code := rep.ExitCode()
-	if code == exitInterrupted {
-		code = interruptCode()
+	logger.Info("batch finished", "status", rep.Status, "exit_code", code, "elapsed", rep.Elapsed.Round(time.Millisecond).String(),
+		"accounts", rep.Totals.Accounts, "ok", rep.Totals.OK, "failed", rep.Totals.Failed, "invalid", rep.Totals.Invalid,
+		"interrupted", rep.Totals.Interrupted, "copied", rep.Totals.Copied, "failed_messages", rep.Totals.FailedMsgs)
+	if code == exitInterrupted || code == exitTerminated {
 		fmt.Fprintf(stderr, "mailferry batch: %s; run the same command again to resume\n", interruptWord())
 	}
 	return code
@@ -348,7 +358,8 @@ func (br *batchRun) account(ctx context.Context, row batch.Row, st *migrate.Stat
 	defer func() { release(failed) }()
 	o := rf.options(c.workers, rules)
 	o.Stats, o.Logger = st, c.logger
-	c.logger.Info("account starting", "line", row.Line, "source", c.src.String(), "target", c.tgt.String(), "workers", c.workers)
+	c.logger.Info("account starting", "line", row.Line, "version", buildVersion(), "source", c.src.String(), "target", c.tgt.String(),
+		"workers", c.workers, slog.Group("options", givenOptions(c.fs)...))
 	sum, err := migrate.Run(ctx, srcOpen, tgtOpen, journal, o)
 	failed = err != nil
 	if jerr := journal.Close(); jerr != nil && err == nil {
@@ -356,11 +367,7 @@ func (br *batchRun) account(ctx context.Context, row batch.Row, st *migrate.Stat
 	}
 	res.Summary = sum
 	res.Elapsed = time.Since(res.Started)
-	if sum != nil && c.report != "" {
-		if werr := writeJSON(c.report, sum); werr != nil {
-			c.logger.Error("write the report", "err", werr)
-		}
-	}
+	logFolders(c.logger, sum)
 	switch {
 	case err != nil && ctx.Err() != nil:
 		res.Status, res.Reason, res.ExitCode = batch.StatusInterrupted, "interrupted; run the batch again to resume", exitInterrupted
@@ -375,7 +382,15 @@ func (br *batchRun) account(ctx context.Context, row batch.Row, st *migrate.Stat
 	default:
 		res.Status, res.ExitCode = batch.StatusOK, exitOK
 	}
-	c.logger.Info("account finished", "line", row.Line, "status", res.Status, "reason", res.Reason)
+	if sum != nil && c.report != "" {
+		rep := runReport{Version: buildVersion(), Source: c.src.String(), Target: c.tgt.String(), Started: res.Started,
+			Ended: time.Now(), Status: res.Status, ExitCode: res.ExitCode, Error: res.Reason, Summary: sum}
+		if werr := writeJSON(c.report, rep); werr != nil {
+			c.logger.Error("write the report", "err", werr)
+		}
+	}
+	c.logger.Info("account finished", append([]any{"line", row.Line, "status", res.Status, "exit_code", res.ExitCode, "reason", res.Reason},
+		summaryAttrs(sum)...)...)
 	return res
 }
 

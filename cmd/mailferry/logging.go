@@ -30,5 +30,18 @@ func (c *common) setupLog(stderr io.Writer) error {
 		c.closeLog = func() { bw.Flush(); f.Close() }
 	}
 	c.logger = slog.New(slog.NewMultiHandler(handlers...))
+	// The lower layers that log through slog's default logger (the
+	// journal, the Maildir and IMAP packages) reach the same handlers for
+	// the length of the run.
+	// (Not for a batch's rows: they run side by side.)
+	if c.fs.Name() != "batch" {
+		prev := slog.Default()
+		slog.SetDefault(c.logger)
+		closeFile := c.closeLog
+		c.closeLog = func() {
+			slog.SetDefault(prev)
+			closeFile()
+		}
+	}
 	return nil
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -110,7 +109,7 @@ func cmdMigrate(args []string, stdout, stderr io.Writer) int {
 		testHookStats(stats)
 	}
 	prog := startProgress(ctx, stats, progressOptions{noBar: c.noProgress || c.quiet, interval: c.stats, logger: c.logger, stderr: stderr, verb: "copying"})
-	started := time.Now()
+	started := c.logStart("migrate")
 	o := rf.options(c.workers, rules)
 	o.Stats, o.Logger = stats, c.logger
 	sum, err := migrate.Run(ctx, srcOpen, tgtOpen, journal, o)
@@ -119,33 +118,42 @@ func cmdMigrate(args []string, stdout, stderr io.Writer) int {
 	if jerr := journal.Close(); jerr != nil && err == nil {
 		err = jerr
 	}
+	someFailed := sum != nil && sum.Failed > 0
+	code, status := exitCodeOf(err, someFailed), statusOf(err, someFailed)
+	var reportErr error
 	if sum != nil {
 		if rf.dryRun {
 			printPlanFull(stdout, sum, gatherPlan(ctx, sum, srcOpen, tgtOpen, c.workers), c.src, c.tgt)
 		} else {
 			printSummary(stdout, sum, c.src, c.tgt, err)
 		}
+		logFolders(c.logger, sum)
 		if c.report != "" {
 			rep := runReport{Version: buildVersion(), Source: c.src.String(), Target: c.tgt.String(), Started: started,
-				Status: "ok", ExitCode: exitCodeOf(err, sum.Failed > 0), Summary: sum}
-			switch {
-			case sum.Interrupted:
-				rep.Status = "interrupted"
-			case err != nil:
-				rep.Status, rep.Error = "error", c.redact(err.Error())
-			case sum.Failed > 0:
-				rep.Status = "failed"
+				Ended: time.Now(), Status: status, ExitCode: code, Summary: sum}
+			if err != nil {
+				rep.Error = c.redact(err.Error())
 			}
-			if werr := writeJSON(c.report, rep); werr != nil {
-				fmt.Fprintf(stderr, "mailferry migrate: write the report: %v\n", werr)
+			if reportErr = writeJSON(c.report, rep); reportErr != nil {
+				fmt.Fprintf(stderr, "mailferry migrate: write the report: %v\n", reportErr)
 				if err == nil {
 					// The copy is done, but what was asked for is not.
-					return exitSomeFailed
+					code, status = exitSomeFailed, "failed"
 				}
 			}
 		}
 	}
-	return finish(stderr, "migrate", err, sum != nil && sum.Failed > 0, c)
+	errText := ""
+	if err != nil {
+		errText = err.Error()
+	} else if reportErr != nil {
+		errText = "write the report: " + reportErr.Error()
+	}
+	c.logEnd("migrate", status, code, started, errText, summaryAttrs(sum)...)
+	if reportErr != nil && err == nil {
+		return code
+	}
+	return finish(stderr, "migrate", err, someFailed, c)
 }
 
 // runReport is migrate --report: which run it was, how it ended, and the
@@ -155,6 +163,7 @@ type runReport struct {
 	Source   string    `json:"source"`
 	Target   string    `json:"target"`
 	Started  time.Time `json:"started"`
+	Ended    time.Time `json:"ended"`
 	Status   string    `json:"status"` // ok, failed (some messages), interrupted, error
 	ExitCode int       `json:"exit_code"`
 	Error    string    `json:"error,omitempty"`
@@ -267,50 +276,4 @@ func tmpTag(state string, src, tgt fmt.Stringer, toFolder string) string {
 		state = abs
 	}
 	return checkpoint.JobID(state, src.String(), tgt.String(), toFolder)
-}
-
-// checkWritable finds out before a run whether the report file can be
-// written (its directory exists and takes a new file), so that a long copy
-// does not end in an error about it.
-func checkWritable(path string) error {
-	if path == "" {
-		return nil
-	}
-	f, err := os.CreateTemp(filepath.Dir(path), ".mailferry-report-*")
-	if err != nil {
-		return fmt.Errorf("cannot write %s: %w", path, err)
-	}
-	f.Close()
-	return os.Remove(f.Name())
-}
-
-func writeJSON(path string, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
-		return fmt.Errorf("write report: %w", err)
-	}
-	return os.Rename(tmp, path)
-}
-
-// writeReport writes a report file whole or not at all (temporary file,
-// then rename).
-func writeReport(path string, write func(io.Writer) error) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return fmt.Errorf("write report: %w", err)
-	}
-	err = write(f)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write report: %w", err)
-	}
-	return os.Rename(tmp, path)
 }

@@ -83,8 +83,7 @@ type planInfo struct {
 
 // planReport is the JSON --report of plan.
 type planReport struct {
-	Source  string           `json:"source"`
-	Target  string           `json:"target"`
+	reportHead
 	Plan    *planInfo        `json:"plan"`
 	Summary *migrate.Summary `json:"summary"`
 }
@@ -509,6 +508,7 @@ func cmdPlan(args []string, stdout, stderr io.Writer) int {
 	defer release(true)
 	ctx, stop := signalContext()
 	defer stop()
+	started := c.logStart("plan")
 	o := rf.options(c.workers, rules)
 	o.DryRun, o.DeleteSource, o.SyncFlags = true, false, false
 	o.Logger = c.logger
@@ -516,7 +516,13 @@ func cmdPlan(args []string, stdout, stderr io.Writer) int {
 	if jerr := journal.Close(); jerr != nil && err == nil {
 		err = jerr
 	}
+	if err == nil {
+		err = ctx.Err()
+	}
+	head := reportHead{Version: buildVersion(), Source: c.src.String(), Target: c.tgt.String(), Started: started,
+		Status: statusOf(err, false), ExitCode: exitCodeOf(err, false)}
 	if err != nil || sum == nil {
+		c.logEnd("plan", head.Status, head.ExitCode, started, errString(err))
 		return finish(stderr, "plan", err, false, c)
 	}
 	p := gatherPlan(ctx, sum, srcOpen, tgtOpen, c.workers)
@@ -532,10 +538,14 @@ func cmdPlan(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "mailferry plan: warning: %s larger than the target's APPENDLIMIT (%s)\n", overLimitText(p), humanBytes(p.AppendLimit))
 		c.logger.Warn("messages over the target's APPENDLIMIT", "count", p.OverAppendLimit, "bytes", p.OverAppendLimitBytes, "append_limit", p.AppendLimit)
 	}
+	logFolders(c.logger, sum)
 	if c.report != "" {
-		if werr := writeJSON(c.report, planReport{Source: c.src.String(), Target: c.tgt.String(), Plan: p, Summary: sum}); werr != nil {
+		head.Ended = time.Now()
+		if werr := writeJSON(c.report, planReport{reportHead: head, Plan: p, Summary: sum}); werr != nil {
 			fmt.Fprintf(stderr, "mailferry plan: %v\n", werr)
 		}
 	}
-	return finish(stderr, "plan", ctx.Err(), false, c)
+	c.logEnd("plan", head.Status, head.ExitCode, started, "", "to_copy", p.ToCopy, "to_copy_bytes", p.ToCopyBytes,
+		"estimate", p.Estimate.Round(time.Second).String())
+	return finish(stderr, "plan", nil, false, c)
 }

@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"time"
 
 	"github.com/mailferry/mailferry/migrate"
 )
@@ -94,6 +96,7 @@ func cmdVerify(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signalContext()
 	defer stop()
+	started := c.logStart("verify")
 	stats := new(migrate.Stats)
 	prog := startProgress(ctx, stats, progressOptions{noBar: c.noProgress || c.quiet, interval: c.stats, logger: c.logger, stderr: stderr, verb: "verifying"})
 	rep, err := migrate.Verify(ctx, srcOpen, tgtRead, migrate.VerifyOptions{
@@ -101,13 +104,35 @@ func cmdVerify(args []string, stdout, stderr io.Writer) int {
 		IgnoreFlags: *ignoreFlags, IgnoreKeywords: *ignoreKeywords, IgnoreDates: *ignoreDates,
 	})
 	prog.stop()
+	notOK := rep != nil && !rep.OK()
+	code, status := exitCodeOf(err, notOK), statusOf(err, notOK)
 	if rep != nil {
 		printVerify(stdout, rep, c.src, c.tgt)
+		for _, f := range rep.Folders {
+			c.logger.Info("folder result", "folder", f.Source, "target_folder", f.Target, "source_count", f.SourceCount,
+				"target_count", f.TargetCount, "missing", f.Missing, "duplicated", f.Duplicated, "extra", f.Extra,
+				"flag_mismatches", f.FlagMismatches, "date_mismatches", f.DateMismatches)
+		}
 		if c.report != "" {
-			if werr := writeReport(c.report, rep.WriteJSON); werr != nil {
+			head := reportHead{Version: buildVersion(), Source: c.src.String(), Target: c.tgt.String(), Started: started,
+				Ended: time.Now(), Status: status, ExitCode: code}
+			if err != nil {
+				head.Error = c.redact(err.Error())
+			}
+			if werr := writeReport(c.report, head.around(rep.WriteJSON)); werr != nil {
 				fmt.Fprintf(stderr, "mailferry verify: %v\n", werr)
 			}
 		}
 	}
-	return finish(stderr, "verify", err, rep != nil && !rep.OK(), c)
+	errText := ""
+	if err != nil {
+		errText = err.Error()
+	}
+	var attrs []any
+	if rep != nil {
+		attrs = []any{slog.Group("summary", "missing", rep.Missing, "duplicated", rep.Duplicated, "flag_mismatches", rep.FlagMismatches,
+			"date_mismatches", rep.DateMismatches, "extra", rep.Extra)}
+	}
+	c.logEnd("verify", status, code, started, errText, attrs...)
+	return finish(stderr, "verify", err, notOK, c)
 }

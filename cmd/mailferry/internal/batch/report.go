@@ -9,10 +9,14 @@ import (
 
 // Report is the JSON report of a batch (--report FILE.json).
 type Report struct {
+	Version  string        `json:"version"`
 	File     string        `json:"file"`
 	Shard    string        `json:"shard"`
 	Started  time.Time     `json:"started"`
+	Ended    time.Time     `json:"ended"`
 	Elapsed  time.Duration `json:"elapsed_ns"`
+	Status   string        `json:"status"`    // ok, failed (some account), interrupted
+	Exit     int           `json:"exit_code"` // ExitCode, once the batch is over
 	Accounts []Result      `json:"accounts"`
 	Totals   Totals        `json:"totals"`
 }
