@@ -143,7 +143,11 @@ func secure(ctx context.Context, cfg Config) (net.Conn, func() bool, error) {
 		if err := tc.HandshakeContext(ctx); err != nil {
 			return fail(ctxErr(ctx, classTLS(cfg.Addr, err)))
 		}
-		return newLimitConn(tc, conn, cfg.Addr, cfg.Limits, nil), stop, nil
+		greeting, err := peekGreeting(tc, cfg.Addr)
+		if err != nil {
+			return fail(ctxErr(ctx, err))
+		}
+		return newLimitConn(tc, conn, cfg.Addr, cfg.Limits, greeting), stop, nil
 	case STARTTLS:
 		tc, err := startTLS(ctx, conn, cfg, tlsCfg)
 		if err != nil {
@@ -153,7 +157,11 @@ func secure(ctx context.Context, cfg Config) (net.Conn, func() bool, error) {
 		// capabilities, so it asks for them again over TLS.
 		return newLimitConn(tc, conn, cfg.Addr, cfg.Limits, []byte(tlsGreeting)), stop, nil
 	case None:
-		return newLimitConn(conn, conn, cfg.Addr, cfg.Limits, nil), stop, nil
+		greeting, err := peekGreeting(conn, cfg.Addr)
+		if err != nil {
+			return fail(ctxErr(ctx, err))
+		}
+		return newLimitConn(conn, conn, cfg.Addr, cfg.Limits, greeting), stop, nil
 	}
 	return fail(failure.Mark(failure.Config, fmt.Errorf("unknown IMAP security mode %d", cfg.Security)))
 }
@@ -191,6 +199,9 @@ func tlsConfig(cfg Config) *tls.Config {
 }
 
 func classTLS(addr string, err error) error {
+	if perr := plainGreetingOnTLS(addr, err); perr != nil {
+		return perr
+	}
 	if isTLSError(err) {
 		return failure.Mark(failure.TLS, fmt.Errorf("TLS with %s failed (use --ca-file for a private CA): %w", addr, err))
 	}

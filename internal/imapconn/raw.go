@@ -91,7 +91,7 @@ func (s *Raw) start(ctx context.Context) error {
 		return Classify(fmt.Errorf("read greeting from %s: %w", s.cfg.Addr, err))
 	}
 	if st != nil || !strings.HasPrefix(line, "* ") {
-		return failure.Mark(failure.Fatal, fmt.Errorf("read greeting from %s: not an IMAP greeting: %s", s.cfg.Addr, clip(line)))
+		return notIMAPGreeting(s.cfg.Addr, line)
 	}
 	kind, code, args, text := parseCond(line[2:])
 	switch kind {

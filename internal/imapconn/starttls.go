@@ -35,7 +35,7 @@ func startTLS(ctx context.Context, conn net.Conn, cfg Config, tlsCfg *tls.Config
 	case "BYE":
 		return nil, failure.Mark(failure.Temporary, fmt.Errorf("%s refuses the connection: %s", cfg.Addr, clip(line)))
 	default:
-		return nil, failure.Mark(failure.Fatal, fmt.Errorf("read greeting from %s: not an IMAP greeting: %s", cfg.Addr, clip(line)))
+		return nil, notIMAPGreeting(cfg.Addr, line)
 	}
 	if _, err := fmt.Fprint(conn, "S1 STARTTLS\r\n"); err != nil {
 		return nil, Classify(fmt.Errorf("send STARTTLS to %s: %w", cfg.Addr, err))

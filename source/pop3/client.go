@@ -214,6 +214,9 @@ func (c *Client) handshake(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return fmt.Errorf("pop3 %s: TLS handshake: %w", c.cfg.Addr, ctx.Err())
 		}
+		if perr := plainGreetingOnTLS(c.cfg.Addr, err); perr != nil {
+			return perr
+		}
 		return failure.Mark(failure.TLS, fmt.Errorf(
 			"pop3 %s: TLS handshake failed (use --ca-file to trust the server's certificate, or ?tls=none for a server without TLS): %w",
 			c.cfg.Addr, err))
@@ -232,6 +235,9 @@ func (c *Client) start(ctx context.Context) error {
 	line, err := c.readLine()
 	if err != nil {
 		return c.ioErr(ctx, "read the greeting", err)
+	}
+	if ierr := imapGreeting(addr, line); ierr != nil {
+		return ierr
 	}
 	ok, code, text, perr := parseReply(line)
 	if perr != nil {
