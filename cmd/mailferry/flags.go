@@ -42,6 +42,7 @@ type common struct {
 	logger           *slog.Logger
 	closeLog         func()
 	secrets          *secretList
+	prompted         map[string]bool // sides whose password was typed at the prompt
 	// hidden flags are accepted but not listed in the help (plan takes
 	// migrate's --dry-run and --delete-source so that the same command
 	// line works, but ignores them).

@@ -13,17 +13,32 @@ import (
 	"golang.org/x/term"
 )
 
-// passwords fills in the endpoints' passwords from env, file or prompt.
+// Hooks for tests: whether stdin is a terminal, and reading a password
+// from it without echo.
+var (
+	stdinIsTerminal = func() bool { return term.IsTerminal(int(os.Stdin.Fd())) }
+	readPassword    = func() ([]byte, error) { return term.ReadPassword(int(os.Stdin.Fd())) }
+)
+
+// promptTries is how many times a refused password typed at the prompt is
+// asked for.
+const promptTries = 3
+
+// passwords fills in the endpoints' passwords from (in this order) an
+// OAuth2 token command, --*-password-file, --*-password-command, the
+// environment, or a prompt on a terminal.
 func (c *common) passwords(stderr io.Writer) error {
+	c.prompted = map[string]bool{}
 	for _, side := range []struct {
 		e        *endpoint
 		env      string
 		file     string
+		cmd      string
 		tokenCmd string
 		name     string
 	}{
-		{c.src, "MAILFERRY_SOURCE_PASSWORD", c.srcPassFile, c.srcTokenCmd, "source"},
-		{c.tgt, "MAILFERRY_TARGET_PASSWORD", c.tgtPassFile, c.tgtTokenCmd, "target"},
+		{c.src, "MAILFERRY_SOURCE_PASSWORD", c.srcPassFile, c.srcPassCmd, c.srcTokenCmd, "source"},
+		{c.tgt, "MAILFERRY_TARGET_PASSWORD", c.tgtPassFile, c.tgtPassCmd, c.tgtTokenCmd, "target"},
 	} {
 		if side.e.scheme == "maildir" {
 			continue
@@ -39,18 +54,24 @@ func (c *common) passwords(stderr io.Writer) error {
 				return fmt.Errorf("read the %s password file: %w", side.name, err)
 			}
 			side.e.pass = strings.TrimRight(string(b), "\r\n")
+		case side.cmd != "":
+			p, err := passwordCommand(side.cmd, side.name)
+			if err != nil {
+				return err
+			}
+			side.e.pass = p
 		case os.Getenv(side.env) != "":
 			side.e.pass = os.Getenv(side.env)
-		case term.IsTerminal(int(os.Stdin.Fd())):
-			fmt.Fprintf(stderr, "Password for %s: ", side.e)
-			b, err := term.ReadPassword(int(os.Stdin.Fd()))
-			fmt.Fprintln(stderr)
+		case stdinIsTerminal():
+			p, err := prompt(stderr, side.e, side.name)
 			if err != nil {
-				return fmt.Errorf("read the %s password: %w", side.name, err)
+				return err
 			}
-			side.e.pass = string(b)
+			side.e.pass = p
+			c.prompted[side.name] = true
 		default:
-			return fmt.Errorf("no password for the %s %s: set %s or use --%s-password-file", side.name, side.e, side.env, side.name)
+			return fmt.Errorf("no password for the %s %s: set %s, or use --%s-password-file or --%s-password-command",
+				side.name, side.e, side.env, side.name, side.name)
 		}
 		if side.e.pass == "" {
 			return fmt.Errorf("the %s password is empty", side.name)
@@ -61,6 +82,81 @@ func (c *common) passwords(stderr io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// prompt asks for a password on the terminal, without echo.
+func prompt(stderr io.Writer, e *endpoint, side string) (string, error) {
+	fmt.Fprintf(stderr, "Password for %s: ", e)
+	b, err := readPassword()
+	fmt.Fprintln(stderr)
+	if err != nil {
+		return "", fmt.Errorf("read the %s password: %w", side, err)
+	}
+	return string(b), nil
+}
+
+// passwordCommand runs cmd with sh -c (as mbsync's PassCmd) and takes what
+// it prints, less one trailing newline, as the password. Neither the
+// command's output nor its error output is shown or logged.
+func passwordCommand(cmd, side string) (string, error) {
+	c := exec.Command("sh", "-c", cmd)
+	c.Stderr = nil
+	out, err := c.Output()
+	if err != nil {
+		return "", failure.Mark(failure.Config, fmt.Errorf("the %s password command failed (%v); run it by hand to see why", side, err))
+	}
+	s := string(out)
+	if t, ok := strings.CutSuffix(s, "\n"); ok {
+		s = strings.TrimSuffix(t, "\r")
+	}
+	return s, nil
+}
+
+// checkPrompted logs in once with each password typed at the prompt: a
+// refused one is asked for again, up to promptTries times in all, rather
+// than failing the run.
+func (c *common) checkPrompted(ctx context.Context, stderr io.Writer, co connOptions) error {
+	for _, side := range []struct {
+		e    *endpoint
+		name string
+	}{{c.src, "source"}, {c.tgt, "target"}} {
+		if !c.prompted[side.name] {
+			continue
+		}
+		for try := 1; ; try++ {
+			err := tryLogin(ctx, side.e, co)
+			if err == nil || !failure.Is(err, failure.Auth) {
+				break // a good password, or another problem the run will report
+			}
+			if try == promptTries {
+				return fmt.Errorf("%s: %s", side.name, c.redact(err.Error()))
+			}
+			fmt.Fprintf(stderr, "mailferry: the %s refused the password; try again (%d of %d)\n", side.name, try+1, promptTries)
+			p, err := prompt(stderr, side.e, side.name)
+			if err != nil {
+				return err
+			}
+			if p == "" {
+				return fmt.Errorf("the %s password is empty", side.name)
+			}
+			side.e.pass = p
+			c.secrets.add(p)
+		}
+	}
+	return nil
+}
+
+// tryLogin opens one connection to e and closes it.
+func tryLogin(ctx context.Context, e *endpoint, co connOptions) error {
+	open, err := e.sourceOpener(co)
+	if err != nil {
+		return err
+	}
+	s, err := open(ctx)
+	if err != nil {
+		return err
+	}
+	return s.Close()
 }
 
 // tokenCommand returns a function that runs cmd with sh -c and takes the

@@ -491,6 +491,9 @@ func cmdPlan(args []string, stdout, stderr io.Writer) int {
 	if err := c.passwords(stderr); err != nil {
 		return fail(exitUsage, err)
 	}
+	if err := c.checkPrompted(context.Background(), stderr, connOptions{caFile: c.caFile, timeout: c.timeout, folder: "INBOX"}); err != nil {
+		return finish(stderr, "plan", err, false, c)
+	}
 	co := connOptions{caFile: c.caFile, timeout: c.timeout, folder: "INBOX"}
 	srcOpen, err := c.src.sourceOpener(co)
 	if err != nil {

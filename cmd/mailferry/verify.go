@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -85,6 +86,9 @@ func cmdVerify(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	co := connOptions{caFile: c.caFile, timeout: c.timeout, folder: "INBOX"}
+	if err := c.checkPrompted(context.Background(), stderr, co); err != nil {
+		return finish(stderr, "verify", err, false, c)
+	}
 	srcOpen, err := c.src.sourceOpener(co)
 	var tgtRead = srcOpen
 	if err == nil {
