@@ -39,7 +39,15 @@ func roff(s string) string {
 	if strings.HasPrefix(s, ".") || strings.HasPrefix(s, "'") {
 		s = `\&` + s
 	}
-	return s
+	var b strings.Builder
+	for _, r := range s {
+		if r > 127 {
+			fmt.Fprintf(&b, `\[u%04X]`, r)
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 func writeMan(w io.Writer, now time.Time) {
@@ -47,7 +55,11 @@ func writeMan(w io.Writer, now time.Time) {
 	fmt.Fprintln(w, ".SH NAME\nmailferry \\- move e\\-mail between POP3, IMAP and Maildir, exactly once")
 	fmt.Fprintln(w, ".SH SYNOPSIS")
 	for _, c := range commands {
-		fmt.Fprintf(w, ".B mailferry %s\n%s\n.br\n", c.name, roff(c.args))
+		fmt.Fprintf(w, ".B mailferry %s\n", c.name)
+		if c.args != "" {
+			fmt.Fprintln(w, roff(c.args))
+		}
+		fmt.Fprintln(w, ".br")
 	}
 	fmt.Fprintln(w, ".SH DESCRIPTION")
 	paragraphs(w, usageIntro)

@@ -77,7 +77,7 @@ func (c *common) passwords(stderr io.Writer) error {
 			return fmt.Errorf("the %s password is empty", side.name)
 		}
 		c.secrets.add(side.e.pass)
-		if side.e.noTLS {
+		if side.e.noTLS && !c.quiet {
 			fmt.Fprintf(stderr, "mailferry: warning: %s %s: the password and mail cross the network unencrypted (?tls=none)\n", side.name, side.e)
 		}
 	}
