@@ -249,3 +249,23 @@ func TestETA(t *testing.T) {
 		t.Error("ETA without data")
 	}
 }
+
+// TestTableNoTrailingSpaces: an account without a reason does not end its
+// line in padding.
+func TestTableNoTrailingSpaces(t *testing.T) {
+	r := &Report{Accounts: []Result{
+		{Line: 2, Source: "pop3s://a@h", Target: "maildir:/x", Status: StatusOK},
+		{Line: 3, Source: "pop3s://b@h", Target: "maildir:/y", Status: StatusFailed, Reason: "1 message(s) failed"},
+	}}
+	r.Sum()
+	var b strings.Builder
+	r.Table(&b)
+	for _, l := range strings.Split(b.String(), "\n") {
+		if strings.HasSuffix(l, " ") {
+			t.Errorf("trailing space: %q", l)
+		}
+	}
+	if !strings.Contains(b.String(), "1 message(s) failed") {
+		t.Errorf("table:\n%s", b.String())
+	}
+}

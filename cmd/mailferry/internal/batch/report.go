@@ -1,8 +1,10 @@
 package batch
 
 import (
+	"bytes"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 )
@@ -72,18 +74,25 @@ func (r *Report) ExitCode() int {
 
 // Table prints one line per account and the totals.
 func (r *Report) Table(w io.Writer) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	var buf bytes.Buffer
+	tw := tabwriter.NewWriter(&buf, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "LINE\tSOURCE\tTARGET\tSTATUS\tCOPIED\tTHERE\tFAILED\tBYTES\tTIME\tREASON")
 	for _, a := range r.Accounts {
 		var copied, there, failed string
-		var bytes string
+		var size string
 		if s := a.Summary; s != nil {
-			copied, there, failed, bytes = fmt.Sprint(s.Copied), fmt.Sprint(s.AlreadyThere), fmt.Sprint(s.Failed), HumanBytes(s.Bytes)
+			copied, there, failed, size = fmt.Sprint(s.Copied), fmt.Sprint(s.AlreadyThere), fmt.Sprint(s.Failed), HumanBytes(s.Bytes)
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.Line, a.Source, a.Target, a.Status,
-			copied, there, failed, bytes, a.Elapsed.Round(time.Millisecond), a.Reason)
+			copied, there, failed, size, a.Elapsed.Round(time.Millisecond), a.Reason)
 	}
 	tw.Flush()
+	// No trailing spaces (an account without a reason ends in padding).
+	for _, line := range strings.SplitAfter(buf.String(), "\n") {
+		if line != "" {
+			fmt.Fprintln(w, strings.TrimRight(strings.TrimSuffix(line, "\n"), " "))
+		}
+	}
 	t := r.Totals
 	fmt.Fprintf(w, "Batch: %d account(s): %d OK, %d failed, %d invalid, %d interrupted; %d messages copied (%s), %d already there, %d failed; %s\n",
 		t.Accounts, t.OK, t.Failed, t.Invalid, t.Interrupted, t.Copied, HumanBytes(t.Bytes), t.AlreadyThere, t.FailedMsgs, r.Elapsed.Round(time.Millisecond))
