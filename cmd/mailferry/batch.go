@@ -177,6 +177,10 @@ func cmdBatch(args []string, stdout, stderr io.Writer) int {
 		handlers = append(handlers, slog.NewJSONHandler(&lockedWriter{w: lf}, nil))
 	}
 	logger := slog.New(slog.NewMultiHandler(handlers...))
+	// The lower layers that log through slog's default logger reach the
+	// batch's log (the rows' own loggers are per account).
+	defer slog.SetDefault(slog.Default())
+	slog.SetDefault(logger)
 
 	rep := &batch.Report{File: pos[0], Shard: shard.String(), Started: time.Now()}
 	for _, b := range bad {
