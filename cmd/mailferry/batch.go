@@ -174,7 +174,7 @@ func cmdBatch(args []string, stdout, stderr io.Writer) int {
 			return usageErr(fmt.Errorf("open --log file: %w", err))
 		}
 		defer lf.Close()
-		handlers = append(handlers, slog.NewJSONHandler(&lockedWriter{w: lf}, nil))
+		handlers = append(handlers, slog.NewJSONHandler(&lockedWriter{w: lf}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	logger := slog.New(slog.NewMultiHandler(handlers...))
 	// The lower layers that log through slog's default logger reach the

@@ -60,8 +60,12 @@ func usageTop() string {
 	var b strings.Builder
 	b.WriteString(usageIntro)
 	b.WriteString("\nUsage:\n")
+	width := 0
 	for _, c := range commands {
-		fmt.Fprintf(&b, "  %-38s %s\n", strings.TrimSpace("mailferry "+c.name+" "+c.args), c.summary)
+		width = max(width, len(strings.TrimSpace("mailferry "+c.name+" "+c.args)))
+	}
+	for _, c := range commands {
+		fmt.Fprintf(&b, "  %-*s  %s\n", width, strings.TrimSpace("mailferry "+c.name+" "+c.args), c.summary)
 	}
 	b.WriteString("\n" + usageEndpoints + "\n" + usageRest)
 	return b.String()
