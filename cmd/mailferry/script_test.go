@@ -22,6 +22,7 @@ import (
 //	trimmed stdout        no line of stdout ends in a space
 //	exists PATH           PATH exists ("! exists PATH": it does not)
 //	mkdir PATH...         make directories (a Maildir's empty tmp/)
+//	env NAME=VALUE        set an environment variable for the rest
 //
 // $WORK in any line is the script's temporary directory.
 func TestScripts(t *testing.T) {
@@ -106,6 +107,9 @@ func runScript(t *testing.T, file string) {
 					t.Errorf("%s: %s line ends in a space: %q", where, arg, l)
 				}
 			}
+		case "env":
+			k, v, _ := strings.Cut(arg, "=")
+			t.Setenv(k, v)
 		case "mkdir":
 			for _, d := range splitWords(arg) {
 				if err := os.MkdirAll(d, 0o700); err != nil {
