@@ -2,8 +2,11 @@ package main
 
 import (
 	"bytes"
+	"crypto/tls"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -23,6 +26,8 @@ import (
 //	exists PATH           PATH exists ("! exists PATH": it does not)
 //	mkdir PATH...         make directories (a Maildir's empty tmp/)
 //	env NAME=VALUE        set an environment variable for the rest
+//	serve KIND NAME       start an in-process imap, imaps, pop3 or pop3s
+//	                      server: $NAME is its address, $CAFILE its CA
 //
 // $WORK in any line is the script's temporary directory.
 func TestScripts(t *testing.T) {
@@ -57,8 +62,15 @@ func runScript(t *testing.T, file string) {
 	}
 	var stdout, stderr bytes.Buffer
 	code := -1
+	vars := map[string]string{"$WORK": work}
+	var tlsCfg *tls.Config
 	for i, line := range strings.Split(comment, "\n") {
-		line = strings.TrimSpace(strings.ReplaceAll(line, "$WORK", work))
+		// longest names first: $POP3S before $POP3
+		names := slices.SortedFunc(maps.Keys(vars), func(a, b string) int { return len(b) - len(a) })
+		for _, k := range names {
+			line = strings.ReplaceAll(line, k, vars[k])
+		}
+		line = strings.TrimSpace(line)
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
@@ -107,6 +119,31 @@ func runScript(t *testing.T, file string) {
 					t.Errorf("%s: %s line ends in a space: %q", where, arg, l)
 				}
 			}
+		case "serve":
+			// serve KIND NAME: an in-process server; $NAME is its address,
+			// $CAFILE the CA file that trusts the TLS ones.
+			kind, name, _ := strings.Cut(arg, " ")
+			if tlsCfg == nil {
+				cert, ca, err := demoCert(t.TempDir())
+				if err != nil {
+					t.Fatal(err)
+				}
+				tlsCfg, vars["$CAFILE"] = &tls.Config{Certificates: []tls.Certificate{cert}}, ca
+			}
+			var addr string
+			switch kind {
+			case "imap":
+				addr = startIMAP(t, nil)
+			case "imaps":
+				addr = startIMAP(t, tlsCfg)
+			case "pop3":
+				addr = startPOP3(t, nil)
+			case "pop3s":
+				addr = startPOP3(t, tlsCfg)
+			default:
+				t.Fatalf("%s: serve %q", where, kind)
+			}
+			vars["$"+name] = addr
 		case "env":
 			k, v, _ := strings.Cut(arg, "=")
 			t.Setenv(k, v)
