@@ -1,0 +1,140 @@
+package checkpoint
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// millionRecord is a done record shaped like the engine's: an IMAP key
+// (folder, UIDVALIDITY, UID), a planned name, the SHA-256 and Message-ID,
+// and the target's receipt.
+func millionRecord(i int) Record {
+	folder := "Folder" + strconv.Itoa(i/100_000)
+	uid := i%100_000 + 1
+	return Record{
+		Key:     folder + "\x1f1700000000\x1f" + strconv.Itoa(uid),
+		Folder:  folder,
+		Name:    fmt.Sprintf("1700000000.MF%020x.mailferry", i),
+		Size:    int64(2000 + i%50_000),
+		SHA256:  fmt.Sprintf("%064x", i*7919),
+		MsgID:   fmt.Sprintf("<%d.%x@mail.example.com>", i, i*31),
+		Receipt: "1700000001:" + strconv.Itoa(uid),
+		Mark:    "1700000001:" + strconv.Itoa(uid-uid%128+1),
+	}
+}
+
+// TestMillionThreeRuns measures, at 1,000,000 entries, the bytes of heap
+// per entry of an open journal, the time to open it, and its size on disk
+// after three runs: one that copies everything (intents in batches, then
+// dones with receipts and flags) and two --sync-flags runs that rewrite
+// every message's flags. It takes about a minute and 1.5 GB of disk, so it
+// runs only with MAILFERRY_BIG_JOURNAL=1 (the directory in
+// MAILFERRY_BIG_JOURNAL_DIR when set).
+func TestMillionThreeRuns(t *testing.T) {
+	if os.Getenv("MAILFERRY_BIG_JOURNAL") == "" {
+		t.Skip("set MAILFERRY_BIG_JOURNAL=1 to run the 1M-entry measurement")
+	}
+	const n = 1_000_000
+	dir := os.Getenv("MAILFERRY_BIG_JOURNAL_DIR")
+	if dir == "" {
+		dir = t.TempDir()
+	} else {
+		dir, _ = os.MkdirTemp(dir, "million")
+		defer os.RemoveAll(dir)
+	}
+	path := filepath.Join(dir, "journal")
+	ctx := context.Background()
+	size := func() int64 {
+		var total int64
+		ents, _ := os.ReadDir(dir)
+		for _, e := range ents {
+			if fi, err := e.Info(); err == nil {
+				total += fi.Size()
+			}
+		}
+		return total
+	}
+	openMeasured := func(run int) *Journal {
+		runtime.GC()
+		var before runtime.MemStats
+		runtime.ReadMemStats(&before)
+		start := time.Now()
+		j := open(t, path)
+		took := time.Since(start)
+		runtime.GC()
+		var after runtime.MemStats
+		runtime.ReadMemStats(&after)
+		used := int64(after.HeapInuse) - int64(before.HeapInuse)
+		t.Logf("before run %d: journal %d MB on disk; Open %v; heap in use after GC +%d MB (%.1f B/entry for %d entries)",
+			run, size()>>20, took.Round(time.Millisecond), used>>20, float64(used)/float64(max(j.Len(), 1)), j.Len())
+		return j
+	}
+
+	// Run 1: copy everything.
+	j := openMeasured(1)
+	const batch = 1024
+	for lo := 0; lo < n; lo += batch {
+		rs := make([]Record, 0, batch)
+		for i := lo; i < lo+batch && i < n; i++ {
+			r := millionRecord(i)
+			r.Receipt = ""
+			rs = append(rs, r)
+		}
+		if err := j.Intents(ctx, rs); err != nil {
+			t.Fatal(err)
+		}
+		for i := lo; i < lo+batch && i < n; i++ {
+			r := millionRecord(i)
+			r.Mark, r.Flags = "", []string{`\Seen`}
+			if err := j.Done(r); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Runs 2 and 3: --sync-flags rewrites every message's done record.
+	for run, flags := range [][]string{{`\Seen`, `\Flagged`}, {`\Seen`, `\Answered`}} {
+		j = openMeasured(run + 2)
+		for i := 0; i < n; i++ {
+			k := millionRecord(i).Key
+			done, _, ok := j.Status(k)
+			if !ok || !done {
+				t.Fatalf("run %d: %q not done", run+2, k)
+			}
+			ent, _ := j.Get(k)
+			if err := j.Done(Record{Key: k, Folder: ent.Folder, Name: ent.Name, Size: ent.Size, SHA256: ent.SHA256,
+				MsgID: ent.MsgID, Receipt: ent.Receipt, Flags: flags}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := j.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	j = openMeasured(4)
+	defer j.Close()
+	if j.Len() != n {
+		t.Fatalf("Len = %d, want %d", j.Len(), n)
+	}
+	want := millionRecord(n - 1)
+	e, ok := j.Get(want.Key)
+	if !ok || !e.Done || e.Receipt != want.Receipt || e.SHA256 != want.SHA256 || len(e.Flags) != 2 || e.Flags[1] != `\Answered` {
+		t.Errorf("last entry after three runs: %+v", e)
+	}
+	// A no-op re-run asks Status of every key.
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		if done, _, ok := j.Status(millionRecord(i).Key); !ok || !done {
+			t.Fatal("lost", i)
+		}
+	}
+	t.Logf("Status of %d keys (incl. building them): %v; journal after three runs %d MB", n, time.Since(start).Round(time.Millisecond), size()>>20)
+}
