@@ -282,22 +282,23 @@ func (j *Journal) apply(r *rawRecord, off int64, lineNo int) error {
 	switch string(r.op) {
 	case opIntent, opDone:
 		s := x.upsert(r.key)
-		if s.state == 0 || s.state == stateForgotten {
+		if s.state() == 0 || s.state() == stateForgotten {
 			j.live++
 		}
-		s.rec = off
-		s.state = stateIntent
+		s.setRec(off)
+		st := stateIntent
 		if string(r.op) == opDone {
-			s.state = stateDone
+			st = stateDone
 		}
+		s.setState(st)
 		s.flags = x.internJoined(r.flags, r.nflags)
 	case opFlags:
-		if s := x.get(r.key); s != nil && s.state != stateForgotten {
+		if s := x.get(r.key); s != nil && s.state() != stateForgotten {
 			s.flags = x.internJoined(r.flags, r.nflags)
 		}
 	case opForget:
-		if s := x.get(r.key); s != nil && s.state != stateForgotten {
-			s.state = stateForgotten
+		if s := x.get(r.key); s != nil && s.state() != stateForgotten {
+			s.setState(stateForgotten)
 			j.live--
 		}
 	default:
@@ -323,17 +324,17 @@ func (j *Journal) Status(key string) (done bool, flags []string, ok bool) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	s := j.idx.get(bytesOf(key))
-	if s == nil || s.state == stateForgotten {
+	if s == nil || s.state() == stateForgotten {
 		return false, nil, false
 	}
-	return s.state == stateDone, j.idx.flags(s.flags), true
+	return s.state() == stateDone, j.idx.flags(s.flags), true
 }
 
 // Get returns what the journal knows about key.
 func (j *Journal) Get(key string) (Entry, bool) {
 	j.mu.Lock()
 	s := j.idx.get(bytesOf(key))
-	if s == nil || s.state == stateForgotten {
+	if s == nil || s.state() == stateForgotten {
 		j.mu.Unlock()
 		return Entry{}, false
 	}
@@ -360,8 +361,8 @@ func (j *Journal) Get(key string) (Entry, bool) {
 // its line (when it is still in memory) or the line's file offset. Called
 // with j.mu held.
 func (j *Journal) locate(s *slot) (e Entry, line []byte, rec int64, closed bool) {
-	e = Entry{Done: s.state == stateDone, Flags: j.idx.flags(s.flags)}
-	rec = s.rec
+	e = Entry{Done: s.state() == stateDone, Flags: j.idx.flags(s.flags)}
+	rec = s.rec()
 	switch {
 	case rec >= j.bufBase:
 		line = lineAt(j.buf[rec-j.bufBase:])
@@ -436,11 +437,11 @@ func (j *Journal) Range(fn func(key string, e Entry) bool) {
 	for i := uint32(0); i < n; i++ {
 		j.mu.Lock()
 		s := j.idx.slot(i)
-		if s.state == stateForgotten {
+		if s.state() == stateForgotten {
 			j.mu.Unlock()
 			continue
 		}
-		key := string(j.idx.key(s))
+		key := j.idx.keyString(s)
 		e, line, rec, closed := j.locate(s)
 		j.mu.Unlock()
 		var err error
@@ -483,10 +484,10 @@ func (j *Journal) Keys(fn func(key string, done bool) bool) {
 	defer j.mu.Unlock()
 	for i := uint32(0); i < j.idx.n; i++ {
 		s := j.idx.slot(i)
-		if s.state == stateForgotten {
+		if s.state() == stateForgotten {
 			continue
 		}
-		if !fn(string(j.idx.key(s)), s.state == stateDone) {
+		if !fn(j.idx.keyString(s), s.state() == stateDone) {
 			return
 		}
 	}
@@ -557,11 +558,16 @@ func (j *Journal) put(r *Record, state uint8) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
+	if off >= maxOffset {
+		return 0, fmt.Errorf("the journal %s is over 1 TiB", j.path)
+	}
 	s := j.idx.upsert(bytesOf(r.Key))
-	if s.state == 0 || s.state == stateForgotten {
+	if s.state() == 0 || s.state() == stateForgotten {
 		j.live++
 	}
-	s.rec, s.state, s.flags = off, state, j.idx.internFlags(r.Flags)
+	s.setRec(off)
+	s.setState(state)
+	s.flags = j.idx.internFlags(r.Flags)
 	return end, nil
 }
 
@@ -635,7 +641,7 @@ func (j *Journal) SetFlags(key string, flags []string) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	s := j.idx.get(bytesOf(key))
-	if s == nil || s.state == stateForgotten {
+	if s == nil || s.state() == stateForgotten {
 		return fmt.Errorf("set flags: the journal has no record of %q", key)
 	}
 	if _, _, err := j.appendLocked(&r); err != nil {
@@ -654,13 +660,13 @@ func (j *Journal) Forget(key string) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	s := j.idx.get(bytesOf(key))
-	if s == nil || s.state == stateForgotten {
+	if s == nil || s.state() == stateForgotten {
 		return nil
 	}
 	if _, _, err := j.appendLocked(&r); err != nil {
 		return err
 	}
-	s.state = stateForgotten
+	s.setState(stateForgotten)
 	j.live--
 	return nil
 }
