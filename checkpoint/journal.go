@@ -24,6 +24,14 @@
 // the user can move the journal aside (the next run then asks the target
 // about every message through the usual resume path) or cut it at that line.
 //
+// # Compaction and locking
+//
+// The file is a snapshot (one line per key) followed by a tail of records
+// appended since; Close (and Open, after runs that never closed) rewrites it
+// as a new snapshot when superseded records outnumber the keys: see
+// compact.go. A run holds an flock on path+".lock", which holds its PID;
+// OpenReadOnly reads a journal beside a running job without the lock.
+//
 // # Durability
 //
 // One writer goroutine appends to the file. Intent and Sync wait until their
@@ -44,6 +52,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -91,12 +101,15 @@ const (
 // Journal is an open, locked journal file. Its methods are safe for
 // concurrent use.
 type Journal struct {
-	path string
-	f    *os.File
+	path     string
+	f        *os.File
+	lockf    *os.File // path+".lock", flocked, holds our PID
+	readOnly bool
 
 	mu        sync.Mutex
 	idx       *index
 	live      int
+	lines     int64  // records in the file (and buffer) after the header
 	buf       []byte // records not yet handed to the file
 	spare     []byte
 	bufBase   int64  // file offset of buf[0]
@@ -115,32 +128,145 @@ type Journal struct {
 	done chan struct{}
 }
 
+// ErrReadOnly is returned by the recording methods of a journal opened
+// with OpenReadOnly.
+var ErrReadOnly = errors.New("the journal is open read-only")
+
 // Open opens (creating it if needed, mode 0600 in a 0700 directory) and
 // locks the journal at path, replays it, and truncates a torn tail. It fails
-// if another process (or another Open in this one) holds the journal.
+// if another process (or another Open in this one) holds the journal; the
+// error names the other process's PID. The lock is an flock on path+".lock",
+// which holds the PID of the process that has the journal open.
 func Open(path string) (*Journal, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, failure.Mark(failure.Fatal, fmt.Errorf("create the state directory for %s: %w", path, err))
 	}
+	lf, err := lockFile(path)
+	if err != nil {
+		return nil, err
+	}
 	_, statErr := os.Stat(path)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
+		lf.Close()
 		return nil, failure.Mark(failure.Fatal, fmt.Errorf("open the journal: %w", err))
 	}
+	// Also lock the journal itself, as versions before the lock file did.
 	if err := lock(f); err != nil {
 		f.Close()
+		lf.Close()
 		if errors.Is(err, errLocked) {
 			return nil, failure.Mark(failure.Config, fmt.Errorf("another mailferry run is using %s", path))
 		}
 		return nil, failure.Mark(failure.Fatal, fmt.Errorf("lock the journal %s: %w", path, err))
 	}
-	j := &Journal{path: path, f: f, idx: newIndex(), synced: make(chan struct{}),
-		kick: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
+	// A compaction killed before its rename leaves its temporary file.
+	os.Remove(path + compactSuffix)
+	j := newJournal(path, f)
+	j.lockf = lf
 	if err := j.open(errors.Is(statErr, os.ErrNotExist)); err != nil {
+		j.f.Close()
+		lf.Close()
+		return nil, err
+	}
+	if j.compactDue(2) {
+		if err := j.compact(); err != nil {
+			slog.Warn("journal: compaction failed; going on with the journal as it is", "path", path, "err", err)
+		}
+	}
+	go j.writer()
+	return j, nil
+}
+
+func newJournal(path string, f *os.File) *Journal {
+	return &Journal{path: path, f: f, idx: newIndex(), synced: make(chan struct{}),
+		kick: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
+}
+
+// lockFile takes the lock of the journal at path and writes our PID into
+// the lock file.
+func lockFile(path string) (*os.File, error) {
+	lp := path + ".lock"
+	lf, err := os.OpenFile(lp, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, failure.Mark(failure.Fatal, fmt.Errorf("open the lock file of the journal: %w", err))
+	}
+	if err := lock(lf); err != nil {
+		lf.Close()
+		if errors.Is(err, errLocked) {
+			if pid := readPID(lp); pid > 0 {
+				return nil, failure.Mark(failure.Config, fmt.Errorf("another mailferry run (pid %d) is using %s", pid, path))
+			}
+			return nil, failure.Mark(failure.Config, fmt.Errorf("another mailferry run is using %s", path))
+		}
+		return nil, failure.Mark(failure.Fatal, fmt.Errorf("lock the journal %s: %w", path, err))
+	}
+	if err := lf.Truncate(0); err == nil {
+		lf.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	}
+	return lf, nil
+}
+
+// readPID returns the PID written in a lock file, 0 if none.
+func readPID(lockPath string) int {
+	b, err := os.ReadFile(lockPath)
+	if err != nil {
+		return 0
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return 0
+	}
+	return pid
+}
+
+// Holder reports whether a process holds the journal at path (a run is
+// using it), and that process's PID when it wrote one. It takes the lock
+// only for the instant of the test.
+func Holder(path string) (pid int, locked bool, err error) {
+	lp := path + ".lock"
+	lf, err := os.OpenFile(lp, os.O_RDWR, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	defer lf.Close()
+	if err := lock(lf); err != nil {
+		if errors.Is(err, errLocked) {
+			return readPID(lp), true, nil
+		}
+		return 0, false, err
+	}
+	return 0, false, nil
+}
+
+// OpenReadOnly replays the journal at path without locking it or changing
+// it, for a reader beside a running job (mailferry plan): it sees the
+// records that were complete when it opened. A journal that does not exist
+// reads as empty. Intent, Done, SetFlags and Forget fail with ErrReadOnly;
+// Get, Status, Range and Keys work as on a journal opened with Open.
+func OpenReadOnly(path string) (*Journal, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		j := newJournal(path, nil)
+		j.readOnly = true
+		close(j.done)
+		return j, nil
+	}
+	if err != nil {
+		return nil, failure.Mark(failure.Fatal, fmt.Errorf("open the journal: %w", err))
+	}
+	j := newJournal(path, f)
+	j.readOnly = true
+	close(j.done)
+	end, err := j.replay()
+	if err != nil {
 		f.Close()
 		return nil, err
 	}
-	go j.writer()
+	j.bufBase, j.durable = end, end
 	return j, nil
 }
 
@@ -279,6 +405,7 @@ func (j *Journal) apply(r *rawRecord, off int64, lineNo int) error {
 		return fmt.Errorf("bad key length %d", len(r.key))
 	}
 	x := j.idx
+	j.lines++
 	switch string(r.op) {
 	case opIntent, opDone:
 		s := x.upsert(r.key)
@@ -531,9 +658,13 @@ func (j *Journal) appendLocked(r *Record) (int64, int64, error) {
 	if j.closed {
 		return 0, 0, ErrClosed
 	}
+	if j.readOnly {
+		return 0, 0, ErrReadOnly
+	}
 	if j.err != nil {
 		return 0, 0, j.err
 	}
+	j.lines++
 	off := j.bufBase + int64(len(j.buf))
 	j.buf = appendLine(j.buf, r)
 	end := j.bufBase + int64(len(j.buf))
@@ -786,8 +917,9 @@ func (j *Journal) commit() {
 	j.mu.Unlock()
 }
 
-// Close makes every record durable, unlocks and closes the file. Get and
-// Range must not be used after Close.
+// Close makes every record durable, compacts the journal when more than
+// half of its records are superseded (see compact.go), unlocks and closes
+// the file. Get and Range must not be used after Close.
 func (j *Journal) Close() error {
 	j.mu.Lock()
 	if j.closed {
@@ -796,13 +928,28 @@ func (j *Journal) Close() error {
 	}
 	j.closed = true
 	j.mu.Unlock()
+	if j.readOnly {
+		if j.f != nil {
+			return j.f.Close()
+		}
+		return nil
+	}
 	close(j.quit)
 	<-j.done
 	j.mu.Lock()
 	err := j.err
 	j.mu.Unlock()
+	if err == nil && j.compactDue(1) {
+		if cerr := j.compact(); cerr != nil {
+			slog.Warn("journal: compaction failed; the journal stays as it is", "path", j.path, "err", cerr)
+		}
+	}
 	if cerr := j.f.Close(); cerr != nil && err == nil {
 		err = fmt.Errorf("close the journal %s: %w", j.path, cerr)
+	}
+	if j.lockf != nil {
+		j.lockf.Truncate(0)
+		j.lockf.Close()
 	}
 	return err
 }

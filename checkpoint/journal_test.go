@@ -286,7 +286,8 @@ func TestLockAndMode(t *testing.T) {
 	if err == nil {
 		t.Fatal("second Open of the same journal succeeded")
 	}
-	if !strings.Contains(err.Error(), "another mailferry run is using "+path) || !failure.Is(err, failure.Config) {
+	// The message names the process that holds the journal (issue 13).
+	if want := fmt.Sprintf("another mailferry run (pid %d) is using %s", os.Getpid(), path); !strings.Contains(err.Error(), want) || !failure.Is(err, failure.Config) {
 		t.Errorf("second Open: %v (kind %v)", err, failure.KindOf(err))
 	}
 	fi, err := os.Stat(path)
