@@ -346,3 +346,30 @@ func TestOpenReadOnlyBesideRun(t *testing.T) {
 		t.Error("Holder: still locked after Close")
 	}
 }
+
+func TestRemove(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "journal")
+	j := open(t, path)
+	if err := j.Intent(context.Background(), testRecord(1)); err != nil {
+		t.Fatal(err)
+	}
+	err := Remove(path)
+	if want := fmt.Sprintf("(pid %d)", os.Getpid()); err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("Remove of a journal in use: %v, want a refusal naming %s", err, want)
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("the refused Remove removed the journal: %v", err)
+	}
+	j.Close()
+	if err := Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{path, path + ".lock"} {
+		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s still there: %v", p, err)
+		}
+	}
+	if err := Remove(path); err != nil {
+		t.Errorf("Remove of a missing journal: %v", err)
+	}
+}

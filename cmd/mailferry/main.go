@@ -47,6 +47,7 @@ Usage:
   mailferry verify  SOURCE TARGET [flags]   check every SOURCE message is in TARGET once, with flags and date
   mailferry plan    SOURCE TARGET [flags]   show what migrate would copy, the quota and a time estimate
   mailferry batch   FILE.csv [flags]        migrate many accounts listed in a CSV file
+  mailferry jobs    [forget ID...]          list the jobs in the state directory, or remove a job's state
   mailferry demo                            run a migration on built-in servers and sample mail
   mailferry help [COMMAND]                  show help
 
@@ -96,6 +97,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdBatch(args[1:], stdout, stderr)
 	case "demo":
 		return cmdDemo(args[1:], stdout, stderr)
+	case "jobs":
+		return runJobs(context.Background(), args[1:], stdout, stderr)
 	case "help", "-h", "--help", "-help":
 		if len(args) > 1 && !isHelp(args[1]) {
 			return run([]string{args[1], "--help"}, stdout, stderr)

@@ -14,6 +14,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/mailferry/mailferry/checkpoint"
 	"github.com/mailferry/mailferry/migrate"
 	"github.com/mailferry/mailferry/source"
 	"github.com/mailferry/mailferry/source/pop3"
@@ -515,7 +516,8 @@ func cmdPlan(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(exitUsage, err)
 	}
-	journal, err := openJournal(c.state, c.src.String(), c.tgt.String(), rules.ToFolder)
+	// Read-only and without the lock: a plan may run beside the job's run.
+	journal, err := checkpoint.OpenReadOnly(journalPath(c.state, c.src.String(), c.tgt.String(), rules.ToFolder))
 	if err != nil {
 		return fail(exitUsage, err)
 	}
