@@ -62,8 +62,8 @@ func (h hookWriter) Write(p []byte) (int, error) {
 }
 
 // compact rewrites the journal as a snapshot (see above). It must be called
-// with no writer running; j.f is then the new file and j.idx its index. On
-// error the journal is unchanged.
+// with no writer running; j.f is then the new file, and the index's slots
+// point into it. On error the journal is unchanged.
 func (j *Journal) compact() (err error) {
 	tmp := j.path + compactSuffix
 	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o600)
@@ -84,7 +84,7 @@ func (j *Journal) compact() (err error) {
 	var (
 		line = appendLine(nil, &Record{Op: opHeader})
 		off  = int64(len(line))
-		nx   = newIndex()
+		lens = make([]uint32, 0, j.live) // of the snapshot's lines, for the index once renamed
 		win  []byte
 		wOff int64
 		raw  rawRecord
@@ -137,10 +137,7 @@ func (j *Journal) compact() (err error) {
 		if _, err := w.Write(line); err != nil {
 			return fmt.Errorf("write %s: %w", tmp, err)
 		}
-		ns := nx.upsert(kb)
-		ns.setRec(off)
-		ns.setState(s.state())
-		ns.flags = nx.internFlags(x.flagSets[s.flags])
+		lens = append(lens, uint32(len(line)))
 		off += int64(len(line))
 		live++
 	}
@@ -165,7 +162,17 @@ func (j *Journal) compact() (err error) {
 	hookAt("dirsynced")
 	j.f.Close()
 	j.mu.Lock()
-	j.f, j.idx = f, nx
+	// The index keeps its slots (a forgotten key's stays forgotten, no
+	// longer in the file); each live one points into the snapshot.
+	pos := int64(len(appendLine(nil, &Record{Op: opHeader})))
+	for i, k := uint32(0), 0; i < x.n; i++ {
+		if s := x.slot(i); s.state() != stateForgotten {
+			s.setRec(pos)
+			pos += int64(lens[k])
+			k++
+		}
+	}
+	j.f = f
 	j.lines, j.live = int64(live), live
 	j.bufBase, j.durable = off, off
 	j.buf, j.spare = j.buf[:0], nil
