@@ -373,3 +373,34 @@ func TestRemove(t *testing.T) {
 		t.Errorf("Remove of a missing journal: %v", err)
 	}
 }
+
+// TestTornTailAfterCompaction: the tail appended to a snapshot is cut at a
+// torn line like any journal's.
+func TestTornTailAfterCompaction(t *testing.T) {
+	defer func(m int64) { compactMin = m }(compactMin)
+	compactMin = 1
+	path := filepath.Join(t.TempDir(), "journal")
+	j := open(t, path)
+	fillForCompaction(t, j, 200)
+	j.Close() // compacts
+	j = open(t, path)
+	want := dump(t, j)
+	compactMin = 1 << 62
+	r := testRecord(5000)
+	if err := j.Intent(context.Background(), r); err != nil {
+		t.Fatal(err)
+	}
+	j.Close()
+	fi, _ := os.Stat(path)
+	if err := os.Truncate(path, fi.Size()-7); err != nil { // tear the intent's line
+		t.Fatal(err)
+	}
+	j = open(t, path)
+	defer j.Close()
+	if j.Truncated() == 0 {
+		t.Error("no torn tail reported")
+	}
+	if got := dump(t, j); got != want {
+		t.Fatalf("after a torn tail:\n%s\nwant:\n%s", got, want)
+	}
+}
