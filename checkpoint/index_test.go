@@ -1,7 +1,11 @@
 package checkpoint
 
 import (
+	"context"
 	"fmt"
+	"path/filepath"
+	"reflect"
+	"strings"
 	"testing"
 	"unsafe"
 )
@@ -59,5 +63,64 @@ func TestIndexKeys(t *testing.T) {
 func TestSlotIs16Bytes(t *testing.T) {
 	if n := unsafe.Sizeof(slot{}); n != 16 {
 		t.Errorf("slot is %d bytes, want 16", n)
+	}
+}
+
+// TestPrefixes: per prefix counts agree with Keys, also for keys kept whole
+// when the prefixes ran out.
+func TestPrefixes(t *testing.T) {
+	for _, full := range []bool{false, true} {
+		t.Run(fmt.Sprintf("groupsFull=%v", full), func(t *testing.T) {
+			if full {
+				old := maxGroups
+				maxGroups = 2
+				defer func() { maxGroups = old }()
+			}
+			j := open(t, filepath.Join(t.TempDir(), "journal"))
+			defer j.Close()
+			ctx := context.Background()
+			for i := 0; i < 60; i++ {
+				r := testRecord(i)
+				r.Key = fmt.Sprintf("F%d\x1f%d\x1f%d", i%4, 7+i%2, i)
+				if i%10 == 0 {
+					r.Key = fmt.Sprintf("bare%d", i)
+				}
+				if err := j.Intent(ctx, r); err != nil {
+					t.Fatal(err)
+				}
+				if i%3 == 0 {
+					j.Done(Record{Key: r.Key, Receipt: "1:1"})
+				}
+				if i%7 == 0 {
+					j.Forget(r.Key)
+				}
+			}
+			want := map[string][2]int{}
+			j.Keys(func(k string, done bool) bool {
+				i := strings.LastIndexByte(k, 0x1f)
+				if i < 0 {
+					return true
+				}
+				c := want[k[:i]]
+				if done {
+					c[0]++
+				} else {
+					c[1]++
+				}
+				want[k[:i]] = c
+				return true
+			})
+			got := map[string][2]int{}
+			j.Prefixes(func(p string, done, pending int) bool {
+				if _, dup := got[p]; dup {
+					t.Errorf("prefix %q twice", p)
+				}
+				got[p] = [2]int{done, pending}
+				return true
+			})
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("Prefixes = %v, want %v", got, want)
+			}
+		})
 	}
 }

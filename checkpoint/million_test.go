@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -133,6 +134,24 @@ func TestMillionThreeRuns(t *testing.T) {
 		}
 	}
 	t.Logf("Status of %d keys (incl. building them): %v; journal after three runs %d MB", n, time.Since(start).Round(time.Millisecond), size()>>20)
+	// What the engine does with Keys at start (validities and done counts
+	// per folder), and the same from Prefixes.
+	start = time.Now()
+	perFolder := map[string]int{}
+	j.Keys(func(k string, done bool) bool {
+		if a := strings.Split(k, "\x1f"); len(a) == 3 && done {
+			perFolder[a[0]+"\x1f"+a[1]]++
+		}
+		return true
+	})
+	tk := time.Since(start)
+	start = time.Now()
+	perFolder2 := map[string]int{}
+	j.Prefixes(func(p string, done, _ int) bool { perFolder2[p] = done; return true })
+	t.Logf("done counts per folder: with Keys %v, with Prefixes %v", tk.Round(time.Millisecond), time.Since(start).Round(time.Microsecond))
+	if len(perFolder) != 10 || perFolder2["Folder9\x1f1700000000"] != 100_000 {
+		t.Errorf("per folder: %v / %v", perFolder, perFolder2)
+	}
 }
 
 func closeMeasured(t *testing.T, j *Journal, run int) {
