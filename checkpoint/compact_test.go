@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // dump is everything a journal answers: Len, and Range's keys and entries
@@ -403,4 +404,32 @@ func TestTornTailAfterCompaction(t *testing.T) {
 	if got := dump(t, j); got != want {
 		t.Fatalf("after a torn tail:\n%s\nwant:\n%s", got, want)
 	}
+}
+
+// TestOpenWaitsOutAListing: "mailferry jobs" looks at a journal's lock (a
+// shared lock for an instant); a run that starts at that instant waits
+// rather than being refused.
+func TestOpenWaitsOutAListing(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "journal")
+	j := open(t, path)
+	j.Close()
+	lf, err := os.OpenFile(path+".lock", os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lockShared(lf); err != nil {
+		t.Fatal(err)
+	}
+	if _, locked, err := Holder(path); err != nil || locked {
+		t.Errorf("Holder beside another shared lock: locked %v, %v", locked, err)
+	}
+	go func() {
+		time.Sleep(60 * time.Millisecond)
+		lf.Close()
+	}()
+	j, err = Open(path)
+	if err != nil {
+		t.Fatalf("Open while a listing looks: %v", err)
+	}
+	j.Close()
 }

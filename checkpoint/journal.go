@@ -191,7 +191,14 @@ func lockFile(path string) (*os.File, error) {
 	if err != nil {
 		return nil, failure.Mark(failure.Fatal, fmt.Errorf("open the lock file of the journal: %w", err))
 	}
-	if err := lock(lf); err != nil {
+	err = lock(lf)
+	// "mailferry jobs" takes a shared lock for an instant to see whether a
+	// run holds the journal: wait that out rather than refuse.
+	for try := 0; errors.Is(err, errLocked) && try < lockTries; try++ {
+		time.Sleep(20 * time.Millisecond)
+		err = lock(lf)
+	}
+	if err != nil {
 		lf.Close()
 		if errors.Is(err, errLocked) {
 			if pid := readPID(lp); pid > 0 {
@@ -207,6 +214,10 @@ func lockFile(path string) (*os.File, error) {
 	return lf, nil
 }
 
+// lockTries is how often Open tries again, 20 ms apart, to take a lock
+// that is held.
+const lockTries = 10
+
 // readPID returns the PID written in a lock file, 0 if none.
 func readPID(lockPath string) int {
 	b, err := os.ReadFile(lockPath)
@@ -221,8 +232,8 @@ func readPID(lockPath string) int {
 }
 
 // Holder reports whether a process holds the journal at path (a run is
-// using it), and that process's PID when it wrote one. It takes the lock
-// only for the instant of the test.
+// using it), and that process's PID when it wrote one. It takes a shared
+// lock for the instant of the test (Open waits such a lock out).
 func Holder(path string) (pid int, locked bool, err error) {
 	lp := path + ".lock"
 	lf, err := os.OpenFile(lp, os.O_RDWR, 0)
@@ -233,7 +244,7 @@ func Holder(path string) (pid int, locked bool, err error) {
 		return 0, false, err
 	}
 	defer lf.Close()
-	if err := lock(lf); err != nil {
+	if err := lockShared(lf); err != nil {
 		if errors.Is(err, errLocked) {
 			return readPID(lp), true, nil
 		}
