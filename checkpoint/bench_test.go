@@ -118,8 +118,8 @@ func TestOpenMillion(t *testing.T) {
 	if cpu > 2*time.Second {
 		t.Errorf("Open used %v of CPU, want < 2 s", cpu)
 	}
-	if d := (live.HeapInuse - before.HeapInuse) >> 20; d > 80 {
-		t.Errorf("index uses %d MB, want < 80 MB", d)
+	if d := (live.HeapInuse - before.HeapInuse) >> 20; d > 32 {
+		t.Errorf("index uses %d MB, want < 32 MB", d)
 	}
 	start = time.Now()
 	cnt := 0

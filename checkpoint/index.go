@@ -1,22 +1,33 @@
 package checkpoint
 
 import (
+	"bytes"
+	"encoding/binary"
 	"hash/maphash"
+	"math"
+	"strconv"
 	"strings"
 	"unsafe"
 )
 
 // The in-memory index keeps, per key, only what is needed to answer Get
-// without reading the whole journal: the key bytes, the file offset of the
-// key's latest intent or done line (which holds the entry's fields), the
-// state and the flags. Get reads the line back (from the write buffer or
-// with one pread) and decodes it. That keeps a million entries in about
-// 60 MB: 24 bytes of slot, the key bytes, and 8-16 bytes of hash table (a
-// 32-bit hash tag per entry spares most key comparisons).
+// without reading the whole journal: the key, the file offset of the key's
+// latest intent or done line (which holds the entry's fields), the state
+// and the flags. Get reads the line back (from the write buffer or with one
+// pread) and decodes it.
 //
-// Keys live in 1 MiB chunks and slots in fixed chunks, so growing never
-// copies them; the hash table is open addressing with linear probing over
-// slot numbers.
+// A key is split at its last 0x1f byte into a prefix and an id (the
+// engine's keys are folder 0x1f UIDVALIDITY 0x1f id). Prefixes are interned
+// (a 16-bit group number); an id in canonical decimal that fits 32 bits (an
+// IMAP UID) is kept as an integer, any other id (a POP3 UIDL, a Maildir
+// file name) as bytes in 1 MiB chunks. A key without 0x1f is an id in group
+// 0. So an IMAP entry costs a 16-byte slot plus 4-8 bytes of hash table
+// (about 24 bytes; a million entries in about 24 MB), an entry with a
+// string id its bytes and one or two more.
+//
+// Slots live in fixed chunks, so growing never copies them; the hash table
+// is open addressing with linear probing over slot numbers, at most 3/4
+// full.
 
 const (
 	stateIntent uint8 = iota + 1
@@ -24,13 +35,31 @@ const (
 	stateForgotten
 )
 
+const (
+	stateMask = 0x3
+	numericID = 0x80 // slot.bits: the id is the integer in kid
+)
+
+// slot is one key's entry: 16 bytes.
 type slot struct {
-	rec   int64  // offset of the latest intent/done line in the file
+	off   uint32 // offset of the latest intent/done line: low 32 bits
 	flags uint32 // index into index.flagSets (0: none)
-	koff  uint32 // key chunk<<20 | offset
-	klen  uint16
-	state uint8
+	kid   uint32 // the numeric id, or the string id's chunk<<20 | offset
+	grp   uint16 // interned prefix (0: none)
+	hi    uint8  // offset bits 32-39
+	bits  uint8  // state | numericID
 }
+
+// maxOffset bounds a record's file offset (1 TiB) so that it fits a slot.
+const maxOffset = 1 << 40
+
+func (s *slot) rec() int64 { return int64(s.hi)<<32 | int64(s.off) }
+
+func (s *slot) setRec(off int64) { s.off, s.hi = uint32(off), uint8(off>>32) }
+
+func (s *slot) state() uint8 { return s.bits & stateMask }
+
+func (s *slot) setState(st uint8) { s.bits = s.bits&^stateMask | st }
 
 const (
 	keyChunkBits  = 20
@@ -38,60 +67,146 @@ const (
 	maxKeyLen     = 1<<16 - 1
 	slotChunkBits = 14
 	slotChunkSize = 1 << slotChunkBits
+
+	keySep = 0x1f
 )
+
+// maxGroups is the number of prefixes interned; keys with other prefixes
+// are kept whole (a variable for tests).
+var maxGroups = 1<<16 - 1
 
 type index struct {
 	seed  maphash.Seed
-	table []uint64 // hash>>32<<32 | slot number + 1; 0 = empty
+	mix   uint64
+	table []uint32 // slot number + 1; 0 = empty
 	slots [][]slot
 	n     uint32 // slots in use (including forgotten ones)
-	keys  [][]byte
+	ids   [][]byte
+
+	groups   map[string]uint16
+	prefixes []string // by group number; [0] unused
 
 	flagIDs  map[string]uint32
 	flagSets [][]string
 }
 
 func newIndex() *index {
-	return &index{
+	x := &index{
 		seed:     maphash.MakeSeed(),
-		table:    make([]uint64, 1024),
+		table:    make([]uint32, 1024),
+		groups:   map[string]uint16{},
+		prefixes: []string{""},
 		flagIDs:  map[string]uint32{"": 0},
 		flagSets: [][]string{nil},
 	}
+	x.mix = maphash.Comparable(x.seed, uint64(0x9e3779b97f4a7c15))
+	return x
 }
 
 func (x *index) slot(i uint32) *slot { return &x.slots[i>>slotChunkBits][i&(slotChunkSize-1)] }
 
-func (x *index) key(s *slot) []byte {
-	c := x.keys[s.koff>>keyChunkBits]
-	o := s.koff & (keyChunkSize - 1)
-	return c[o : o+uint32(s.klen)]
-}
-
 func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
-// find returns the slot number of key, or ok=false and the table position
-// where it would be inserted.
-func (x *index) find(key []byte) (num uint32, pos uint64, ok bool) {
-	n, pos, _, ok := x.findHash(key)
-	return n, pos, ok
+// parsed is a key split into what a slot holds.
+type parsed struct {
+	grp     uint16
+	numeric bool
+	kid     uint32 // numeric id
+	id      []byte // string id
 }
 
-func (x *index) findHash(key []byte) (num uint32, pos, h uint64, ok bool) {
+// parse splits key. With create, an unknown prefix is interned; without,
+// ok=false means the key cannot be in the index.
+func (x *index) parse(key []byte, create bool) (p parsed, ok bool) {
+	id := key
+	if i := bytes.LastIndexByte(key, keySep); i >= 0 {
+		prefix := key[:i]
+		g, known := x.groups[string(prefix)]
+		switch {
+		case known:
+			p.grp, id = g, key[i+1:]
+		case len(x.prefixes) > maxGroups:
+			// Out of group numbers: the whole key is the id in group 0.
+		case !create:
+			return p, false
+		default:
+			g = uint16(len(x.prefixes))
+			x.prefixes = append(x.prefixes, string(prefix))
+			x.groups[string(prefix)] = g
+			p.grp, id = g, key[i+1:]
+		}
+	}
+	if v, isNum := canonicalUint32(id); isNum {
+		p.numeric, p.kid = true, v
+	} else {
+		p.id = id
+	}
+	return p, true
+}
+
+// canonicalUint32 parses b when it is a decimal number without leading
+// zeros that fits 32 bits, so that formatting it gives b back.
+func canonicalUint32(b []byte) (uint32, bool) {
+	if len(b) == 0 || len(b) > 10 || (b[0] == '0' && len(b) > 1) {
+		return 0, false
+	}
+	var v uint64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		v = v*10 + uint64(c-'0')
+	}
+	if v > math.MaxUint32 {
+		return 0, false
+	}
+	return uint32(v), true
+}
+
+func (x *index) hash(p *parsed) uint64 {
+	var h uint64
+	if p.numeric {
+		h = uint64(p.kid) | 1<<32
+	} else {
+		h = maphash.Bytes(x.seed, p.id)
+	}
+	h ^= uint64(p.grp)<<48 ^ x.mix
+	// splitmix64's finalizer
+	h = (h ^ h>>30) * 0xbf58476d1ce4e5b9
+	h = (h ^ h>>27) * 0x94d049bb133111eb
+	return h ^ h>>31
+}
+
+// strID returns the string id of a slot without the numeric bit.
+func (x *index) strID(s *slot) []byte {
+	c := x.ids[s.kid>>keyChunkBits]
+	o := s.kid & (keyChunkSize - 1)
+	n, w := binary.Uvarint(c[o:])
+	return c[o+uint32(w) : o+uint32(w)+uint32(n)]
+}
+
+func (x *index) matches(s *slot, p *parsed) bool {
+	if s.grp != p.grp || (s.bits&numericID != 0) != p.numeric {
+		return false
+	}
+	if p.numeric {
+		return s.kid == p.kid
+	}
+	return bytes.Equal(x.strID(s), p.id)
+}
+
+// find returns the slot number of p, or ok=false and the table position
+// where it would be inserted.
+func (x *index) find(p *parsed) (num uint32, pos uint64, ok bool) {
 	mask := uint64(len(x.table) - 1)
-	h = maphash.Bytes(x.seed, key)
-	tag := h >> 32 << 32
-	pos = h >> 32 & mask // from the stored bits, so that grow needs no rehash
+	pos = x.hash(p) & mask
 	for {
 		t := x.table[pos]
 		if t == 0 {
-			return 0, pos, h, false
+			return 0, pos, false
 		}
-		if t&^0xffffffff == tag {
-			n := uint32(t) - 1
-			if string(x.key(x.slot(n))) == string(key) {
-				return n, pos, h, true
-			}
+		if x.matches(x.slot(t-1), p) {
+			return t - 1, pos, true
 		}
 		pos = (pos + 1) & mask
 	}
@@ -99,7 +214,11 @@ func (x *index) findHash(key []byte) (num uint32, pos, h uint64, ok bool) {
 
 // get returns the slot of key, or nil.
 func (x *index) get(key []byte) *slot {
-	n, _, ok := x.find(key)
+	p, ok := x.parse(key, false)
+	if !ok {
+		return nil
+	}
+	n, _, ok := x.find(&p)
 	if !ok {
 		return nil
 	}
@@ -109,50 +228,71 @@ func (x *index) get(key []byte) *slot {
 // upsert returns the slot of key, creating it (state 0) if needed. The
 // caller has checked len(key) <= maxKeyLen.
 func (x *index) upsert(key []byte) *slot {
-	n, pos, h, ok := x.findHash(key)
+	p, _ := x.parse(key, true)
+	n, pos, ok := x.find(&p)
 	if ok {
 		return x.slot(n)
 	}
-	if uint64(x.n+1)*2 > uint64(len(x.table)) {
+	if uint64(x.n+1)*4 > uint64(len(x.table))*3 {
 		x.grow()
-		_, pos, h, _ = x.findHash(key)
+		_, pos, _ = x.find(&p)
 	}
-	// Store the key.
-	if len(x.keys) == 0 || len(x.keys[len(x.keys)-1])+len(key) > keyChunkSize {
-		x.keys = append(x.keys, make([]byte, 0, keyChunkSize))
+	s := slot{grp: p.grp}
+	if p.numeric {
+		s.kid, s.bits = p.kid, numericID
+	} else {
+		need := binary.MaxVarintLen32 + len(p.id)
+		if len(x.ids) == 0 || len(x.ids[len(x.ids)-1])+need > keyChunkSize {
+			x.ids = append(x.ids, make([]byte, 0, keyChunkSize))
+		}
+		ci := len(x.ids) - 1
+		s.kid = uint32(ci)<<keyChunkBits | uint32(len(x.ids[ci]))
+		x.ids[ci] = binary.AppendUvarint(x.ids[ci], uint64(len(p.id)))
+		x.ids[ci] = append(x.ids[ci], p.id...)
 	}
-	ci := len(x.keys) - 1
-	off := len(x.keys[ci])
-	x.keys[ci] = append(x.keys[ci], key...)
-	// Store the slot.
 	num := x.n
 	if num>>slotChunkBits >= uint32(len(x.slots)) {
 		x.slots = append(x.slots, make([]slot, slotChunkSize))
 	}
-	s := x.slot(num)
-	*s = slot{koff: uint32(ci)<<keyChunkBits | uint32(off), klen: uint16(len(key))}
+	*x.slot(num) = s
 	x.n++
-	x.table[pos] = h>>32<<32 | uint64(num+1)
-	return s
+	x.table[pos] = num + 1
+	return x.slot(num)
 }
 
 func (x *index) grow() {
-	t := make([]uint64, len(x.table)*2)
+	t := make([]uint32, len(x.table)*2)
 	mask := uint64(len(t) - 1)
-	for _, e := range x.table {
-		if e == 0 {
-			continue
+	for i := uint32(0); i < x.n; i++ {
+		s := x.slot(i)
+		p := parsed{grp: s.grp, numeric: s.bits&numericID != 0, kid: s.kid}
+		if !p.numeric {
+			p.id = x.strID(s)
 		}
-		p := e >> 32 & mask
-		for t[p] != 0 {
-			p = (p + 1) & mask
+		pos := x.hash(&p) & mask
+		for t[pos] != 0 {
+			pos = (pos + 1) & mask
 		}
-		t[p] = e
+		t[pos] = i + 1
 	}
 	x.table = t
 }
 
-// internFlags returns the id of a flag set given joined with NUL bytes.
+// appendKey appends the key of s to b.
+func (x *index) appendKey(b []byte, s *slot) []byte {
+	if s.grp != 0 {
+		b = append(b, x.prefixes[s.grp]...)
+		b = append(b, keySep)
+	}
+	if s.bits&numericID != 0 {
+		return strconv.AppendUint(b, uint64(s.kid), 10)
+	}
+	return append(b, x.strID(s)...)
+}
+
+func (x *index) keyString(s *slot) string { return string(x.appendKey(nil, s)) }
+
+// internJoined returns the id of a flag set given joined with NUL bytes.
 func (x *index) internJoined(joined []byte, n int) uint32 {
 	if id, ok := x.flagIDs[string(joined)]; ok {
 		return id

@@ -24,6 +24,14 @@
 // the user can move the journal aside (the next run then asks the target
 // about every message through the usual resume path) or cut it at that line.
 //
+// # Compaction and locking
+//
+// The file is a snapshot (one line per key) followed by a tail of records
+// appended since; Close (and Open, after runs that never closed) rewrites it
+// as a new snapshot when superseded records outnumber the keys: see
+// compact.go. A run holds an flock on path+".lock", which holds its PID;
+// OpenReadOnly reads a journal beside a running job without the lock.
+//
 // # Durability
 //
 // One writer goroutine appends to the file. Intent and Sync wait until their
@@ -44,6 +52,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -91,12 +101,15 @@ const (
 // Journal is an open, locked journal file. Its methods are safe for
 // concurrent use.
 type Journal struct {
-	path string
-	f    *os.File
+	path     string
+	f        *os.File
+	lockf    *os.File // path+".lock", flocked, holds our PID
+	readOnly bool
 
 	mu        sync.Mutex
 	idx       *index
 	live      int
+	lines     int64  // records in the file (and buffer) after the header
 	buf       []byte // records not yet handed to the file
 	spare     []byte
 	bufBase   int64  // file offset of buf[0]
@@ -115,32 +128,156 @@ type Journal struct {
 	done chan struct{}
 }
 
+// ErrReadOnly is returned by the recording methods of a journal opened
+// with OpenReadOnly.
+var ErrReadOnly = errors.New("the journal is open read-only")
+
 // Open opens (creating it if needed, mode 0600 in a 0700 directory) and
 // locks the journal at path, replays it, and truncates a torn tail. It fails
-// if another process (or another Open in this one) holds the journal.
+// if another process (or another Open in this one) holds the journal; the
+// error names the other process's PID. The lock is an flock on path+".lock",
+// which holds the PID of the process that has the journal open.
 func Open(path string) (*Journal, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, failure.Mark(failure.Fatal, fmt.Errorf("create the state directory for %s: %w", path, err))
 	}
+	lf, err := lockFile(path)
+	if err != nil {
+		return nil, err
+	}
 	_, statErr := os.Stat(path)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
+		lf.Close()
 		return nil, failure.Mark(failure.Fatal, fmt.Errorf("open the journal: %w", err))
 	}
+	// Also lock the journal itself, as versions before the lock file did.
 	if err := lock(f); err != nil {
 		f.Close()
+		lf.Close()
 		if errors.Is(err, errLocked) {
 			return nil, failure.Mark(failure.Config, fmt.Errorf("another mailferry run is using %s", path))
 		}
 		return nil, failure.Mark(failure.Fatal, fmt.Errorf("lock the journal %s: %w", path, err))
 	}
-	j := &Journal{path: path, f: f, idx: newIndex(), synced: make(chan struct{}),
-		kick: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
+	// A compaction killed before its rename leaves its temporary file.
+	os.Remove(path + compactSuffix)
+	j := newJournal(path, f)
+	j.lockf = lf
 	if err := j.open(errors.Is(statErr, os.ErrNotExist)); err != nil {
+		j.f.Close()
+		lf.Close()
+		return nil, err
+	}
+	if j.compactDue(2) {
+		if err := j.compact(); err != nil {
+			slog.Warn("journal: compaction failed; going on with the journal as it is", "path", path, "err", err)
+		}
+	}
+	go j.writer()
+	return j, nil
+}
+
+func newJournal(path string, f *os.File) *Journal {
+	return &Journal{path: path, f: f, idx: newIndex(), synced: make(chan struct{}),
+		kick: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
+}
+
+// lockFile takes the lock of the journal at path and writes our PID into
+// the lock file.
+func lockFile(path string) (*os.File, error) {
+	lp := path + ".lock"
+	lf, err := os.OpenFile(lp, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, failure.Mark(failure.Fatal, fmt.Errorf("open the lock file of the journal: %w", err))
+	}
+	err = lock(lf)
+	// "mailferry jobs" takes a shared lock for an instant to see whether a
+	// run holds the journal: wait that out rather than refuse.
+	for try := 0; errors.Is(err, errLocked) && try < lockTries; try++ {
+		time.Sleep(20 * time.Millisecond)
+		err = lock(lf)
+	}
+	if err != nil {
+		lf.Close()
+		if errors.Is(err, errLocked) {
+			if pid := readPID(lp); pid > 0 {
+				return nil, failure.Mark(failure.Config, fmt.Errorf("another mailferry run (pid %d) is using %s", pid, path))
+			}
+			return nil, failure.Mark(failure.Config, fmt.Errorf("another mailferry run is using %s", path))
+		}
+		return nil, failure.Mark(failure.Fatal, fmt.Errorf("lock the journal %s: %w", path, err))
+	}
+	if err := lf.Truncate(0); err == nil {
+		lf.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	}
+	return lf, nil
+}
+
+// lockTries is how often Open tries again, 20 ms apart, to take a lock
+// that is held.
+const lockTries = 10
+
+// readPID returns the PID written in a lock file, 0 if none.
+func readPID(lockPath string) int {
+	b, err := os.ReadFile(lockPath)
+	if err != nil {
+		return 0
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return 0
+	}
+	return pid
+}
+
+// Holder reports whether a process holds the journal at path (a run is
+// using it), and that process's PID when it wrote one. It takes a shared
+// lock for the instant of the test (Open waits such a lock out).
+func Holder(path string) (pid int, locked bool, err error) {
+	lp := path + ".lock"
+	lf, err := os.OpenFile(lp, os.O_RDWR, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	defer lf.Close()
+	if err := lockShared(lf); err != nil {
+		if errors.Is(err, errLocked) {
+			return readPID(lp), true, nil
+		}
+		return 0, false, err
+	}
+	return 0, false, nil
+}
+
+// OpenReadOnly replays the journal at path without locking it or changing
+// it, for a reader beside a running job (mailferry plan): it sees the
+// records that were complete when it opened. A journal that does not exist
+// reads as empty. Intent, Done, SetFlags and Forget fail with ErrReadOnly;
+// Get, Status, Range and Keys work as on a journal opened with Open.
+func OpenReadOnly(path string) (*Journal, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		j := newJournal(path, nil)
+		j.readOnly = true
+		close(j.done)
+		return j, nil
+	}
+	if err != nil {
+		return nil, failure.Mark(failure.Fatal, fmt.Errorf("open the journal: %w", err))
+	}
+	j := newJournal(path, f)
+	j.readOnly = true
+	close(j.done)
+	end, err := j.replay()
+	if err != nil {
 		f.Close()
 		return nil, err
 	}
-	go j.writer()
+	j.bufBase, j.durable = end, end
 	return j, nil
 }
 
@@ -279,25 +416,27 @@ func (j *Journal) apply(r *rawRecord, off int64, lineNo int) error {
 		return fmt.Errorf("bad key length %d", len(r.key))
 	}
 	x := j.idx
+	j.lines++
 	switch string(r.op) {
 	case opIntent, opDone:
 		s := x.upsert(r.key)
-		if s.state == 0 || s.state == stateForgotten {
+		if s.state() == 0 || s.state() == stateForgotten {
 			j.live++
 		}
-		s.rec = off
-		s.state = stateIntent
+		s.setRec(off)
+		st := stateIntent
 		if string(r.op) == opDone {
-			s.state = stateDone
+			st = stateDone
 		}
+		s.setState(st)
 		s.flags = x.internJoined(r.flags, r.nflags)
 	case opFlags:
-		if s := x.get(r.key); s != nil && s.state != stateForgotten {
+		if s := x.get(r.key); s != nil && s.state() != stateForgotten {
 			s.flags = x.internJoined(r.flags, r.nflags)
 		}
 	case opForget:
-		if s := x.get(r.key); s != nil && s.state != stateForgotten {
-			s.state = stateForgotten
+		if s := x.get(r.key); s != nil && s.state() != stateForgotten {
+			s.setState(stateForgotten)
 			j.live--
 		}
 	default:
@@ -323,17 +462,17 @@ func (j *Journal) Status(key string) (done bool, flags []string, ok bool) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	s := j.idx.get(bytesOf(key))
-	if s == nil || s.state == stateForgotten {
+	if s == nil || s.state() == stateForgotten {
 		return false, nil, false
 	}
-	return s.state == stateDone, j.idx.flags(s.flags), true
+	return s.state() == stateDone, j.idx.flags(s.flags), true
 }
 
 // Get returns what the journal knows about key.
 func (j *Journal) Get(key string) (Entry, bool) {
 	j.mu.Lock()
 	s := j.idx.get(bytesOf(key))
-	if s == nil || s.state == stateForgotten {
+	if s == nil || s.state() == stateForgotten {
 		j.mu.Unlock()
 		return Entry{}, false
 	}
@@ -360,8 +499,8 @@ func (j *Journal) Get(key string) (Entry, bool) {
 // its line (when it is still in memory) or the line's file offset. Called
 // with j.mu held.
 func (j *Journal) locate(s *slot) (e Entry, line []byte, rec int64, closed bool) {
-	e = Entry{Done: s.state == stateDone, Flags: j.idx.flags(s.flags)}
-	rec = s.rec
+	e = Entry{Done: s.state() == stateDone, Flags: j.idx.flags(s.flags)}
+	rec = s.rec()
 	switch {
 	case rec >= j.bufBase:
 		line = lineAt(j.buf[rec-j.bufBase:])
@@ -436,11 +575,11 @@ func (j *Journal) Range(fn func(key string, e Entry) bool) {
 	for i := uint32(0); i < n; i++ {
 		j.mu.Lock()
 		s := j.idx.slot(i)
-		if s.state == stateForgotten {
+		if s.state() == stateForgotten {
 			j.mu.Unlock()
 			continue
 		}
-		key := string(j.idx.key(s))
+		key := j.idx.keyString(s)
 		e, line, rec, closed := j.locate(s)
 		j.mu.Unlock()
 		var err error
@@ -483,10 +622,66 @@ func (j *Journal) Keys(fn func(key string, done bool) bool) {
 	defer j.mu.Unlock()
 	for i := uint32(0); i < j.idx.n; i++ {
 		s := j.idx.slot(i)
-		if s.state == stateForgotten {
+		if s.state() == stateForgotten {
 			continue
 		}
-		if !fn(string(j.idx.key(s)), s.state == stateDone) {
+		if !fn(j.idx.keyString(s), s.state() == stateDone) {
+			return
+		}
+	}
+}
+
+// Prefixes calls fn, until it returns false, for every key prefix (a key
+// up to its last 0x1f byte; the engine's folder 0x1f UIDVALIDITY) with the
+// number of done and of other live keys under it, from memory only and
+// without building each key: what Keys gives, per folder, at a fraction of
+// the cost. Keys without 0x1f are left out. fn must not call the journal.
+func (j *Journal) Prefixes(fn func(prefix string, done, pending int) bool) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	x := j.idx
+	type count struct{ done, pending int }
+	groups := make([]count, len(x.prefixes))
+	var whole map[string]*count // keys kept whole in group 0
+	var order []string
+	for i := uint32(0); i < x.n; i++ {
+		s := x.slot(i)
+		st := s.state()
+		if st == stateForgotten {
+			continue
+		}
+		c := &groups[s.grp]
+		if s.grp == 0 {
+			if s.bits&numericID != 0 {
+				continue // a bare number: no prefix
+			}
+			id := x.strID(s)
+			k := bytes.LastIndexByte(id, keySep)
+			if k < 0 {
+				continue
+			}
+			if whole == nil {
+				whole = map[string]*count{}
+			}
+			if c = whole[string(id[:k])]; c == nil {
+				c = &count{}
+				whole[string(id[:k])] = c
+				order = append(order, string(id[:k]))
+			}
+		}
+		if st == stateDone {
+			c.done++
+		} else {
+			c.pending++
+		}
+	}
+	for g := 1; g < len(groups); g++ {
+		if c := groups[g]; c.done+c.pending > 0 && !fn(x.prefixes[g], c.done, c.pending) {
+			return
+		}
+	}
+	for _, p := range order {
+		if c := whole[p]; !fn(p, c.done, c.pending) {
 			return
 		}
 	}
@@ -530,9 +725,13 @@ func (j *Journal) appendLocked(r *Record) (int64, int64, error) {
 	if j.closed {
 		return 0, 0, ErrClosed
 	}
+	if j.readOnly {
+		return 0, 0, ErrReadOnly
+	}
 	if j.err != nil {
 		return 0, 0, j.err
 	}
+	j.lines++
 	off := j.bufBase + int64(len(j.buf))
 	j.buf = appendLine(j.buf, r)
 	end := j.bufBase + int64(len(j.buf))
@@ -557,11 +756,16 @@ func (j *Journal) put(r *Record, state uint8) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
+	if off >= maxOffset {
+		return 0, fmt.Errorf("the journal %s is over 1 TiB", j.path)
+	}
 	s := j.idx.upsert(bytesOf(r.Key))
-	if s.state == 0 || s.state == stateForgotten {
+	if s.state() == 0 || s.state() == stateForgotten {
 		j.live++
 	}
-	s.rec, s.state, s.flags = off, state, j.idx.internFlags(r.Flags)
+	s.setRec(off)
+	s.setState(state)
+	s.flags = j.idx.internFlags(r.Flags)
 	return end, nil
 }
 
@@ -635,7 +839,7 @@ func (j *Journal) SetFlags(key string, flags []string) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	s := j.idx.get(bytesOf(key))
-	if s == nil || s.state == stateForgotten {
+	if s == nil || s.state() == stateForgotten {
 		return fmt.Errorf("set flags: the journal has no record of %q", key)
 	}
 	if _, _, err := j.appendLocked(&r); err != nil {
@@ -654,13 +858,13 @@ func (j *Journal) Forget(key string) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	s := j.idx.get(bytesOf(key))
-	if s == nil || s.state == stateForgotten {
+	if s == nil || s.state() == stateForgotten {
 		return nil
 	}
 	if _, _, err := j.appendLocked(&r); err != nil {
 		return err
 	}
-	s.state = stateForgotten
+	s.setState(stateForgotten)
 	j.live--
 	return nil
 }
@@ -780,8 +984,9 @@ func (j *Journal) commit() {
 	j.mu.Unlock()
 }
 
-// Close makes every record durable, unlocks and closes the file. Get and
-// Range must not be used after Close.
+// Close makes every record durable, compacts the journal when more than
+// half of its records are superseded (see compact.go), unlocks and closes
+// the file. Get and Range must not be used after Close.
 func (j *Journal) Close() error {
 	j.mu.Lock()
 	if j.closed {
@@ -790,13 +995,28 @@ func (j *Journal) Close() error {
 	}
 	j.closed = true
 	j.mu.Unlock()
+	if j.readOnly {
+		if j.f != nil {
+			return j.f.Close()
+		}
+		return nil
+	}
 	close(j.quit)
 	<-j.done
 	j.mu.Lock()
 	err := j.err
 	j.mu.Unlock()
+	if err == nil && j.compactDue(1) {
+		if cerr := j.compact(); cerr != nil {
+			slog.Warn("journal: compaction failed; the journal stays as it is", "path", j.path, "err", cerr)
+		}
+	}
 	if cerr := j.f.Close(); cerr != nil && err == nil {
 		err = fmt.Errorf("close the journal %s: %w", j.path, cerr)
+	}
+	if j.lockf != nil {
+		j.lockf.Truncate(0)
+		j.lockf.Close()
 	}
 	return err
 }

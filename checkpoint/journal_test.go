@@ -102,7 +102,7 @@ func TestReplayIntentDoneFlagsForget(t *testing.T) {
 		var keys, keys2 []string
 		j.Range(func(k string, e Entry) bool { keys = append(keys, k); return true })
 		j.Keys(func(k string, done bool) bool {
-			if e, _ := j.idx.get(bytesOf(k)), 0; e == nil || done != (e.state == stateDone) {
+			if e, _ := j.idx.get(bytesOf(k)), 0; e == nil || done != (e.state() == stateDone) {
 				t.Errorf("Keys: %q done=%v", k, done)
 			}
 			keys2 = append(keys2, k)
@@ -286,7 +286,8 @@ func TestLockAndMode(t *testing.T) {
 	if err == nil {
 		t.Fatal("second Open of the same journal succeeded")
 	}
-	if !strings.Contains(err.Error(), "another mailferry run is using "+path) || !failure.Is(err, failure.Config) {
+	// The message names the process that holds the journal (issue 13).
+	if want := fmt.Sprintf("another mailferry run (pid %d) is using %s", os.Getpid(), path); !strings.Contains(err.Error(), want) || !failure.Is(err, failure.Config) {
 		t.Errorf("second Open: %v (kind %v)", err, failure.KindOf(err))
 	}
 	fi, err := os.Stat(path)

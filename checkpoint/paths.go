@@ -4,6 +4,8 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 )
@@ -34,4 +36,21 @@ func DefaultDir() string {
 		return filepath.Join(home, ".local", "state", "mailferry")
 	}
 	return filepath.Join(os.TempDir(), "mailferry-state")
+}
+
+// Remove deletes the journal at path (with its lock and temporary files)
+// under its lock, refusing, with the holder's PID, while a run holds it. A
+// journal that does not exist is not an error.
+func Remove(path string) error {
+	lf, err := lockFile(path)
+	if err != nil {
+		return err
+	}
+	defer lf.Close()
+	for _, p := range []string{path, path + compactSuffix, path + ".lock"} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("remove the journal: %w", err)
+		}
+	}
+	return nil
 }

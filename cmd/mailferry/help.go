@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -52,6 +53,10 @@ func init() {
 			flags: func() (*flag.FlagSet, map[string]bool) {
 				fs, _, _ := newDemoFlags(io.Discard)
 				return fs, nil
+			}},
+		{name: "jobs", args: "[forget ID...] [flags]", summary: "list the jobs in the state directory, or remove a job's state", usage: usageJobs,
+			run: func(args []string, stdout, stderr io.Writer) int {
+				return runJobs(context.Background(), args, stdout, stderr)
 			}},
 		{name: "completion", args: "bash|zsh|fish", summary: "print a shell completion script", usage: usageCompletion, run: cmdCompletion},
 		{name: "man", args: "", summary: "print the manual page (roff)", usage: usageMan, run: cmdMan},

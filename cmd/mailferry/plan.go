@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mailferry/mailferry/checkpoint"
 	"github.com/mailferry/mailferry/migrate"
 	"github.com/mailferry/mailferry/source"
 	"github.com/mailferry/mailferry/source/pop3"
@@ -504,11 +505,12 @@ func cmdPlan(args []string, stdout, stderr io.Writer) int {
 		return fail(exitUsage, err)
 	}
 	defer cleanup()
-	journal, release, err := openJournal(c.state, true, c.src.String(), c.tgt.String(), rules.ToFolder)
+	// Read-only and without the lock: a plan may run beside the job's run,
+	// and a job that never ran leaves no state directory behind.
+	journal, err := checkpoint.OpenReadOnly(journalPath(c.state, c.src.String(), c.tgt.String(), rules.ToFolder))
 	if err != nil {
 		return fail(exitUsage, err)
 	}
-	defer release(true)
 	ctx, stop := signalContext()
 	defer stop()
 	started := c.logStart("plan")
