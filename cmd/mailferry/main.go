@@ -38,7 +38,7 @@ const (
 	exitInterrupted = 130
 )
 
-const usageTop = `mailferry moves e-mail: POP3, IMAP or Maildir in; IMAP or Maildir out.
+const usageTop = `mailferry moves e-mail: POP3, IMAP, Maildir or mbox in; IMAP or Maildir out.
 Every message exactly once, with its flags, date and folder; an interrupted
 run resumes where it stopped, and a re-run copies only what is new.
 
@@ -56,6 +56,7 @@ Endpoints:
   imaps://USER@HOST[:PORT]    IMAP over TLS (port 993)
   imap://USER@HOST[:PORT]     IMAP with STARTTLS, required (port 143); ?tls=none allows plaintext
   maildir:PATH                a Maildir++ tree as Dovecot keeps it (INBOX at PATH, folders as .Name)
+  mbox:PATH                   (source only) an mbox file (Google Takeout, mutt) or a tree of them (Thunderbird)
   A user name holding '@' is fine: imaps://bob@example.com@mail.example.com
 
 Passwords (never printed, logged or stored):
@@ -180,6 +181,7 @@ type common struct {
 	verbose          bool
 	quiet            bool
 	src, tgt         *endpoint
+	mbox             mboxFlags
 	positional       []string
 	logger           *slog.Logger
 	closeLog         func()
@@ -214,6 +216,7 @@ func newCommon(name, usage string, stderr io.Writer) *common {
 	fs.StringVar(&c.logFile, "log", "", "write structured logs (JSON lines) to `FILE`")
 	fs.BoolVar(&c.verbose, "v", false, "verbose: log more on stderr")
 	fs.BoolVar(&c.quiet, "q", false, "quiet: print only errors and the summary")
+	c.mbox.register(fs)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usage)
 		fmt.Fprintln(stderr, "\nFlags:")
@@ -253,6 +256,7 @@ func (c *common) parse(args []string) error {
 	if c.src, err = parseEndpoint(c.positional[0]); err != nil {
 		return fmt.Errorf("source: %w", err)
 	}
+	c.src.setMbox(c.mbox, c.toFolder)
 	if c.tgt, err = parseEndpoint(c.positional[1]); err != nil {
 		return fmt.Errorf("target: %w", err)
 	}
@@ -369,7 +373,7 @@ func (c *common) passwords(stderr io.Writer) error {
 		{c.src, "MAILFERRY_SOURCE_PASSWORD", c.srcPassFile, c.srcTokenCmd, "source"},
 		{c.tgt, "MAILFERRY_TARGET_PASSWORD", c.tgtPassFile, c.tgtTokenCmd, "target"},
 	} {
-		if side.e.scheme == "maildir" {
+		if side.e.local() {
 			continue
 		}
 		if side.tokenCmd != "" {
