@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mailferry/mailferry/internal/failure"
 	"github.com/mailferry/mailferry/source"
 )
 
@@ -147,4 +148,33 @@ func FuzzRoundTrip(f *testing.F) {
 			s.Close()
 		}
 	})
+}
+
+// TestNotMbox: a file that does not start with a "From " line is a
+// configuration error, not an empty folder; an empty file is an empty one.
+func TestNotMbox(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "notes")
+	os.WriteFile(bad, []byte("Subject: not an mbox\n\nx\n"), 0o644)
+	s, err := Open(context.Background(), bad, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Folders(context.Background())
+	if err == nil || failure.KindOf(err) != failure.Config || !strings.Contains(err.Error(), "not an mbox") {
+		t.Errorf("Folders: %v (kind %v), want a configuration error", err, failure.KindOf(err))
+	}
+	empty := filepath.Join(dir, "Empty.mbox")
+	os.WriteFile(empty, nil, 0o644)
+	s, err = Open(context.Background(), empty, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if all := fetchAll(t, s); len(all) != 0 {
+		t.Errorf("empty file: %v", all)
+	}
+	fs, _ := s.Folders(context.Background())
+	if len(fs) != 1 || fs[0].Name != "Empty" {
+		t.Errorf("empty file: folders %v", fs)
+	}
 }

@@ -103,9 +103,12 @@ func TestFlagsAndDates(t *testing.T) {
 // five labels is in every labelled folder with "each" and in one with
 // "first"; an unlabelled message goes to Archive.
 func TestTakeout(t *testing.T) {
+	originals := map[string]bool{"Subject: no labels\n\nx": true} // the last line end is the writer's
 	msg := func(n int, labels string) string {
 		var b strings.Builder
-		Encode(&b, MboxRD, FromLine("17890123456789@xxx", 1700000000+int64(n)), []byte("X-GM-THRID: 1\nX-Gmail-Labels: "+labels+"\nMessage-ID: <"+string(rune('a'+n))+"@x>\nSubject: m\n\nFrom me\n"), false)
+		m := "X-GM-THRID: 1\nX-Gmail-Labels: " + labels + "\nMessage-ID: <" + string(rune('a'+n)) + "@x>\nSubject: m\n\nFrom me\n"
+		originals[m] = true
+		Encode(&b, MboxRD, FromLine("17890123456789@xxx", 1700000000+int64(n)), []byte(m), false)
 		return b.String()
 	}
 	file := msg(0, "Inbox,Starred,Work/Projects,Sent,\"Family, close\",Opened,Important,Category Updates") +
@@ -176,10 +179,21 @@ func TestTakeout(t *testing.T) {
 					t.Errorf("%s: %q, want %q", f, got[f], w)
 				}
 			}
-			// The bytes are the message's, labels header included.
+			// The bytes are the message's, labels header included, in
+			// every folder it is in.
 			all := fetchAll(t, s)
-			if b := all["INBOX"]; len(b) != 1 || !strings.Contains(string(b[0]), "X-Gmail-Labels: Inbox,Starred") || !strings.HasSuffix(string(b[0]), "\n\nFrom me\n") {
+			for f, msgs := range all {
+				for _, b := range msgs {
+					if !originals[string(b)] {
+						t.Errorf("%s: message %q is not one of the file's", f, b)
+					}
+				}
+			}
+			if b := all["INBOX"]; len(b) != 1 || !strings.HasPrefix(string(b[0]), "X-GM-THRID: 1\nX-Gmail-Labels: Inbox,Starred,Work/Projects,Sent,") || !strings.HasSuffix(string(b[0]), "\n\nFrom me\n") {
 				t.Errorf("INBOX message %q", b)
+			}
+			if tc.mode == "each" && (string(all["Sent"][0]) != string(all["INBOX"][0]) || string(all["Family, close"][0]) != string(all["INBOX"][0])) {
+				t.Error("the five-label message differs between its folders")
 			}
 		})
 	}

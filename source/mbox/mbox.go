@@ -334,7 +334,7 @@ func (s *Source) detect(f *file) error {
 	}
 	d, err := Detect(h)
 	if err != nil {
-		return fmt.Errorf("read mbox %s: %w", f.path, err)
+		return failure.Mark(failure.Config, fmt.Errorf("read mbox %s: %w", f.path, err))
 	}
 	f.format, f.crlf = d.Format, d.CRLF
 	if s.o.Format != Auto {
@@ -478,6 +478,16 @@ func (s *Source) scan(ctx context.Context, f *file) (*index, error) {
 	m = &msgReader{lr: newLineReader(f.f, 1<<20), format: f.format, crlf: f.crlf}
 	idx := &index{members: map[string][]int32{}}
 	uses := map[string]string{}
+	// Most messages share one of a few flag sets: keep one copy of each.
+	interned := map[string][]string{}
+	intern := func(f []string) []string {
+		k := strings.Join(f, " ")
+		if v, ok := interned[k]; ok {
+			return v
+		}
+		interned[k] = f
+		return f
+	}
 	vh := crc32.NewIEEE()
 	off := int64(0)
 	for {
@@ -508,7 +518,7 @@ func (s *Source) scan(ctx context.Context, f *file) (*index, error) {
 		if x.expunged {
 			idx.expunged++
 		} else {
-			idx.entries = append(idx.entries, entry{off: off, size: size, date: x.date.Unix(), hash: x.hash, flags: x.flags})
+			idx.entries = append(idx.entries, entry{off: off, size: size, date: x.date.Unix(), hash: x.hash, flags: intern(x.flags)})
 			i := int32(len(idx.entries) - 1)
 			for k, name := range x.folders {
 				idx.members[name] = append(idx.members[name], i)
