@@ -202,6 +202,41 @@ func TestMboxCrashResume(t *testing.T) {
 		mboxCrashLoop(t, 5, maildirCount(root), len(want), args...)
 		// Byte for byte: the Maildir holds the CRLF messages as they were.
 		checkReport(t, "mbox → Maildir after kill -9", corpus.Compare(want, dovecottest.DumpMaildir(t, root), corpus.CompareOptions{Flags: true, Dates: true}))
+
+		// Thunderbird compacts the Inbox (the expunged messages go, every
+		// later offset moves) and new mail arrives: the next run reconciles
+		// and copies only the new message.
+		inbox := filepath.Join(tree, "Inbox")
+		old, err := os.ReadFile(inbox)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var compacted bytes.Buffer
+		for _, part := range bytes.SplitAfter(old, []byte("\r\nFrom - ")) {
+			if !bytes.Contains(part, []byte("X-Mozilla-Status: 0009")) {
+				compacted.Write(part)
+			} else if compacted.Len() > 0 {
+				// keep the separator's start that ends the dropped part
+				compacted.Write([]byte("\r\nFrom - "))
+			}
+		}
+		fixed := bytes.ReplaceAll(compacted.Bytes(), []byte("\r\nFrom - \r\nFrom - "), []byte("\r\nFrom - "))
+		if bytes.Count(fixed, []byte("\nFrom - ")) >= bytes.Count(old, []byte("\nFrom - ")) {
+			t.Fatal("nothing compacted")
+		}
+		newMsg := []byte("X-Mozilla-Status: 0000\r\nMessage-ID: <new-after-compaction@x>\r\nSubject: new\r\n\r\nnew mail\r\n")
+		var nb bytes.Buffer
+		nb.Write(fixed)
+		mbox.Encode(&nb, mbox.MboxRD, mbox.FromLine("-", 1790000000), newMsg, true)
+		if err := os.WriteFile(inbox, nb.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		r, s := migrateReport(t, args[1:]...)
+		if r.code != 0 || s.Copied != 1 {
+			t.Fatalf("after compaction and new mail: copied %d, want 1\n%s", s.Copied, r)
+		}
+		want2 := append(slices.Clone(want), corpus.Message{Folder: "INBOX", Body: newMsg, Date: time.Unix(1790000000, 0), MessageID: "<new-after-compaction@x>"})
+		checkReport(t, "mbox → Maildir after compaction", corpus.Compare(want2, dovecottest.DumpMaildir(t, root), corpus.CompareOptions{Flags: true, Dates: true}))
 	})
 	t.Run("Takeout to Maildir", func(t *testing.T) {
 		file := filepath.Join(t.TempDir(), "All mail Including Spam and Trash.mbox")

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -36,53 +37,63 @@ func listIDs(t *testing.T, path string) (source.Folder, []string) {
 	return fs[0], ids
 }
 
-// TestIDsAndValidity: IDs and the validity survive a rerun and
-// Thunderbird's in-place flag update; compaction changes the validity and
-// turns the IDs of moved messages into vanished ones; appending changes the
-// validity but keeps the old IDs.
-func TestIDsAndValidity(t *testing.T) {
+// TestIDsAcrossChanges: IDs are content keys. They survive a rerun,
+// Thunderbird's in-place flag update, appended mail and compaction (every
+// later offset moves); the validity never changes; Fetch finds a message
+// that moved after the listing, and reports the one compacted away.
+func TestIDsAcrossChanges(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "Inbox")
 	one := func(i int, status string) string {
 		return FromLine("-", 1700000000+int64(i)) + "\nX-Mozilla-Status: " + status + "\nMessage-ID: <" + strings.Repeat("m", i+1) + "@x>\nSubject: m\n\nbody\n\n"
 	}
-	orig := one(0, "0000") + one(1, "0000") + one(2, "0000")
+	twin := FromLine("-", 1700000000) + "\nSubject: twin\n\nsame\n\n"
+	orig := one(0, "0000") + one(1, "0000") + twin + one(2, "0000") + twin
 	os.WriteFile(path, []byte(orig), 0o644)
 	f1, ids1 := listIDs(t, path)
-	f2, ids2 := listIDs(t, path)
-	if f1 != f2 || strings.Join(ids1, " ") != strings.Join(ids2, " ") {
-		t.Fatalf("a rerun changed IDs or validity: %v %v / %v %v", f1, ids1, f2, ids2)
+	if f1.Validity != Validity || len(ids1) != 5 || ids1[4] != ids1[2]+"-1" {
+		t.Fatalf("first listing: %v %v", f1, ids1)
 	}
-	// Thunderbird marks the first message read, in place.
+	same := func(what string, want []string) {
+		t.Helper()
+		f, ids := listIDs(t, path)
+		if f.Validity != Validity || strings.Join(ids, " ") != strings.Join(want, " ") {
+			t.Errorf("%s: %v %v, want %v", what, f, ids, want)
+		}
+	}
+	same("a rerun", ids1)
 	os.WriteFile(path, []byte(strings.Replace(orig, "0000", "0001", 1)), 0o644)
-	f3, ids3 := listIDs(t, path)
-	if f1 != f3 || strings.Join(ids1, " ") != strings.Join(ids3, " ") {
-		t.Fatalf("a flag update changed IDs or validity: %v %v / %v %v", f1, ids1, f3, ids3)
-	}
-	// Appended mail: old IDs kept, validity changed (the engine reconciles).
+	same("a flag update in place", ids1)
 	os.WriteFile(path, []byte(orig+one(3, "0000")), 0o644)
-	f4, ids4 := listIDs(t, path)
-	if f4.Validity == f1.Validity || strings.Join(ids4[:3], " ") != strings.Join(ids1, " ") {
-		t.Fatalf("append: %v %v / %v %v", f1, ids1, f4, ids4)
-	}
-	// Compaction: the first message removed, the others moved.
-	os.WriteFile(path, []byte(one(1, "0000")+one(2, "0000")), 0o644)
-	f5, _ := listIDs(t, path)
-	if f5.Validity == f1.Validity {
-		t.Fatal("compaction kept the validity")
-	}
+	_, ids4 := listIDs(t, path)
+	same("appended mail", append(slices.Clone(ids1), ids4[5]))
+	os.WriteFile(path, []byte(one(1, "0000")+twin+one(2, "0000")+twin), 0o644)
+	same("compaction", ids1[1:])
+
+	// Listed, then compacted before Fetch: found again, the removed one
+	// reported.
+	os.WriteFile(path, []byte(orig), 0o644)
 	s, err := Open(context.Background(), path, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if _, err := s.List(context.Background(), f1); !errors.As(err, new(*source.ValidityChangedError)) {
-		t.Errorf("List with the old validity: %v, want a ValidityChangedError", err)
+	fs, _ := s.Folders(context.Background())
+	if _, err := s.List(context.Background(), fs[0]); err != nil {
+		t.Fatal(err)
 	}
-	var got int
-	err = s.Fetch(context.Background(), f5, ids1, func(source.Meta, io.Reader) error { got++; return nil })
+	os.WriteFile(path, []byte(one(1, "0000")+twin+one(2, "0000")+twin), 0o644)
+	var got []string
+	err = s.Fetch(context.Background(), fs[0], ids1, func(m source.Meta, r io.Reader) error {
+		b, _ := io.ReadAll(r)
+		got = append(got, string(b))
+		return nil
+	})
 	var ve *source.VanishedError
-	if !errors.As(err, &ve) || len(ve.IDs) != 3 || got != 0 {
-		t.Errorf("Fetch of the old IDs after compaction: %d delivered, %v", got, err)
+	if !errors.As(err, &ve) || len(ve.IDs) != 1 || ve.IDs[0] != ids1[0] || len(got) != 4 || !strings.Contains(got[0], "<mm@x>") || got[1] != "Subject: twin\n\nsame\n" {
+		t.Errorf("Fetch after compaction: %q, %v", got, err)
+	}
+	if _, err := s.List(context.Background(), source.Folder{Name: fs[0].Name, Validity: 7}); !errors.As(err, new(*source.ValidityChangedError)) {
+		t.Errorf("List with another validity: %v, want a ValidityChangedError", err)
 	}
 }
 

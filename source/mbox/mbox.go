@@ -16,15 +16,16 @@
 //     Nothing else changes. A "From " line is a separator only when it
 //     carries a sender and an asctime-like date, so an unquoted
 //     "From here on" in a body never cuts a message.
-//   - IDs are "OFFSET-HASH": the separator's byte offset and a CRC-32 of the
-//     separator line, the Message-ID and the Date header, so they survive
-//     a rerun and Thunderbird's in-place flag updates, and a message that
-//     moved (compaction) is never mistaken for another. A folder's
-//     Validity is a hash of all its file's IDs: when the file changed
-//     (compaction, appended mail, a new Takeout) the validity changes and
-//     the engine reconciles against the target instead of copying again.
-//     Fetch seeks to the offset and checks the hash, so no index of a huge
-//     file is kept: List's metas are the only per-message memory.
+//   - IDs are content keys: a 64-bit FNV-1a hash of the separator line and
+//     the Message-ID, Date, From, To and Subject fields ("-N" added for the
+//     N-th repeat of the same key in one file). They survive a rerun,
+//     Thunderbird's in-place flag updates, compaction (every later offset
+//     moves), appended mail and a newer Takeout of the same mailbox, so
+//     the journal keeps recognising what was copied and nothing is copied
+//     twice; Validity is therefore always 1. The listing's scan keeps each
+//     message's offset (shared by the sessions of one process, so workers
+//     do not scan again); Fetch seeks there, checks the key, and scans the
+//     file again if it changed meanwhile.
 //   - Dates: the "From " line's date (UTC when it has no zone), else the
 //     newest Received date, else the Date header, else the file's mtime.
 //   - Flags: X-Mozilla-Status (read, replied, flagged, forwarded; messages
@@ -52,10 +53,11 @@
 package mbox
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"hash/crc32"
+	"hash/fnv"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -65,6 +67,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/mailferry/mailferry/internal/failure"
@@ -114,8 +117,10 @@ type file struct {
 
 // index is what one scan learns about a file.
 type index struct {
-	validity uint32
+	size     int64 // the file's size and mtime when scanned
+	mtime    time.Time
 	entries  []entry
+	byID     map[string]int32
 	folders  []source.Folder // in order
 	members  map[string][]int32
 	expunged int
@@ -125,8 +130,37 @@ type entry struct {
 	off   int64
 	size  int64
 	date  int64 // Unix seconds
-	hash  uint32
+	id    string
 	flags []string
+}
+
+// Validity is the Validity of every folder: IDs are content keys, which no
+// rewrite of the file reassigns (see the package doc).
+const Validity = 1
+
+// shared holds the last scan of each file, so that the sessions of one
+// process (the engine's listing session and its workers) scan it once.
+var shared struct {
+	sync.Mutex
+	m map[string]*index
+}
+
+func sharedIndex(path string, fi os.FileInfo) *index {
+	shared.Lock()
+	defer shared.Unlock()
+	if x := shared.m[path]; x != nil && x.size == fi.Size() && x.mtime.Equal(fi.ModTime()) {
+		return x
+	}
+	return nil
+}
+
+func storeIndex(path string, x *index) {
+	shared.Lock()
+	defer shared.Unlock()
+	if shared.m == nil {
+		shared.m = map[string]*index{}
+	}
+	shared.m[path] = x
 }
 
 var (
@@ -426,7 +460,7 @@ func (s *Source) reader(f *file) (*msgReader, error) {
 
 // facts are what a message's separator and header tell.
 type facts struct {
-	hash     uint32
+	key      uint64
 	date     time.Time
 	flags    []string
 	expunged bool
@@ -441,13 +475,15 @@ func (s *Source) facts(f *file, m *msgReader) facts {
 	sc.Write(m.hdr)
 	sc.Write([]byte("\r\n\r\n"))
 	x.msgID = sc.MessageID()
-	h := crc32.NewIEEE()
+	h := fnv.New64a()
 	h.Write(m.sepLine)
 	h.Write([]byte{0})
 	h.Write([]byte(x.msgID))
-	h.Write([]byte{0})
-	h.Write([]byte(strings.TrimSpace(string(headerValue(m.hdr, "date")))))
-	x.hash = h.Sum32()
+	for _, name := range []string{"date", "from", "to", "subject"} {
+		h.Write([]byte{0})
+		h.Write(bytes.TrimSpace(headerValue(m.hdr, name)))
+	}
+	x.key = h.Sum64()
 	var ok bool
 	if x.date, ok = parseFromLine(m.sepLine); !ok {
 		x.date = sc.InternalDate(f.mtime)
@@ -465,18 +501,31 @@ func (s *Source) facts(f *file, m *msgReader) facts {
 	return x
 }
 
-// scan reads a whole file once and indexes it.
+// scan indexes a file: f's own index, else another session's of the same
+// file unchanged, else a new scan.
 func (s *Source) scan(ctx context.Context, f *file) (*index, error) {
 	if f.idx != nil {
 		return f.idx, nil
 	}
-	m, err := s.reader(f)
-	if err != nil {
+	if _, err := s.reader(f); err != nil {
 		return nil, err
 	}
+	fi, err := f.f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("read mbox %s: %w", f.path, err)
+	}
+	if x := sharedIndex(f.path, fi); x != nil {
+		f.idx = x
+		return x, nil
+	}
+	return s.rescan(ctx, f, fi)
+}
+
+// rescan reads a whole file once and indexes it.
+func (s *Source) rescan(ctx context.Context, f *file, fi os.FileInfo) (*index, error) {
 	// A scan reads sequentially: a bigger buffer than Fetch's.
-	m = &msgReader{lr: newLineReader(f.f, 1<<20), format: f.format, crlf: f.crlf}
-	idx := &index{members: map[string][]int32{}}
+	m := &msgReader{lr: newLineReader(f.f, 1<<20), format: f.format, crlf: f.crlf}
+	idx := &index{size: fi.Size(), mtime: fi.ModTime(), byID: map[string]int32{}, members: map[string][]int32{}}
 	uses := map[string]string{}
 	// Most messages share one of a few flag sets: keep one copy of each.
 	interned := map[string][]string{}
@@ -488,7 +537,6 @@ func (s *Source) scan(ctx context.Context, f *file) (*index, error) {
 		interned[k] = f
 		return f
 	}
-	vh := crc32.NewIEEE()
 	off := int64(0)
 	for {
 		if err := ctx.Err(); err != nil {
@@ -514,12 +562,19 @@ func (s *Source) scan(ctx context.Context, f *file) (*index, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read mbox %s at offset %d: %w", f.path, off, err)
 		}
-		fmt.Fprintf(vh, "%d-%08x\n", off, x.hash)
 		if x.expunged {
 			idx.expunged++
 		} else {
-			idx.entries = append(idx.entries, entry{off: off, size: size, date: x.date.Unix(), hash: x.hash, flags: intern(x.flags)})
-			i := int32(len(idx.entries) - 1)
+			i := int32(len(idx.entries))
+			mid := keyID(x.key, 0)
+			for n := 1; ; n++ {
+				if _, dup := idx.byID[mid]; !dup {
+					break
+				}
+				mid = keyID(x.key, n)
+			}
+			idx.byID[mid] = i
+			idx.entries = append(idx.entries, entry{off: off, size: size, date: x.date.Unix(), id: mid, flags: intern(x.flags)})
 			for k, name := range x.folders {
 				idx.members[name] = append(idx.members[name], i)
 				if _, ok := uses[name]; !ok {
@@ -531,11 +586,6 @@ func (s *Source) scan(ctx context.Context, f *file) (*index, error) {
 			return nil, fmt.Errorf("read mbox %s at offset %d: no progress", f.path, off)
 		}
 		off = next
-	}
-	fmt.Fprintf(vh, "%s %v", f.format, f.crlf)
-	idx.validity = vh.Sum32()
-	if idx.validity == 0 {
-		idx.validity = 1
 	}
 	if idx.expunged > 0 {
 		s.log.Info("messages marked expunged by Thunderbird (not yet compacted away) skipped", "file", f.path, "count", idx.expunged)
@@ -552,12 +602,13 @@ func (s *Source) scan(ctx context.Context, f *file) (*index, error) {
 			return names[i] < names[j]
 		})
 		for _, n := range names {
-			idx.folders = append(idx.folders, source.Folder{Name: n, SpecialUse: uses[n], Validity: idx.validity})
+			idx.folders = append(idx.folders, source.Folder{Name: n, SpecialUse: uses[n], Validity: Validity})
 		}
 	} else {
-		idx.folders = []source.Folder{{Name: f.folder, Validity: idx.validity}}
+		idx.folders = []source.Folder{{Name: f.folder, Validity: Validity}}
 	}
 	f.idx = idx
+	storeIndex(f.path, idx)
 	return idx, nil
 }
 
@@ -569,7 +620,7 @@ func (s *Source) Folders(ctx context.Context) ([]source.Folder, error) {
 	}
 	var out []source.Folder
 	for _, f := range s.files {
-		f.idx = nil // a new listing sees the file as it is now
+		f.idx = nil // a new listing sees the file as it is now (or its unchanged scan)
 		idx, err := s.scan(ctx, f)
 		if err != nil {
 			return nil, err
@@ -611,8 +662,8 @@ func (s *Source) members(ctx context.Context, f source.Folder) (*file, *index, [
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	if f.Validity != 0 && f.Validity != idx.validity {
-		return nil, nil, nil, &source.ValidityChangedError{Folder: f.Name, Old: f.Validity, New: idx.validity}
+	if f.Validity != 0 && f.Validity != Validity {
+		return nil, nil, nil, &source.ValidityChangedError{Folder: f.Name, Old: f.Validity, New: Validity}
 	}
 	if !fl.labels {
 		all := make([]int32, len(idx.entries))
@@ -624,21 +675,23 @@ func (s *Source) members(ctx context.Context, f source.Folder) (*file, *index, [
 	return fl, idx, idx.members[f.Name], nil
 }
 
-func id(off int64, hash uint32) string {
-	return strconv.FormatInt(off, 10) + "-" + fmt.Sprintf("%08x", hash)
+// keyID is the ID of the n-th (from 0) message with a content key.
+func keyID(key uint64, n int) string {
+	s := fmt.Sprintf("%016x", key)
+	if n > 0 {
+		s += "-" + strconv.Itoa(n)
+	}
+	return s
 }
 
-func parseID(s string) (int64, uint32, bool) {
-	a, b, ok := strings.Cut(s, "-")
-	if !ok || len(b) != 8 {
-		return 0, 0, false
+// idKey returns the content key an ID carries.
+func idKey(id string) (uint64, bool) {
+	h, _, _ := strings.Cut(id, "-")
+	if len(h) != 16 {
+		return 0, false
 	}
-	off, err := strconv.ParseInt(a, 10, 64)
-	h, err2 := strconv.ParseUint(b, 16, 32)
-	if err != nil || err2 != nil || off < 0 {
-		return 0, 0, false
-	}
-	return off, uint32(h), true
+	k, err := strconv.ParseUint(h, 16, 64)
+	return k, err == nil
 }
 
 // List returns the messages of f in file order.
@@ -650,14 +703,16 @@ func (s *Source) List(ctx context.Context, f source.Folder) ([]source.Meta, erro
 	out := make([]source.Meta, len(mem))
 	for i, k := range mem {
 		e := &idx.entries[k]
-		out[i] = source.Meta{ID: id(e.off, e.hash), Size: e.size, Flags: e.flags, Received: time.Unix(e.date, 0)}
+		out[i] = source.Meta{ID: e.id, Size: e.size, Flags: e.flags, Received: time.Unix(e.date, 0)}
 	}
 	return out, nil
 }
 
-// Fetch seeks to each message's offset, checks that the same message is
-// still there (the ID's hash) and streams it. One that is not is reported
-// in a *source.VanishedError.
+// Fetch seeks to each message's offset (from the listing's scan), checks
+// that the same message is still there (the ID's content key) and streams
+// it. When it is not, the file changed since the scan: it is scanned again
+// (once per call) and the message looked up by its ID; one that is gone is
+// reported in a *source.VanishedError.
 func (s *Source) Fetch(ctx context.Context, f source.Folder, ids []string, fn func(source.Meta, io.Reader) error) error {
 	fl, err := s.fileOf(f)
 	if err != nil {
@@ -667,29 +722,54 @@ func (s *Source) Fetch(ctx context.Context, f source.Folder, ids []string, fn fu
 	if err != nil {
 		return err
 	}
+	idx, err := s.scan(ctx, fl)
+	if err != nil {
+		return err
+	}
+	rescanned := false
 	var vanished []string
 	for _, mid := range ids {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		off, hash, ok := parseID(mid)
+		key, ok := idKey(mid)
 		if !ok {
 			vanished = append(vanished, mid)
 			continue
 		}
-		err := m.start(off)
-		if err == nil {
-			err = m.readHeader()
-		}
-		if err == errNotSeparator {
-			vanished = append(vanished, mid)
-			continue
+		var x facts
+		for {
+			i, known := idx.byID[mid]
+			err = errNotSeparator
+			if known {
+				if err = m.start(idx.entries[i].off); err == nil {
+					err = m.readHeader()
+				}
+			}
+			if err != nil && err != errNotSeparator {
+				return fmt.Errorf("read message %s of mbox %s: %w", mid, fl.path, err)
+			}
+			if err == nil {
+				x = s.facts(fl, m)
+				if x.key == key && !x.expunged {
+					break
+				}
+				err = errNotSeparator
+			}
+			if rescanned {
+				break
+			}
+			s.log.Info("the mbox file changed since it was listed; scanning it again", "file", fl.path)
+			fi, serr := fl.f.Stat()
+			if serr != nil {
+				return fmt.Errorf("read mbox %s: %w", fl.path, serr)
+			}
+			if idx, err = s.rescan(ctx, fl, fi); err != nil {
+				return err
+			}
+			rescanned = true
 		}
 		if err != nil {
-			return fmt.Errorf("read message %s of mbox %s: %w", mid, fl.path, err)
-		}
-		x := s.facts(fl, m)
-		if x.hash != hash || x.expunged {
 			vanished = append(vanished, mid)
 			continue
 		}
@@ -737,13 +817,13 @@ func (s *Source) Identities(ctx context.Context, f source.Folder, fn func(source
 			err = m.readHeader()
 		}
 		if err != nil && err != errNotSeparator {
-			return fmt.Errorf("read the header of message %s of mbox %s: %w", id(e.off, e.hash), fl.path, err)
+			return fmt.Errorf("read the header of message %s of mbox %s: %w", e.id, fl.path, err)
 		}
 		x := s.facts(fl, m)
-		if err == errNotSeparator || x.hash != e.hash {
+		if key, _ := idKey(e.id); err == errNotSeparator || x.key != key {
 			continue // changed since the listing
 		}
-		if err := fn(source.Identity{ID: id(e.off, e.hash), MessageID: x.msgID, Date: time.Unix(e.date, 0), Size: e.size}); err != nil {
+		if err := fn(source.Identity{ID: e.id, MessageID: x.msgID, Date: time.Unix(e.date, 0), Size: e.size}); err != nil {
 			return err
 		}
 	}
