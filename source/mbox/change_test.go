@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -187,5 +188,54 @@ func TestNotMbox(t *testing.T) {
 	fs, _ := s.Folders(context.Background())
 	if len(fs) != 1 || fs[0].Name != "Empty" {
 		t.Errorf("empty file: folders %v", fs)
+	}
+}
+
+// TestConcurrentSessions: sessions of one process share the listing's scan
+// and read at their own offsets at the same time (run with -race).
+func TestConcurrentSessions(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "Archive")
+	msgs := corpus(MboxRD, false)
+	writeMbox(t, path, MboxRD, false, msgs, func(i int) string { return FromLine("a", int64(i)) })
+	ctx := context.Background()
+	lister, err := Open(ctx, path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lister.Close()
+	fs, _ := lister.Folders(ctx)
+	metas, _ := lister.List(ctx, fs[0])
+	errs := make(chan error, 4)
+	for w := range 4 {
+		go func() {
+			s, err := Open(ctx, path, Options{})
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer s.Close()
+			i := 0
+			ids := []string{}
+			for k := w; k < len(metas); k += 4 {
+				ids = append(ids, metas[k].ID)
+			}
+			err = s.Fetch(ctx, fs[0], ids, func(m source.Meta, r io.Reader) error {
+				b, err := io.ReadAll(r)
+				if err == nil && !bytes.Equal(b, msgs[w+4*i]) {
+					err = fmt.Errorf("worker %d message %d differs", w, w+4*i)
+				}
+				i++
+				return err
+			})
+			if err == nil && s.files[0].idx != lister.files[0].idx {
+				err = fmt.Errorf("worker %d scanned the file again", w)
+			}
+			errs <- err
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
 	}
 }
