@@ -197,6 +197,17 @@ func TestTakeout(t *testing.T) {
 			}
 		})
 	}
+	// Label mode even when the first message has no labels (a chat, say).
+	path0 := filepath.Join(t.TempDir(), "takeout.mbox")
+	os.WriteFile(path0, []byte("From nolabel@x Sat Jan  6 00:00:00 2024\nSubject: no labels\n\nx\n\n"+file), 0o644)
+	s0, err := Open(context.Background(), path0, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s0.Close()
+	if all := fetchAll(t, s0); len(all["Archive"]) != 3 || len(all["INBOX"]) != 1 {
+		t.Errorf("unlabelled first message: Archive %d, INBOX %d", len(all["Archive"]), len(all["INBOX"]))
+	}
 	// "none": one folder named after the file.
 	path := filepath.Join(t.TempDir(), "Takeout.mbox")
 	os.WriteFile(path, []byte(file), 0o644)

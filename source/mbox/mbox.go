@@ -32,8 +32,9 @@
 //     marked expunged but not yet compacted away are skipped and counted),
 //     X-Mozilla-Status2's labels ($label1..5), X-Mozilla-Keys (keywords),
 //     and mutt's and Claws' Status (R) and X-Status (A, F, T, D).
-//   - Google Takeout: a single file whose first message has X-Gmail-Labels
-//     is read by label (unless GmailLabels is "none"): Inbox is INBOX, Sent,
+//   - Google Takeout: a single file where X-Gmail-Labels appears in the
+//     first 200 messages is read by label (unless GmailLabels is "none"):
+//     Inbox is INBOX, Sent,
 //     Drafts, Spam (as Junk) and Trash are folders with their special use,
 //     other labels are folders ("a/b" nested), Starred is \Flagged, Unread
 //     clears \Seen, Drafts sets \Draft; Important, Opened, Archived and
@@ -383,7 +384,7 @@ func (s *Source) detect(f *file) error {
 type Detected struct {
 	Format      Format
 	CRLF        bool
-	GmailLabels bool // the first message has X-Gmail-Labels
+	GmailLabels bool // one of the first messages has X-Gmail-Labels
 }
 
 // Detect reads the first messages of an mbox file (at most 200 or 16 MB).
@@ -419,9 +420,7 @@ func Detect(ra io.ReaderAt) (Detected, error) {
 		if err := m.readHeader(); err != nil {
 			return d, err
 		}
-		if i == 0 {
-			d.GmailLabels = headerValue(m.hdr, "x-gmail-labels") != nil
-		}
+		d.GmailLabels = d.GmailLabels || headerValue(m.hdr, "x-gmail-labels") != nil
 		_, next, err := m.skip()
 		if err != nil {
 			return d, err
