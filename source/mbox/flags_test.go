@@ -267,6 +267,15 @@ func TestTree(t *testing.T) {
 			t.Errorf("%s: %d messages, want %d", f, len(all[f]), n)
 		}
 	}
+	open := 0
+	for _, f := range s.files {
+		if f.f != nil {
+			open++
+		}
+	}
+	if open > 1 {
+		t.Errorf("%d files open at once, want at most 1", open)
+	}
 	if sk := s.Skipped(); len(sk) != 1 || sk[0].Name != "notes.txt" {
 		t.Errorf("skipped %v, want notes.txt", sk)
 	}

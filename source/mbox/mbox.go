@@ -101,6 +101,8 @@ type Source struct {
 	files   []*file
 	folder  map[string]*file // folder name -> file
 	skipped []source.Skip
+	cur     *file  // the file open for reading
+	buf     []byte // the read buffer of cur
 }
 
 type file struct {
@@ -446,12 +448,26 @@ func Detect(ra io.ReaderAt) (Detected, error) {
 	return d, nil
 }
 
+// reader returns the session's reader for f. A session keeps one file
+// open and one read buffer, whatever the number of files in a tree: moving
+// to another file closes the previous one.
 func (s *Source) reader(f *file) (*msgReader, error) {
+	if s.cur != nil && s.cur != f && s.cur.f != nil {
+		s.cur.f.Close()
+		s.cur.f, s.cur.mr = nil, nil
+	}
+	s.cur = f
 	if err := s.detect(f); err != nil {
 		return nil, err
 	}
+	if _, err := s.open(f); err != nil {
+		return nil, err
+	}
 	if f.mr == nil {
-		f.mr = &msgReader{lr: newLineReader(f.f, 256<<10)}
+		if s.buf == nil {
+			s.buf = make([]byte, 256<<10)
+		}
+		f.mr = &msgReader{lr: &lineReader{ra: f.f, buf: s.buf, limit: -1}}
 	}
 	f.mr.format, f.mr.crlf = f.format, f.crlf
 	return f.mr, nil
