@@ -243,6 +243,12 @@ func TestMboxCrashResume(t *testing.T) {
 		twant := takeoutFile(t, file, msgs)
 		root := filepath.Join(t.TempDir(), "Maildir")
 		state := t.TempDir()
+		// plan lists the label folders and what a run would copy.
+		if r := mf(t, secretEnv, "plan", "mbox:"+file, "maildir:"+root, "--state", state); r.code != 0 {
+			t.Fatalf("plan:\n%s", r)
+		} else {
+			mustContain(t, r.stdout, "Extra/One", "Extra Two", "INBOX", "TOTAL", fmt.Sprint(len(twant)))
+		}
 		args := []string{"migrate", "mbox:" + file, "maildir:" + root, "--state", state, "--no-progress"}
 		mboxCrashLoop(t, 5, maildirCount(root), len(twant), args...)
 		checkReport(t, "Takeout → Maildir after kill -9", corpus.Compare(twant, dovecottest.DumpMaildir(t, root), corpus.CompareOptions{Flags: true, Dates: true}))
