@@ -411,7 +411,7 @@ func (br *batchRun) secrets(ctx context.Context, c *common, row batch.Row) error
 		{c.src, row.SourcePassword, c.srcPassFile, c.srcTokenCmd, "source"},
 		{c.tgt, row.TargetPassword, c.tgtPassFile, c.tgtTokenCmd, "target"},
 	} {
-		if side.e.scheme == "maildir" {
+		if side.e.local() {
 			continue
 		}
 		switch {

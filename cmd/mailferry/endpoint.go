@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"flag"
 	"fmt"
 	"net"
 	"os"
@@ -18,6 +19,7 @@ import (
 	"github.com/mailferry/mailferry/source"
 	imapsrc "github.com/mailferry/mailferry/source/imap"
 	maildirsrc "github.com/mailferry/mailferry/source/maildir"
+	mboxsrc "github.com/mailferry/mailferry/source/mbox"
 	"github.com/mailferry/mailferry/source/pop3"
 	"github.com/mailferry/mailferry/target"
 	imaptgt "github.com/mailferry/mailferry/target/imap"
@@ -27,22 +29,54 @@ import (
 // endpoint is a parsed SOURCE or TARGET argument.
 type endpoint struct {
 	raw    string // as given, for messages (never holds a password)
-	scheme string // pop3, pop3s, imap, imaps, maildir
+	scheme string // pop3, pop3s, imap, imaps, maildir, mbox
 	user   string
 	host   string
 	port   int
 	noTLS  bool   // ?tls=none
-	path   string // maildir
+	path   string // maildir, mbox
 	pass   string // filled in later, never printed
 	token  func(context.Context) (string, error)
+	mbox   mboxsrc.Options
+}
+
+// local reports whether the endpoint is a path, with no login.
+func (e *endpoint) local() bool { return e.scheme == "maildir" || e.scheme == "mbox" }
+
+// mboxFlags are the flags that tune an mbox source.
+type mboxFlags struct {
+	format mboxsrc.Format
+	labels string
+}
+
+func (m *mboxFlags) register(fs *flag.FlagSet) {
+	fs.Func("mbox-format", "read mbox files as `FORMAT` mboxo, mboxrd, mboxcl or mboxcl2 (default: detected per file)", func(s string) (err error) {
+		m.format, err = mboxsrc.ParseFormat(s)
+		return err
+	})
+	fs.Func("gmail-labels", "Google Takeout mbox: a copy in `each` labelled folder (default, as Gmail's IMAP shows it), or only in the \"first\" by priority, or \"none\" (one folder)", func(s string) error {
+		if s != "each" && s != "first" && s != "none" {
+			return fmt.Errorf("want each, first or none")
+		}
+		m.labels = s
+		return nil
+	})
+}
+
+// setMbox applies the mbox flags and --to-folder (the folder of a single
+// mbox file) to an mbox endpoint.
+func (e *endpoint) setMbox(m mboxFlags, toFolder string) {
+	if e.scheme == "mbox" {
+		e.mbox = mboxsrc.Options{Format: m.format, GmailLabels: m.labels, Folder: toFolder}
+	}
 }
 
 func (e *endpoint) addr() string { return net.JoinHostPort(e.host, strconv.Itoa(e.port)) }
 
 // String is the endpoint without secrets, used for messages and the job id.
 func (e *endpoint) String() string {
-	if e.scheme == "maildir" {
-		return "maildir:" + e.path
+	if e.local() {
+		return e.scheme + ":" + e.path
 	}
 	s := e.scheme + "://" + e.user + "@" + e.addr()
 	if e.noTLS {
@@ -54,31 +88,33 @@ func (e *endpoint) String() string {
 var defaultPorts = map[string]int{"pop3": 110, "pop3s": 995, "imap": 143, "imaps": 993}
 
 // parseEndpoint parses pop3s://USER@HOST[:PORT], pop3://…, imaps://…,
-// imap://… (optionally ?tls=none) and maildir:PATH.
+// imap://… (optionally ?tls=none), maildir:PATH and mbox:PATH.
 func parseEndpoint(s string) (*endpoint, error) {
-	if rest, ok := strings.CutPrefix(s, "maildir:"); ok {
-		rest = strings.TrimPrefix(rest, "//")
-		if rest == "" {
-			return nil, fmt.Errorf("%q: maildir needs a path, as in maildir:/backup/mail", s)
-		}
-		// The shell expands ~ only at the start of a word, not after
-		// "maildir:": do it here rather than create a directory named ~.
-		if rest == "~" || strings.HasPrefix(rest, "~/") {
-			home, err := os.UserHomeDir()
+	for _, scheme := range []string{"maildir", "mbox"} {
+		if rest, ok := strings.CutPrefix(s, scheme+":"); ok {
+			rest = strings.TrimPrefix(rest, "//")
+			if rest == "" {
+				return nil, fmt.Errorf("%q: %s needs a path, as in %s:/backup/mail", s, scheme, scheme)
+			}
+			// The shell expands ~ only at the start of a word, not after
+			// "maildir:": do it here rather than create a directory named ~.
+			if rest == "~" || strings.HasPrefix(rest, "~/") {
+				home, err := os.UserHomeDir()
+				if err != nil {
+					return nil, fmt.Errorf("%q: %w", s, err)
+				}
+				rest = filepath.Join(home, strings.TrimPrefix(rest, "~"))
+			}
+			abs, err := filepath.Abs(rest)
 			if err != nil {
 				return nil, fmt.Errorf("%q: %w", s, err)
 			}
-			rest = filepath.Join(home, strings.TrimPrefix(rest, "~"))
+			return &endpoint{raw: s, scheme: scheme, path: abs}, nil
 		}
-		abs, err := filepath.Abs(rest)
-		if err != nil {
-			return nil, fmt.Errorf("%q: %w", s, err)
-		}
-		return &endpoint{raw: s, scheme: "maildir", path: abs}, nil
 	}
 	scheme, rest, ok := strings.Cut(s, "://")
 	if !ok {
-		return nil, fmt.Errorf("%q is not an endpoint: use pop3s://USER@HOST, imaps://USER@HOST or maildir:PATH", s)
+		return nil, fmt.Errorf("%q is not an endpoint: use pop3s://USER@HOST, imaps://USER@HOST, maildir:PATH or mbox:PATH", s)
 	}
 	scheme = strings.ToLower(scheme)
 	port, known := defaultPorts[scheme]
@@ -257,6 +293,17 @@ func (e *endpoint) sourceOpener(o connOptions) (source.Opener, error) {
 		}
 		return func(ctx context.Context) (source.Source, error) {
 			s, err := maildirsrc.Open(ctx, e.path)
+			if err != nil {
+				return nil, err
+			}
+			return s, nil
+		}, nil
+	case "mbox":
+		if _, err := os.Stat(e.path); err != nil {
+			return nil, failure.Mark(failure.Config, fmt.Errorf("source mbox %s: %w", e.path, err))
+		}
+		return func(ctx context.Context) (source.Source, error) {
+			s, err := mboxsrc.Open(ctx, e.path, e.mbox)
 			if err != nil {
 				return nil, err
 			}

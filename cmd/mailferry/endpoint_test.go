@@ -1,10 +1,14 @@
 package main
 
 import (
+	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	mboxsrc "github.com/mailferry/mailferry/source/mbox"
 )
 
 func TestParseEndpoint(t *testing.T) {
@@ -31,6 +35,10 @@ func TestParseEndpoint(t *testing.T) {
 		{"ftp://bob@h", "", "unknown scheme"},
 		{"bob@h", "", "not an endpoint"},
 		{"maildir:", "", "path"},
+		{"mbox:/backup/Takeout.mbox", "mbox:/backup/Takeout.mbox", ""},
+		{"mbox:///backup/tb", "mbox:/backup/tb", ""},
+		{"mbox:~/mail", "mbox:" + filepath.Join(home, "mail"), ""},
+		{"mbox:", "", "path"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.in, func(t *testing.T) {
@@ -65,5 +73,34 @@ func TestRedactWriter(t *testing.T) {
 	w.Write([]byte("login failed: s3cret-pass rejected"))
 	if strings.Contains(b.String(), "s3cret") {
 		t.Fatal(b.String())
+	}
+}
+
+func TestMboxFlags(t *testing.T) {
+	var m mboxFlags
+	fs := flag.NewFlagSet("x", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	m.register(fs)
+	if err := fs.Parse([]string{"--mbox-format", "mboxcl2", "--gmail-labels", "first"}); err != nil {
+		t.Fatal(err)
+	}
+	e, err := parseEndpoint("mbox:/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.setMbox(m, "Old mail")
+	if e.mbox.Format != mboxsrc.MboxCL2 || e.mbox.GmailLabels != "first" || e.mbox.Folder != "Old mail" || !e.local() {
+		t.Fatalf("%+v", e.mbox)
+	}
+	for _, bad := range [][]string{{"--mbox-format", "mbx"}, {"--gmail-labels", "all"}} {
+		fs := flag.NewFlagSet("x", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		new(mboxFlags).register(fs)
+		if err := fs.Parse(bad); err == nil {
+			t.Errorf("%v accepted", bad)
+		}
+	}
+	if _, err := e.targetOpener(connOptions{}); err == nil {
+		t.Error("mbox accepted as a target")
 	}
 }

@@ -38,6 +38,7 @@ type common struct {
 	verbose          bool
 	quiet            bool
 	src, tgt         *endpoint
+	mbox             mboxFlags
 	positional       []string
 	logger           *slog.Logger
 	closeLog         func()
@@ -78,6 +79,7 @@ func newCommon(name, usage string, out io.Writer) *common {
 	fs.StringVar(&c.report, "report", "", "write a JSON report of the run to `FILE`")
 	fs.StringVar(&c.logFile, "log", "", "append a complete record of the run (JSON lines) to `FILE`")
 	addVerbosity(fs, &c.verbose, &c.quiet)
+	c.mbox.register(fs)
 	fs.Usage = func() { printUsage(out, usage, fs, c.hidden) }
 	return c
 }
@@ -139,6 +141,7 @@ func (c *common) parse(args []string) error {
 	if c.src, err = parseEndpoint(c.positional[0]); err != nil {
 		return fmt.Errorf("source: %w", err)
 	}
+	c.src.setMbox(c.mbox, c.toFolder)
 	if c.tgt, err = parseEndpoint(c.positional[1]); err != nil {
 		return fmt.Errorf("target: %w", err)
 	}

@@ -145,8 +145,8 @@ func printCommandHelp(w io.Writer, c *command) {
 var flagGroups = map[string]string{
 	"include": "Folders", "exclude": "Folders", "map": "Folders", "to-folder": "Folders", "keep-all-mail": "Folders",
 	"sync-flags": "Copying", "dry-run": "Copying", "max-size": "Copying", "fix-bare-lf": "Copying", "strip-nul": "Copying",
-	"delete-source": "Copying",
-	"deep":          "Checks", "ignore-flags": "Checks", "ignore-keywords": "Checks", "ignore-dates": "Checks",
+	"delete-source": "Copying", "mbox-format": "Sources", "gmail-labels": "Sources",
+	"deep": "Checks", "ignore-flags": "Checks", "ignore-keywords": "Checks", "ignore-dates": "Checks",
 	"accounts": "Batch", "shard": "Batch", "log-dir": "Batch",
 	"workers": "Connections", "ca-file": "Connections", "timeout": "Connections", "retries": "Connections",
 	"max-rate": "Connections", "max-bandwidth": "Connections",
@@ -156,7 +156,7 @@ var flagGroups = map[string]string{
 	"stats": "Output and state", "verbose": "Output and state", "quiet": "Output and state",
 }
 
-var flagGroupOrder = []string{"Folders", "Copying", "Checks", "Batch", "Connections", "Passwords", "Output and state", "Flags"}
+var flagGroupOrder = []string{"Folders", "Sources", "Copying", "Checks", "Batch", "Connections", "Passwords", "Output and state", "Flags"}
 
 // shortAlias maps a long flag name to its one-letter alias.
 var shortAlias = map[string]string{"verbose": "v", "quiet": "q"}

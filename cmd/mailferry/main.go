@@ -26,7 +26,7 @@ const (
 	exitTerminated  = 143 // SIGTERM (128+15), as a shell reports it
 )
 
-const usageIntro = `mailferry moves e-mail: POP3, IMAP or Maildir in; IMAP or Maildir out.
+const usageIntro = `mailferry moves e-mail: POP3, IMAP, Maildir or mbox in; IMAP or Maildir out.
 Every message exactly once, with its flags, date and folder; an interrupted
 run resumes where it stopped, and a re-run copies only what is new.
 `
@@ -37,6 +37,7 @@ const usageEndpoints = `Endpoints:
   imaps://USER@HOST[:PORT]    IMAP over TLS (port 993)
   imap://USER@HOST[:PORT]     IMAP with STARTTLS, required (port 143); ?tls=none allows plaintext
   maildir:PATH                a Maildir++ tree as Dovecot keeps it (INBOX at PATH, folders as .Name)
+  mbox:PATH                   (source only) an mbox file (Google Takeout, mutt) or a tree of them (Thunderbird)
   A user name holding '@' is fine: imaps://bob@example.com@mail.example.com
 `
 

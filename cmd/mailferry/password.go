@@ -40,7 +40,7 @@ func (c *common) passwords(stderr io.Writer) error {
 		{c.src, "MAILFERRY_SOURCE_PASSWORD", c.srcPassFile, c.srcPassCmd, c.srcTokenCmd, "source"},
 		{c.tgt, "MAILFERRY_TARGET_PASSWORD", c.tgtPassFile, c.tgtPassCmd, c.tgtTokenCmd, "target"},
 	} {
-		if side.e.scheme == "maildir" {
+		if side.e.local() {
 			continue
 		}
 		if side.tokenCmd != "" {
