@@ -9,7 +9,7 @@ import (
 	"io"
 	"time"
 
-	"github.com/mailferry/mailferry/source"
+	"github.com/mailferry/mailferry/internal/mailbox"
 )
 
 // Delivery describes one message to be stored, separately from its bytes.
@@ -55,7 +55,7 @@ type Fingerprint struct {
 type Target interface {
 	// Ensure makes sure the folder exists (creating it and its parents if
 	// needed) and returns its canonical name.
-	Ensure(ctx context.Context, folder source.Folder) (string, error)
+	Ensure(ctx context.Context, folder mailbox.Folder) (string, error)
 	// Put stores one message and returns once it is durable, with a receipt
 	// that names the stored copy (IMAP: "uidvalidity:uid" or ""; Maildir: the
 	// file's base name).
@@ -72,7 +72,7 @@ type Opener func(ctx context.Context) (Target, error)
 // special-use attributes), so that the engine can map source folders onto
 // the target's own (`\Sent` onto the target's Sent folder).
 type FolderLister interface {
-	Folders(ctx context.Context) ([]source.Folder, error)
+	Folders(ctx context.Context) ([]mailbox.Folder, error)
 }
 
 // Rejected wraps an error for a message the target refused permanently

@@ -25,8 +25,8 @@ import (
 
 	"github.com/mailferry/mailferry/internal/failure"
 	"github.com/mailferry/mailferry/internal/imapconn"
+	"github.com/mailferry/mailferry/internal/mailbox"
 	"github.com/mailferry/mailferry/internal/message"
-	"github.com/mailferry/mailferry/source"
 	"github.com/mailferry/mailferry/target"
 )
 
@@ -207,12 +207,12 @@ func (t *Target) loadFolders(ctx context.Context) ([]*imap.ListData, error) {
 }
 
 // Folders lists the target's folders with their special-use attributes.
-func (t *Target) Folders(ctx context.Context) ([]source.Folder, error) {
+func (t *Target) Folders(ctx context.Context) ([]mailbox.Folder, error) {
 	l, err := t.loadFolders(ctx)
 	if err != nil {
 		return nil, err
 	}
-	var out []source.Folder
+	var out []mailbox.Folder
 	for _, d := range l {
 		if !imapconn.Selectable(d.Attrs) {
 			continue
@@ -221,7 +221,7 @@ func (t *Target) Folders(ctx context.Context) ([]source.Folder, error) {
 		if !ok {
 			continue
 		}
-		out = append(out, source.Folder{Name: name, SpecialUse: imapconn.SpecialUse(d.Attrs)})
+		out = append(out, mailbox.Folder{Name: name, SpecialUse: imapconn.SpecialUse(d.Attrs)})
 	}
 	return out, nil
 }
@@ -230,7 +230,7 @@ func (t *Target) Folders(ctx context.Context) ([]source.Folder, error) {
 // and returns its canonical name. A folder created for a special use
 // (f.SpecialUse) the target has no folder for yet gets it, where the
 // server offers CREATE-SPECIAL-USE.
-func (t *Target) Ensure(ctx context.Context, f source.Folder) (string, error) {
+func (t *Target) Ensure(ctx context.Context, f mailbox.Folder) (string, error) {
 	if _, err := t.conn(ctx); err != nil {
 		return "", err
 	}

@@ -49,8 +49,8 @@ import (
 	"time"
 
 	"github.com/mailferry/mailferry/internal/failure"
+	"github.com/mailferry/mailferry/internal/mailbox"
 	"github.com/mailferry/mailferry/internal/maildirpp"
-	"github.com/mailferry/mailferry/source"
 	"github.com/mailferry/mailferry/target"
 )
 
@@ -220,7 +220,7 @@ func (t *Target) resolve(folder string) (name, dir string, err error) {
 // Ensure creates the folder and its parents (Maildir++ directories with
 // maildirfolder files) and returns the name it is stored under: the
 // requested one, or a safe replacement for a hostile name (see Renamed).
-func (t *Target) Ensure(ctx context.Context, f source.Folder) (string, error) {
+func (t *Target) Ensure(ctx context.Context, f mailbox.Folder) (string, error) {
 	if err := ctx.Err(); err != nil {
 		return "", err
 	}
@@ -269,7 +269,7 @@ func (t *Target) ensureDirs(name string) error {
 }
 
 // Folders lists the folders of the tree (no special-use attributes).
-func (t *Target) Folders(ctx context.Context) ([]source.Folder, error) {
+func (t *Target) Folders(ctx context.Context) ([]mailbox.Folder, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -280,9 +280,9 @@ func (t *Target) Folders(ctx context.Context) ([]source.Folder, error) {
 	for _, s := range skipped {
 		t.log.Warn("Maildir directory skipped: not a valid folder name", "dir", filepath.Join(t.root, s))
 	}
-	out := make([]source.Folder, len(es))
+	out := make([]mailbox.Folder, len(es))
 	for i, e := range es {
-		out[i] = source.Folder{Name: e.Name}
+		out[i] = mailbox.Folder{Name: e.Name}
 	}
 	return out, nil
 }
