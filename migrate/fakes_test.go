@@ -65,6 +65,16 @@ func (s *memSource) opener() source.Opener {
 
 type memIdentSession struct{ memSourceSession }
 
+func (m *memSourceSession) Features() source.Features {
+	return source.Features{Delete: true, Flags: true, Dates: true}
+}
+
+func (m *memIdentSession) Features() source.Features {
+	f := m.memSourceSession.Features()
+	f.Identities = true
+	return f
+}
+
 func (m *memIdentSession) Identities(ctx context.Context, f source.Folder, fn func(source.Identity) error) error {
 	m.s.mu.Lock()
 	l := slices.Clone(m.s.msgs[f.Name])
@@ -329,7 +339,22 @@ func (t *memTarget) preload(folder string, msgs []memMsg) {
 	}
 }
 
-func (m *memTargetSession) RequiresCRLF() bool { return m.t.crlf }
+// Features: a crlf memTarget stands for an IMAP server without BINARY.
+func (m *memTargetSession) Features() target.Features {
+	return target.Features{CRLF: m.t.crlf, NUL: !m.t.crlf, ExclusiveFolders: m.t.crlf, Inventory: true, Flags: true, Folders: true}
+}
+
+func (m *memPipeSession) Features() target.Features {
+	f := m.memTargetSession.Features()
+	f.Pipeline = pipelineWindow
+	return f
+}
+
+func (m *memPlainSession) Features() target.Features {
+	f := m.Target.Features()
+	f.Inventory, f.Flags, f.Folders = false, false, false // only the Target methods
+	return f
+}
 
 func (m *memTargetSession) Folders(ctx context.Context) ([]source.Folder, error) {
 	m.t.mu.Lock()

@@ -263,6 +263,13 @@ func TestPerMessageFailuresDoNotStopTheRun(t *testing.T) {
 // vanishSession hides the message "gone" from Fetch.
 type vanishSession struct{ source.Source }
 
+// Features: only the Source methods are promoted.
+func (v *vanishSession) Features() source.Features {
+	f := v.Source.Features()
+	f.Delete, f.Identities, f.Skipped, f.Capabilities = false, false, false, false
+	return f
+}
+
 func (v *vanishSession) Fetch(ctx context.Context, f source.Folder, ids []string, fn func(source.Meta, io.Reader) error) error {
 	var keep []string
 	gone := false

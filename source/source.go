@@ -34,6 +34,8 @@ type Source interface {
 	// exist on the source are skipped and reported at the end with a
 	// *VanishedError after every other message was delivered.
 	Fetch(ctx context.Context, f Folder, ids []string, fn func(Meta, io.Reader) error) error
+	// Features declares the session's optional abilities.
+	Features() Features
 	// Close ends the session (for POP3: QUIT, which commits deletions).
 	Close() error
 }

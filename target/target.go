@@ -62,6 +62,8 @@ type Target interface {
 	Put(ctx context.Context, d Delivery, body io.Reader) (receipt string, err error)
 	// Find looks for a message that an interrupted Put may have stored.
 	Find(ctx context.Context, d Delivery) (receipt string, ok bool, err error)
+	// Features declares the session's optional abilities.
+	Features() Features
 	Close() error
 }
 
@@ -88,12 +90,6 @@ func (e *Rejected) Unwrap() error { return e.Err }
 // ErrFolderFull is wrapped by Put when the folder or account is over quota.
 var ErrFolderFull = errors.New("over quota")
 
-// CRLFRequired is implemented by targets that accept only CRLF line endings
-// (IMAP): the engine converts bare LF before Put and counts it.
-type CRLFRequired interface {
-	RequiresCRLF() bool
-}
-
 // FlagSetter is implemented by targets that can change the flags of a
 // message already stored (--sync-flags).
 type FlagSetter interface {
@@ -106,12 +102,6 @@ type FlagSetter interface {
 // of the Sends, returns what Put would have returned.
 type Pipeliner interface {
 	Send(ctx context.Context, d Delivery, body io.Reader) (wait func() (receipt string, err error), err error)
-}
-
-// PipelineDepther is implemented by a Pipeliner that says how many Sends may
-// be in flight (the engine's default otherwise).
-type PipelineDepther interface {
-	PipelineDepth() int
 }
 
 // Marker is implemented by targets that can say, cheaply and before a

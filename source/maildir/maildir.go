@@ -68,6 +68,12 @@ var (
 	_ source.Identifier = (*Source)(nil)
 )
 
+// Features declares what a Maildir source can do (dates are the files'
+// modification times).
+func (s *Source) Features() source.Features {
+	return source.Features{Identities: true, Flags: true, Dates: true}
+}
+
 // Open opens the Maildir++ tree at root, which must exist.
 func Open(ctx context.Context, root string) (*Source, error) {
 	if err := ctx.Err(); err != nil {

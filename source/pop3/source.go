@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -31,9 +33,10 @@ type Source struct {
 }
 
 var (
-	_ source.Source     = (*Source)(nil)
-	_ source.Deleter    = (*Source)(nil)
-	_ source.Identifier = (*Source)(nil)
+	_ source.Source           = (*Source)(nil)
+	_ source.Deleter          = (*Source)(nil)
+	_ source.Identifier       = (*Source)(nil)
+	_ source.CapabilityLister = (*Source)(nil)
 )
 
 // Open dials and logs in.
@@ -50,6 +53,31 @@ func Open(ctx context.Context, cfg Config) (*Source, error) {
 
 // Client returns the session's low-level client.
 func (s *Source) Client() *Client { return s.c }
+
+// Features declares what a POP3 source can do: one folder, no flags, no
+// dates.
+func (s *Source) Features() source.Features {
+	return source.Features{Delete: true, Identities: true, Capabilities: true}
+}
+
+// Capabilities lists what matters of the server's CAPA, sorted.
+func (s *Source) Capabilities(ctx context.Context) ([]string, error) {
+	if s.c == nil {
+		return nil, errors.New("pop3: no session")
+	}
+	var out []string
+	for k, v := range s.c.Capabilities() {
+		switch k {
+		case "PIPELINING", "UIDL", "TOP", "RESP-CODES", "AUTH-RESP-CODE", "SASL", "STLS", "USER", "EXPIRE", "LOGIN-DELAY":
+			if len(v) > 0 {
+				k += " " + strings.Join(v, " ")
+			}
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
 
 // Folders returns the one folder.
 func (s *Source) Folders(ctx context.Context) ([]source.Folder, error) {

@@ -71,11 +71,14 @@ type permFlags struct {
 }
 
 var (
-	_ target.Target         = (*Target)(nil)
-	_ target.FolderLister   = (*Target)(nil)
-	_ target.FlagSetter     = (*Target)(nil)
-	_ target.CRLFRequired   = (*Target)(nil)
-	_ target.BinaryAppender = (*Target)(nil)
+	_ target.Target            = (*Target)(nil)
+	_ target.FolderLister      = (*Target)(nil)
+	_ target.FlagSetter        = (*Target)(nil)
+	_ target.BinaryAppender    = (*Target)(nil)
+	_ target.Quotaer           = (*Target)(nil)
+	_ target.AppendLimiter     = (*Target)(nil)
+	_ target.CapabilityLister  = (*Target)(nil)
+	_ target.SpecialUseCreator = (*Target)(nil)
 )
 
 // Open connects and logs in.
@@ -158,8 +161,15 @@ func (t *Target) Close() error {
 	return imapconn.Logout(c)
 }
 
-// RequiresCRLF reports that IMAP needs CRLF line endings.
-func (t *Target) RequiresCRLF() bool { return true }
+// Features declares what an IMAP target can do. NUL depends on the
+// session (BINARY, see AppendsBinary), Pipeline on the store session.
+func (t *Target) Features() target.Features {
+	return target.Features{
+		CRLF: true, NUL: t.AppendsBinary(), ExclusiveFolders: true, Pipeline: t.pipelineDepth(),
+		Marks: true, Inventory: true, Flags: true, Folders: true,
+		Quota: true, Capabilities: true, AppendLimit: true, SpecialUseCreate: true,
+	}
+}
 
 // short runs a short command under a deadline and ctx; on error the
 // connection is dropped.

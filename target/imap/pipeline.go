@@ -127,8 +127,8 @@ func (t *Target) send(ctx context.Context, d target.Delivery, body io.Reader) (f
 	}, nil
 }
 
-// PipelineDepth says how many Sends may be in flight on this target.
-func (t *Target) PipelineDepth() int {
+// pipelineDepth says how many Sends may be in flight on this target.
+func (t *Target) pipelineDepth() int {
 	if t.pipe != nil {
 		return t.pipe.depth()
 	}

@@ -375,8 +375,16 @@ func (t *Target) Send(ctx context.Context, d target.Delivery, body io.Reader) (f
 	}, nil
 }
 
-// PipelineDepth: how many Sends may wait for their fsync at once.
-func (t *Target) PipelineDepth() int { return 32 }
+// pipelineDepth: how many Sends may wait for their fsync at once.
+const pipelineDepth = 32
+
+// Features declares what a Maildir target can do: files keep any byte, and
+// workers may share a folder.
+func (t *Target) Features() target.Features {
+	return target.Features{
+		NUL: true, Pipeline: pipelineDepth, Inventory: true, Flags: true, Folders: true,
+	}
+}
 
 // flush moves every pending file whose fsync succeeded into cur/ and
 // fsyncs the cur/ directories they went to.
