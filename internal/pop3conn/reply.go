@@ -1,4 +1,4 @@
-package pop3
+package pop3conn
 
 import (
 	"errors"
@@ -123,7 +123,7 @@ func loginError(addr, user string, e *Error) error {
 }
 
 // cmdError builds the error for a refused command outside login.
-func cmdError(addr string, e *Error) error {
+func CmdError(addr string, e *Error) error {
 	err := fmt.Errorf("pop3 %s: %s refused: %w", addr, e.Cmd, e)
 	k := classify(e, false)
 	if k == failure.Unknown {
