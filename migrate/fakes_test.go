@@ -245,6 +245,9 @@ type memTarget struct {
 	ensureErrs atomic.Int64
 	// findErrs: the next findErrs Finds fail with a temporary error.
 	findErrs atomic.Int64
+	// connectErrs: the next connectErrs Puts fail as a session whose
+	// redial is refused (failure.Connect), before storing anything.
+	connectErrs atomic.Int64
 	// censuses and inventories count those calls.
 	censuses, inventories atomic.Int64
 	finds                 atomic.Int64
@@ -379,6 +382,9 @@ func (m *memTargetSession) Ensure(ctx context.Context, f source.Folder) (string,
 }
 
 func (m *memTargetSession) Put(ctx context.Context, d target.Delivery, body io.Reader) (string, error) {
+	if m.t.connectErrs.Add(-1) >= 0 {
+		return "", failure.Mark(failure.Connect, errors.New("connect to 127.0.0.1:993: connection refused (injected)"))
+	}
 	if m.t.block != nil {
 		select {
 		case <-m.t.block:

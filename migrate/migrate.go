@@ -553,7 +553,7 @@ func (e *engine) prepare(ctx context.Context, s0p *source.Source, t0p *target.Ta
 			})
 		}
 		if err != nil {
-			if k := failure.KindOf(err); k == failure.Auth || k == failure.TLS || k == failure.Fatal || ctx.Err() != nil {
+			if fatal(err) || ctx.Err() != nil {
 				return nil, fmt.Errorf("create target folder %q: %w", p.target, err)
 			}
 			e.sum.fail(fsum, Failure{Folder: p.src.Name, Reason: fmt.Sprintf("create target folder %q: %v", p.target, err)})
@@ -779,8 +779,7 @@ func (e *engine) syncFlags(ctx context.Context, t target.Target, fs *folderState
 	fsetter := t.(target.FlagSetter)
 	receipt, err := fsetter.SetFlags(ctx, ent.Folder, ent.Receipt, m.Flags)
 	if err != nil {
-		switch failure.KindOf(err) {
-		case failure.Auth, failure.TLS, failure.Fatal:
+		if failure.IsFatal(err) {
 			return fmt.Errorf("set flags in %q: %w", ent.Folder, err)
 		}
 		e.sum.fail(fs.sum, Failure{Folder: fs.src.Name, Key: m.ID, Reason: fmt.Sprintf("set flags: %v", err)})
@@ -896,11 +895,8 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// fatal reports whether err must stop the run.
+// fatal reports whether err must stop the run: failure.IsFatal, or the
+// run's context ended.
 func fatal(err error) bool {
-	switch failure.KindOf(err) {
-	case failure.Auth, failure.TLS, failure.Fatal, failure.Config:
-		return true
-	}
-	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+	return failure.IsFatal(err) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }

@@ -153,11 +153,7 @@ func (t *Target) appender(ctx context.Context) (*appendPipe, error) {
 	}
 	s, err := imapconn.DialRaw(ctx, t.cfg)
 	if err != nil {
-		switch failure.KindOf(err) {
-		case failure.Auth, failure.TLS, failure.Config, failure.Fatal:
-			return nil, err
-		}
-		if ctx.Err() != nil {
+		if failure.IsFatal(err) || ctx.Err() != nil {
 			return nil, err
 		}
 		// The main session works, a second one does not (a limit on
