@@ -549,7 +549,7 @@ func cmdMigrate(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "mailferry migrate: %v\n", err)
 		return exitUsage
 	}
-	co := connOptions{caFile: c.caFile, timeout: c.timeout, folder: "INBOX", job: tmpTag(c.state, c.src, c.tgt, rules.ToFolder)}
+	co := connOptions{log: c.logger, caFile: c.caFile, timeout: c.timeout, folder: "INBOX", job: tmpTag(c.state, c.src, c.tgt, rules.ToFolder)}
 	srcOpen, err := c.src.sourceOpener(co)
 	if err == nil {
 		_, err = c.tgt.targetOpener(co)
@@ -782,7 +782,7 @@ func cmdVerify(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "mailferry verify: %v\n", err)
 		return exitUsage
 	}
-	co := connOptions{caFile: c.caFile, timeout: c.timeout, folder: "INBOX"}
+	co := connOptions{log: c.logger, caFile: c.caFile, timeout: c.timeout, folder: "INBOX"}
 	srcOpen, err := c.src.sourceOpener(co)
 	var tgtRead = srcOpen
 	if err == nil {

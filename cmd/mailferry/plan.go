@@ -477,7 +477,7 @@ func cmdPlan(args []string, stdout, stderr io.Writer) int {
 	if err := c.passwords(stderr); err != nil {
 		return fail(exitUsage, err)
 	}
-	co := connOptions{caFile: c.caFile, timeout: c.timeout, folder: "INBOX"}
+	co := connOptions{log: c.logger, caFile: c.caFile, timeout: c.timeout, folder: "INBOX"}
 	srcOpen, err := c.src.sourceOpener(co)
 	if err != nil {
 		return fail(exitUsage, err)

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"strings"
 	"time"
@@ -60,6 +61,17 @@ type Config struct {
 	Options *imapclient.Options
 	// Limits bound what the server can make us read (zero: DefaultLimits).
 	Limits Limits
+	// Logger receives the warnings of the IMAP source and target built on
+	// this Config; nil discards them.
+	Logger *slog.Logger
+}
+
+// Log returns cfg.Logger, or a logger that discards when it is nil.
+func (cfg *Config) Log() *slog.Logger {
+	if cfg.Logger != nil {
+		return cfg.Logger
+	}
+	return slog.New(slog.DiscardHandler)
 }
 
 func (cfg *Config) timeout() time.Duration {

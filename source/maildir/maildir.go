@@ -74,8 +74,21 @@ func (s *Source) Features() source.Features {
 	return source.Features{Identities: true, Flags: true, Dates: true}
 }
 
+// Option configures Open.
+type Option func(*Source)
+
+// WithLogger sends the source's warnings (skipped directories, duplicate
+// messages) to log; without it they are discarded.
+func WithLogger(log *slog.Logger) Option {
+	return func(s *Source) {
+		if log != nil {
+			s.log = log
+		}
+	}
+}
+
 // Open opens the Maildir++ tree at root, which must exist.
-func Open(ctx context.Context, root string) (*Source, error) {
+func Open(ctx context.Context, root string, opts ...Option) (*Source, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -87,7 +100,11 @@ func Open(ctx context.Context, root string) (*Source, error) {
 	if !fi.IsDir() {
 		return nil, failure.Mark(failure.Config, fmt.Errorf("open Maildir %s: not a directory", root))
 	}
-	return &Source{root: root, log: slog.Default(), kw: map[string]*maildirpp.Keywords{}, dirs: map[string]string{}, idx: map[string]map[string]loc{}}, nil
+	s := &Source{root: root, log: slog.New(slog.DiscardHandler), kw: map[string]*maildirpp.Keywords{}, dirs: map[string]string{}, idx: map[string]map[string]loc{}}
+	for _, o := range opts {
+		o(s)
+	}
+	return s, nil
 }
 
 // Close does nothing.

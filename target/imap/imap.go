@@ -61,7 +61,8 @@ type Target struct {
 	limits appendLimits
 	// fullRoot holds, per server folder, the quota root found full.
 	fullRoot map[string]quotaRoot
-	// Log receives the notes about dropped keywords; nil: slog.Default().
+	// Log receives the notes about dropped keywords; nil: the Config's
+	// Logger.
 	Log *slog.Logger
 }
 
@@ -99,7 +100,7 @@ func (t *Target) log() *slog.Logger {
 	if t.Log != nil {
 		return t.Log
 	}
-	return slog.Default()
+	return t.cfg.Log()
 }
 
 // conn returns the live client, dialling a new one when needed.

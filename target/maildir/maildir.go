@@ -57,7 +57,7 @@ import (
 // Options configure a Maildir target. The zero value is ready to use.
 type Options struct {
 	// Logger receives warnings (renamed folders, dropped keywords);
-	// slog.Default() when nil.
+	// discarded when nil.
 	Logger *slog.Logger
 	// Job tags the tmp files the Target writes (up to 32 ASCII letters and
 	// digits): the first time the Target touches a folder, it removes the
@@ -115,7 +115,7 @@ func Open(ctx context.Context, root string, opts Options) (*Target, error) {
 	}
 	log := opts.Logger
 	if log == nil {
-		log = slog.Default()
+		log = slog.New(slog.DiscardHandler)
 	}
 	if !validJob(opts.Job) {
 		return nil, failure.Mark(failure.Config, fmt.Errorf("open Maildir %s: job tag %q is not up to %d letters and digits", root, opts.Job, maxJob))
