@@ -5,7 +5,9 @@
 //
 // The source never moves, renames or modifies a file: new/ is read in place
 // (go-maildir's Unseen would move files to cur/), files are opened read-only
-// (with O_NOATIME when allowed), tmp/ is ignored.
+// (with O_NOATIME when allowed), tmp/ is ignored. go-maildir's Walk is not
+// used for listing either: it reads cur/ only and refuses names without an
+// info part; its flag letters are used (through maildirpp).
 //
 //   - Folders: INBOX (when root/cur exists) and every decodable ".X.Y"
 //     directory with a cur/ subdirectory; directories whose names do not

@@ -2,8 +2,13 @@
 // it (mail_location = maildir:~/Maildir), so that Dovecot can serve a backup
 // as it is. Folder naming, flags and keywords follow internal/maildirpp.
 //
-// Delivery is done here rather than with go-maildir (which neither fsyncs nor
-// removes partial files): a tmp/ file is created with O_EXCL and mode 0600, the
+// Delivery is done here rather than with go-maildir's Dir.Create or
+// Delivery, which fsync neither the file nor the directory (a crash may lose
+// a message the journal calls done), choose the file's name themselves (Find
+// looks for the name the engine planned before the first byte) and leave
+// partial files behind on error. go-maildir supplies the flag letters
+// (through maildirpp) and, in the tests, checks that what is written here
+// reads back as a Maildir. Here: a tmp/ file is created with O_EXCL and mode 0600, the
 // body is copied and its length checked against Delivery.Size, the mtime is set
 // to Delivery.Date, the file is fsynced, renamed to
 // cur/<name>,S=<size>:2,<flags> and the directory is fsynced. On any error
