@@ -86,7 +86,6 @@ type Client struct {
 	caps    map[string][]string
 	capaOK  bool
 	pending *dotReader // unread multi-line response of a previous command
-	stopRd  func() bool
 	broken  error
 	sizes   map[int]int64 // message sizes announced by the last LIST
 }
