@@ -3,11 +3,13 @@
 // done, and runs concurrent workers that stream each remaining message from
 // a source session to a target session, exactly once.
 //
-// Per message (DESIGN.md §2): the body is spooled (memory up to 1 MiB, then a
-// temporary file) while its SHA-256 and Message-ID are computed; an intent
-// record is made durable; the message is Put into the target; a done record
-// is queued. On resume, done keys are skipped and an intent without done is
-// resolved by asking the target (Find) before anything is sent again.
+// Per batch, one intent record per message (its planned name and the
+// target folder's mark) is made durable before the first byte is read;
+// then per message the body is spooled (memory up to 1 MiB, then a
+// temporary file) while its SHA-256 and Message-ID are computed, stored
+// into the target, and a done record is queued. On resume, done keys are
+// skipped and an intent without done is resolved by asking the target
+// (Find) before anything is sent again (README: How it works).
 package migrate
 
 import (

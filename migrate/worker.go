@@ -500,7 +500,7 @@ func (w *worker) copyOne(ctx context.Context, fs *folderState, it *item, m sourc
 			}
 		}
 		if !w.tgt.Features().NUL {
-			return refuse(fmt.Sprintf("contains %d NUL byte(s), which this IMAP server cannot store unchanged (no BINARY); --strip-nul removes them", sp.nul))
+			return refuse(fmt.Sprintf("contains %d NUL byte(s), which this target cannot store unchanged (an IMAP server without BINARY); --strip-nul removes them", sp.nul))
 		}
 	}
 	date := m.Received

@@ -29,7 +29,7 @@ import (
 	"github.com/mailferry/mailferry/migrate"
 )
 
-// Exit codes (DESIGN.md §5).
+// Exit codes (README: Exit codes).
 const (
 	exitOK          = 0
 	exitSomeFailed  = 1
