@@ -5,7 +5,6 @@ package source
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -76,7 +75,7 @@ func (e *ValidityChangedError) Error() string {
 // ErrSingleSession is returned (wrapped) by an Opener when the server refuses
 // a second concurrent session (POP3 [IN-USE]); the engine then falls back to
 // one session.
-var ErrSingleSession = errors.New("server allows only one session at a time")
+var ErrSingleSession = mailbox.ErrSingleSession
 
 // Identity is what reconciliation knows of a source message without its
 // body: enough to recognise its copy in a target.

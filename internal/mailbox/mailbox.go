@@ -3,7 +3,10 @@
 // project, so that neither source nor target has to import the other.
 package mailbox
 
-import "time"
+import (
+	"errors"
+	"time"
+)
 
 // Folder is one mailbox of a source or a target.
 type Folder struct {
@@ -17,6 +20,12 @@ type Folder struct {
 	// IDs of the folder are reassigned); 0 when the source has none.
 	Validity uint32
 }
+
+// ErrSingleSession is returned (wrapped) when a server refuses a second
+// concurrent session (POP3 [IN-USE]); the engine then falls back to one.
+// It is source.ErrSingleSession; it lives here so that protocol clients
+// can return it without importing source.
+var ErrSingleSession = errors.New("server allows only one session at a time")
 
 // Meta describes one message without its body.
 type Meta struct {
