@@ -107,6 +107,10 @@ type identSession struct {
 	s *memSource
 }
 
+func (i *identSession) Features() source.Features {
+	return source.Features{Identities: true, Flags: true, Dates: true}
+}
+
 func (i *identSession) Identities(ctx context.Context, f source.Folder, fn func(source.Identity) error) error {
 	i.s.mu.Lock()
 	msgs := slices.Clone(i.s.msgs[f.Name])
@@ -254,12 +258,12 @@ var (
 	_ target.Marker       = (*fakeIMAPSession)(nil)
 	_ target.Inventorier  = (*fakeIMAPSession)(nil)
 	_ target.FolderLister = (*fakeIMAPSession)(nil)
-	_ target.CRLFRequired = (*fakeIMAPSession)(nil)
 )
 
-func (s *fakeIMAPSession) RequiresCRLF() bool { return true }
-func (s *fakeIMAPSession) PipelineDepth() int { return 8 }
-func (s *fakeIMAPSession) Close() error       { return nil }
+func (s *fakeIMAPSession) Features() target.Features {
+	return target.Features{CRLF: true, ExclusiveFolders: true, Pipeline: 8, Marks: true, Inventory: true, Folders: true}
+}
+func (s *fakeIMAPSession) Close() error { return nil }
 
 func (s *fakeIMAPSession) Folders(ctx context.Context) ([]source.Folder, error) {
 	s.f.mu.Lock()
@@ -767,16 +771,22 @@ func (c *crashTarget) msg(d target.Delivery) string {
 	return fmt.Sprintf("%q %s (%d bytes)", d.Folder, c.names[d.Fingerprint.SHA256], d.Size)
 }
 
-func (c *crashTarget) RequiresCRLF() bool {
-	r, ok := c.t.(target.CRLFRequired)
-	return ok && r.RequiresCRLF()
+// Features: the wrapped target's, but a crashTarget always pipelines,
+// marks (with "" when the target cannot) and lists folders (none when the
+// target cannot), and only a crashTargetInv takes a census.
+func (c *crashTarget) Features() target.Features {
+	f := c.t.Features()
+	if f.Pipeline == 0 {
+		f.Pipeline = pipelineWindow
+	}
+	f.Marks, f.Folders, f.Inventory, f.Flags = true, true, false, false
+	return f
 }
 
-func (c *crashTarget) PipelineDepth() int {
-	if d, ok := c.t.(target.PipelineDepther); ok {
-		return d.PipelineDepth()
-	}
-	return pipelineWindow
+func (c *crashTargetInv) Features() target.Features {
+	f := c.crashTarget.Features()
+	f.Inventory = c.t.Features().Inventory
+	return f
 }
 
 func (c *crashTarget) Folders(ctx context.Context) (l []source.Folder, err error) {

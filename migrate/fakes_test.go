@@ -65,6 +65,16 @@ func (s *memSource) opener() source.Opener {
 
 type memIdentSession struct{ memSourceSession }
 
+func (m *memSourceSession) Features() source.Features {
+	return source.Features{Delete: true, Flags: true, Dates: true}
+}
+
+func (m *memIdentSession) Features() source.Features {
+	f := m.memSourceSession.Features()
+	f.Identities = true
+	return f
+}
+
 func (m *memIdentSession) Identities(ctx context.Context, f source.Folder, fn func(source.Identity) error) error {
 	m.s.mu.Lock()
 	l := slices.Clone(m.s.msgs[f.Name])
@@ -235,6 +245,9 @@ type memTarget struct {
 	ensureErrs atomic.Int64
 	// findErrs: the next findErrs Finds fail with a temporary error.
 	findErrs atomic.Int64
+	// connectErrs: the next connectErrs Puts fail as a session whose
+	// redial is refused (failure.Connect), before storing anything.
+	connectErrs atomic.Int64
 	// censuses and inventories count those calls.
 	censuses, inventories atomic.Int64
 	finds                 atomic.Int64
@@ -329,7 +342,22 @@ func (t *memTarget) preload(folder string, msgs []memMsg) {
 	}
 }
 
-func (m *memTargetSession) RequiresCRLF() bool { return m.t.crlf }
+// Features: a crlf memTarget stands for an IMAP server without BINARY.
+func (m *memTargetSession) Features() target.Features {
+	return target.Features{CRLF: m.t.crlf, NUL: !m.t.crlf, ExclusiveFolders: m.t.crlf, Inventory: true, Flags: true, Folders: true}
+}
+
+func (m *memPipeSession) Features() target.Features {
+	f := m.memTargetSession.Features()
+	f.Pipeline = pipelineWindow
+	return f
+}
+
+func (m *memPlainSession) Features() target.Features {
+	f := m.Target.Features()
+	f.Inventory, f.Flags, f.Folders = false, false, false // only the Target methods
+	return f
+}
 
 func (m *memTargetSession) Folders(ctx context.Context) ([]source.Folder, error) {
 	m.t.mu.Lock()
@@ -354,6 +382,9 @@ func (m *memTargetSession) Ensure(ctx context.Context, f source.Folder) (string,
 }
 
 func (m *memTargetSession) Put(ctx context.Context, d target.Delivery, body io.Reader) (string, error) {
+	if m.t.connectErrs.Add(-1) >= 0 {
+		return "", failure.Mark(failure.Connect, errors.New("connect to 127.0.0.1:993: connection refused (injected)"))
+	}
 	if m.t.block != nil {
 		select {
 		case <-m.t.block:

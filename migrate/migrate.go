@@ -3,11 +3,13 @@
 // done, and runs concurrent workers that stream each remaining message from
 // a source session to a target session, exactly once.
 //
-// Per message (DESIGN.md §2): the body is spooled (memory up to 1 MiB, then a
-// temporary file) while its SHA-256 and Message-ID are computed; an intent
-// record is made durable; the message is Put into the target; a done record
-// is queued. On resume, done keys are skipped and an intent without done is
-// resolved by asking the target (Find) before anything is sent again.
+// Per batch, one intent record per message (its planned name and the
+// target folder's mark) is made durable before the first byte is read;
+// then per message the body is spooled (memory up to 1 MiB, then a
+// temporary file) while its SHA-256 and Message-ID are computed, stored
+// into the target, and a done record is queued. On resume, done keys are
+// skipped and an intent without done is resolved by asking the target
+// (Find) before anything is sent again (README: How it works).
 package migrate
 
 import (
@@ -187,8 +189,8 @@ type engine struct {
 	tgtOpen  target.Opener
 	sum      *Summary
 	log      *slog.Logger
-	crlf     bool // convert bare LF to CRLF
-	imap     bool // the target is an IMAP server (CRLF only, no NUL)
+	crlf     bool            // convert bare LF to CRLF
+	tfeat    target.Features // of the first target session
 
 	// receipts already standing for a source message, per target folder:
 	// built from the journal the first time a Find needs it, then kept
@@ -335,13 +337,12 @@ func (e *engine) run(ctx context.Context) error {
 			t0.Close()
 		}
 	}()
-	if c, ok := t0.(target.CRLFRequired); ok && c.RequiresCRLF() {
-		e.crlf, e.imap = true, true
-	}
+	e.tfeat = t0.Features()
+	e.crlf = e.tfeat.CRLF
 	if e.o.FixBareLF {
 		e.crlf = true
 	}
-	if _, ok := s0.(source.Deleter); e.o.DeleteSource && !ok {
+	if e.o.DeleteSource && !s0.Features().Delete {
 		return failure.Mark(failure.Config, errors.New("--delete-source: this source cannot delete messages"))
 	}
 
@@ -388,7 +389,7 @@ func (e *engine) run(ctx context.Context) error {
 
 	g, gctx := errgroup.WithContext(ctx)
 	// On an IMAP target, one worker per folder at a time (see dispatcher).
-	disp := newDispatcher(gctx, perFolder, e.imap)
+	disp := newDispatcher(gctx, perFolder, e.tfeat.ExclusiveFolders)
 	nw := min(e.o.Workers, nBatches)
 	e.sum.Workers = nw
 	var single atomic.Bool
@@ -472,11 +473,11 @@ func (e *engine) prepare(ctx context.Context, s0p *source.Source, t0p *target.Ta
 	// What the source leaves out (shared, other users', \Noselect), taken
 	// now: a session reopened later has not listed anything.
 	var srcSkipped []source.Skip
-	if sl, ok := (*s0p).(source.SkipLister); ok {
-		srcSkipped = sl.Skipped()
+	if (*s0p).Features().Skipped {
+		srcSkipped = (*s0p).(source.SkipLister).Skipped()
 	}
 	var tgtFolders []source.Folder
-	if _, ok := (*t0p).(target.FolderLister); ok {
+	if (*t0p).Features().Folders {
 		err := e.again(ctx, "list target folders", tgtAgain, func() (err error) {
 			tgtFolders, err = (*t0p).(target.FolderLister).Folders(ctx)
 			return err
@@ -524,7 +525,7 @@ func (e *engine) prepare(ctx context.Context, s0p *source.Source, t0p *target.Ta
 		}
 	}
 	// What the journal credits to each target folder (see reconcile.go).
-	_, inventories := (*t0p).(target.Inventorier)
+	inventories := (*t0p).Features().Inventory
 	creditedTo := map[string]int{}
 	if inventories {
 		cr := e.credits()
@@ -554,7 +555,7 @@ func (e *engine) prepare(ctx context.Context, s0p *source.Source, t0p *target.Ta
 			})
 		}
 		if err != nil {
-			if k := failure.KindOf(err); k == failure.Auth || k == failure.TLS || k == failure.Fatal || ctx.Err() != nil {
+			if fatal(err) || ctx.Err() != nil {
 				return nil, fmt.Errorf("create target folder %q: %w", p.target, err)
 			}
 			e.sum.fail(fsum, Failure{Folder: p.src.Name, Reason: fmt.Sprintf("create target folder %q: %v", p.target, err)})
@@ -774,14 +775,13 @@ func (e *engine) prepare(ctx context.Context, s0p *source.Source, t0p *target.Ta
 }
 
 func (e *engine) syncFlags(ctx context.Context, t target.Target, fs *folderState, k string, ent checkpoint.Entry, m source.Meta) error {
-	fsetter, ok := t.(target.FlagSetter)
-	if !ok || ent.Receipt == "" {
+	if !t.Features().Flags || ent.Receipt == "" {
 		return nil
 	}
+	fsetter := t.(target.FlagSetter)
 	receipt, err := fsetter.SetFlags(ctx, ent.Folder, ent.Receipt, m.Flags)
 	if err != nil {
-		switch failure.KindOf(err) {
-		case failure.Auth, failure.TLS, failure.Fatal:
+		if failure.IsFatal(err) {
 			return fmt.Errorf("set flags in %q: %w", ent.Folder, err)
 		}
 		e.sum.fail(fs.sum, Failure{Folder: fs.src.Name, Key: m.ID, Reason: fmt.Sprintf("set flags: %v", err)})
@@ -897,11 +897,8 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// fatal reports whether err must stop the run.
+// fatal reports whether err must stop the run: failure.IsFatal, or the
+// run's context ended.
 func fatal(err error) bool {
-	switch failure.KindOf(err) {
-	case failure.Auth, failure.TLS, failure.Fatal, failure.Config:
-		return true
-	}
-	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+	return failure.IsFatal(err) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }

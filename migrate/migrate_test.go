@@ -101,6 +101,10 @@ func TestRunCopiesEverythingOnce(t *testing.T) {
 		{"source resets every 7th read", 4, func(s *memSource, _ *memTarget) { s.failFetchEvery = 7 }},
 		{"target resets every 5th put", 4, func(_ *memSource, tg *memTarget) { tg.failPutEvery = 5 }},
 		{"target loses every 5th reply", 4, func(_ *memSource, tg *memTarget) { tg.failPutEvery = 5; tg.lostReply = true }},
+		// A server that refuses connections for a while mid-run is
+		// waited for, not a failed message (failure.Retryable(Connect)).
+		{"target refuses reconnects for a while", 4, func(_ *memSource, tg *memTarget) { tg.connectErrs.Store(3) }},
+		{"pipelined, target refuses reconnects for a while", 4, func(_ *memSource, tg *memTarget) { tg.connectErrs.Store(3); tg.pipeline = true }},
 		{"one session only ([IN-USE])", 4, func(s *memSource, _ *memTarget) { s.maxSess = 1 }},
 		{"pipelined, target resets every 5th put", 4, func(_ *memSource, tg *memTarget) { tg.failPutEvery, tg.pipeline = 5, true }},
 		{"pipelined, lost replies", 4, func(_ *memSource, tg *memTarget) { tg.failPutEvery, tg.lostReply, tg.pipeline = 4, true, true }},
@@ -262,6 +266,13 @@ func TestPerMessageFailuresDoNotStopTheRun(t *testing.T) {
 
 // vanishSession hides the message "gone" from Fetch.
 type vanishSession struct{ source.Source }
+
+// Features: only the Source methods are promoted.
+func (v *vanishSession) Features() source.Features {
+	f := v.Source.Features()
+	f.Delete, f.Identities, f.Skipped, f.Capabilities = false, false, false, false
+	return f
+}
 
 func (v *vanishSession) Fetch(ctx context.Context, f source.Folder, ids []string, fn func(source.Meta, io.Reader) error) error {
 	var keep []string

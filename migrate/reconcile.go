@@ -221,10 +221,10 @@ func (e *engine) receiptValidity(keyName string, validity uint32, metas []source
 // the source's Identifier; without one, from the listing (no Message-ID:
 // date and size must match).
 func (e *engine) identities(ctx context.Context, s source.Source, f source.Folder, want map[string]bool) (map[string]source.Identity, error) {
-	idr, ok := s.(source.Identifier)
-	if !ok {
+	if !s.Features().Identities {
 		return nil, nil
 	}
+	idr := s.(source.Identifier)
 	out := make(map[string]source.Identity, len(want))
 	err := idr.Identities(ctx, f, func(id source.Identity) error {
 		if want[id.ID] {

@@ -97,6 +97,8 @@ func (s *Summary) skip(fs *FolderSummary, f Failure) {
 	s.mu.Unlock()
 }
 
+// fail records a failed message, or a folder that could not be created or
+// listed, in its folder's count and the run's list.
 func (s *Summary) fail(fs *FolderSummary, f Failure) {
 	s.mu.Lock()
 	fs.Failed++
@@ -116,10 +118,5 @@ func (s *Summary) totals() {
 		s.Failed += f.Failed
 		s.FlagsSynced += f.FlagsSynced
 		s.Bytes += f.Bytes
-	}
-	// Failures not tied to one message (a folder that could not be
-	// created) are in Failures but not in any folder's count.
-	if n := len(s.Failures); n > s.Failed {
-		s.Failed = n
 	}
 }

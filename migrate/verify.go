@@ -127,7 +127,7 @@ func Verify(ctx context.Context, src, tgt source.Opener, o VerifyOptions) (*Veri
 		o.Stats = new(Stats)
 	}
 	if o.Logger == nil {
-		o.Logger = slog.Default()
+		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	s, err := src(ctx)
 	if err != nil {

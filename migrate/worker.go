@@ -168,11 +168,10 @@ func (w *worker) deleteFromSource(ctx context.Context, fs *folderState, ids []st
 			return err
 		}
 	}
-	d, ok := w.src.(source.Deleter)
-	if !ok {
+	if !w.src.Features().Delete {
 		return nil
 	}
-	if err := d.Delete(ctx, fs.src, ids); err != nil {
+	if err := w.src.(source.Deleter).Delete(ctx, fs.src, ids); err != nil {
 		if fatal(err) || ctx.Err() != nil {
 			return err
 		}
@@ -367,10 +366,10 @@ func (w *worker) markOf(ctx context.Context, folder string) string {
 			return ""
 		}
 	}
-	m, ok := w.tgt.(target.Marker)
-	if !ok {
+	if !w.tgt.Features().Marks {
 		return ""
 	}
+	m := w.tgt.(target.Marker)
 	mark, err := m.Mark(ctx, folder)
 	if err != nil {
 		w.e.log.Debug("could not read the target folder's mark", "folder", folder, "err", err)
@@ -490,7 +489,7 @@ func (w *worker) copyOne(ctx context.Context, fs *folderState, it *item, m sourc
 		return nil
 	}
 	binary := sp.nul > 0 && !w.e.o.StripNUL
-	if w.e.imap && binary {
+	if binary {
 		// In a plain literal IMAP servers refuse NUL bytes (Cyrus) or serve
 		// them altered (Dovecot answers 0x80); a literal8 (RFC 3516
 		// BINARY) keeps them. Without BINARY, never store a message that
@@ -500,8 +499,8 @@ func (w *worker) copyOne(ctx context.Context, fs *folderState, it *item, m sourc
 				return err
 			}
 		}
-		if ba, ok := w.tgt.(target.BinaryAppender); !ok || !ba.AppendsBinary() {
-			return refuse(fmt.Sprintf("contains %d NUL byte(s), which this IMAP server cannot store unchanged (no BINARY); --strip-nul removes them", sp.nul))
+		if !w.tgt.Features().NUL {
+			return refuse(fmt.Sprintf("contains %d NUL byte(s), which this target cannot store unchanged (an IMAP server without BINARY); --strip-nul removes them", sp.nul))
 		}
 	}
 	date := m.Received
@@ -541,8 +540,8 @@ func (w *worker) copyOne(ctx context.Context, fs *folderState, it *item, m sourc
 			return err
 		}
 	}
-	if p, ok := w.tgt.(target.Pipeliner); ok && it.pending == nil {
-		return w.send(ctx, p, fl)
+	if depth := w.tgt.Features().Pipeline; depth > 0 && it.pending == nil {
+		return w.send(ctx, w.tgt.(target.Pipeliner), depth, fl)
 	}
 	receipt, found, err := w.deliver(ctx, fl)
 	return w.settleOne(ctx, fl, receipt, found, err)
@@ -550,11 +549,7 @@ func (w *worker) copyOne(ctx context.Context, fs *folderState, it *item, m sourc
 
 // send is the fast path for a fresh message on a pipelining target: the
 // store is written and its answer collected later by drainOne.
-func (w *worker) send(ctx context.Context, p target.Pipeliner, fl inflight) error {
-	window := pipelineWindow
-	if pd, ok := p.(target.PipelineDepther); ok {
-		window = max(1, pd.PipelineDepth())
-	}
+func (w *worker) send(ctx context.Context, p target.Pipeliner, window int, fl inflight) error {
 	if len(w.flight) >= window {
 		if err := w.drainOne(ctx); err != nil {
 			return err

@@ -5,40 +5,20 @@ package source
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
 	"time"
+
+	"github.com/mailferry/mailferry/internal/mailbox"
 )
 
-// Folder is one mailbox of a source.
-type Folder struct {
-	// Name is the folder's name in UTF-8 with "/" as the hierarchy
-	// separator whatever the server uses, and "INBOX" for the inbox.
-	Name string
-	// SpecialUse is the RFC 6154 attribute (`\Sent`, `\Drafts`, `\Trash`,
-	// `\Junk`, `\Archive`, `\All`, `\Flagged`, `\Important`) or "".
-	SpecialUse string
-	// Validity is the IMAP UIDVALIDITY (or any value that changes when the
-	// IDs of the folder are reassigned); 0 when the source has none.
-	Validity uint32
-}
+// Folder is one mailbox of a source (an alias, so that targets need not
+// import this package).
+type Folder = mailbox.Folder
 
 // Meta describes one message without its body.
-type Meta struct {
-	// ID is the message's stable key inside its folder and validity:
-	// the POP3 UIDL, the IMAP UID in decimal, the Maildir unique name.
-	ID string
-	// Size is the number of octets the source will deliver (0 if unknown).
-	Size int64
-	// Flags are IMAP-style flags: `\Seen`, `\Answered`, `\Flagged`,
-	// `\Draft`, `\Deleted` and keywords. POP3 has none.
-	Flags []string
-	// Received is the internal date; zero when the source has none (POP3),
-	// in which case the engine derives it from the headers.
-	Received time.Time
-}
+type Meta = mailbox.Meta
 
 // Source reads mail. A Source is one session: it is not safe for concurrent
 // use; the engine opens one per worker with an Opener.
@@ -53,6 +33,8 @@ type Source interface {
 	// exist on the source are skipped and reported at the end with a
 	// *VanishedError after every other message was delivered.
 	Fetch(ctx context.Context, f Folder, ids []string, fn func(Meta, io.Reader) error) error
+	// Features declares the session's optional abilities.
+	Features() Features
 	// Close ends the session (for POP3: QUIT, which commits deletions).
 	Close() error
 }
@@ -93,7 +75,7 @@ func (e *ValidityChangedError) Error() string {
 // ErrSingleSession is returned (wrapped) by an Opener when the server refuses
 // a second concurrent session (POP3 [IN-USE]); the engine then falls back to
 // one session.
-var ErrSingleSession = errors.New("server allows only one session at a time")
+var ErrSingleSession = mailbox.ErrSingleSession
 
 // Identity is what reconciliation knows of a source message without its
 // body: enough to recognise its copy in a target.

@@ -9,7 +9,7 @@ import (
 	"io"
 	"time"
 
-	"github.com/mailferry/mailferry/source"
+	"github.com/mailferry/mailferry/internal/mailbox"
 )
 
 // Delivery describes one message to be stored, separately from its bytes.
@@ -55,13 +55,15 @@ type Fingerprint struct {
 type Target interface {
 	// Ensure makes sure the folder exists (creating it and its parents if
 	// needed) and returns its canonical name.
-	Ensure(ctx context.Context, folder source.Folder) (string, error)
+	Ensure(ctx context.Context, folder mailbox.Folder) (string, error)
 	// Put stores one message and returns once it is durable, with a receipt
 	// that names the stored copy (IMAP: "uidvalidity:uid" or ""; Maildir: the
 	// file's base name).
 	Put(ctx context.Context, d Delivery, body io.Reader) (receipt string, err error)
 	// Find looks for a message that an interrupted Put may have stored.
 	Find(ctx context.Context, d Delivery) (receipt string, ok bool, err error)
+	// Features declares the session's optional abilities.
+	Features() Features
 	Close() error
 }
 
@@ -72,7 +74,7 @@ type Opener func(ctx context.Context) (Target, error)
 // special-use attributes), so that the engine can map source folders onto
 // the target's own (`\Sent` onto the target's Sent folder).
 type FolderLister interface {
-	Folders(ctx context.Context) ([]source.Folder, error)
+	Folders(ctx context.Context) ([]mailbox.Folder, error)
 }
 
 // Rejected wraps an error for a message the target refused permanently
@@ -88,12 +90,6 @@ func (e *Rejected) Unwrap() error { return e.Err }
 // ErrFolderFull is wrapped by Put when the folder or account is over quota.
 var ErrFolderFull = errors.New("over quota")
 
-// CRLFRequired is implemented by targets that accept only CRLF line endings
-// (IMAP): the engine converts bare LF before Put and counts it.
-type CRLFRequired interface {
-	RequiresCRLF() bool
-}
-
 // FlagSetter is implemented by targets that can change the flags of a
 // message already stored (--sync-flags).
 type FlagSetter interface {
@@ -106,12 +102,6 @@ type FlagSetter interface {
 // of the Sends, returns what Put would have returned.
 type Pipeliner interface {
 	Send(ctx context.Context, d Delivery, body io.Reader) (wait func() (receipt string, err error), err error)
-}
-
-// PipelineDepther is implemented by a Pipeliner that says how many Sends may
-// be in flight (the engine's default otherwise).
-type PipelineDepther interface {
-	PipelineDepth() int
 }
 
 // Marker is implemented by targets that can say, cheaply and before a

@@ -60,7 +60,6 @@ type job struct {
 	countArgs []string
 	reset     func(c *config) error
 	cmd       func(c *config) []string
-	env       []string
 	onlyInbox bool // the corpus part it copies (POP3: INBOX)
 }
 

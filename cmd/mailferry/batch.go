@@ -337,7 +337,7 @@ func (br *batchRun) account(ctx context.Context, row batch.Row, st *migrate.Stat
 		return invalid(err)
 	}
 	defer c.closeLog()
-	co := connOptions{caFile: c.caFile, timeout: c.timeout, folder: "INBOX", job: tmpTag(c.state, c.src, c.tgt, rules.ToFolder)}
+	co := connOptions{log: c.logger, caFile: c.caFile, timeout: c.timeout, folder: "INBOX", job: tmpTag(c.state, c.src, c.tgt, rules.ToFolder)}
 	srcOpen, err := c.src.sourceOpener(co)
 	if err != nil {
 		return invalid(err)

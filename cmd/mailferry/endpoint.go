@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -228,10 +229,11 @@ type connOptions struct {
 	timeout time.Duration
 	folder  string // POP3: the name of its one folder
 	job     string // Maildir target: the job id, set only where the journal is held
+	log     *slog.Logger
 }
 
 func (e *endpoint) imapConfig(o connOptions) (imapconn.Config, error) {
-	cfg := imapconn.Config{Addr: e.addr(), User: e.user, Password: e.pass, OAuth2Token: e.token, Timeout: o.timeout}
+	cfg := imapconn.Config{Addr: e.addr(), User: e.user, Password: e.pass, OAuth2Token: e.token, Timeout: o.timeout, Logger: o.log}
 	switch {
 	case e.scheme == "imaps":
 		cfg.Security = imapconn.Implicit
@@ -292,7 +294,7 @@ func (e *endpoint) sourceOpener(o connOptions) (source.Opener, error) {
 			return nil, failure.Mark(failure.Config, fmt.Errorf("source Maildir %s: %w", e.path, err))
 		}
 		return func(ctx context.Context) (source.Source, error) {
-			s, err := maildirsrc.Open(ctx, e.path)
+			s, err := maildirsrc.Open(ctx, e.path, maildirsrc.WithLogger(o.log))
 			if err != nil {
 				return nil, err
 			}
@@ -303,7 +305,9 @@ func (e *endpoint) sourceOpener(o connOptions) (source.Opener, error) {
 			return nil, failure.Mark(failure.Config, fmt.Errorf("source mbox %s: %w", e.path, err))
 		}
 		return func(ctx context.Context) (source.Source, error) {
-			s, err := mboxsrc.Open(ctx, e.path, e.mbox)
+			mo := e.mbox
+			mo.Logger = o.log
+			s, err := mboxsrc.Open(ctx, e.path, mo)
 			if err != nil {
 				return nil, err
 			}
@@ -330,7 +334,7 @@ func (e *endpoint) targetOpener(o connOptions) (target.Opener, error) {
 		}, nil
 	case "maildir":
 		return func(ctx context.Context) (target.Target, error) {
-			t, err := maildirtgt.Open(ctx, e.path, maildirtgt.Options{Job: o.job})
+			t, err := maildirtgt.Open(ctx, e.path, maildirtgt.Options{Job: o.job, Logger: o.log})
 			if err != nil {
 				return nil, err
 			}

@@ -75,10 +75,10 @@ func cmdMigrate(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "mailferry migrate: %v\n", err)
 		return exitUsage
 	}
-	if err := c.checkPrompted(context.Background(), stderr, connOptions{caFile: c.caFile, timeout: c.timeout, folder: "INBOX"}); err != nil {
+	if err := c.checkPrompted(context.Background(), stderr, connOptions{log: c.logger, caFile: c.caFile, timeout: c.timeout, folder: "INBOX"}); err != nil {
 		return finish(stderr, "migrate", err, false, c)
 	}
-	co := connOptions{caFile: c.caFile, timeout: c.timeout, folder: "INBOX", job: tmpTag(c.state, c.src, c.tgt, rules.ToFolder)}
+	co := connOptions{log: c.logger, caFile: c.caFile, timeout: c.timeout, folder: "INBOX", job: tmpTag(c.state, c.src, c.tgt, rules.ToFolder)}
 	srcOpen, err := c.src.sourceOpener(co)
 	if err == nil {
 		_, err = c.tgt.targetOpener(co)

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -14,7 +13,6 @@ import (
 	"github.com/mailferry/mailferry/checkpoint"
 	"github.com/mailferry/mailferry/migrate"
 	"github.com/mailferry/mailferry/source"
-	"github.com/mailferry/mailferry/source/pop3"
 	"github.com/mailferry/mailferry/target"
 	imaptgt "github.com/mailferry/mailferry/target/imap"
 )
@@ -89,22 +87,6 @@ type planReport struct {
 	Summary *migrate.Summary `json:"summary"`
 }
 
-type quotaer interface {
-	Quota(ctx context.Context) (used, limit int64, ok bool, err error)
-}
-
-type appendLimiter interface {
-	AppendLimit(ctx context.Context, folder string) (int64, error)
-}
-
-type capser interface {
-	Capabilities(ctx context.Context) ([]string, error)
-}
-
-type specialUseCreator interface {
-	CreatesSpecialUse(ctx context.Context) (bool, error)
-}
-
 // gatherPlan measures the source rate on a sample, asks the target for its
 // quota and capabilities, and estimates the time the copy will take. Any
 // failure is recorded, never fatal: the plan is advice.
@@ -117,7 +99,7 @@ func gatherPlan(ctx context.Context, sum *migrate.Summary, srcOpen source.Opener
 	if p.ToCopy > 0 {
 		sampleRate(ctx, p, sum, srcOpen)
 	} else if s, err := srcOpen(ctx); err == nil {
-		p.SourceCaps = sourceCaps(s)
+		p.SourceCaps = sourceCaps(ctx, s)
 		s.Close()
 	}
 	if !p.RateMeasured {
@@ -141,8 +123,9 @@ func gatherPlan(ctx context.Context, sum *migrate.Summary, srcOpen source.Opener
 		p.NotSupported = append(p.NotSupported, fmt.Sprintf("the target has no CREATE-SPECIAL-USE: %d folder(s) will be created without their special use: %s",
 			len(p.NoSpecialUse), strings.Join(p.NoSpecialUse, ", ")))
 	}
-	if q, ok := t.(quotaer); ok {
-		used, limit, known, err := q.Quota(ctx)
+	feat := t.Features()
+	if feat.Quota {
+		used, limit, known, err := t.(target.Quotaer).Quota(ctx)
 		switch {
 		case err != nil:
 			p.QuotaError = err.Error()
@@ -151,11 +134,11 @@ func gatherPlan(ctx context.Context, sum *migrate.Summary, srcOpen source.Opener
 			p.OverQuota = p.ToCopyBytes > limit-used
 		}
 	}
-	if al, ok := t.(appendLimiter); ok {
-		overAppendLimit(ctx, p, sum, srcOpen, al)
+	if feat.AppendLimit {
+		overAppendLimit(ctx, p, sum, srcOpen, t.(target.AppendLimiter))
 	}
-	if c, ok := t.(capser); ok {
-		caps, err := c.Capabilities(ctx)
+	if feat.Capabilities {
+		caps, err := t.(target.CapabilityLister).Capabilities(ctx)
 		if err != nil {
 			p.CapsError = err.Error()
 		}
@@ -181,10 +164,10 @@ func sourceFolders(ctx context.Context, sum *migrate.Summary, srcOpen source.Ope
 	if err != nil {
 		return nil
 	}
-	sl, ok := s.(source.SkipLister)
-	if !ok {
+	if !s.Features().Skipped {
 		return folders
 	}
+	sl := s.(source.SkipLister)
 	have := map[string]bool{}
 	for _, f := range sum.Folders {
 		have[f.Source] = true
@@ -202,11 +185,10 @@ func sourceFolders(ctx context.Context, sum *migrate.Summary, srcOpen source.Ope
 // folder with a special use the target has no folder for, when the target
 // cannot create a folder with its special use.
 func withoutSpecialUse(ctx context.Context, sum *migrate.Summary, srcFolders []source.Folder, t target.Target) []string {
-	sc, ok1 := t.(specialUseCreator)
-	fl, ok2 := t.(target.FolderLister)
-	if !ok1 || !ok2 {
+	if feat := t.Features(); !feat.SpecialUseCreate || !feat.Folders {
 		return nil
 	}
+	sc, fl := t.(target.SpecialUseCreator), t.(target.FolderLister)
 	if can, err := sc.CreatesSpecialUse(ctx); err != nil || can {
 		return nil
 	}
@@ -237,7 +219,7 @@ func withoutSpecialUse(ctx context.Context, sum *migrate.Summary, srcFolders []s
 // overAppendLimit counts the messages to copy that are larger than their
 // target folder's APPENDLIMIT. Only when there is a limit does it list the
 // source folders again, for the sizes.
-func overAppendLimit(ctx context.Context, p *planInfo, sum *migrate.Summary, srcOpen source.Opener, al appendLimiter) {
+func overAppendLimit(ctx context.Context, p *planInfo, sum *migrate.Summary, srcOpen source.Opener, al target.AppendLimiter) {
 	limits := map[string]int64{}
 	for _, f := range sum.Folders {
 		if f.Skipped != "" || f.ToCopy == 0 {
@@ -296,7 +278,7 @@ func sampleRate(ctx context.Context, p *planInfo, sum *migrate.Summary, srcOpen 
 		return
 	}
 	defer s.Close()
-	p.SourceCaps = sourceCaps(s)
+	p.SourceCaps = sourceCaps(ctx, s)
 	folders, err := s.Folders(ctx)
 	if err != nil {
 		return
@@ -345,24 +327,13 @@ func sampleRate(ctx context.Context, p *planInfo, sum *migrate.Summary, srcOpen 
 	}
 }
 
-// sourceCaps lists what matters of a POP3 server's CAPA.
-func sourceCaps(s source.Source) []string {
-	ps, ok := s.(*pop3.Source)
-	if !ok || ps.Client() == nil {
+// sourceCaps lists what matters of the source server's capabilities.
+func sourceCaps(ctx context.Context, s source.Source) []string {
+	if !s.Features().Capabilities {
 		return nil
 	}
-	var out []string
-	for k, v := range ps.Client().Capabilities() {
-		switch k {
-		case "PIPELINING", "UIDL", "TOP", "RESP-CODES", "AUTH-RESP-CODE", "SASL", "STLS", "USER", "EXPIRE", "LOGIN-DELAY":
-			if len(v) > 0 {
-				k += " " + strings.Join(v, " ")
-			}
-			out = append(out, k)
-		}
-	}
-	sort.Strings(out)
-	return out
+	caps, _ := s.(source.CapabilityLister).Capabilities(ctx)
+	return caps
 }
 
 // printPlanFull prints the plan: the folder table, the total, the time
@@ -492,10 +463,10 @@ func cmdPlan(args []string, stdout, stderr io.Writer) int {
 	if err := c.passwords(stderr); err != nil {
 		return fail(exitUsage, err)
 	}
-	if err := c.checkPrompted(context.Background(), stderr, connOptions{caFile: c.caFile, timeout: c.timeout, folder: "INBOX"}); err != nil {
+	if err := c.checkPrompted(context.Background(), stderr, connOptions{log: c.logger, caFile: c.caFile, timeout: c.timeout, folder: "INBOX"}); err != nil {
 		return finish(stderr, "plan", err, false, c)
 	}
-	co := connOptions{caFile: c.caFile, timeout: c.timeout, folder: "INBOX"}
+	co := connOptions{log: c.logger, caFile: c.caFile, timeout: c.timeout, folder: "INBOX"}
 	srcOpen, err := c.src.sourceOpener(co)
 	if err != nil {
 		return fail(exitUsage, err)

@@ -85,7 +85,7 @@ func cmdVerify(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "mailferry verify: %v\n", err)
 		return exitUsage
 	}
-	co := connOptions{caFile: c.caFile, timeout: c.timeout, folder: "INBOX"}
+	co := connOptions{log: c.logger, caFile: c.caFile, timeout: c.timeout, folder: "INBOX"}
 	if err := c.checkPrompted(context.Background(), stderr, co); err != nil {
 		return finish(stderr, "verify", err, false, c)
 	}

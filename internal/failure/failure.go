@@ -1,5 +1,6 @@
-// Package failure classes errors in one place (DESIGN.md §7): what the engine
-// retries, what fails one message, and what stops the run with exit code 3.
+// Package failure classes errors in one place: what the engine retries,
+// what fails one message, and what stops the run (exit code 3, or 2 for a
+// configuration error).
 //
 // Drivers mark the errors they return with Mark; the engine and the CLI ask
 // with KindOf. An unmarked error is Unknown and treated as retryable a few
@@ -104,16 +105,30 @@ func KindOf(err error) Kind {
 func Is(err error, k Kind) bool { return KindOf(err) == k }
 
 // Retryable reports whether an operation that failed with err may succeed
-// when tried again on a fresh connection.
+// when tried again on a fresh connection. A Connect error is: a run that
+// cannot connect at its start stops (the engine returns that error), but
+// one that loses the server later waits for it like for a reset.
 func Retryable(err error) bool {
 	switch KindOf(err) {
-	case Temporary, Unknown:
+	case Temporary, Unknown, Connect:
 		return !errors.Is(err, context.Canceled)
 	}
 	return false
 }
 
-// ExitCode maps a run-stopping error to the CLI exit code of DESIGN.md §5.
+// IsFatal reports whether err must stop the run whatever it was doing:
+// authentication, TLS, configuration and the errors marked Fatal. It is
+// the one list the engine and the drivers consult.
+func IsFatal(err error) bool {
+	switch KindOf(err) {
+	case Auth, TLS, Config, Fatal:
+		return true
+	}
+	return false
+}
+
+// ExitCode maps a run-stopping error to the CLI exit code (README: exit
+// codes).
 func ExitCode(err error) int {
 	switch KindOf(err) {
 	case Config:

@@ -18,19 +18,23 @@ func TestKindOf(t *testing.T) {
 		kind  Kind
 		retry bool
 		exit  int
+		fatal bool
 	}{
-		{"marked auth", Mark(Auth, errors.New("no")), Auth, false, 3},
-		{"marked auth, wrapped", fmt.Errorf("connect: %w", Mark(Auth, errors.New("no"))), Auth, false, 3},
-		{"outermost mark wins", Mark(Message, Mark(Temporary, errors.New("x"))), Message, false, 3},
-		{"dns", &net.DNSError{Err: "no such host", Name: "x.invalid"}, Connect, false, 3},
-		{"refused", &net.OpError{Op: "dial", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}, Connect, false, 3},
-		{"eof", fmt.Errorf("read: %w", io.ErrUnexpectedEOF), Temporary, true, 3},
-		{"reset", &net.OpError{Op: "read", Err: os.NewSyscallError("read", syscall.ECONNRESET)}, Temporary, true, 3},
-		{"deadline", fmt.Errorf("read: %w", os.ErrDeadlineExceeded), Temporary, true, 3},
-		{"config", Mark(Config, errors.New("bad flag")), Config, false, 2},
-		{"unknown", errors.New("something"), Unknown, true, 3},
-		{"canceled", context.Canceled, Unknown, false, 3},
-		{"quota", Mark(Quota, errors.New("full")), Quota, false, 3},
+		{"marked auth", Mark(Auth, errors.New("no")), Auth, false, 3, true},
+		{"marked auth, wrapped", fmt.Errorf("connect: %w", Mark(Auth, errors.New("no"))), Auth, false, 3, true},
+		{"tls", Mark(TLS, errors.New("x509")), TLS, false, 3, true},
+		{"fatal", Mark(Fatal, errors.New("[SYS/PERM]")), Fatal, false, 3, true},
+		{"outermost mark wins", Mark(Message, Mark(Temporary, errors.New("x"))), Message, false, 3, false},
+		// Connect: retryable once running (the start returns it at once).
+		{"dns", &net.DNSError{Err: "no such host", Name: "x.invalid"}, Connect, true, 3, false},
+		{"refused", &net.OpError{Op: "dial", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}, Connect, true, 3, false},
+		{"eof", fmt.Errorf("read: %w", io.ErrUnexpectedEOF), Temporary, true, 3, false},
+		{"reset", &net.OpError{Op: "read", Err: os.NewSyscallError("read", syscall.ECONNRESET)}, Temporary, true, 3, false},
+		{"deadline", fmt.Errorf("read: %w", os.ErrDeadlineExceeded), Temporary, true, 3, false},
+		{"config", Mark(Config, errors.New("bad flag")), Config, false, 2, true},
+		{"unknown", errors.New("something"), Unknown, true, 3, false},
+		{"canceled", context.Canceled, Unknown, false, 3, false},
+		{"quota", Mark(Quota, errors.New("full")), Quota, false, 3, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -42,6 +46,9 @@ func TestKindOf(t *testing.T) {
 			}
 			if c := ExitCode(tc.err); c != tc.exit {
 				t.Fatalf("exit %d, want %d", c, tc.exit)
+			}
+			if f := IsFatal(tc.err); f != tc.fatal {
+				t.Fatalf("fatal %v, want %v", f, tc.fatal)
 			}
 		})
 	}

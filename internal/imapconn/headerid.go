@@ -24,8 +24,8 @@ type HeaderID struct {
 
 // HeaderIDItems are UID, RFC822.SIZE, INTERNALDATE and the Message-ID
 // header field (peeked: \Seen unchanged), never BINARY. Fetch them by
-// sequence set: beta.8 drops a UID FETCH response whose literal comes
-// before its UID (DESIGN.md §4).
+// sequence set: go-imap v2.0.0-beta.8 drops a UID FETCH response whose
+// literal comes before its UID.
 var HeaderIDItems = &imap.FetchOptions{UID: true, RFC822Size: true, InternalDate: true,
 	BodySection: []*imap.FetchItemBodySection{{Specifier: imap.PartSpecifierHeader, HeaderFields: []string{"Message-ID"}, Peek: true}}}
 

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"strings"
 	"time"
@@ -21,31 +22,20 @@ import (
 	"github.com/emersion/go-sasl"
 
 	"github.com/mailferry/mailferry/internal/failure"
+	"github.com/mailferry/mailferry/internal/netconn"
 )
 
-// Security says how the connection is protected.
-type Security int
+// Security says how the connection is protected (netconn.Security).
+type Security = netconn.Security
 
 const (
 	// Implicit TLS from the first byte (imaps://, port 993).
-	Implicit Security = iota
+	Implicit = netconn.Implicit
 	// STARTTLS, required: fail when the server does not offer it (imap://).
-	STARTTLS
+	STARTTLS = netconn.STARTTLS
 	// None: plain text (imap://...?tls=none).
-	None
+	None = netconn.None
 )
-
-func (s Security) String() string {
-	switch s {
-	case Implicit:
-		return "tls"
-	case STARTTLS:
-		return "starttls"
-	case None:
-		return "none"
-	}
-	return "security?"
-}
 
 // DefaultTimeout bounds dialling, the greeting and authentication when
 // Config.Timeout is zero.
@@ -65,12 +55,23 @@ type Config struct {
 	// (LIST, SELECT, SEARCH...). Zero means DefaultTimeout.
 	Timeout time.Duration
 	// Dialer replaces net.Dialer (tests, fault proxy).
-	Dialer func(ctx context.Context, network, addr string) (net.Conn, error)
+	Dialer netconn.DialFunc
 	// Options are passed to imapclient (UnilateralDataHandler...). The
 	// TLSConfig field is ignored.
 	Options *imapclient.Options
 	// Limits bound what the server can make us read (zero: DefaultLimits).
 	Limits Limits
+	// Logger receives the warnings of the IMAP source and target built on
+	// this Config; nil discards them.
+	Logger *slog.Logger
+}
+
+// Log returns cfg.Logger, or a logger that discards when it is nil.
+func (cfg *Config) Log() *slog.Logger {
+	if cfg.Logger != nil {
+		return cfg.Logger
+	}
+	return slog.New(slog.DiscardHandler)
 }
 
 func (cfg *Config) timeout() time.Duration {
@@ -112,20 +113,9 @@ func Dial(ctx context.Context, cfg Config) (*imapclient.Client, error) {
 // server's greeting (after a STARTTLS done here, a replayed one). Until stop
 // is called, the end of ctx closes the connection.
 func secure(ctx context.Context, cfg Config) (net.Conn, func() bool, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, nil, err
-	}
-	dial := cfg.Dialer
-	if dial == nil {
-		d := &net.Dialer{}
-		dial = d.DialContext
-	}
-	conn, err := dial(ctx, "tcp", cfg.Addr)
+	conn, err := netconn.Dial(ctx, cfg.Dialer, cfg.Addr)
 	if err != nil {
-		if ctx.Err() != nil && errors.Is(context.Cause(ctx), context.DeadlineExceeded) {
-			return nil, nil, failure.Mark(failure.Connect, fmt.Errorf("connect to %s: timed out: %w", cfg.Addr, err))
-		}
-		return nil, nil, failure.Mark(failure.Connect, fmt.Errorf("connect to %s: %w", cfg.Addr, err))
+		return nil, nil, err
 	}
 	// Everything up to the end of the login is bounded by ctx.
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
@@ -179,23 +169,7 @@ func ctxErr(ctx context.Context, err error) error {
 }
 
 func tlsConfig(cfg Config) *tls.Config {
-	var t *tls.Config
-	if cfg.TLSConfig != nil {
-		t = cfg.TLSConfig.Clone()
-	} else {
-		t = &tls.Config{}
-	}
-	if t.ServerName == "" && !t.InsecureSkipVerify {
-		host, _, err := net.SplitHostPort(cfg.Addr)
-		if err != nil {
-			host = cfg.Addr
-		}
-		t.ServerName = host
-	}
-	if t.NextProtos == nil {
-		t.NextProtos = []string{"imap"}
-	}
-	return t
+	return netconn.TLSConfig(cfg.TLSConfig, cfg.Addr, "imap")
 }
 
 func classTLS(addr string, err error) error {
@@ -228,12 +202,7 @@ func login(ctx context.Context, c *imapclient.Client, cfg Config) error {
 		if err != nil {
 			return failure.Mark(failure.Auth, fmt.Errorf("get an OAuth2 token for %s: %w", cfg.User, err))
 		}
-		var sc sasl.Client
-		if caps.Has(imap.Cap("AUTH=OAUTHBEARER")) {
-			sc = sasl.NewOAuthBearerClient(&sasl.OAuthBearerOptions{Username: cfg.User, Token: tok})
-		} else {
-			sc = NewXOAuth2Client(cfg.User, tok)
-		}
+		sc := netconn.OAuth2Client(cfg.User, tok, cfg.Addr, caps.Has(imap.Cap("AUTH=OAUTHBEARER")))
 		if err := c.Authenticate(sc); err != nil {
 			return authErr(cfg, err)
 		}
@@ -413,17 +382,3 @@ func Wrap(ctx context.Context, err error) error {
 	}
 	return ctxErr(ctx, Classify(err))
 }
-
-// XOAuth2 is Google's and Microsoft's SASL mechanism, missing from go-sasl.
-type xoauth2 struct{ user, token string }
-
-// NewXOAuth2Client returns a sasl.Client for the XOAUTH2 mechanism.
-func NewXOAuth2Client(user, token string) sasl.Client { return &xoauth2{user, token} }
-
-func (x *xoauth2) Start() (string, []byte, error) {
-	return "XOAUTH2", []byte("user=" + x.user + "\x01auth=Bearer " + x.token + "\x01\x01"), nil
-}
-
-// Next answers the server's error challenge (a JSON document) with an empty
-// response, after which the server sends its NO.
-func (x *xoauth2) Next(challenge []byte) ([]byte, error) { return []byte{}, nil }

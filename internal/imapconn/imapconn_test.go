@@ -202,17 +202,6 @@ func TestDial(t *testing.T) {
 	}
 }
 
-func TestXOAuth2(t *testing.T) {
-	c := NewXOAuth2Client("me@x", "tok")
-	mech, ir, err := c.Start()
-	if err != nil || mech != "XOAUTH2" || string(ir) != "user=me@x\x01auth=Bearer tok\x01\x01" {
-		t.Errorf("Start = %q, %q, %v", mech, ir, err)
-	}
-	if r, err := c.Next([]byte(`{"status":"401"}`)); err != nil || len(r) != 0 {
-		t.Errorf("Next = %q, %v", r, err)
-	}
-}
-
 func TestCloseOnDone(t *testing.T) {
 	addr := startServer(t, imap.CapSet{imap.CapIMAP4rev1: {}}, nil, false)
 	c, err := Dial(context.Background(), Config{Addr: addr, Security: None, User: "u", Password: "good"})

@@ -18,6 +18,7 @@ import (
 
 	"github.com/mailferry/mailferry/internal/failure"
 	"github.com/mailferry/mailferry/internal/mutf7"
+	"github.com/mailferry/mailferry/internal/netconn"
 )
 
 // Raw is a bare IMAP session for bulk APPEND. It is written here because
@@ -159,13 +160,7 @@ func (s *Raw) login(ctx context.Context) (*Status, error) {
 		if terr != nil {
 			return nil, failure.Mark(failure.Auth, fmt.Errorf("get an OAuth2 token for %s: %w", cfg.User, terr))
 		}
-		var sc sasl.Client
-		if s.Has("AUTH=OAUTHBEARER") {
-			sc = sasl.NewOAuthBearerClient(&sasl.OAuthBearerOptions{Username: cfg.User, Token: tok})
-		} else {
-			sc = NewXOAuth2Client(cfg.User, tok)
-		}
-		st, err = s.authenticate(sc)
+		st, err = s.authenticate(netconn.OAuth2Client(cfg.User, tok, cfg.Addr, s.Has("AUTH=OAUTHBEARER")))
 	case s.Has("AUTH=PLAIN"):
 		st, err = s.authenticate(sasl.NewPlainClient("", cfg.User, cfg.Password))
 	case s.Has("LOGINDISABLED"):

@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/emersion/go-maildir"
 )
 
 // KeywordsFile is Dovecot's keyword table, one per folder directory.
@@ -17,24 +19,25 @@ const KeywordsFile = "dovecot-keywords"
 // MaxKeywords is the number of keyword letters (a..z).
 const MaxKeywords = 26
 
-// Flag letters for the IMAP system flags. 'P' (passed) has no IMAP system
-// flag: it reads as the keyword "$Forwarded"; when writing, "$Forwarded" is a
-// Dovecot keyword letter like any other keyword (that is what Dovecot does).
+// Flag letters for the IMAP system flags (the letters are go-maildir's
+// constants). 'P' (passed) has no IMAP system flag: it reads as the keyword
+// "$Forwarded"; when writing, "$Forwarded" is a Dovecot keyword letter like
+// any other keyword (that is what Dovecot does).
 var systemLetters = map[string]byte{
-	`\draft`:    'D',
-	`\flagged`:  'F',
-	`\answered`: 'R',
-	`\seen`:     'S',
-	`\deleted`:  'T',
+	`\draft`:    byte(maildir.FlagDraft),
+	`\flagged`:  byte(maildir.FlagFlagged),
+	`\answered`: byte(maildir.FlagReplied),
+	`\seen`:     byte(maildir.FlagSeen),
+	`\deleted`:  byte(maildir.FlagTrashed),
 }
 
 var letterFlags = map[byte]string{
-	'D': `\Draft`,
-	'F': `\Flagged`,
-	'P': `$Forwarded`,
-	'R': `\Answered`,
-	'S': `\Seen`,
-	'T': `\Deleted`,
+	byte(maildir.FlagDraft):   `\Draft`,
+	byte(maildir.FlagFlagged): `\Flagged`,
+	byte(maildir.FlagPassed):  `$Forwarded`,
+	byte(maildir.FlagReplied): `\Answered`,
+	byte(maildir.FlagSeen):    `\Seen`,
+	byte(maildir.FlagTrashed): `\Deleted`,
 }
 
 // Keywords is Dovecot's keyword table: letter 'a'+i is Names[i] ("" = free).

@@ -19,7 +19,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 
 	"github.com/emersion/go-imap/v2"
@@ -258,7 +257,7 @@ func (s *Source) binaries(ctx context.Context, folder string, ps []*pending) ([]
 			why[i] = "no BINARY[] in the answer"
 		}
 		if out[i] == nil && !same[i] && why[i] != "-" {
-			slog.Warn("IMAP source: a message's 0x80 octets may stand for NUL octets the server would not give back; copied as served under BODY[]",
+			s.cfg.Log().Warn("IMAP source: a message's 0x80 octets may stand for NUL octets the server would not give back; copied as served under BODY[]",
 				"folder", folder, "uid", p.uid, "why", why[i])
 		}
 	}

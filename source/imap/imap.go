@@ -88,6 +88,11 @@ var (
 	_ source.Identifier = (*Source)(nil)
 )
 
+// Features declares what an IMAP source can do.
+func (s *Source) Features() source.Features {
+	return source.Features{Delete: true, Identities: true, Skipped: true, Flags: true, Dates: true}
+}
+
 // ValidityChangedError is source.ValidityChangedError.
 type ValidityChangedError = source.ValidityChangedError
 

@@ -5,7 +5,9 @@
 //
 // The source never moves, renames or modifies a file: new/ is read in place
 // (go-maildir's Unseen would move files to cur/), files are opened read-only
-// (with O_NOATIME when allowed), tmp/ is ignored.
+// (with O_NOATIME when allowed), tmp/ is ignored. go-maildir's Walk is not
+// used for listing either: it reads cur/ only and refuses names without an
+// info part; its flag letters are used (through maildirpp).
 //
 //   - Folders: INBOX (when root/cur exists) and every decodable ".X.Y"
 //     directory with a cur/ subdirectory; directories whose names do not
@@ -68,8 +70,27 @@ var (
 	_ source.Identifier = (*Source)(nil)
 )
 
+// Features declares what a Maildir source can do (dates are the files'
+// modification times).
+func (s *Source) Features() source.Features {
+	return source.Features{Identities: true, Flags: true, Dates: true}
+}
+
+// Option configures Open.
+type Option func(*Source)
+
+// WithLogger sends the source's warnings (skipped directories, duplicate
+// messages) to log; without it they are discarded.
+func WithLogger(log *slog.Logger) Option {
+	return func(s *Source) {
+		if log != nil {
+			s.log = log
+		}
+	}
+}
+
 // Open opens the Maildir++ tree at root, which must exist.
-func Open(ctx context.Context, root string) (*Source, error) {
+func Open(ctx context.Context, root string, opts ...Option) (*Source, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -81,7 +102,11 @@ func Open(ctx context.Context, root string) (*Source, error) {
 	if !fi.IsDir() {
 		return nil, failure.Mark(failure.Config, fmt.Errorf("open Maildir %s: not a directory", root))
 	}
-	return &Source{root: root, log: slog.Default(), kw: map[string]*maildirpp.Keywords{}, dirs: map[string]string{}, idx: map[string]map[string]loc{}}, nil
+	s := &Source{root: root, log: slog.New(slog.DiscardHandler), kw: map[string]*maildirpp.Keywords{}, dirs: map[string]string{}, idx: map[string]map[string]loc{}}
+	for _, o := range opts {
+		o(s)
+	}
+	return s, nil
 }
 
 // Close does nothing.

@@ -191,7 +191,7 @@ func Open(ctx context.Context, path string, o Options) (*Source, error) {
 	}
 	log := o.Logger
 	if log == nil {
-		log = slog.Default()
+		log = slog.New(slog.DiscardHandler)
 	}
 	return &Source{root: path, single: !fi.IsDir(), o: o, log: log}, nil
 }
@@ -209,6 +209,13 @@ func (s *Source) Close() error {
 
 // Skipped lists the files of a tree that are not mbox files.
 func (s *Source) Skipped() []source.Skip { return s.skipped }
+
+// Features declares what an mbox source offers: identities for
+// reconciliation, skipped files, flags (Thunderbird, mutt, Takeout labels)
+// and dates (the From line's).
+func (s *Source) Features() source.Features {
+	return source.Features{Identities: true, Skipped: true, Flags: true, Dates: true}
+}
 
 // indexFile reports files that are never mail: mail clients' indexes and
 // settings.

@@ -2,8 +2,6 @@ package pop3
 
 import (
 	"bufio"
-	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -147,17 +145,3 @@ func concat(parts ...[]string) []string {
 	}
 	return out
 }
-
-func dialScript(t *testing.T, cfg Config, steps ...string) (*Client, <-chan error) {
-	t.Helper()
-	addr, done := scriptServer(t, steps...)
-	cfg.Addr = addr
-	c, err := Dial(context.Background(), cfg)
-	if err != nil {
-		t.Fatalf("Dial: %v", err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c, done
-}
-
-var errScript = errors.New("script")

@@ -4,13 +4,16 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/mailferry/mailferry/internal/message"
+	"github.com/mailferry/mailferry/internal/pop3conn"
 	"github.com/mailferry/mailferry/source"
 )
 
@@ -31,9 +34,10 @@ type Source struct {
 }
 
 var (
-	_ source.Source     = (*Source)(nil)
-	_ source.Deleter    = (*Source)(nil)
-	_ source.Identifier = (*Source)(nil)
+	_ source.Source           = (*Source)(nil)
+	_ source.Deleter          = (*Source)(nil)
+	_ source.Identifier       = (*Source)(nil)
+	_ source.CapabilityLister = (*Source)(nil)
 )
 
 // Open dials and logs in.
@@ -50,6 +54,31 @@ func Open(ctx context.Context, cfg Config) (*Source, error) {
 
 // Client returns the session's low-level client.
 func (s *Source) Client() *Client { return s.c }
+
+// Features declares what a POP3 source can do: one folder, no flags, no
+// dates.
+func (s *Source) Features() source.Features {
+	return source.Features{Delete: true, Identities: true, Capabilities: true}
+}
+
+// Capabilities lists what matters of the server's CAPA, sorted.
+func (s *Source) Capabilities(ctx context.Context) ([]string, error) {
+	if s.c == nil {
+		return nil, errors.New("pop3: no session")
+	}
+	var out []string
+	for k, v := range s.c.Capabilities() {
+		switch k {
+		case "PIPELINING", "UIDL", "TOP", "RESP-CODES", "AUTH-RESP-CODE", "SASL", "STLS", "USER", "EXPIRE", "LOGIN-DELAY":
+			if len(v) > 0 {
+				k += " " + strings.Join(v, " ")
+			}
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
 
 // Folders returns the one folder.
 func (s *Source) Folders(ctx context.Context) ([]source.Folder, error) {
@@ -80,10 +109,10 @@ func (s *Source) load(ctx context.Context) error {
 		return fmt.Errorf("list messages: %w", err)
 	}
 	ids := map[int]string{}
-	useUIDL := s.c.HasCapability("UIDL") || !s.c.capaOK
+	useUIDL := s.c.HasCapability("UIDL") || !s.c.CapaKnown()
 	if useUIDL {
 		uidl, err := s.c.UIDL(ctx)
-		if e, ok := AsError(err); ok && !s.c.HasCapability("UIDL") && e.Code == "" {
+		if e, ok := pop3conn.AsError(err); ok && !s.c.HasCapability("UIDL") && e.Code == "" {
 			useUIDL = false // no CAPA and no UIDL: fall back to hashing
 		} else if err != nil {
 			return fmt.Errorf("list unique ids: %w", err)
@@ -103,10 +132,10 @@ func (s *Source) load(ctx context.Context) error {
 	for _, m := range sizes {
 		id, ok := ids[m.Num]
 		if !ok {
-			return s.c.protoErr("UIDL", fmt.Sprintf("no unique id for message %d", m.Num))
+			return s.c.ProtoErr("UIDL", fmt.Sprintf("no unique id for message %d", m.Num))
 		}
 		if _, dup := s.num[id]; dup {
-			return s.c.protoErr("UIDL", fmt.Sprintf("unique id %q used twice", id))
+			return s.c.ProtoErr("UIDL", fmt.Sprintf("unique id %q used twice", id))
 		}
 		s.num[id] = m.Num
 		s.metas = append(s.metas, source.Meta{ID: id, Size: m.Size})
@@ -123,9 +152,9 @@ func (s *Source) hashIDs(ctx context.Context, sizes []MsgSize) (map[int]string, 
 	}
 	ids := make(map[int]string, len(sizes))
 	seen := map[string]int{}
-	err := s.c.pipeline(ctx, cmds, func(i int, r io.Reader, e *Error) error {
+	err := s.c.Pipeline(ctx, cmds, func(i int, r io.Reader, e *Error) error {
 		if e != nil {
-			return fmt.Errorf("read headers for a key (the server has no UIDL): %w", cmdError(s.c.cfg.Addr, e))
+			return fmt.Errorf("read headers for a key (the server has no UIDL): %w", pop3conn.CmdError(s.c.Addr(), e))
 		}
 		h := sha256.New()
 		if _, err := io.Copy(h, r); err != nil {
@@ -162,13 +191,13 @@ func (s *Source) Fetch(ctx context.Context, f source.Folder, ids []string, fn fu
 		want = append(want, s.metas[s.index(n)])
 		cmds = append(cmds, "RETR "+strconv.Itoa(n))
 	}
-	err := s.c.pipeline(ctx, cmds, func(i int, r io.Reader, e *Error) error {
+	err := s.c.Pipeline(ctx, cmds, func(i int, r io.Reader, e *Error) error {
 		if e != nil {
 			if e.Code == "" && looksGone(e.Text) {
 				vanished = append(vanished, want[i].ID)
 				return nil
 			}
-			return fmt.Errorf("fetch message %s: %w", want[i].ID, cmdError(s.c.cfg.Addr, e))
+			return fmt.Errorf("fetch message %s: %w", want[i].ID, pop3conn.CmdError(s.c.Addr(), e))
 		}
 		return fn(want[i], r)
 	})
@@ -191,7 +220,7 @@ func (s *Source) Identities(ctx context.Context, f source.Folder, fn func(source
 		return err
 	}
 	verb := "TOP %d 0"
-	if s.c.capaOK && !s.c.HasCapability("TOP") {
+	if s.c.CapaKnown() && !s.c.HasCapability("TOP") {
 		verb = "RETR %d"
 	}
 	var want []source.Meta
@@ -203,12 +232,12 @@ func (s *Source) Identities(ctx context.Context, f source.Folder, fn func(source
 		want = append(want, m)
 		cmds = append(cmds, fmt.Sprintf(verb, s.num[m.ID]))
 	}
-	return s.c.pipeline(ctx, cmds, func(i int, r io.Reader, e *Error) error {
+	return s.c.Pipeline(ctx, cmds, func(i int, r io.Reader, e *Error) error {
 		if e != nil {
 			if e.Code == "" && looksGone(e.Text) {
 				return nil
 			}
-			return fmt.Errorf("read the headers of message %s: %w", want[i].ID, cmdError(s.c.cfg.Addr, e))
+			return fmt.Errorf("read the headers of message %s: %w", want[i].ID, pop3conn.CmdError(s.c.Addr(), e))
 		}
 		// The Scanner keeps only the header section (TOP n 0 sends just
 		// that and the blank line).
@@ -269,7 +298,7 @@ func (s *Source) Delete(ctx context.Context, f source.Folder, ids []string) erro
 // means deletions were pending and may not have been committed; without
 // pending deletions a failed QUIT is not an error.
 func (s *Source) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), s.c.cfg.Timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), s.c.Timeout())
 	defer cancel()
 	err := s.c.Quit(ctx)
 	if len(s.gone) == 0 {

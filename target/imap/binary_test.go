@@ -11,8 +11,8 @@ import (
 	"github.com/emersion/go-imap/v2"
 
 	"github.com/mailferry/mailferry/internal/failure"
+	"github.com/mailferry/mailferry/internal/mailbox"
 	"github.com/mailferry/mailferry/internal/testkit/imaptest"
-	"github.com/mailferry/mailferry/source"
 	srcimap "github.com/mailferry/mailferry/source/imap"
 	"github.com/mailferry/mailferry/target"
 )
@@ -179,13 +179,13 @@ func TestBinaryMemServer(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer src.Close()
-			metas, err := src.List(ctx, source.Folder{Name: "INBOX"})
+			metas, err := src.List(ctx, mailbox.Folder{Name: "INBOX"})
 			if err != nil || len(metas) != 2 {
 				t.Fatalf("INBOX: %d messages, %v", len(metas), err)
 			}
 			var got [][]byte
 			for _, m := range metas {
-				err := src.Fetch(ctx, source.Folder{Name: "INBOX"}, []string{m.ID}, func(_ source.Meta, r io.Reader) error {
+				err := src.Fetch(ctx, mailbox.Folder{Name: "INBOX"}, []string{m.ID}, func(_ mailbox.Meta, r io.Reader) error {
 					b, err := io.ReadAll(r)
 					got = append(got, b)
 					return err

@@ -11,8 +11,8 @@ import (
 
 	"github.com/mailferry/mailferry/internal/failure"
 	"github.com/mailferry/mailferry/internal/imapconn"
+	"github.com/mailferry/mailferry/internal/mailbox"
 	"github.com/mailferry/mailferry/internal/testkit/cyrustest"
-	"github.com/mailferry/mailferry/source"
 	"github.com/mailferry/mailferry/target"
 )
 
@@ -34,7 +34,7 @@ func TestCyrusQuotaRoots(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer tg.Close()
-			if _, err := tg.Ensure(ctx, source.Folder{Name: "Small"}); err != nil {
+			if _, err := tg.Ensure(ctx, mailbox.Folder{Name: "Small"}); err != nil {
 				t.Fatal(err)
 			}
 			admin, err := cy.Login(cyrustest.Admin)

@@ -17,9 +17,9 @@ import (
 
 	"github.com/mailferry/mailferry/internal/failure"
 	"github.com/mailferry/mailferry/internal/imapconn"
+	"github.com/mailferry/mailferry/internal/mailbox"
 	"github.com/mailferry/mailferry/internal/testkit/corpus"
 	"github.com/mailferry/mailferry/internal/testkit/dovecottest"
-	"github.com/mailferry/mailferry/source"
 	"github.com/mailferry/mailferry/target"
 )
 
@@ -55,7 +55,7 @@ func TestDovecotMarkFind(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tg.Close()
-	folder, err := tg.Ensure(ctx, source.Folder{Name: "Find/Box"})
+	folder, err := tg.Ensure(ctx, mailbox.Folder{Name: "Find/Box"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,7 +20,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 
 	"github.com/mailferry/mailferry/internal/imapconn"
-	"github.com/mailferry/mailferry/source"
+	"github.com/mailferry/mailferry/internal/mailbox"
 	srcimap "github.com/mailferry/mailferry/source/imap"
 	"github.com/mailferry/mailferry/target"
 )
@@ -83,7 +83,7 @@ func TestDovecot(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		name, err := dst.Ensure(ctx, source.Folder{Name: f.Name, SpecialUse: f.SpecialUse})
+		name, err := dst.Ensure(ctx, mailbox.Folder{Name: f.Name, SpecialUse: f.SpecialUse})
 		if err != nil || name != f.Name {
 			t.Fatalf("Ensure(%q) = %q, %v", f.Name, name, err)
 		}
@@ -91,7 +91,7 @@ func TestDovecot(t *testing.T) {
 		for i, m := range metas {
 			ids[i] = m.ID
 		}
-		err = src.Fetch(ctx, f, ids, func(m source.Meta, r io.Reader) error {
+		err = src.Fetch(ctx, f, ids, func(m mailbox.Meta, r io.Reader) error {
 			h := sha256.New()
 			d := target.Delivery{Folder: name, Flags: m.Flags, Date: m.Received, Size: m.Size}
 			if _, err := dst.Put(ctx, d, io.TeeReader(r, h)); err != nil {
@@ -129,7 +129,7 @@ func TestDovecot(t *testing.T) {
 		for _, m := range metas {
 			ids = append(ids, m.ID)
 		}
-		err = dsrc.Fetch(ctx, f, ids, func(m source.Meta, r io.Reader) error {
+		err = dsrc.Fetch(ctx, f, ids, func(m mailbox.Meta, r io.Reader) error {
 			h := sha256.New()
 			if _, err := io.Copy(h, r); err != nil {
 				return err

@@ -180,19 +180,44 @@ func (t *Target) Find(ctx context.Context, d target.Delivery) (string, bool, err
 	if v, n, ok := parseReceipt(d.Mark); ok && v == sd.UIDValidity {
 		from = n
 	}
-	fp := d.Fingerprint
-	size := fp.Size
+	size := d.Fingerprint.Size
 	if size == 0 {
 		size = d.Size
 	}
+	cands, err := t.candidates(ctx, d, from, size, receipt)
+	if err != nil || len(cands) == 0 {
+		return "", false, err
+	}
+	if s, ok, err := t.exactCopy(ctx, d, size, cands); err != nil {
+		return "", false, err
+	} else if ok {
+		return receipt(s.UID), true, nil
+	}
+	// A copy the server rewrote. Among twins (same Message-ID, date and
+	// size) any one not taken will do: they are interchangeable.
+	if d.Date.IsZero() || size == 0 || (from == 0 && d.Fingerprint.MessageID == "") {
+		return "", false, nil
+	}
+	for _, s := range cands {
+		if s.MessageID == d.Fingerprint.MessageID && s.Date.Unix() == d.Date.Unix() && s.Size >= size && s.Size <= size+rewriteSlack(size) {
+			return receipt(s.UID), true, nil
+		}
+	}
+	return "", false, nil
+}
+
+// candidates searches the selected folder for the messages at or above
+// from that may be d's copy (by Message-ID; without one by date and size)
+// and are not taken.
+func (t *Target) candidates(ctx context.Context, d target.Delivery, from imap.UID, size int64, receipt func(imap.UID) string) ([]stored, error) {
 	crit := &imap.SearchCriteria{}
 	if from > 0 {
 		var above imap.UIDSet
 		above.AddRange(from, 0)
 		crit.UID = []imap.UIDSet{above}
 	}
-	if fp.MessageID != "" {
-		crit.Header = []imap.SearchCriteriaHeaderField{{Key: "Message-ID", Value: fp.MessageID}}
+	if d.Fingerprint.MessageID != "" {
+		crit.Header = []imap.SearchCriteriaHeaderField{{Key: "Message-ID", Value: d.Fingerprint.MessageID}}
 	} else {
 		if size > 0 {
 			crit.Larger, crit.Smaller = size-1, size+rewriteSlack(size)+1
@@ -204,7 +229,7 @@ func (t *Target) Find(ctx context.Context, d target.Delivery) (string, bool, err
 	// SEARCH and FETCH by sequence number: no EXPUNGE may come between
 	// them (RFC 3501 §7.4.1), and see imapconn.HeaderIDItems.
 	var seqs []uint32
-	err = t.short(ctx, fmt.Sprintf("search folder %q", d.Folder), func(c *imapclient.Client) error {
+	err := t.short(ctx, fmt.Sprintf("search folder %q", d.Folder), func(c *imapclient.Client) error {
 		sr, err := c.Search(crit, nil).Wait()
 		if err != nil {
 			return err
@@ -213,7 +238,7 @@ func (t *Target) Find(ctx context.Context, d target.Delivery) (string, bool, err
 		return nil
 	})
 	if err != nil || len(seqs) == 0 {
-		return "", false, err
+		return nil, err
 	}
 	var set imap.SeqSet
 	for _, s := range seqs {
@@ -238,44 +263,37 @@ func (t *Target) Find(ctx context.Context, d target.Delivery) (string, bool, err
 		}
 		return cmd.Close()
 	})
-	if err != nil || len(cands) == 0 {
-		return "", false, err
-	}
+	return cands, err
+}
+
+// exactCopy returns the candidate of d's size holding d's exact bytes (by
+// SHA-256); without a hash to compare, the one candidate of that size with
+// d's Message-ID.
+func (t *Target) exactCopy(ctx context.Context, d target.Delivery, size int64, cands []stored) (stored, bool, error) {
 	var exact []stored
 	for _, s := range cands {
 		if size == 0 || s.Size == size {
 			exact = append(exact, s)
 		}
 	}
-	var zero [32]byte
-	if fp.SHA256 == zero {
-		// No hash to compare: an unambiguous Message-ID match of the
-		// exact size will do.
-		if fp.MessageID != "" && len(exact) == 1 && exact[0].MessageID == fp.MessageID {
-			return receipt(exact[0].UID), true, nil
+	fp := d.Fingerprint
+	if fp.SHA256 == ([32]byte{}) {
+		ok := fp.MessageID != "" && len(exact) == 1 && exact[0].MessageID == fp.MessageID
+		if ok {
+			return exact[0], true, nil
 		}
-	} else {
-		for _, s := range exact {
-			sum, err := t.hash(ctx, s.Seq, s.UID, d.Binary)
-			if err != nil {
-				return "", false, fmt.Errorf("find in %q: %w", d.Folder, err)
-			}
-			if sum == fp.SHA256 {
-				return receipt(s.UID), true, nil
-			}
+		return stored{}, false, nil
+	}
+	for _, s := range exact {
+		sum, err := t.hash(ctx, s.Seq, s.UID, d.Binary)
+		if err != nil {
+			return stored{}, false, fmt.Errorf("find in %q: %w", d.Folder, err)
 		}
-	}
-	// A copy the server rewrote. Among twins (same Message-ID, date and
-	// size) any one not taken will do: they are interchangeable.
-	if d.Date.IsZero() || size == 0 || (from == 0 && fp.MessageID == "") {
-		return "", false, nil
-	}
-	for _, s := range cands {
-		if s.MessageID == fp.MessageID && s.Date.Unix() == d.Date.Unix() && s.Size >= size && s.Size <= size+rewriteSlack(size) {
-			return receipt(s.UID), true, nil
+		if sum == fp.SHA256 {
+			return s, true, nil
 		}
 	}
-	return "", false, nil
+	return stored{}, false, nil
 }
 
 // hash returns the SHA-256 of message seq's bytes, streamed; it checks that

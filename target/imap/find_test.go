@@ -19,8 +19,8 @@ import (
 
 	"github.com/mailferry/mailferry/internal/failure"
 	"github.com/mailferry/mailferry/internal/imapconn"
+	"github.com/mailferry/mailferry/internal/mailbox"
 	"github.com/mailferry/mailferry/internal/testkit/imaptest"
-	"github.com/mailferry/mailferry/source"
 	"github.com/mailferry/mailferry/target"
 )
 
@@ -189,7 +189,7 @@ func testFindRewritten(t *testing.T, rewrite func([]byte) []byte, caps imap.CapS
 		t.Fatal(err)
 	}
 	defer tg.Close()
-	folder, err := tg.Ensure(ctx, source.Folder{Name: "Box"})
+	folder, err := tg.Ensure(ctx, mailbox.Folder{Name: "Box"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -301,7 +301,7 @@ func TestMark(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tg.Close()
-	if _, err := tg.Ensure(ctx, source.Folder{Name: "Box"}); err != nil {
+	if _, err := tg.Ensure(ctx, mailbox.Folder{Name: "Box"}); err != nil {
 		t.Fatal(err)
 	}
 	status := func(folder string) string {

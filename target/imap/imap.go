@@ -25,8 +25,8 @@ import (
 
 	"github.com/mailferry/mailferry/internal/failure"
 	"github.com/mailferry/mailferry/internal/imapconn"
+	"github.com/mailferry/mailferry/internal/mailbox"
 	"github.com/mailferry/mailferry/internal/message"
-	"github.com/mailferry/mailferry/source"
 	"github.com/mailferry/mailferry/target"
 )
 
@@ -61,7 +61,8 @@ type Target struct {
 	limits appendLimits
 	// fullRoot holds, per server folder, the quota root found full.
 	fullRoot map[string]quotaRoot
-	// Log receives the notes about dropped keywords; nil: slog.Default().
+	// Log receives the notes about dropped keywords; nil: the Config's
+	// Logger.
 	Log *slog.Logger
 }
 
@@ -71,11 +72,14 @@ type permFlags struct {
 }
 
 var (
-	_ target.Target         = (*Target)(nil)
-	_ target.FolderLister   = (*Target)(nil)
-	_ target.FlagSetter     = (*Target)(nil)
-	_ target.CRLFRequired   = (*Target)(nil)
-	_ target.BinaryAppender = (*Target)(nil)
+	_ target.Target            = (*Target)(nil)
+	_ target.FolderLister      = (*Target)(nil)
+	_ target.FlagSetter        = (*Target)(nil)
+	_ target.BinaryAppender    = (*Target)(nil)
+	_ target.Quotaer           = (*Target)(nil)
+	_ target.AppendLimiter     = (*Target)(nil)
+	_ target.CapabilityLister  = (*Target)(nil)
+	_ target.SpecialUseCreator = (*Target)(nil)
 )
 
 // Open connects and logs in.
@@ -96,7 +100,7 @@ func (t *Target) log() *slog.Logger {
 	if t.Log != nil {
 		return t.Log
 	}
-	return slog.Default()
+	return t.cfg.Log()
 }
 
 // conn returns the live client, dialling a new one when needed.
@@ -158,8 +162,15 @@ func (t *Target) Close() error {
 	return imapconn.Logout(c)
 }
 
-// RequiresCRLF reports that IMAP needs CRLF line endings.
-func (t *Target) RequiresCRLF() bool { return true }
+// Features declares what an IMAP target can do. NUL depends on the
+// session (BINARY, see AppendsBinary), Pipeline on the store session.
+func (t *Target) Features() target.Features {
+	return target.Features{
+		CRLF: true, NUL: t.AppendsBinary(), ExclusiveFolders: true, Pipeline: t.pipelineDepth(),
+		Marks: true, Inventory: true, Flags: true, Folders: true,
+		Quota: true, Capabilities: true, AppendLimit: true, SpecialUseCreate: true,
+	}
+}
 
 // short runs a short command under a deadline and ctx; on error the
 // connection is dropped.
@@ -207,12 +218,12 @@ func (t *Target) loadFolders(ctx context.Context) ([]*imap.ListData, error) {
 }
 
 // Folders lists the target's folders with their special-use attributes.
-func (t *Target) Folders(ctx context.Context) ([]source.Folder, error) {
+func (t *Target) Folders(ctx context.Context) ([]mailbox.Folder, error) {
 	l, err := t.loadFolders(ctx)
 	if err != nil {
 		return nil, err
 	}
-	var out []source.Folder
+	var out []mailbox.Folder
 	for _, d := range l {
 		if !imapconn.Selectable(d.Attrs) {
 			continue
@@ -221,7 +232,7 @@ func (t *Target) Folders(ctx context.Context) ([]source.Folder, error) {
 		if !ok {
 			continue
 		}
-		out = append(out, source.Folder{Name: name, SpecialUse: imapconn.SpecialUse(d.Attrs)})
+		out = append(out, mailbox.Folder{Name: name, SpecialUse: imapconn.SpecialUse(d.Attrs)})
 	}
 	return out, nil
 }
@@ -230,7 +241,7 @@ func (t *Target) Folders(ctx context.Context) ([]source.Folder, error) {
 // and returns its canonical name. A folder created for a special use
 // (f.SpecialUse) the target has no folder for yet gets it, where the
 // server offers CREATE-SPECIAL-USE.
-func (t *Target) Ensure(ctx context.Context, f source.Folder) (string, error) {
+func (t *Target) Ensure(ctx context.Context, f mailbox.Folder) (string, error) {
 	if _, err := t.conn(ctx); err != nil {
 		return "", err
 	}

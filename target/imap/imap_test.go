@@ -17,8 +17,8 @@ import (
 
 	"github.com/mailferry/mailferry/internal/failure"
 	"github.com/mailferry/mailferry/internal/imapconn"
+	"github.com/mailferry/mailferry/internal/mailbox"
 	"github.com/mailferry/mailferry/internal/testkit/imaptest"
-	"github.com/mailferry/mailferry/source"
 	srcimap "github.com/mailferry/mailferry/source/imap"
 	"github.com/mailferry/mailferry/target"
 )
@@ -56,7 +56,7 @@ func TestPutRoundTrip(t *testing.T) {
 	srv := imaptest.Start(t, imaptest.Options{})
 	tg := open(t, srv)
 	ctx := context.Background()
-	name, err := tg.Ensure(ctx, source.Folder{Name: "Archive/2021"})
+	name, err := tg.Ensure(ctx, mailbox.Folder{Name: "Archive/2021"})
 	if err != nil || name != "Archive/2021" {
 		t.Fatalf("Ensure = %q, %v", name, err)
 	}
@@ -75,7 +75,7 @@ func TestPutRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer src.Close()
-	metas, err := src.List(ctx, source.Folder{Name: "Archive/2021"})
+	metas, err := src.List(ctx, mailbox.Folder{Name: "Archive/2021"})
 	if err != nil || len(metas) != 1 {
 		t.Fatalf("List = %v, %v", metas, err)
 	}
@@ -88,7 +88,7 @@ func TestPutRoundTrip(t *testing.T) {
 		t.Errorf("date = %v, want %v", m.Received, d.Date)
 	}
 	var got []byte
-	err = src.Fetch(ctx, source.Folder{Name: "Archive/2021"}, []string{m.ID}, func(_ source.Meta, r io.Reader) error {
+	err = src.Fetch(ctx, mailbox.Folder{Name: "Archive/2021"}, []string{m.ID}, func(_ mailbox.Meta, r io.Reader) error {
 		got, err = io.ReadAll(r)
 		return err
 	})
@@ -103,13 +103,13 @@ func TestFoldersNames(t *testing.T) {
 	ctx := context.Background()
 	names := []string{"A/B/C", "بريد وارد", "Tom & Jerry", "Sent Items", "INBOX/Sub"}
 	for _, n := range names {
-		got, err := tg.Ensure(ctx, source.Folder{Name: n})
+		got, err := tg.Ensure(ctx, mailbox.Folder{Name: n})
 		if err != nil || got != n {
 			t.Fatalf("Ensure(%q) = %q, %v", n, got, err)
 		}
 	}
 	// Ensure twice is fine.
-	if _, err := tg.Ensure(ctx, source.Folder{Name: "A/B/C"}); err != nil {
+	if _, err := tg.Ensure(ctx, mailbox.Folder{Name: "A/B/C"}); err != nil {
 		t.Fatal(err)
 	}
 	// A fresh session sees the folders.
@@ -254,7 +254,7 @@ func TestTryCreate(t *testing.T) {
 	srv := imaptest.Start(t, imaptest.Options{})
 	tg := open(t, srv)
 	ctx := context.Background()
-	if _, err := tg.Ensure(ctx, source.Folder{Name: "Gone"}); err != nil {
+	if _, err := tg.Ensure(ctx, mailbox.Folder{Name: "Gone"}); err != nil {
 		t.Fatal(err)
 	}
 	// Deleted behind our back: the cached list is stale, APPEND gets TRYCREATE.
@@ -315,7 +315,7 @@ func TestSetFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer src.Close()
-	metas, err := src.List(ctx, source.Folder{Name: "INBOX"})
+	metas, err := src.List(ctx, mailbox.Folder{Name: "INBOX"})
 	if err != nil || len(metas) != 1 {
 		t.Fatalf("List = %v, %v", metas, err)
 	}

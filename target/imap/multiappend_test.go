@@ -20,8 +20,8 @@ import (
 
 	"github.com/mailferry/mailferry/internal/failure"
 	"github.com/mailferry/mailferry/internal/imapconn"
+	"github.com/mailferry/mailferry/internal/mailbox"
 	"github.com/mailferry/mailferry/internal/testkit/imaptest"
-	"github.com/mailferry/mailferry/source"
 	srcimap "github.com/mailferry/mailferry/source/imap"
 	"github.com/mailferry/mailferry/target"
 )
@@ -444,7 +444,7 @@ func testSendRawMemServer(t *testing.T, caps imap.CapSet) {
 	}
 	defer src.Close()
 	for fi, folder := range folders {
-		metas, err := src.List(ctx, source.Folder{Name: folder})
+		metas, err := src.List(ctx, mailbox.Folder{Name: folder})
 		if err != nil || len(metas) != 6 {
 			t.Fatalf("folder %q: %d messages, %v", folder, len(metas), err)
 		}
@@ -456,7 +456,7 @@ func testSendRawMemServer(t *testing.T, caps imap.CapSet) {
 			if fmt.Sprint(lower(m.Flags)) != `[$work \seen]` {
 				t.Errorf("%q message %d: flags %v", folder, k, m.Flags)
 			}
-			err := src.Fetch(ctx, source.Folder{Name: folder}, []string{m.ID}, func(_ source.Meta, r io.Reader) error {
+			err := src.Fetch(ctx, mailbox.Folder{Name: folder}, []string{m.ID}, func(_ mailbox.Meta, r io.Reader) error {
 				got, err := io.ReadAll(r)
 				if !bytes.Equal(got, bodies[i]) {
 					t.Errorf("%q message %d: body differs", folder, k)

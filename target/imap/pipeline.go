@@ -127,8 +127,8 @@ func (t *Target) send(ctx context.Context, d target.Delivery, body io.Reader) (f
 	}, nil
 }
 
-// PipelineDepth says how many Sends may be in flight on this target.
-func (t *Target) PipelineDepth() int {
+// pipelineDepth says how many Sends may be in flight on this target.
+func (t *Target) pipelineDepth() int {
 	if t.pipe != nil {
 		return t.pipe.depth()
 	}
@@ -153,11 +153,7 @@ func (t *Target) appender(ctx context.Context) (*appendPipe, error) {
 	}
 	s, err := imapconn.DialRaw(ctx, t.cfg)
 	if err != nil {
-		switch failure.KindOf(err) {
-		case failure.Auth, failure.TLS, failure.Config, failure.Fatal:
-			return nil, err
-		}
-		if ctx.Err() != nil {
+		if failure.IsFatal(err) || ctx.Err() != nil {
 			return nil, err
 		}
 		// The main session works, a second one does not (a limit on

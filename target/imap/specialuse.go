@@ -9,7 +9,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/mailferry/mailferry/internal/imapconn"
-	"github.com/mailferry/mailferry/source"
+	"github.com/mailferry/mailferry/internal/mailbox"
 )
 
 // creatable are the special uses a created folder may be given: the ones
@@ -22,7 +22,7 @@ var creatable = map[string]bool{
 
 // noteUse remembers the special use f asks for, so that a re-creation after
 // TRYCREATE gives it too.
-func (t *Target) noteUse(f source.Folder) {
+func (t *Target) noteUse(f mailbox.Folder) {
 	if !creatable[f.SpecialUse] {
 		return
 	}

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/mailferry/mailferry/internal/imapconn"
-	"github.com/mailferry/mailferry/source"
+	"github.com/mailferry/mailferry/internal/mailbox"
 )
 
 // useServer is a scripted IMAP server that keeps folders with their special
@@ -130,17 +130,17 @@ func TestEnsureSpecialUse(t *testing.T) {
 	tests := []struct {
 		name      string
 		createSU  bool
-		folder    source.Folder
+		folder    mailbox.Folder
 		want      []string // CREATE arguments, in order
 		wantUsed  string   // the special use the server ends with on folder.Name
 		canCreate bool
 	}{
-		{"sent", true, source.Folder{Name: "Sent", SpecialUse: `\Sent`}, []string{`"Sent" (USE (\Sent))`}, `\Sent`, true},
-		{"nested junk: parents plain", true, source.Folder{Name: "Old/Junk", SpecialUse: `\Junk`}, []string{`"Old"`, `"Old/Junk" (USE (\Junk))`}, `\Junk`, true},
-		{"no special use", true, source.Folder{Name: "Work"}, []string{`"Work"`}, "", true},
-		{"use the target has already", true, source.Folder{Name: "Archive", SpecialUse: `\Archive`}, []string{`"Archive"`}, "", true},
-		{"a view is not given", true, source.Folder{Name: "All Mail", SpecialUse: `\All`}, []string{`"All Mail"`}, "", true},
-		{"no CREATE-SPECIAL-USE", false, source.Folder{Name: "Drafts", SpecialUse: `\Drafts`}, []string{`"Drafts"`}, "", false},
+		{"sent", true, mailbox.Folder{Name: "Sent", SpecialUse: `\Sent`}, []string{`"Sent" (USE (\Sent))`}, `\Sent`, true},
+		{"nested junk: parents plain", true, mailbox.Folder{Name: "Old/Junk", SpecialUse: `\Junk`}, []string{`"Old"`, `"Old/Junk" (USE (\Junk))`}, `\Junk`, true},
+		{"no special use", true, mailbox.Folder{Name: "Work"}, []string{`"Work"`}, "", true},
+		{"use the target has already", true, mailbox.Folder{Name: "Archive", SpecialUse: `\Archive`}, []string{`"Archive"`}, "", true},
+		{"a view is not given", true, mailbox.Folder{Name: "All Mail", SpecialUse: `\All`}, []string{`"All Mail"`}, "", true},
+		{"no CREATE-SPECIAL-USE", false, mailbox.Folder{Name: "Drafts", SpecialUse: `\Drafts`}, []string{`"Drafts"`}, "", false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -181,18 +181,18 @@ func TestEnsureSpecialUseRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tg.Close()
-	if _, err := tg.Ensure(ctx, source.Folder{Name: "Junk", SpecialUse: `\Junk`}); err != nil {
+	if _, err := tg.Ensure(ctx, mailbox.Folder{Name: "Junk", SpecialUse: `\Junk`}); err != nil {
 		t.Fatal(err)
 	}
 	// Another client gives \Trash away behind our back.
 	srv.mu.Lock()
 	srv.use["Bin"] = `\Trash`
 	srv.mu.Unlock()
-	if _, err := tg.Ensure(ctx, source.Folder{Name: "Trash", SpecialUse: `\Trash`}); err != nil {
+	if _, err := tg.Ensure(ctx, mailbox.Folder{Name: "Trash", SpecialUse: `\Trash`}); err != nil {
 		t.Fatal(err)
 	}
 	// A second \Junk folder is not asked for the use the first one got.
-	if _, err := tg.Ensure(ctx, source.Folder{Name: "Spam", SpecialUse: `\Junk`}); err != nil {
+	if _, err := tg.Ensure(ctx, mailbox.Folder{Name: "Spam", SpecialUse: `\Junk`}); err != nil {
 		t.Fatal(err)
 	}
 	want := []string{`"Junk" (USE (\Junk))`, `"Trash" (USE (\Trash))`, `"Trash"`, `"Spam"`}

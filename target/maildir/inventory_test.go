@@ -15,7 +15,7 @@ import (
 	"testing/iotest"
 	"time"
 
-	"github.com/mailferry/mailferry/source"
+	"github.com/mailferry/mailferry/internal/mailbox"
 	"github.com/mailferry/mailferry/target"
 )
 
@@ -122,7 +122,7 @@ func TestCensusMissingFolder(t *testing.T) {
 		t.Errorf("files changed: %q -> %q", before, after)
 	}
 	// An empty folder that exists.
-	tg.Ensure(ctx, source.Folder{Name: "Empty"})
+	tg.Ensure(ctx, mailbox.Folder{Name: "Empty"})
 	if c, err := tg.Census(ctx, "Empty"); err != nil || c.Messages != 0 {
 		t.Errorf("Census of an empty folder = %+v, %v", c, err)
 	}
@@ -219,7 +219,7 @@ func BenchmarkInventory200k(b *testing.B) {
 	const n = 200_000
 	root := b.TempDir()
 	tg := open(b, root)
-	if _, err := tg.Ensure(context.Background(), source.Folder{Name: "Big"}); err != nil {
+	if _, err := tg.Ensure(context.Background(), mailbox.Folder{Name: "Big"}); err != nil {
 		b.Fatal(err)
 	}
 	cur := filepath.Join(root, ".Big", "cur")

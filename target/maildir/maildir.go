@@ -2,8 +2,13 @@
 // it (mail_location = maildir:~/Maildir), so that Dovecot can serve a backup
 // as it is. Folder naming, flags and keywords follow internal/maildirpp.
 //
-// Delivery is done here rather than with go-maildir (which neither fsyncs nor
-// removes partial files): a tmp/ file is created with O_EXCL and mode 0600, the
+// Delivery is done here rather than with go-maildir's Dir.Create or
+// Delivery, which fsync neither the file nor the directory (a crash may lose
+// a message the journal calls done), choose the file's name themselves (Find
+// looks for the name the engine planned before the first byte) and leave
+// partial files behind on error. go-maildir supplies the flag letters
+// (through maildirpp) and, in the tests, checks that what is written here
+// reads back as a Maildir. Here: a tmp/ file is created with O_EXCL and mode 0600, the
 // body is copied and its length checked against Delivery.Size, the mtime is set
 // to Delivery.Date, the file is fsynced, renamed to
 // cur/<name>,S=<size>:2,<flags> and the directory is fsynced. On any error
@@ -49,15 +54,15 @@ import (
 	"time"
 
 	"github.com/mailferry/mailferry/internal/failure"
+	"github.com/mailferry/mailferry/internal/mailbox"
 	"github.com/mailferry/mailferry/internal/maildirpp"
-	"github.com/mailferry/mailferry/source"
 	"github.com/mailferry/mailferry/target"
 )
 
 // Options configure a Maildir target. The zero value is ready to use.
 type Options struct {
 	// Logger receives warnings (renamed folders, dropped keywords);
-	// slog.Default() when nil.
+	// discarded when nil.
 	Logger *slog.Logger
 	// Job tags the tmp files the Target writes (up to 32 ASCII letters and
 	// digits): the first time the Target touches a folder, it removes the
@@ -115,7 +120,7 @@ func Open(ctx context.Context, root string, opts Options) (*Target, error) {
 	}
 	log := opts.Logger
 	if log == nil {
-		log = slog.Default()
+		log = slog.New(slog.DiscardHandler)
 	}
 	if !validJob(opts.Job) {
 		return nil, failure.Mark(failure.Config, fmt.Errorf("open Maildir %s: job tag %q is not up to %d letters and digits", root, opts.Job, maxJob))
@@ -220,7 +225,7 @@ func (t *Target) resolve(folder string) (name, dir string, err error) {
 // Ensure creates the folder and its parents (Maildir++ directories with
 // maildirfolder files) and returns the name it is stored under: the
 // requested one, or a safe replacement for a hostile name (see Renamed).
-func (t *Target) Ensure(ctx context.Context, f source.Folder) (string, error) {
+func (t *Target) Ensure(ctx context.Context, f mailbox.Folder) (string, error) {
 	if err := ctx.Err(); err != nil {
 		return "", err
 	}
@@ -269,7 +274,7 @@ func (t *Target) ensureDirs(name string) error {
 }
 
 // Folders lists the folders of the tree (no special-use attributes).
-func (t *Target) Folders(ctx context.Context) ([]source.Folder, error) {
+func (t *Target) Folders(ctx context.Context) ([]mailbox.Folder, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -280,9 +285,9 @@ func (t *Target) Folders(ctx context.Context) ([]source.Folder, error) {
 	for _, s := range skipped {
 		t.log.Warn("Maildir directory skipped: not a valid folder name", "dir", filepath.Join(t.root, s))
 	}
-	out := make([]source.Folder, len(es))
+	out := make([]mailbox.Folder, len(es))
 	for i, e := range es {
-		out[i] = source.Folder{Name: e.Name}
+		out[i] = mailbox.Folder{Name: e.Name}
 	}
 	return out, nil
 }
@@ -375,8 +380,16 @@ func (t *Target) Send(ctx context.Context, d target.Delivery, body io.Reader) (f
 	}, nil
 }
 
-// PipelineDepth: how many Sends may wait for their fsync at once.
-func (t *Target) PipelineDepth() int { return 32 }
+// pipelineDepth: how many Sends may wait for their fsync at once.
+const pipelineDepth = 32
+
+// Features declares what a Maildir target can do: files keep any byte, and
+// workers may share a folder.
+func (t *Target) Features() target.Features {
+	return target.Features{
+		NUL: true, Pipeline: pipelineDepth, Inventory: true, Flags: true, Folders: true,
+	}
+}
 
 // flush moves every pending file whose fsync succeeded into cur/ and
 // fsyncs the cur/ directories they went to.

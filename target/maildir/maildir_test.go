@@ -17,8 +17,8 @@ import (
 	"time"
 
 	"github.com/mailferry/mailferry/internal/failure"
+	"github.com/mailferry/mailferry/internal/mailbox"
 	"github.com/mailferry/mailferry/internal/maildirpp"
-	"github.com/mailferry/mailferry/source"
 	"github.com/mailferry/mailferry/target"
 )
 
@@ -74,7 +74,7 @@ func TestPutRoundTrip(t *testing.T) {
 		{"v1.2 & more", `.v1\2e2 &- more`, []string{`Work`, `$Junk`}, "ab"},
 	}
 	for i, tt := range tests {
-		name, err := tg.Ensure(ctx, source.Folder{Name: tt.folder})
+		name, err := tg.Ensure(ctx, mailbox.Folder{Name: tt.folder})
 		if err != nil || name != tt.folder {
 			t.Fatalf("Ensure(%q) = %q, %v", tt.folder, name, err)
 		}
@@ -216,7 +216,7 @@ func TestFind(t *testing.T) {
 	if _, ok, err := a.Find(ctx, d); ok || err != nil {
 		t.Fatalf("Find in a missing folder = %v, %v", ok, err)
 	}
-	if _, err := a.Ensure(ctx, source.Folder{Name: "Sent"}); err != nil {
+	if _, err := a.Ensure(ctx, mailbox.Folder{Name: "Sent"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok, _ := a.Find(ctx, d); ok {
@@ -259,7 +259,7 @@ func TestHostileFolderNames(t *testing.T) {
 	names := []string{"../../etc", "a/../../b", "..", ".", "/", "", "x\x00y", "../Maildir2",
 		strings.Repeat("long", 1250), strings.Repeat("أرشيف/", 80), "\x1b[31mred", "cur", "tmp/../new", "~", ".hidden", "a\\b"}
 	for i, n := range names {
-		got, err := tg.Ensure(ctx, source.Folder{Name: n})
+		got, err := tg.Ensure(ctx, mailbox.Folder{Name: n})
 		if err != nil {
 			t.Fatalf("Ensure(%q): %v", n, err)
 		}
@@ -311,7 +311,7 @@ func TestConcurrentPuts(t *testing.T) {
 			for i := range per {
 				body := fmt.Sprintf("worker %d message %d", w, i)
 				folder := []string{"INBOX", "A/B", "A/C"}[i%3]
-				if _, err := tg.Ensure(ctx, source.Folder{Name: folder}); err != nil {
+				if _, err := tg.Ensure(ctx, mailbox.Folder{Name: folder}); err != nil {
 					errs <- err
 					return
 				}

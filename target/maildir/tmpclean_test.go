@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailferry/mailferry/internal/mailbox"
 	"github.com/mailferry/mailferry/internal/maildirpp"
-	"github.com/mailferry/mailferry/source"
 )
 
 func openJob(t testing.TB, root, job string) *Target {
@@ -118,8 +118,8 @@ func TestCleanTmp(t *testing.T) {
 func TestCleanOnTouch(t *testing.T) {
 	ctx := context.Background()
 	root := t.TempDir()
-	openJob(t, root, "j1").Ensure(ctx, source.Folder{Name: "A"})
-	openJob(t, root, "j1").Ensure(ctx, source.Folder{Name: "B"})
+	openJob(t, root, "j1").Ensure(ctx, mailbox.Folder{Name: "A"})
+	openJob(t, root, "j1").Ensure(ctx, mailbox.Folder{Name: "B"})
 	stale := func(dir string) string {
 		p := filepath.Join(root, dir, "tmp", "u.mferry-j1-0123456789ab")
 		if err := os.WriteFile(p, []byte("partial"), 0o600); err != nil {
@@ -131,7 +131,7 @@ func TestCleanOnTouch(t *testing.T) {
 
 	tg := openJob(t, root, "j1")
 	a, b, inbox := stale(".A"), stale(".B"), stale("")
-	if _, err := tg.Ensure(ctx, source.Folder{Name: "A"}); err != nil || !gone(a) {
+	if _, err := tg.Ensure(ctx, mailbox.Folder{Name: "A"}); err != nil || !gone(a) {
 		t.Errorf("Ensure left the stale file (%v)", err)
 	}
 	if gone(b) || gone(inbox) {
@@ -150,12 +150,12 @@ func TestCleanOnTouch(t *testing.T) {
 	}
 	// Once per Target and folder: a file appearing later is not looked at.
 	later := stale(".A")
-	tg.Ensure(ctx, source.Folder{Name: "A"})
+	tg.Ensure(ctx, mailbox.Folder{Name: "A"})
 	if gone(later) {
 		t.Error("a second Ensure cleaned again")
 	}
 	// A Target of another job leaves it.
-	openJob(t, root, "j2").Ensure(ctx, source.Folder{Name: "A"})
+	openJob(t, root, "j2").Ensure(ctx, mailbox.Folder{Name: "A"})
 	if gone(later) {
 		t.Error("a Target of another job removed the file")
 	}
@@ -232,7 +232,7 @@ func TestCleanKeepsLiveWrite(t *testing.T) {
 		t.Fatalf("%d files in tmp/ mid-write, want 1", n)
 	}
 	other := openJob(t, root, "j1")
-	if _, err := other.Ensure(ctx, source.Folder{Name: "F"}); err != nil {
+	if _, err := other.Ensure(ctx, mailbox.Folder{Name: "F"}); err != nil {
 		t.Fatal(err)
 	}
 	if n := len(tmpFiles(t, dir)); n != 1 {
@@ -330,7 +330,7 @@ func TestKill9LeavesNoTmp(t *testing.T) {
 	}
 
 	tg := openJob(t, root, "kill9job")
-	if _, err := tg.Ensure(context.Background(), source.Folder{Name: "Big"}); err != nil {
+	if _, err := tg.Ensure(context.Background(), mailbox.Folder{Name: "Big"}); err != nil {
 		t.Fatal(err)
 	}
 	if got := tmpFiles(t, dir); !slices.Equal(got, []string{filepath.Base(foreign)}) {

@@ -1,4 +1,4 @@
-package pop3
+package pop3conn
 
 import (
 	"errors"
@@ -6,7 +6,7 @@ import (
 	"strings"
 
 	"github.com/mailferry/mailferry/internal/failure"
-	"github.com/mailferry/mailferry/source"
+	"github.com/mailferry/mailferry/internal/mailbox"
 )
 
 // Error is a negative reply (-ERR) from the server.
@@ -117,13 +117,13 @@ func classify(e *Error, login bool) failure.Kind {
 func loginError(addr, user string, e *Error) error {
 	err := fmt.Errorf("pop3 %s: login failed for %q: %w", addr, user, e)
 	if e.Code == CodeInUse {
-		err = fmt.Errorf("pop3 %s: login failed for %q: %w (%w)", addr, user, e, source.ErrSingleSession)
+		err = fmt.Errorf("pop3 %s: login failed for %q: %w (%w)", addr, user, e, mailbox.ErrSingleSession)
 	}
 	return failure.Mark(classify(e, true), err)
 }
 
 // cmdError builds the error for a refused command outside login.
-func cmdError(addr string, e *Error) error {
+func CmdError(addr string, e *Error) error {
 	err := fmt.Errorf("pop3 %s: %s refused: %w", addr, e.Cmd, e)
 	k := classify(e, false)
 	if k == failure.Unknown {

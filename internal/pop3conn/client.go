@@ -1,12 +1,12 @@
-// Package pop3 reads mail from a POP3 server (RFC 1939, RFC 2449 CAPA and
-// response codes, RFC 2595 STLS, RFC 5034 SASL, RFC 3206 codes): a
-// low-level Client and a Source for the migration engine.
+// Package pop3conn is a POP3 client (RFC 1939, RFC 2449 CAPA and response
+// codes, RFC 2595 STLS, RFC 5034 SASL, RFC 3206 codes); source/pop3 adapts
+// it to the engine's Source.
 //
 // Bodies are streamed through a dot reader that yields the exact stored
 // bytes; every read and write has a deadline; cancelling a context closes
 // the connection. Errors are *Error values (for -ERR replies) wrapped with
 // the server's address and classed with failure.Mark.
-package pop3
+package pop3conn
 
 import (
 	"bufio"
@@ -25,32 +25,21 @@ import (
 	"github.com/emersion/go-sasl"
 
 	"github.com/mailferry/mailferry/internal/failure"
+	"github.com/mailferry/mailferry/internal/netconn"
 )
 
-// Security selects how the connection is protected.
-type Security int
+// Security selects how the connection is protected (netconn.Security).
+type Security = netconn.Security
 
 const (
 	// Implicit TLS from the first byte (pop3s://, port 995).
-	Implicit Security = iota
+	Implicit = netconn.Implicit
 	// STARTTLS: plain connection upgraded with STLS; fails when the
 	// server does not offer STLS (pop3://).
-	STARTTLS
+	STARTTLS = netconn.STARTTLS
 	// None: no TLS at all (pop3://…?tls=none).
-	None
+	None = netconn.None
 )
-
-func (s Security) String() string {
-	switch s {
-	case Implicit:
-		return "implicit TLS"
-	case STARTTLS:
-		return "STLS"
-	case None:
-		return "no TLS"
-	}
-	return "security?"
-}
 
 // Config describes one POP3 account.
 type Config struct {
@@ -66,7 +55,7 @@ type Config struct {
 	Timeout     time.Duration // per read/write deadline, default 60s
 	// Dialer opens the TCP connection (tests, fault proxies); default
 	// net.Dialer.
-	Dialer func(ctx context.Context, network, addr string) (net.Conn, error)
+	Dialer netconn.DialFunc
 }
 
 const defaultTimeout = 60 * time.Second
@@ -97,7 +86,6 @@ type Client struct {
 	caps    map[string][]string
 	capaOK  bool
 	pending *dotReader // unread multi-line response of a previous command
-	stopRd  func() bool
 	broken  error
 	sizes   map[int]int64 // message sizes announced by the last LIST
 }
@@ -155,19 +143,14 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	if cfg.Folder == "" {
 		cfg.Folder = "INBOX"
 	}
-	dial := cfg.Dialer
-	if dial == nil {
-		d := &net.Dialer{Timeout: cfg.Timeout}
-		dial = d.DialContext
-	}
 	dctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
-	raw, err := dial(dctx, "tcp", cfg.Addr)
+	raw, err := netconn.Dial(dctx, cfg.Dialer, cfg.Addr)
 	cancel()
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("pop3 %s: connect: %w", cfg.Addr, ctx.Err())
 		}
-		return nil, failure.Mark(failure.Connect, fmt.Errorf("pop3 %s: cannot connect: %w", cfg.Addr, err))
+		return nil, fmt.Errorf("pop3 %s: cannot connect: %w", cfg.Addr, err)
 	}
 	c := &Client{cfg: cfg, raw: raw}
 	c.setConn(&deadlineConn{Conn: raw, timeout: cfg.Timeout})
@@ -190,20 +173,7 @@ func (c *Client) setConn(conn net.Conn) {
 }
 
 func (c *Client) tlsConfig() *tls.Config {
-	var t *tls.Config
-	if c.cfg.TLSConfig != nil {
-		t = c.cfg.TLSConfig.Clone()
-	} else {
-		t = &tls.Config{}
-	}
-	if t.ServerName == "" {
-		host, _, err := net.SplitHostPort(c.cfg.Addr)
-		if err != nil {
-			host = c.cfg.Addr
-		}
-		t.ServerName = host
-	}
-	return t
+	return netconn.TLSConfig(c.cfg.TLSConfig, c.cfg.Addr)
 }
 
 func (c *Client) handshake(ctx context.Context) error {
@@ -319,12 +289,7 @@ func (c *Client) login(ctx context.Context) error {
 		if err != nil {
 			return failure.Mark(failure.Auth, fmt.Errorf("pop3 %s: cannot get an OAuth2 token for %q: %w", c.cfg.Addr, c.cfg.User, err))
 		}
-		if c.hasSASL("OAUTHBEARER") {
-			host, portStr, _ := net.SplitHostPort(c.cfg.Addr)
-			port, _ := strconv.Atoi(portStr)
-			return c.auth(ctx, sasl.NewOAuthBearerClient(&sasl.OAuthBearerOptions{Username: c.cfg.User, Token: tok, Host: host, Port: port}))
-		}
-		return c.auth(ctx, newXOAuth2Client(c.cfg.User, tok))
+		return c.auth(ctx, netconn.OAuth2Client(c.cfg.User, tok, c.cfg.Addr, c.hasSASL("OAUTHBEARER")))
 	}
 	if c.hasSASL("PLAIN") {
 		return c.auth(ctx, sasl.NewPlainClient("", c.cfg.User, c.cfg.Password))
@@ -578,7 +543,7 @@ func (c *Client) simple(ctx context.Context, line, display string) (string, erro
 		return "", err
 	}
 	if e != nil {
-		return "", cmdError(c.cfg.Addr, e)
+		return "", CmdError(c.cfg.Addr, e)
 	}
 	return text, nil
 }
@@ -591,7 +556,7 @@ func (c *Client) multi(ctx context.Context, line string) ([]string, error) {
 		return nil, err
 	}
 	if e != nil {
-		return nil, cmdError(c.cfg.Addr, e)
+		return nil, CmdError(c.cfg.Addr, e)
 	}
 	return c.readLines(ctx, line)
 }
@@ -604,17 +569,17 @@ func (c *Client) Stat(ctx context.Context) (count int, size int64, err error) {
 	}
 	f := strings.Fields(text)
 	if len(f) < 2 {
-		return 0, 0, c.protoErr("STAT", text)
+		return 0, 0, c.ProtoErr("STAT", text)
 	}
 	count, err1 := strconv.Atoi(f[0])
 	size, err2 := strconv.ParseInt(f[1], 10, 64)
 	if err1 != nil || err2 != nil || count < 0 || size < 0 {
-		return 0, 0, c.protoErr("STAT", text)
+		return 0, 0, c.ProtoErr("STAT", text)
 	}
 	return count, size, nil
 }
 
-func (c *Client) protoErr(cmd, text string) error {
+func (c *Client) ProtoErr(cmd, text string) error {
 	return failure.Mark(failure.Temporary, fmt.Errorf("pop3 %s: malformed answer to %s: %q", c.cfg.Addr, cmd, truncate(text)))
 }
 
@@ -628,11 +593,11 @@ func (c *Client) UIDL(ctx context.Context) ([]MsgID, error) {
 	for _, l := range lines {
 		f := strings.Fields(l)
 		if len(f) < 2 {
-			return nil, c.protoErr("UIDL", l)
+			return nil, c.ProtoErr("UIDL", l)
 		}
 		n, err := strconv.Atoi(f[0])
 		if err != nil || n <= 0 {
-			return nil, c.protoErr("UIDL", l)
+			return nil, c.ProtoErr("UIDL", l)
 		}
 		out = append(out, MsgID{Num: n, UID: f[1]})
 	}
@@ -649,12 +614,12 @@ func (c *Client) List(ctx context.Context) ([]MsgSize, error) {
 	for _, l := range lines {
 		f := strings.Fields(l)
 		if len(f) < 2 {
-			return nil, c.protoErr("LIST", l)
+			return nil, c.ProtoErr("LIST", l)
 		}
 		n, err1 := strconv.Atoi(f[0])
 		size, err2 := strconv.ParseInt(f[1], 10, 64)
 		if err1 != nil || err2 != nil || n <= 0 || size < 0 {
-			return nil, c.protoErr("LIST", l)
+			return nil, c.ProtoErr("LIST", l)
 		}
 		out = append(out, MsgSize{Num: n, Size: size})
 	}
@@ -676,7 +641,7 @@ func (c *Client) body(ctx context.Context, line string) (io.Reader, error) {
 	}
 	if e != nil {
 		stop()
-		return nil, cmdError(c.cfg.Addr, e)
+		return nil, CmdError(c.cfg.Addr, e)
 	}
 	dr := c.newBody(line)
 	dr.onEOF = func() { stop() }
@@ -727,9 +692,9 @@ func (c *Client) RetrMany(ctx context.Context, nums []int, fn func(n int, r io.R
 	for i, n := range nums {
 		cmds[i] = fmt.Sprintf("RETR %d", n)
 	}
-	return c.pipeline(ctx, cmds, func(i int, r io.Reader, e *Error) error {
+	return c.Pipeline(ctx, cmds, func(i int, r io.Reader, e *Error) error {
 		if e != nil {
-			return cmdError(c.cfg.Addr, e)
+			return CmdError(c.cfg.Addr, e)
 		}
 		return fn(nums[i], r)
 	})
@@ -740,7 +705,7 @@ func (c *Client) RetrMany(ctx context.Context, nums []int, fn func(n int, r io.R
 // supports PIPELINING. fn gets either a body reader or the -ERR. When fn
 // returns an error, the outstanding answers are read and discarded, so the
 // session stays usable, and the error is returned.
-func (c *Client) pipeline(ctx context.Context, cmds []string, fn func(i int, r io.Reader, e *Error) error) error {
+func (c *Client) Pipeline(ctx context.Context, cmds []string, fn func(i int, r io.Reader, e *Error) error) error {
 	defer c.watch(ctx)()
 	if err := c.ready(ctx); err != nil {
 		return err
@@ -834,3 +799,13 @@ func (c *Client) Close() error {
 	}
 	return c.raw.Close()
 }
+
+// CapaKnown reports whether the server answered CAPA (a server without
+// it leaves Capabilities empty, which then says nothing).
+func (c *Client) CapaKnown() bool { return c.capaOK }
+
+// Addr is the server's address, for messages.
+func (c *Client) Addr() string { return c.cfg.Addr }
+
+// Timeout is the per read/write deadline in use.
+func (c *Client) Timeout() time.Duration { return c.cfg.Timeout }
