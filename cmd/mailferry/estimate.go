@@ -1,0 +1,457 @@
+package main
+
+// This file estimates how long "mailferry migrate" will take, for plan:
+// a warm, timed sample of the source read the way the run reads it, and a
+// model of the run (workers, one worker per folder on an IMAP target, the
+// store side, --max-rate and --max-bandwidth) that turns it into a time
+// with a range.
+
+import (
+	"context"
+	"io"
+	"math"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/mailferry/mailferry/migrate"
+	"github.com/mailferry/mailferry/source"
+)
+
+// The sample: after a warm-up (each session logs in, selects a folder and
+// reads a few messages untimed), the sessions read chunks of consecutive
+// messages, spread over the folders in proportion to what each has to
+// copy, for about sampleBudget or sampleMaxMsgs messages. With several
+// workers, one session reads alone for the first third of the budget (the
+// rate of one worker, which an IMAP target's one-worker-per-folder rule
+// makes matter), then all of them together.
+var (
+	sampleBudget  = 2500 * time.Millisecond
+	sampleMaxMsgs = 5000
+)
+
+const (
+	sampleChunk      = 16 // consecutive messages read at once, as a batch does
+	sampleMaxFolders = 8  // the folders with the most to copy
+	warmMsgs         = 4
+	sampleChunkBytes = 4 << 20 // a chunk of big messages is cut short
+)
+
+// storeFactor is how much longer a copy takes than reading the same
+// messages from the source with the same sessions: the run also stores
+// (pipelined, beside the reading) and writes its journal. Measured against
+// a local Dovecot at 5,000 messages (see the report in the commit that set
+// it): the store is what takes longer on an IMAP target. The range
+// (storeSpread) says how sure this is.
+const (
+	storeFactorIMAP    = 2.0
+	storeFactorMaildir = 1.4
+	storeSpread        = 0.2
+)
+
+// defaultRate is the per-connection rate assumed when no sample could be
+// measured: 2 MB/s and 50 messages/s.
+const (
+	defaultBytesPerSec = 2e6
+	defaultMsgsPerSec  = 50
+)
+
+// readSample is what the sample measured.
+type readSample struct {
+	Sessions int // read together in the second part
+	Folders  int
+	// One session alone.
+	OneMsgs  int
+	OneBytes int64
+	OneTime  time.Duration
+	// All the sessions together.
+	Msgs  int
+	Bytes int64
+	Time  time.Duration
+	// Per chunk: messages per second, for the spread.
+	chunkRates []float64
+}
+
+func (s *readSample) ok() bool { return s != nil && s.Msgs > 0 && s.Time > 0 }
+
+// rate is the aggregate messages and bytes per second of p sessions:
+// measured for one and for Sessions, in between interpolated, beyond that
+// no faster.
+func (s *readSample) rate(p int) (msgs, bytes float64) {
+	allM, allB := float64(s.Msgs)/s.Time.Seconds(), float64(s.Bytes)/s.Time.Seconds()
+	if s.OneTime <= 0 || s.OneMsgs == 0 || s.Sessions <= 1 {
+		return allM, allB
+	}
+	oneM, oneB := float64(s.OneMsgs)/s.OneTime.Seconds(), float64(s.OneBytes)/s.OneTime.Seconds()
+	if p <= 1 {
+		return oneM, oneB
+	}
+	if p >= s.Sessions {
+		return allM, allB
+	}
+	f := float64(p-1) / float64(s.Sessions-1)
+	return oneM + f*(allM-oneM), oneB + f*(allB-oneB)
+}
+
+// folderWork is what one folder has to copy.
+type folderWork struct {
+	Msgs  int
+	Bytes int64
+}
+
+// estimateInput is the run to estimate.
+type estimateInput struct {
+	Folders      []folderWork
+	Workers      int
+	IMAPTarget   bool // one worker per folder at a time (see migrate's dispatcher)
+	MaxRate      float64
+	MaxBandwidth int64
+	Listing      time.Duration // the listing (and the target's inventory) the run does first
+}
+
+func (in estimateInput) totals() (msgs int, bytes int64) {
+	for _, f := range in.Folders {
+		msgs += f.Msgs
+		bytes += f.Bytes
+	}
+	return msgs, bytes
+}
+
+// runEstimate is the estimate: Mid, and Low–High the range it is likely in.
+type runEstimate struct {
+	Mid, Low, High time.Duration
+	// LimitedBy is "--max-rate" or "--max-bandwidth" when that limit, not
+	// the servers, sets the time; Floor is the time the limit alone takes.
+	LimitedBy string
+	Floor     time.Duration
+}
+
+// readTime is how long p sessions take to read n messages of b bytes:
+// the mean of what the message rate and the byte rate say (the sample's
+// messages may be smaller or larger than those to copy; the cost is part
+// per message, part per byte), and how far apart the two are (relative).
+func readTime(s *readSample, n int, b int64, p int) (t float64, disagree float64) {
+	rm, rb := s.rate(p)
+	var byMsgs, byBytes float64
+	if rm > 0 {
+		byMsgs = float64(n) / rm
+	}
+	if rb > 0 {
+		byBytes = float64(b) / rb
+	}
+	t = (byMsgs + byBytes) / 2
+	if t > 0 {
+		disagree = math.Abs(byMsgs-byBytes) / 2 / t
+	}
+	return t, disagree
+}
+
+// estimateRun turns a sample into the time of the run. The copy reads
+// with min(workers, batches) sessions; on an IMAP target a folder has one
+// worker at a time, so the run takes at least as long as its largest
+// folder at one worker's rate, and no more sessions than folders with work
+// run at once. The store side multiplies (storeFactor). --max-rate and
+// --max-bandwidth set a floor: the run cannot be faster than they let it.
+func estimateRun(in estimateInput, s *readSample) runEstimate {
+	n, b := in.totals()
+	var est runEstimate
+	if n == 0 {
+		est.Mid, est.Low, est.High = in.Listing, in.Listing, in.Listing
+		return est
+	}
+	w := max(in.Workers, 1)
+	var copySec, disagree float64
+	uStat := 0.1
+	if s.ok() {
+		busy := 0
+		for _, f := range in.Folders {
+			if f.Msgs > 0 {
+				busy++
+			}
+		}
+		p := w
+		if in.IMAPTarget {
+			p = min(w, busy)
+		}
+		copySec, disagree = readTime(s, n, b, p)
+		if in.IMAPTarget {
+			for _, f := range in.Folders {
+				if t, d := readTime(s, f.Msgs, f.Bytes, 1); t > copySec {
+					copySec, disagree = t, d
+				}
+			}
+		}
+		uStat = chunkSpread(s.chunkRates)
+	} else {
+		byBytes := float64(b) / defaultBytesPerSec
+		byMsgs := float64(n) / defaultMsgsPerSec
+		copySec = max(byBytes, byMsgs) / float64(w)
+		disagree = 0.5 // a guess, not a measurement
+	}
+	factor := storeFactorMaildir
+	if in.IMAPTarget {
+		factor = storeFactorIMAP
+	}
+	copySec *= factor
+	u := math.Sqrt(disagree*disagree + uStat*uStat + storeSpread*storeSpread)
+	low, high := copySec/(1+u), copySec*(1+u)
+
+	var floor float64
+	if in.MaxRate > 0 {
+		if f := float64(n) / in.MaxRate; f > floor {
+			floor, est.LimitedBy = f, "--max-rate"
+		}
+	}
+	if in.MaxBandwidth > 0 {
+		if f := float64(b) / float64(in.MaxBandwidth); f > floor {
+			floor, est.LimitedBy = f, "--max-bandwidth"
+		}
+	}
+	if floor > 0 {
+		est.Floor = secs(floor)
+		if floor < copySec {
+			est.LimitedBy = "" // the servers are slower than the limit
+		}
+		copySec, low, high = max(copySec, floor), max(low, floor), max(high, floor)
+	}
+	lst := in.Listing.Seconds()
+	est.Mid, est.Low, est.High = secs(lst+copySec), secs(lst+low), secs(lst+high)
+	return est
+}
+
+// chunkSpread is the relative standard error of the mean chunk rate (a
+// few chunks say little; many agreeing ones, much), at least 5 %.
+func chunkSpread(rates []float64) float64 {
+	if len(rates) < 2 {
+		return 0.3
+	}
+	var sum, sq float64
+	for _, r := range rates {
+		sum += r
+	}
+	mean := sum / float64(len(rates))
+	for _, r := range rates {
+		sq += (r - mean) * (r - mean)
+	}
+	if mean <= 0 {
+		return 0.3
+	}
+	se := math.Sqrt(sq/float64(len(rates)-1)) / math.Sqrt(float64(len(rates))) / mean
+	return min(max(se, 0.05), 0.5)
+}
+
+func secs(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+
+// sampleChunkRef is one chunk of the sample: consecutive messages of one
+// folder.
+type sampleChunkRef struct {
+	folder source.Folder
+	ids    []string
+}
+
+// planSample picks the chunks: the folders with the most to copy (at most
+// sampleMaxFolders), listed once; from each, chunks evenly spaced through
+// the folder in proportion to what it has to copy, interleaved so that a
+// sample cut short by the budget still covers the folders in proportion.
+// The first chunk of each folder is its warm-up.
+func planSample(ctx context.Context, s source.Source, sum *migrate.Summary) (warm, chunks []sampleChunkRef, nFolders int, err error) {
+	folders, err := s.Folders(ctx)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	byName := map[string]source.Folder{}
+	for _, f := range folders {
+		byName[f.Name] = f
+	}
+	type cand struct {
+		f      source.Folder
+		toCopy int
+	}
+	var cands []cand
+	total := 0
+	for _, fs := range sum.Folders {
+		if f, ok := byName[fs.Source]; ok && fs.Skipped == "" && fs.ToCopy > 0 {
+			cands = append(cands, cand{f, fs.ToCopy})
+			total += fs.ToCopy
+		}
+	}
+	sort.SliceStable(cands, func(i, j int) bool { return cands[i].toCopy > cands[j].toCopy })
+	cands = cands[:min(len(cands), sampleMaxFolders)]
+	type placed struct {
+		c   sampleChunkRef
+		key float64
+	}
+	var all []placed
+	for _, c := range cands {
+		metas, err := s.List(ctx, c.f)
+		if err != nil || len(metas) == 0 {
+			continue
+		}
+		nFolders++
+		w := min(warmMsgs, len(metas))
+		warm = append(warm, sampleChunkRef{folder: c.f, ids: ids(metas[:w])})
+		k := max(1, int(math.Round(float64(sampleMaxMsgs/sampleChunk)*float64(c.toCopy)/float64(max(total, 1)))))
+		rest := metas[w:]
+		k = min(k, len(rest)/sampleChunk)
+		for i := 0; i < k; i++ {
+			at := (2*i + 1) * len(rest) / (2 * k)
+			at = min(at, len(rest)-sampleChunk)
+			all = append(all, placed{sampleChunkRef{folder: c.f, ids: ids(rest[at : at+sampleChunk])}, (float64(i) + 0.5) / float64(k)})
+		}
+		if k == 0 && len(rest) > 0 {
+			all = append(all, placed{sampleChunkRef{folder: c.f, ids: ids(rest[:min(len(rest), sampleChunk)])}, 0.5})
+		}
+	}
+	sort.SliceStable(all, func(i, j int) bool { return all[i].key < all[j].key })
+	for _, p := range all {
+		chunks = append(chunks, p.c)
+	}
+	return warm, chunks, nFolders, nil
+}
+
+// ids are the IDs of metas, cut after sampleChunkBytes (at least one).
+func ids(metas []source.Meta) []string {
+	var out []string
+	var b int64
+	for _, m := range metas {
+		if len(out) > 0 && b+m.Size > sampleChunkBytes {
+			break
+		}
+		out = append(out, m.ID)
+		b += m.Size
+	}
+	return out
+}
+
+// fetchChunk reads a chunk, returning its messages and bytes.
+func fetchChunk(ctx context.Context, s source.Source, c sampleChunkRef) (int, int64, error) {
+	var n int
+	var b int64
+	err := s.Fetch(ctx, c.folder, c.ids, func(_ source.Meta, r io.Reader) error {
+		k, err := io.Copy(io.Discard, r)
+		n++
+		b += k
+		return err
+	})
+	return n, b, err
+}
+
+// sampleSource measures reading the source with up to workers sessions
+// (see sampleBudget). first is an open session (it is used, not closed);
+// the others are opened here and closed. A source that refuses a second
+// session is measured with those it gave.
+func sampleSource(ctx context.Context, first source.Source, open source.Opener, sum *migrate.Summary, workers int) (*readSample, error) {
+	warm, chunks, nFolders, err := planSample(ctx, first, sum)
+	if err != nil || len(chunks) == 0 {
+		return nil, err
+	}
+	sessions := []source.Source{first}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for i := 1; i < min(workers, len(chunks)); i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := open(ctx)
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			sessions = append(sessions, s)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	defer func() {
+		for _, s := range sessions[1:] {
+			s.Close()
+		}
+	}()
+	// Warm-up, untimed: every session reads the start of a folder.
+	for i, s := range sessions {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fetchChunk(ctx, s, warm[i%len(warm)])
+		}()
+	}
+	wg.Wait()
+
+	rs := &readSample{Sessions: len(sessions), Folders: nFolders}
+	next, limit := 0, len(chunks)
+	take := func() (sampleChunkRef, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		if next >= limit {
+			return sampleChunkRef{}, false
+		}
+		next++
+		return chunks[next-1], true
+	}
+	// read has the sessions read chunks until the deadline; it returns the
+	// messages, bytes and the time until the last session finished.
+	read := func(ss []source.Source, budget time.Duration) (int, int64, time.Duration, error) {
+		start := time.Now()
+		deadline := start.Add(budget)
+		var n int
+		var b int64
+		var firstErr error
+		for _, s := range ss {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for time.Now().Before(deadline) && ctx.Err() == nil {
+					c, ok := take()
+					if !ok {
+						return
+					}
+					t0 := time.Now()
+					cn, cb, err := fetchChunk(ctx, s, c)
+					d := time.Since(t0)
+					mu.Lock()
+					n, b = n+cn, b+cb
+					if err != nil && firstErr == nil {
+						firstErr = err
+					}
+					if err == nil && d > 0 {
+						rs.chunkRates = append(rs.chunkRates, float64(cn)/d.Seconds())
+					}
+					mu.Unlock()
+					if err != nil {
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		return n, b, time.Since(start), firstErr
+	}
+	budget := sampleBudget
+	if len(sessions) > 1 {
+		limit = len(chunks) / 3 // leave the rest to all the sessions
+		n, b, d, err := read(sessions[:1], budget/3)
+		limit = len(chunks)
+		if err != nil {
+			return nil, err
+		}
+		rs.OneMsgs, rs.OneBytes, rs.OneTime = n, b, d
+		budget -= budget / 3
+	}
+	n, b, d, err := read(sessions, budget)
+	if err != nil {
+		return nil, err
+	}
+	rs.Msgs, rs.Bytes, rs.Time = n, b, d
+	if len(sessions) == 1 || n == 0 {
+		// One session, or the first one read the whole sample alone.
+		rs.Sessions = 1
+		if n == 0 {
+			rs.Msgs, rs.Bytes, rs.Time = rs.OneMsgs, rs.OneBytes, rs.OneTime
+		}
+		rs.OneMsgs, rs.OneBytes, rs.OneTime = rs.Msgs, rs.Bytes, rs.Time
+	}
+	if !rs.ok() {
+		return nil, nil
+	}
+	return rs, nil
+}

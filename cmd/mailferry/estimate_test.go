@@ -1,0 +1,193 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+
+	"github.com/mailferry/mailferry/internal/testkit/imaptest"
+)
+
+// sampleOf is a sample in which one session reads oneRate messages/s and
+// all sessions together allRate, every message size bytes.
+func sampleOf(sessions int, oneRate, allRate float64, size int64) *readSample {
+	s := &readSample{Sessions: sessions, Folders: 1, OneMsgs: int(oneRate), OneBytes: int64(oneRate) * size, OneTime: time.Second,
+		Msgs: int(allRate * 2), Bytes: int64(allRate*2) * size, Time: 2 * time.Second}
+	for i := 0; i < 50; i++ {
+		s.chunkRates = append(s.chunkRates, allRate*(0.98+0.04*float64(i%2)))
+	}
+	return s
+}
+
+// TestEstimateRun is the estimator's arithmetic: the store factor, the
+// workers, one worker per folder on an IMAP target, the range, and the
+// floor --max-rate and --max-bandwidth set.
+func TestEstimateRun(t *testing.T) {
+	const size = 10000
+	one := []folderWork{{Msgs: 10000, Bytes: 10000 * size}}
+	even := []folderWork{{2500, 2500 * size}, {2500, 2500 * size}, {2500, 2500 * size}, {2500, 2500 * size}}
+	for _, c := range []struct {
+		name      string
+		in        estimateInput
+		s         *readSample
+		mid       time.Duration // within 1 %
+		limitedBy string
+	}{
+		{"maildir, 4 workers read at 400/s", estimateInput{Folders: one, Workers: 4}, sampleOf(4, 200, 400, size),
+			secs(10000.0 / 400 * storeFactorMaildir), ""},
+		{"IMAP target, one folder: one worker's rate", estimateInput{Folders: one, Workers: 4, IMAPTarget: true}, sampleOf(4, 200, 400, size),
+			secs(10000.0 / 200 * storeFactorIMAP), ""},
+		{"IMAP target, four even folders: all workers", estimateInput{Folders: even, Workers: 4, IMAPTarget: true}, sampleOf(4, 200, 400, size),
+			secs(10000.0 / 400 * storeFactorIMAP), ""},
+		{"IMAP target, two folders of four: two sessions' rate", estimateInput{Folders: even[:2], Workers: 4, IMAPTarget: true}, sampleOf(4, 200, 400, size),
+			secs(5000.0 / (200 + 200.0/3) * storeFactorIMAP), ""},
+		{"listing comes first", estimateInput{Folders: one, Workers: 4, Listing: 7 * time.Second}, sampleOf(4, 200, 400, size),
+			7*time.Second + secs(10000.0/400*storeFactorMaildir), ""},
+		{"--max-rate 5: 600 messages take two minutes", estimateInput{Folders: []folderWork{{600, 600 * size}}, Workers: 4, MaxRate: 5}, sampleOf(4, 200, 400, size),
+			2 * time.Minute, "--max-rate"},
+		{"--max-bandwidth 1 MB/s", estimateInput{Folders: one, Workers: 4, MaxBandwidth: 1e6}, sampleOf(4, 200, 400, size),
+			100 * time.Second, "--max-bandwidth"},
+		{"--max-rate above what the servers do: no effect", estimateInput{Folders: one, Workers: 4, MaxRate: 1000}, sampleOf(4, 200, 400, size),
+			secs(10000.0 / 400 * storeFactorMaildir), ""},
+		{"no sample: the default rate", estimateInput{Folders: one, Workers: 4}, nil,
+			secs(max(10000.0*size/defaultBytesPerSec, 10000.0/defaultMsgsPerSec) / 4 * storeFactorMaildir), ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := estimateRun(c.in, c.s)
+			if d := e.Mid - c.mid; d < -c.mid/100 || d > c.mid/100 {
+				t.Errorf("estimate %s, want %s", e.Mid, c.mid)
+			}
+			if e.LimitedBy != c.limitedBy {
+				t.Errorf("limited by %q, want %q", e.LimitedBy, c.limitedBy)
+			}
+			if !(e.Low <= e.Mid && e.Mid <= e.High) {
+				t.Errorf("range %s–%s does not hold %s", e.Low, e.High, e.Mid)
+			}
+			if c.limitedBy != "" && e.Low < c.mid {
+				t.Errorf("the range starts at %s, below what %s allows (%s)", e.Low, c.limitedBy, c.mid)
+			}
+			if c.limitedBy == "" && c.s != nil && (e.High > e.Mid*3/2 || e.Low < e.Mid*2/3) {
+				t.Errorf("range %s–%s around %s: wider than ±50 %% for a steady sample", e.Low, e.High, e.Mid)
+			}
+		})
+	}
+}
+
+// TestEstimateRangeWidens: a sample whose messages are much smaller than
+// those to copy (message rate and byte rate disagree) and whose chunks
+// vary a lot gives a wider range than a steady, representative one.
+func TestEstimateRangeWidens(t *testing.T) {
+	in := estimateInput{Folders: []folderWork{{10000, 10000 * 10000}}, Workers: 2}
+	steady := estimateRun(in, sampleOf(2, 200, 400, 10000))
+	odd := sampleOf(2, 200, 400, 1000)
+	for i := range odd.chunkRates {
+		odd.chunkRates[i] *= float64(1 + 3*(i%2))
+	}
+	wide := estimateRun(in, odd)
+	if wide.High-wide.Low <= steady.High-steady.Low || float64(wide.High)/float64(wide.Low) <= float64(steady.High)/float64(steady.Low) {
+		t.Errorf("steady %s–%s, odd %s–%s: the odd sample should be less sure", steady.Low, steady.High, wide.Low, wide.High)
+	}
+}
+
+func TestSampleRateInterpolates(t *testing.T) {
+	s := sampleOf(5, 100, 300, 1)
+	for p, want := range map[int]float64{1: 100, 3: 200, 5: 300, 8: 300} {
+		if m, _ := s.rate(p); m < want-0.01 || m > want+0.01 {
+			t.Errorf("rate(%d) = %.1f, want %.0f", p, m, want)
+		}
+	}
+}
+
+func TestRoundEstimate(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		300 * time.Millisecond: "under a second", 7 * time.Second: "7s", 145 * time.Second: "2m25s",
+		182 * time.Second: "3m", 29*time.Minute + 10*time.Second: "29m", 65 * time.Minute: "1h5m",
+	} {
+		if got := roundEstimate(d); got != want {
+			t.Errorf("roundEstimate(%s) = %q, want %q", d, got, want)
+		}
+	}
+}
+
+type literal struct {
+	*bytes.Reader
+}
+
+func (l literal) Size() int64 { return l.Reader.Size() }
+
+// TestPlanHonoursMaxRate: plan against an in-process IMAP server with 600
+// messages. With --max-rate 5 the copy cannot take less than two minutes,
+// and plan says so (before, it said "under a second"); without, it
+// measures a warm sample of more than the 20 messages it used to.
+func TestPlanHonoursMaxRate(t *testing.T) {
+	srv := imaptest.Start(t, imaptest.Options{})
+	for _, f := range []string{"Archive", "Sent"} {
+		if err := srv.User.Create(f, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	folders := []string{"INBOX", "INBOX", "Archive", "Sent"}
+	for i := 0; i < 600; i++ {
+		body := fmt.Sprintf("Message-ID: <m%d@test>\r\nSubject: %d\r\nDate: Mon, 6 May 2024 07:08:09 +0000\r\n\r\n%s\r\n", i, i, strings.Repeat("x", 500+i%7*300))
+		if _, err := srv.User.Append(folders[i%4], literal{bytes.NewReader([]byte(body))}, &imap.AppendOptions{Time: time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("MAILFERRY_SOURCE_PASSWORD", imaptest.Password)
+	src := "imap://" + imaptest.User + "@" + srv.Addr + "?tls=none"
+	defer func(b time.Duration) { sampleBudget = b }(sampleBudget)
+	sampleBudget = 600 * time.Millisecond
+	type planRep struct {
+		Plan struct {
+			ToCopy         int    `json:"to_copy"`
+			Estimate       int64  `json:"estimate_ns"`
+			Low            int64  `json:"estimate_low_ns"`
+			High           int64  `json:"estimate_high_ns"`
+			LimitedBy      string `json:"limited_by"`
+			SampleMessages int    `json:"sample_messages"`
+			RateMeasured   bool   `json:"rate_measured"`
+		} `json:"plan"`
+	}
+	plan := func(extra ...string) (planRep, string) {
+		rep := filepath.Join(t.TempDir(), "plan.json")
+		var out, errb bytes.Buffer
+		args := append([]string{"plan", src, "maildir:" + filepath.Join(t.TempDir(), "Mail"), "--state", t.TempDir(), "--report", rep}, extra...)
+		if code := run(args, &out, &errb); code != exitOK {
+			t.Fatalf("plan %v: exit %d\n%s%s", extra, code, out.String(), errb.String())
+		}
+		var r planRep
+		b, err := os.ReadFile(rep)
+		if err == nil {
+			err = json.Unmarshal(b, &r)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r, out.String()
+	}
+	r, out := plan("--max-rate", "5")
+	t.Logf("%s", out)
+	if r.Plan.ToCopy != 600 {
+		t.Fatalf("to copy %d, want 600", r.Plan.ToCopy)
+	}
+	if r.Plan.Estimate < int64(2*time.Minute) || r.Plan.Low < int64(2*time.Minute) || r.Plan.LimitedBy != "--max-rate" {
+		t.Errorf("--max-rate 5, 600 messages: estimate %s (%s–%s), limited by %q; want at least 2m0s, by --max-rate",
+			time.Duration(r.Plan.Estimate), time.Duration(r.Plan.Low), time.Duration(r.Plan.High), r.Plan.LimitedBy)
+	}
+	if !strings.Contains(out, "Estimate: 2m") || !strings.Contains(out, "set by --max-rate 5: 600 messages take at least 2m") {
+		t.Errorf("the estimate line does not say it:\n%s", out)
+	}
+	r, out = plan()
+	t.Logf("%s", out)
+	if !r.Plan.RateMeasured || r.Plan.SampleMessages <= 20 || r.Plan.Estimate >= int64(time.Minute) || r.Plan.LimitedBy != "" {
+		t.Errorf("without a limit: measured %v on %d messages, estimate %s, limited by %q",
+			r.Plan.RateMeasured, r.Plan.SampleMessages, time.Duration(r.Plan.Estimate), r.Plan.LimitedBy)
+	}
+}
