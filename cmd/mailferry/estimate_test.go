@@ -6,12 +6,16 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
 
+	"github.com/mailferry/mailferry/internal/testkit/corpus"
+	"github.com/mailferry/mailferry/internal/testkit/dovecottest"
 	"github.com/mailferry/mailferry/internal/testkit/imaptest"
 )
 
@@ -190,4 +194,134 @@ func TestPlanHonoursMaxRate(t *testing.T) {
 		t.Errorf("without a limit: measured %v on %d messages, estimate %s, limited by %q",
 			r.Plan.RateMeasured, r.Plan.SampleMessages, time.Duration(r.Plan.Estimate), r.Plan.LimitedBy)
 	}
+}
+
+// TestEstimateAgainstDovecot measures, with MAILFERRY_ESTIMATE=N (skipped
+// otherwise), plan's estimate and then the time migrate takes for N
+// messages from a private Dovecot to the same Dovecot and to a Maildir,
+// and logs both (the estimator's store factors come from such runs). With
+// MAILFERRY_ESTIMATE_SMALL=1 the messages are all about 1.3 KB (the shape
+// of issue 15), else the corpus package's mix.
+func TestEstimateAgainstDovecot(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("MAILFERRY_ESTIMATE"))
+	if n <= 0 {
+		t.Skip("set MAILFERRY_ESTIMATE=N to measure plan's estimate against migrate at N messages")
+	}
+	dv := dovecottest.Start(t, dovecottest.Options{})
+	var msgs []corpus.Message
+	if os.Getenv("MAILFERRY_ESTIMATE_SMALL") != "" {
+		msgs = smallMessages(n)
+	} else {
+		msgs = corpus.Generate(corpus.Options{Messages: n, Seed: 1})
+	}
+	dv.Load(t, "src", msgs)
+	t.Setenv("MAILFERRY_SOURCE_PASSWORD", dovecottest.Password)
+	t.Setenv("MAILFERRY_TARGET_PASSWORD", dovecottest.Password)
+	src := "imap://src@" + dv.IMAP + "?tls=none"
+	for _, tgt := range []struct{ name, url string }{
+		{"IMAP→Maildir", "maildir:" + filepath.Join(t.TempDir(), "Mail")},
+		{"IMAP→IMAP", "imap://dst@" + dv.IMAP + "?tls=none"},
+	} {
+		state := t.TempDir()
+		rep := filepath.Join(t.TempDir(), "plan.json")
+		var out, errb bytes.Buffer
+		cpu0 := cpuOf(dv.Conf)
+		start := time.Now()
+		if code := run([]string{"plan", src, tgt.url, "--state", state, "--report", rep}, &out, &errb); code != exitOK {
+			t.Fatalf("plan: exit %d\n%s%s", code, out.String(), errb.String())
+		}
+		planTook := time.Since(start)
+		planCPU := cpuOf(dv.Conf) - cpu0
+		var r struct {
+			Plan planInfo `json:"plan"`
+		}
+		b, _ := os.ReadFile(rep)
+		if err := json.Unmarshal(b, &r); err != nil {
+			t.Fatal(err)
+		}
+		out.Reset()
+		errb.Reset()
+		cpu0 = cpuOf(dv.Conf)
+		start = time.Now()
+		if code := run([]string{"migrate", src, tgt.url, "--state", state, "--no-progress"}, &out, &errb); code != exitOK {
+			t.Fatalf("migrate: exit %d\n%s%s", code, out.String(), errb.String())
+		}
+		took := time.Since(start)
+		runCPU := cpuOf(dv.Conf) - cpu0
+		load, _ := os.ReadFile("/proc/loadavg")
+		p := r.Plan
+		t.Logf("%s: CPU (this process and Dovecot): plan %s, migrate %s; per sampled message %.3f ms, per copied message %.3f ms (%.1fx); load %s",
+			tgt.name, planCPU.Round(time.Millisecond), runCPU.Round(time.Millisecond), planCPU.Seconds()*1000/float64(r.Plan.SampleMessages),
+			runCPU.Seconds()*1000/float64(n), runCPU.Seconds()/float64(n)/(planCPU.Seconds()/float64(r.Plan.SampleMessages)), strings.Fields(string(load))[0])
+		t.Logf("%s, %d messages, %s: estimate %s (%s–%s), measured %s (%+.0f %%); plan took %s, sample %d msgs %s in %s with %d sessions, %.0f msgs/s per connection, listing %s",
+			tgt.name, n, humanBytes(p.ToCopyBytes), p.Estimate.Round(time.Millisecond), p.EstimateLow.Round(time.Millisecond), p.EstimateHigh.Round(time.Millisecond),
+			took.Round(time.Millisecond), 100*(p.Estimate.Seconds()/took.Seconds()-1), planTook.Round(time.Millisecond),
+			p.SampleMessages, humanBytes(p.SampleBytes), p.SampleTime.Round(time.Millisecond), p.SampleSessions, p.MsgsPerSec, p.Listing.Round(time.Millisecond))
+		if tgt.name == "IMAP→IMAP" {
+			dv.Reset(t, "dst")
+		}
+	}
+}
+
+// smallMessages is n messages of about 1.3 KB over 6 folders, the largest
+// holding 40 % (as internal/e2e's scale test).
+func smallMessages(n int) []corpus.Message {
+	folders := []string{"INBOX", "INBOX", "Archive", "Sent", "Lists/go", "Lists/dovecot", "Archive", "Sent", "INBOX", "INBOX"}
+	msgs := make([]corpus.Message, n)
+	base := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	filler := strings.Repeat(strings.Repeat("abcdefghijklmnopqrstuvwxyz", 3)[:75]+"\r\n", 14)
+	for i := range msgs {
+		id := fmt.Sprintf("<scale%d@example.com>", i)
+		date := base.Add(time.Duration(i) * time.Minute)
+		body := fmt.Sprintf("From: a%d@example.com\r\nTo: b@example.com\r\nSubject: message %d\r\nDate: %s\r\nMessage-ID: %s\r\n\r\n%s",
+			i%97, i, date.Format(time.RFC1123Z), id, filler)
+		msgs[i] = corpus.Message{Folder: folders[i%len(folders)], Body: []byte(body), Date: date, MessageID: id}
+	}
+	return msgs
+}
+
+// cpuOf is the CPU time used so far by this process and by the Dovecot
+// instance of the configuration conf (its master's process group,
+// finished processes included).
+func cpuOf(conf string) time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	total := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	stat := func(pid string) []string {
+		b, err := os.ReadFile("/proc/" + pid + "/stat")
+		if err != nil {
+			return nil
+		}
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			return nil
+		}
+		return strings.Fields(s[i+2:]) // from the state on: [0] state, [2] pgrp, [11..14] utime stime cutime cstime
+	}
+	ents, _ := os.ReadDir("/proc")
+	pgrp := ""
+	for _, e := range ents {
+		if b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline"); err == nil && strings.Contains(string(b), conf) {
+			if f := stat(e.Name()); len(f) > 14 {
+				pgrp = f[2]
+				break
+			}
+		}
+	}
+	if pgrp == "" {
+		return total
+	}
+	const tick = 10 * time.Millisecond // USER_HZ 100
+	for _, e := range ents {
+		f := stat(e.Name())
+		if len(f) <= 14 || f[2] != pgrp {
+			continue
+		}
+		for _, k := range f[11:15] {
+			v, _ := strconv.ParseInt(k, 10, 64)
+			total += time.Duration(v) * tick
+		}
+	}
+	return total
 }
