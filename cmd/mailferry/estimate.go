@@ -7,15 +7,22 @@ package main
 // with a range.
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"io"
+	"log/slog"
 	"math"
+	"os"
+	"path/filepath"
 	"sort"
 	"sync"
 	"time"
 
 	"github.com/mailferry/mailferry/migrate"
 	"github.com/mailferry/mailferry/source"
+	"github.com/mailferry/mailferry/target"
+	maildirtgt "github.com/mailferry/mailferry/target/maildir"
 )
 
 // The sample: after a warm-up (each session logs in, selects a folder and
@@ -37,22 +44,33 @@ const (
 	sampleChunkBytes = 4 << 20 // a chunk of big messages is cut short
 )
 
-// storeFactor is how much longer a copy takes than reading the same
-// messages from the source with the same sessions: the run also stores
-// (pipelined, beside the reading), into a server that does more per
-// message than it does to read one (a file written, an index updated, an
-// fsync), and writes its journal. Measured with a private Dovecot as
-// source and target at 5,000 messages (TestEstimateAgainstDovecot): a
-// copied message costs the two processes 0.8 to 1.0 ms of CPU into
-// Dovecot and 0.4 to 0.95 ms into a Maildir, a sampled one 0.18 to
-// 0.35 ms (plan's listing included), and a copy keeps fewer of the cores
-// busy than the sample's parallel reads. The box was shared (load 20 to
-// 40), so these are CPU ratios, not wall-clock ones; storeSpread widens the
-// range for it.
+// storeFactorMaildir is how much longer a copy into a Maildir takes than
+// reading the same messages, when the Maildir's file system could not be
+// probed (probeMaildirStore).
+const storeFactorMaildir = 3.0
+
+// An IMAP target cannot be measured without storing into it, which plan
+// does not do. What storing costs it is taken from runs against Dovecot on
+// this project's 2-core test machine (BENCHMARKS.md, quiet: 5,000 messages
+// / 294 MB in 4.2 s, 50,000 / 3 GB in 49 s, 200,000 of 1.3 KB in 2 min
+// 25 s, 4 workers; and TestEstimateAgainstDovecot at 5,000 on a loaded
+// box: 0.7 to 1.0 ms of CPU per copied message for mailferry and both
+// Dovecot sides): about 0.8 ms per message and 2 ns per byte. A run reads
+// and stores at once, but both share the machine: the copy takes the
+// longer of the two plus half the shorter. storeSpread is how sure this
+// is; a faster or slower server than that Dovecot is outside it.
 const (
-	storeFactorIMAP    = 5.0
-	storeFactorMaildir = 3.0
-	storeSpread        = 0.3
+	imapStorePerMsg  = 800 * time.Microsecond
+	imapStorePerByte = 2 * time.Nanosecond
+	storeSpread      = 0.3
+)
+
+// maildirOverhead is what a run into a Maildir takes beyond reading and
+// storing as the two samples measured them (the journal, the listing of
+// each folder, the sessions' CPU shared); maildirSpread how sure that is.
+const (
+	maildirOverhead = 1.0
+	maildirSpread   = 0.2
 )
 
 // defaultRate is the per-connection rate assumed when no sample could be
@@ -113,6 +131,9 @@ type estimateInput struct {
 	MaxRate      float64
 	MaxBandwidth int64
 	Listing      time.Duration // the listing (and the target's inventory) the run does first
+	// Store is what storing into a scratch Maildir on the target's file
+	// system measured (a Maildir target; nil otherwise).
+	Store *storeSample
 }
 
 func (in estimateInput) totals() (msgs int, bytes int64) {
@@ -169,12 +190,7 @@ func estimateRun(in estimateInput, s *readSample) runEstimate {
 	var copySec, disagree float64
 	uStat := 0.1
 	if s.ok() {
-		busy := 0
-		for _, f := range in.Folders {
-			if f.Msgs > 0 {
-				busy++
-			}
-		}
+		busy := busyFolders(in.Folders)
 		p := w
 		if in.IMAPTarget {
 			p = min(w, busy)
@@ -194,12 +210,25 @@ func estimateRun(in estimateInput, s *readSample) runEstimate {
 		copySec = max(byBytes, byMsgs) / float64(w)
 		disagree = 0.5 // a guess, not a measurement
 	}
-	factor := storeFactorMaildir
-	if in.IMAPTarget {
-		factor = storeFactorIMAP
+	spread := storeSpread
+	switch {
+	case in.IMAPTarget:
+		storeSec := float64(n)*imapStorePerMsg.Seconds() + float64(b)*imapStorePerByte.Seconds()
+		if p := min(w, busyFolders(in.Folders)); p == 1 {
+			storeSec *= 1.6 // one worker stores with one session, on one core
+		}
+		copySec = max(copySec, storeSec) + min(copySec, storeSec)/2
+	case in.Store.ok() && s.ok():
+		// Measured both: a worker reads and stores each message, the
+		// workers share the machine.
+		st := in.Store.Time.Seconds()
+		storeSec := (float64(n)/(float64(in.Store.Msgs)/st) + float64(b)/(float64(in.Store.Bytes)/st)) / 2
+		copySec = (copySec + storeSec) * maildirOverhead
+		spread = maildirSpread
+	default:
+		copySec *= storeFactorMaildir
 	}
-	copySec *= factor
-	u := math.Sqrt(disagree*disagree + uStat*uStat + storeSpread*storeSpread)
+	u := math.Sqrt(disagree*disagree + uStat*uStat + spread*spread)
 	low, high := copySec/(1+u), copySec*(1+u)
 
 	var floor float64
@@ -223,6 +252,17 @@ func estimateRun(in estimateInput, s *readSample) runEstimate {
 	lst := in.Listing.Seconds()
 	est.Mid, est.Low, est.High = secs(lst+copySec), secs(lst+low), secs(lst+high)
 	return est
+}
+
+// busyFolders counts the folders with messages to copy.
+func busyFolders(fs []folderWork) int {
+	n := 0
+	for _, f := range fs {
+		if f.Msgs > 0 {
+			n++
+		}
+	}
+	return n
 }
 
 // chunkSpread is the relative standard error of the mean chunk rate (a
@@ -460,4 +500,110 @@ func sampleSource(ctx context.Context, first source.Source, open source.Opener, 
 		return nil, nil
 	}
 	return rs, nil
+}
+
+// storeSample is what storing into a scratch Maildir measured.
+type storeSample struct {
+	Sessions int
+	Msgs     int
+	Bytes    int64
+	Time     time.Duration
+}
+
+func (s *storeSample) ok() bool { return s != nil && s.Msgs > 0 && s.Time > 0 }
+
+// storeBudget is how long probeMaildirStore stores.
+var storeBudget = 1500 * time.Millisecond
+
+// probeMaildirStore measures what a Maildir target costs, which a read
+// sample cannot tell (the file system's fsyncs are most of it): workers
+// sessions store messages of size bytes the way the run does (Sends with
+// their fsyncs in flight, then their waits) into a scratch Maildir made beside
+// root, on the same file system, for about storeBudget; the scratch
+// Maildir is removed. Nothing is written into root.
+func probeMaildirStore(ctx context.Context, root string, workers int, size int64) (*storeSample, error) {
+	parent := filepath.Dir(filepath.Clean(root))
+	for {
+		if fi, err := os.Stat(parent); err == nil && fi.IsDir() {
+			break
+		}
+		up := filepath.Dir(parent)
+		if up == parent {
+			return nil, fmt.Errorf("no directory to probe the Maildir target's file system in")
+		}
+		parent = up
+	}
+	dir, err := os.MkdirTemp(parent, ".mailferry-plan-probe-")
+	if err != nil {
+		return nil, fmt.Errorf("probe the Maildir target's file system: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	size = min(max(size, 200), 4<<20)
+	line := append(bytes.Repeat([]byte("x"), 74), '\r', '\n')
+	body := bytes.Repeat(line, int(size)/len(line)+1)[:size]
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	ss := &storeSample{}
+	var firstErr error
+	for i := 0; i < max(workers, 1); i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n, d, err := storeFor(ctx, filepath.Join(dir, "Maildir"), body, storeBudget)
+			mu.Lock()
+			defer mu.Unlock()
+			ss.Sessions++
+			ss.Msgs += n
+			ss.Bytes += int64(n) * size
+			ss.Time = max(ss.Time, d)
+			if err != nil && firstErr == nil {
+				firstErr = err
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	return ss, nil
+}
+
+// storeFor is one session of probeMaildirStore: a round of Sends (as
+// many as the target keeps in flight) and their waits, untimed, then
+// timed rounds for budget (at least one). It returns the messages stored
+// in the timed rounds and their time.
+func storeFor(ctx context.Context, root string, body []byte, budget time.Duration) (int, time.Duration, error) {
+	t, err := maildirtgt.Open(ctx, root, maildirtgt.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return 0, 0, err
+	}
+	defer t.Close()
+	round := func() error {
+		var waits []func() (string, error)
+		for range t.PipelineDepth() {
+			d := target.Delivery{Folder: "INBOX", Date: time.Now(), Size: int64(len(body))}
+			wait, err := t.Send(ctx, d, bytes.NewReader(body))
+			if err != nil {
+				return err
+			}
+			waits = append(waits, wait)
+		}
+		for _, w := range waits {
+			if _, err := w(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := round(); err != nil {
+		return 0, 0, err
+	}
+	n, start := 0, time.Now()
+	for n == 0 || time.Since(start) < budget && ctx.Err() == nil {
+		if err := round(); err != nil {
+			return n, time.Since(start), err
+		}
+		n += t.PipelineDepth()
+	}
+	return n, time.Since(start), nil
 }

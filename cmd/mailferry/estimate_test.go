@@ -47,11 +47,16 @@ func TestEstimateRun(t *testing.T) {
 		{"maildir, 4 workers read at 400/s", estimateInput{Folders: one, Workers: 4}, sampleOf(4, 200, 400, size),
 			secs(10000.0 / 400 * storeFactorMaildir), ""},
 		{"IMAP target, one folder: one worker's rate", estimateInput{Folders: one, Workers: 4, IMAPTarget: true}, sampleOf(4, 200, 400, size),
-			secs(10000.0 / 200 * storeFactorIMAP), ""},
+			imapMid(10000.0/200, 10000, 10000*size, 1), ""},
 		{"IMAP target, four even folders: all workers", estimateInput{Folders: even, Workers: 4, IMAPTarget: true}, sampleOf(4, 200, 400, size),
-			secs(10000.0 / 400 * storeFactorIMAP), ""},
+			imapMid(10000.0/400, 10000, 10000*size, 4), ""},
 		{"IMAP target, two folders of four: two sessions' rate", estimateInput{Folders: even[:2], Workers: 4, IMAPTarget: true}, sampleOf(4, 200, 400, size),
-			secs(5000.0 / (200 + 200.0/3) * storeFactorIMAP), ""},
+			imapMid(5000.0/(200+200.0/3), 5000, 5000*size, 2), ""},
+		{"IMAP target, fast reads: the store decides", estimateInput{Folders: even, Workers: 4, IMAPTarget: true}, sampleOf(4, 4000, 8000, size),
+			imapMid(10000.0/8000, 10000, 10000*size, 4), ""},
+		{"Maildir with its file system probed: read, then store", estimateInput{Folders: one, Workers: 4,
+			Store: &storeSample{Sessions: 4, Msgs: 500, Bytes: 500 * size, Time: time.Second}}, sampleOf(4, 200, 400, size),
+			secs((10000.0/400 + 10000.0/500) * maildirOverhead), ""},
 		{"listing comes first", estimateInput{Folders: one, Workers: 4, Listing: 7 * time.Second}, sampleOf(4, 200, 400, size),
 			7*time.Second + secs(10000.0/400*storeFactorMaildir), ""},
 		{"--max-rate 5: 600 messages take two minutes", estimateInput{Folders: []folderWork{{600, 600 * size}}, Workers: 4, MaxRate: 5}, sampleOf(4, 200, 400, size),
@@ -82,6 +87,16 @@ func TestEstimateRun(t *testing.T) {
 			}
 		})
 	}
+}
+
+// imapMid is the estimate for an IMAP target: reading readSec, storing at
+// imapStorePerMsg and imapStorePerByte (slower with one session).
+func imapMid(readSec float64, n int, b int64, sessions int) time.Duration {
+	store := float64(n)*imapStorePerMsg.Seconds() + float64(b)*imapStorePerByte.Seconds()
+	if sessions == 1 {
+		store *= 1.6
+	}
+	return secs(max(readSec, store) + min(readSec, store)/2)
 }
 
 // TestEstimateRangeWidens: a sample whose messages are much smaller than
@@ -120,6 +135,24 @@ func TestRoundEstimate(t *testing.T) {
 	}
 }
 
+// TestProbeMaildirStore: the probe stores into a scratch Maildir beside
+// the target's root, on its file system, and leaves nothing behind; the
+// root (and its parents, which do not exist yet) is not created.
+func TestProbeMaildirStore(t *testing.T) {
+	defer func(s time.Duration) { storeBudget = s }(storeBudget)
+	storeBudget = 200 * time.Millisecond
+	base := t.TempDir()
+	root := filepath.Join(base, "Backup", "bob", "Mail")
+	ss, err := probeMaildirStore(t.Context(), root, 2, 3000)
+	if err != nil || !ss.ok() || ss.Sessions != 2 || ss.Bytes != int64(ss.Msgs)*3000 {
+		t.Fatalf("probe: %+v, %v", ss, err)
+	}
+	if ents, _ := os.ReadDir(base); len(ents) != 0 {
+		t.Errorf("left behind in %s: %v", base, ents)
+	}
+	t.Logf("%d messages in %s", ss.Msgs, ss.Time)
+}
+
 type literal struct {
 	*bytes.Reader
 }
@@ -146,8 +179,8 @@ func TestPlanHonoursMaxRate(t *testing.T) {
 	}
 	t.Setenv("MAILFERRY_SOURCE_PASSWORD", imaptest.Password)
 	src := "imap://" + imaptest.User + "@" + srv.Addr + "?tls=none"
-	defer func(b time.Duration) { sampleBudget = b }(sampleBudget)
-	sampleBudget = 600 * time.Millisecond
+	defer func(b, s time.Duration) { sampleBudget, storeBudget = b, s }(sampleBudget, storeBudget)
+	sampleBudget, storeBudget = 600*time.Millisecond, 300*time.Millisecond
 	type planRep struct {
 		Plan struct {
 			ToCopy         int    `json:"to_copy"`

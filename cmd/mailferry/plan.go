@@ -87,8 +87,11 @@ type planInfo struct {
 	LimitedBy    string        `json:"limited_by,omitempty"`
 	LimitFloor   time.Duration `json:"limit_floor_ns,omitempty"`
 	Listing      time.Duration `json:"listing_ns"`
-	MaxRate      float64       `json:"max_rate,omitempty"`
-	MaxBandwidth int64         `json:"max_bandwidth,omitempty"`
+	// Storing measured in a scratch Maildir beside a Maildir target.
+	StoreSampleMessages int           `json:"store_sample_messages,omitempty"`
+	StoreSampleTime     time.Duration `json:"store_sample_ns,omitempty"`
+	MaxRate             float64       `json:"max_rate,omitempty"`
+	MaxBandwidth        int64         `json:"max_bandwidth,omitempty"`
 	// Quota of the target INBOX, in bytes.
 	QuotaKnown bool   `json:"quota_known"`
 	QuotaUsed  int64  `json:"quota_used,omitempty"`
@@ -143,6 +146,7 @@ type planLimits struct {
 	maxRate      float64
 	maxBandwidth int64
 	listing      time.Duration
+	maildirRoot  string // a Maildir target's root: its file system is probed
 }
 
 // gatherPlan is gatherPlanFor without limits (migrate --dry-run).
@@ -180,6 +184,12 @@ func gatherPlanFor(ctx context.Context, sum *migrate.Summary, srcOpen source.Ope
 		p.MsgsPerSec, p.BytesPerSec = m/float64(rs.Sessions), b/float64(rs.Sessions)
 	} else {
 		p.BytesPerSec, p.MsgsPerSec = defaultBytesPerSec, defaultMsgsPerSec
+	}
+	if l.maildirRoot != "" && p.ToCopy > 0 && rs.ok() {
+		if ss, err := probeMaildirStore(ctx, l.maildirRoot, l.workers, p.ToCopyBytes/int64(p.ToCopy)); err == nil && ss.ok() {
+			in.Store = ss
+			p.StoreSampleMessages, p.StoreSampleTime = ss.Msgs, ss.Time
+		}
 	}
 	srcFolders := sourceFolders(ctx, sum, srcOpen)
 	estimate := func() {
@@ -470,6 +480,9 @@ func printEstimate(w io.Writer, p *planInfo) {
 	if !p.RateMeasured {
 		how = "no sample: assumed default rate"
 	}
+	if p.StoreSampleMessages > 0 {
+		how += fmt.Sprintf("; storing %d message(s) in %s", p.StoreSampleMessages, p.StoreSampleTime.Round(time.Millisecond))
+	}
 	rng := ""
 	if lo, hi := roundEstimate(p.EstimateLow), roundEstimate(p.EstimateHigh); lo != hi {
 		rng = fmt.Sprintf(" (likely %s to %s)", lo, hi)
@@ -539,7 +552,7 @@ func cmdPlan(args []string, stdout, stderr io.Writer) int {
 	if err != nil || sum == nil {
 		return finish(stderr, "plan", err, false, c)
 	}
-	p := gatherPlanFor(ctx, sum, srcOpen, tgtOpen, planLimits{workers: c.workers, maxRate: rf.maxRate, maxBandwidth: rf.maxBW, listing: listing})
+	p := gatherPlanFor(ctx, sum, srcOpen, tgtOpen, planLimits{workers: c.workers, maxRate: rf.maxRate, maxBandwidth: rf.maxBW, listing: listing, maildirRoot: maildirRoot(c.tgt)})
 	p.QuotaError, p.CapsError = c.redact(p.QuotaError), c.redact(p.CapsError)
 	p.AppendLimitError = c.redact(p.AppendLimitError)
 	printPlanFull(stdout, sum, p, c.src, c.tgt)
@@ -558,4 +571,12 @@ func cmdPlan(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	return finish(stderr, "plan", ctx.Err(), false, c)
+}
+
+// maildirRoot is the root of a Maildir endpoint, "" for another.
+func maildirRoot(e *endpoint) string {
+	if e.scheme == "maildir" {
+		return e.path
+	}
+	return ""
 }
