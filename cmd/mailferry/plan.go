@@ -26,7 +26,10 @@ const usagePlan = `Usage: mailferry plan SOURCE TARGET [flags]
 Connects to both sides and shows what "mailferry migrate" with the same
 arguments would do, without copying anything: per folder the source and
 target names, messages, bytes, what the journal already holds and what is
-left to copy; the total; an estimate of the time from a measured sample;
+left to copy; the total; an estimate of the time with a range, from a
+timed sample of the source (and, for a Maildir target, of storing into a
+scratch Maildir beside it, removed after), never below what --max-rate
+and --max-bandwidth allow;
 the target's quota (RFC 9208 GETQUOTAROOT INBOX) with a warning when the
 messages to copy do not fit; a warning with the count and size of the
 messages larger than the target's APPENDLIMIT (RFC 7889), which migrate
