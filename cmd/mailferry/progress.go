@@ -28,6 +28,10 @@ type progressOptions struct {
 	logger   *slog.Logger
 	stderr   io.Writer
 	verb     string
+	// out, when set, is the writer the run's log goes to (a termOut over
+	// stderr): on a terminal the bar draws through it, so that log lines
+	// go above the bar instead of into it.
+	out *termOut
 }
 
 type progress struct {
@@ -95,7 +99,10 @@ func startProgress(ctx context.Context, st *migrate.Stats, o progressOptions) *p
 	go func() {
 		defer p.wg.Done()
 		if tty {
-			out := &termOut{w: o.stderr}
+			out := o.out
+			if out == nil {
+				out = &termOut{w: o.stderr}
+			}
 			runBar(p.done, snap, newBarDisplay(out, func() int { return termCols(o.stderr) }, o.verb))
 			return
 		}

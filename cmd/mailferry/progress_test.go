@@ -417,3 +417,44 @@ func (l *lockedBuffer) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// TestMigrateBarWithLogLines: a migrate run whose log writes through the
+// bar's termOut (progressOptions.out): its warnings are whole lines on the
+// screen above the bar.
+func TestMigrateBarWithLogLines(t *testing.T) {
+	const cols = 100
+	out := ptyRun(t, cols, func(tty *os.File) {
+		tw := &termOut{w: tty}
+		logger := slog.New(slog.NewTextHandler(tw, nil))
+		st := new(migrate.Stats)
+		st.TotalMsgs.Store(1000)
+		st.TotalBytes.Store(1000 * 20000)
+		st.Listed.Store(true)
+		p := startProgress(context.Background(), st, progressOptions{interval: time.Second, logger: logger, stderr: tty, out: tw, verb: "copying"})
+		for i := 0; i < 40; i++ {
+			st.DoneMsgs.Add(10)
+			st.DoneBytes.Add(10 * 20000)
+			if i%8 == 4 {
+				logger.Warn("reconnecting to the target", "attempt", i)
+			}
+			time.Sleep(25 * time.Millisecond)
+		}
+		p.stop()
+	})
+	sc := &screen{cols: cols}
+	sc.feed(out)
+	n := 0
+	for _, l := range sc.lines() {
+		if strings.Contains(l, "reconnecting") {
+			n++
+			if !strings.HasPrefix(l, "time=") || strings.Contains(l, "msgs") {
+				t.Errorf("torn log line: %q", l)
+			}
+		} else if strings.TrimSpace(l) != "" {
+			t.Errorf("left on the screen: %q", l)
+		}
+	}
+	if n != 5 || len(drawings(out)) == 0 {
+		t.Errorf("%d log lines (want 5), %d drawings:\n%s", n, len(drawings(out)), strings.Join(sc.lines(), "\n"))
+	}
+}
