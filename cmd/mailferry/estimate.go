@@ -38,8 +38,8 @@ var (
 )
 
 const (
-	sampleChunk      = 64 // consecutive messages read at once, as a batch does (the run's are 16 to 128)
-	sampleMaxFolders = 8  // the folders with the most to copy
+	sampleChunk      = 128 // most consecutive messages read at once, as the run's batches (16 to 128)
+	sampleMaxFolders = 8   // the folders with the most to copy
 	warmMsgs         = 4
 	sampleChunkBytes = 4 << 20 // a chunk of big messages is cut short
 )
@@ -289,21 +289,35 @@ func chunkSpread(rates []float64) float64 {
 func secs(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
 
 // sampleChunkRef is one chunk of the sample: consecutive messages of one
-// folder.
+// folder; key orders the chunks of the sample so that one cut short by
+// the budget still covers the folders in proportion.
 type sampleChunkRef struct {
 	folder source.Folder
 	ids    []string
+	key    float64
+}
+
+// sampleFolder is a folder of the sample: its warm-up chunk and its
+// chunks, taken in order by whichever session reads the folder.
+type sampleFolder struct {
+	warm   sampleChunkRef
+	chunks []sampleChunkRef
+	next   int
+}
+
+// sampleChunkSize is the run's batch size (see migrate.Run), at most
+// sampleChunk: a batch costs an EXAMINE and a SEARCH beside its FETCH.
+func sampleChunkSize(toCopy, workers int) int {
+	return min(max(toCopy/(max(workers, 1)*4), 16), sampleChunk)
 }
 
 // planSample picks the chunks: the folders with the most to copy (at most
 // sampleMaxFolders), listed once; from each, chunks evenly spaced through
-// the folder in proportion to what it has to copy, interleaved so that a
-// sample cut short by the budget still covers the folders in proportion.
-// The first chunk of each folder is its warm-up.
-func planSample(ctx context.Context, s source.Source, sum *migrate.Summary) (warm, chunks []sampleChunkRef, nFolders int, err error) {
+// the folder, as many as its share of what is to copy.
+func planSample(ctx context.Context, s source.Source, sum *migrate.Summary, workers int) ([]*sampleFolder, error) {
 	folders, err := s.Folders(ctx)
 	if err != nil {
-		return nil, nil, 0, err
+		return nil, err
 	}
 	byName := map[string]source.Folder{}
 	for _, f := range folders {
@@ -321,38 +335,30 @@ func planSample(ctx context.Context, s source.Source, sum *migrate.Summary) (war
 			total += fs.ToCopy
 		}
 	}
+	size := sampleChunkSize(total, workers)
 	sort.SliceStable(cands, func(i, j int) bool { return cands[i].toCopy > cands[j].toCopy })
 	cands = cands[:min(len(cands), sampleMaxFolders)]
-	type placed struct {
-		c   sampleChunkRef
-		key float64
-	}
-	var all []placed
+	var out []*sampleFolder
 	for _, c := range cands {
 		metas, err := s.List(ctx, c.f)
 		if err != nil || len(metas) == 0 {
 			continue
 		}
-		nFolders++
 		w := min(warmMsgs, len(metas))
-		warm = append(warm, sampleChunkRef{folder: c.f, ids: ids(metas[:w])})
-		k := max(1, int(math.Round(float64(sampleMaxMsgs/sampleChunk)*float64(c.toCopy)/float64(max(total, 1)))))
+		sf := &sampleFolder{warm: sampleChunkRef{folder: c.f, ids: ids(metas[:w])}}
 		rest := metas[w:]
-		k = min(k, len(rest)/sampleChunk)
+		k := max(1, int(math.Round(float64(sampleMaxMsgs/size)*float64(c.toCopy)/float64(max(total, 1)))))
+		k = min(k, len(rest)/size)
 		for i := 0; i < k; i++ {
-			at := (2*i + 1) * len(rest) / (2 * k)
-			at = min(at, len(rest)-sampleChunk)
-			all = append(all, placed{sampleChunkRef{folder: c.f, ids: ids(rest[at : at+sampleChunk])}, (float64(i) + 0.5) / float64(k)})
+			at := min((2*i+1)*len(rest)/(2*k), len(rest)-size)
+			sf.chunks = append(sf.chunks, sampleChunkRef{folder: c.f, ids: ids(rest[at : at+size]), key: (float64(i) + 0.5) / float64(k)})
 		}
 		if k == 0 && len(rest) > 0 {
-			all = append(all, placed{sampleChunkRef{folder: c.f, ids: ids(rest[:min(len(rest), sampleChunk)])}, 0.5})
+			sf.chunks = append(sf.chunks, sampleChunkRef{folder: c.f, ids: ids(rest), key: 0.5})
 		}
+		out = append(out, sf)
 	}
-	sort.SliceStable(all, func(i, j int) bool { return all[i].key < all[j].key })
-	for _, p := range all {
-		chunks = append(chunks, p.c)
-	}
-	return warm, chunks, nFolders, nil
+	return out, nil
 }
 
 // ids are the IDs of metas, cut after sampleChunkBytes (at least one).
@@ -383,18 +389,27 @@ func fetchChunk(ctx context.Context, s source.Source, c sampleChunkRef) (int, in
 }
 
 // sampleSource measures reading the source with up to workers sessions
-// (see sampleBudget). first is an open session (it is used, not closed);
-// the others are opened here and closed. A source that refuses a second
-// session is measured with those it gave.
+// (see sampleBudget). Each session keeps to its own folders, as the run's
+// workers mostly do (on an IMAP target, one worker per folder): a session's
+// first look at a big folder (the server loads its index) is paid once in
+// a run but would weigh on a sample of a few seconds, so every session
+// reads the start of each of its folders before the timing starts. first
+// is an open session (it is used, not closed); the others are opened here
+// and closed. A source that refuses a second session is measured with
+// those it gave.
 func sampleSource(ctx context.Context, first source.Source, open source.Opener, sum *migrate.Summary, workers int) (*readSample, error) {
-	warm, chunks, nFolders, err := planSample(ctx, first, sum)
-	if err != nil || len(chunks) == 0 {
+	folders, err := planSample(ctx, first, sum, workers)
+	if err != nil || len(folders) == 0 {
 		return nil, err
+	}
+	nChunks := 0
+	for _, f := range folders {
+		nChunks += len(f.chunks)
 	}
 	sessions := []source.Source{first}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	for i := 1; i < min(workers, len(chunks)); i++ {
+	for i := 1; i < min(workers, nChunks); i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -413,41 +428,65 @@ func sampleSource(ctx context.Context, first source.Source, open source.Opener, 
 			s.Close()
 		}
 	}()
-	// Warm-up, untimed: every session reads the start of a folder.
+	// mine[i] are the folders session i reads: folder j goes to session
+	// j mod sessions (and with fewer folders than sessions, session i
+	// reads folder i mod folders).
+	mine := make([][]*sampleFolder, len(sessions))
+	for j, f := range folders {
+		mine[j%len(sessions)] = append(mine[j%len(sessions)], f)
+	}
+	for i := range mine {
+		if len(mine[i]) == 0 {
+			mine[i] = []*sampleFolder{folders[i%len(folders)]}
+		}
+	}
+	// Warm-up, untimed.
 	for i, s := range sessions {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			fetchChunk(ctx, s, warm[i%len(warm)])
+			for _, f := range mine[i] {
+				fetchChunk(ctx, s, f.warm)
+			}
 		}()
 	}
 	wg.Wait()
 
-	rs := &readSample{Sessions: len(sessions), Folders: nFolders}
-	next, limit := 0, len(chunks)
-	take := func() (sampleChunkRef, bool) {
+	rs := &readSample{Sessions: len(sessions), Folders: len(folders)}
+	limit := 1.0 // the share of each folder's chunks that may be read
+	// take is session i's next chunk: of its folders, the one whose next
+	// chunk comes first in the sample's order.
+	take := func(i int) (sampleChunkRef, bool) {
 		mu.Lock()
 		defer mu.Unlock()
-		if next >= limit {
+		var best *sampleFolder
+		for _, f := range mine[i] {
+			if f.next < len(f.chunks) && float64(f.next) < limit*float64(len(f.chunks)) &&
+				(best == nil || f.chunks[f.next].key < best.chunks[best.next].key) {
+				best = f
+			}
+		}
+		if best == nil {
 			return sampleChunkRef{}, false
 		}
-		next++
-		return chunks[next-1], true
+		best.next++
+		return best.chunks[best.next-1], true
 	}
-	// read has the sessions read chunks until the deadline; it returns the
-	// messages, bytes and the time until the last session finished.
+	// read has the sessions read chunks until the budget is spent; it
+	// returns the messages, bytes and the time until the last session
+	// finished.
 	read := func(ss []source.Source, budget time.Duration) (int, int64, time.Duration, error) {
 		start := time.Now()
 		deadline := start.Add(budget)
 		var n int
 		var b int64
 		var firstErr error
-		for _, s := range ss {
+		for i, s := range ss {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				for time.Now().Before(deadline) && ctx.Err() == nil {
-					c, ok := take()
+					c, ok := take(i)
 					if !ok {
 						return
 					}
@@ -474,12 +513,12 @@ func sampleSource(ctx context.Context, first source.Source, open source.Opener, 
 	}
 	budget := sampleBudget
 	if len(sessions) > 1 {
-		limit = len(chunks) / 3 // leave the rest to all the sessions
+		limit = 1.0 / 3 // leave the rest to all the sessions
 		n, b, d, err := read(sessions[:1], budget/3)
-		limit = len(chunks)
 		if err != nil {
 			return nil, err
 		}
+		limit = 1
 		rs.OneMsgs, rs.OneBytes, rs.OneTime = n, b, d
 		budget -= budget / 3
 	}
