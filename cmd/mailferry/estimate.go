@@ -106,7 +106,10 @@ func (s *readSample) rate(p int) (msgs, bytes float64) {
 	if s.OneTime <= 0 || s.OneMsgs == 0 || s.Sessions <= 1 {
 		return allM, allB
 	}
-	oneM, oneB := float64(s.OneMsgs)/s.OneTime.Seconds(), float64(s.OneBytes)/s.OneTime.Seconds()
+	// One session alone is at least as fast as its share of all of them
+	// (a short first phase on a busy machine can say less).
+	oneM := max(float64(s.OneMsgs)/s.OneTime.Seconds(), allM/float64(s.Sessions))
+	oneB := max(float64(s.OneBytes)/s.OneTime.Seconds(), allB/float64(s.Sessions))
 	if p <= 1 {
 		return oneM, oneB
 	}

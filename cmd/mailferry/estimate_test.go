@@ -121,6 +121,13 @@ func TestSampleRateInterpolates(t *testing.T) {
 			t.Errorf("rate(%d) = %.1f, want %.0f", p, m, want)
 		}
 	}
+	// A first phase slower than a session's share of the second: the share.
+	s = sampleOf(4, 50, 400, 1)
+	for p, want := range map[int]float64{1: 100, 4: 400} {
+		if m, _ := s.rate(p); m < want-0.01 || m > want+0.01 {
+			t.Errorf("rate(%d) = %.1f, want %.0f", p, m, want)
+		}
+	}
 }
 
 func TestRoundEstimate(t *testing.T) {
