@@ -53,11 +53,11 @@ const storeFactorMaildir = 3.0
 // does not do. What storing costs it is taken from runs against Dovecot on
 // this project's 2-core test machine (BENCHMARKS.md, quiet: 5,000 messages
 // / 294 MB in 4.2 s, 50,000 / 3 GB in 49 s, 200,000 of 1.3 KB in 2 min
-// 25 s, 4 workers; and TestEstimateAgainstDovecot at 5,000 on a loaded
-// box: 0.7 to 1.0 ms of CPU per copied message for mailferry and both
-// Dovecot sides): about 0.8 ms per message and 2 ns per byte. A run reads
-// and stores at once, but both share the machine: the copy takes the
-// longer of the two plus half the shorter. storeSpread is how sure this
+// 25 s, 4 workers; and TestEstimateAgainstDovecot at 5,000 and 50,000
+// on a loaded box: 0.5 to 1.0 ms of CPU per copied message for mailferry
+// and both Dovecot sides): about 0.8 ms per message and 2 ns per byte. A
+// run reads and stores at once, but both share the machine: the copy takes
+// the longer of the two plus a quarter of the shorter. storeSpread is how sure this
 // is; a faster or slower server than that Dovecot is outside it.
 const (
 	imapStorePerMsg  = 800 * time.Microsecond
@@ -220,7 +220,7 @@ func estimateRun(in estimateInput, s *readSample) runEstimate {
 		if p := min(w, busyFolders(in.Folders)); p == 1 {
 			storeSec *= 1.6 // one worker stores with one session, on one core
 		}
-		copySec = max(copySec, storeSec) + min(copySec, storeSec)/2
+		copySec = max(copySec, storeSec) + min(copySec, storeSec)/4
 	case in.Store.ok() && s.ok():
 		// Measured both: a worker reads and stores each message, the
 		// workers share the machine.

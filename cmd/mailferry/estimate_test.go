@@ -95,7 +95,7 @@ func imapMid(readSec float64, n int, b int64, sessions int) time.Duration {
 	if sessions == 1 {
 		store *= 1.6
 	}
-	return secs(max(readSec, store) + min(readSec, store)/2)
+	return secs(max(readSec, store) + min(readSec, store)/4)
 }
 
 // TestEstimateRangeWidens: a sample whose messages are much smaller than
