@@ -13,8 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
-
 	"github.com/mailferry/mailferry/checkpoint"
 	"github.com/mailferry/mailferry/cmd/mailferry/internal/batch"
 	"github.com/mailferry/mailferry/internal/failure"
@@ -251,60 +249,6 @@ func sortResults(r []batch.Result) {
 			r[j], r[j-1] = r[j-1], r[j]
 		}
 	}
-}
-
-// startBatchProgress shows one bar on a terminal, else logs a line every
-// interval. It returns the function that stops it.
-func startBatchProgress(r *batch.Runner, tty bool, interval time.Duration, logger *slog.Logger, w io.Writer) func() {
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	start := time.Now()
-	go func() {
-		defer wg.Done()
-		tick := interval
-		if tty {
-			tick = 200 * time.Millisecond
-		}
-		if tick <= 0 {
-			<-done
-			return
-		}
-		t := time.NewTicker(tick)
-		defer t.Stop()
-		var bar *progressbar.ProgressBar
-		for {
-			select {
-			case <-done:
-				if bar != nil {
-					bar.Clear()
-					fmt.Fprint(w, "\r\033[K")
-				}
-				return
-			case <-t.C:
-			}
-			p := r.Progress()
-			if !tty {
-				logger.Info("batch progress", "accounts", p.Accounts, "done", p.Done, "running", p.Running, "failed", p.Failed,
-					"messages", fmt.Sprintf("%d/%d", p.Msgs, p.TotalMsgs), "bytes", fmt.Sprintf("%d/%d", p.Bytes, p.TotalBytes),
-					"status", p.Line(time.Since(start)))
-				continue
-			}
-			if bar == nil {
-				bar = progressbar.NewOptions64(max(p.TotalBytes, 1), progressbar.OptionSetWriter(w),
-					progressbar.OptionShowBytes(true), progressbar.OptionSetWidth(20), progressbar.OptionFullWidth(),
-					progressbar.OptionThrottle(200*time.Millisecond), progressbar.OptionClearOnFinish())
-			}
-			eta := ""
-			if d, ok := p.ETA(time.Since(start)); ok {
-				eta = ", ETA " + d.Round(time.Second).String()
-			}
-			bar.Describe(fmt.Sprintf("accounts %d/%d (%d running, %d failed), %d/%d msgs%s", p.Done, p.Accounts, p.Running, p.Failed, p.Msgs, p.TotalMsgs, eta))
-			bar.ChangeMax64(max(p.TotalBytes, 1))
-			bar.Set64(p.Bytes)
-		}
-	}()
-	return func() { close(done); wg.Wait() }
 }
 
 // account runs one row as "mailferry migrate" would, in process.

@@ -66,7 +66,8 @@ func cmdMigrate(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "mailferry migrate: %v\n", err)
 		return exitUsage
 	}
-	if err := c.setupLog(stderr); err != nil {
+	tw := &termOut{w: stderr} // log lines and the progress line share the terminal
+	if err := c.setupLog(tw); err != nil {
 		fmt.Fprintf(stderr, "mailferry migrate: %v\n", err)
 		return exitUsage
 	}
@@ -111,7 +112,7 @@ func cmdMigrate(args []string, stdout, stderr io.Writer) int {
 	if testHookStats != nil {
 		testHookStats(stats)
 	}
-	prog := startProgress(ctx, stats, progressOptions{noBar: c.noProgress || c.quiet, interval: c.stats, logger: c.logger, stderr: stderr, verb: "copying"})
+	prog := startProgress(ctx, stats, progressOptions{noBar: c.noProgress || c.quiet, interval: c.stats, logger: c.logger, stderr: stderr, out: tw, verb: "copying"})
 	started := c.logStart("migrate")
 	o := rf.options(c.workers, rules)
 	o.Stats, o.Logger = stats, c.logger
@@ -126,7 +127,7 @@ func cmdMigrate(args []string, stdout, stderr io.Writer) int {
 	var reportErr error
 	if sum != nil {
 		if rf.dryRun {
-			printPlanFull(stdout, sum, gatherPlan(ctx, sum, srcOpen, tgtOpen, c.workers), c.src, c.tgt)
+			printPlanFull(stdout, sum, gatherPlan(ctx, sum, srcOpen, tgtOpen, planLimits{workers: c.workers, maxRate: rf.maxRate, maxBandwidth: rf.maxBW, listing: sum.Elapsed}), c.src, c.tgt)
 		} else {
 			printSummary(stdout, sum, c.src, c.tgt, err)
 		}

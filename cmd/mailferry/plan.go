@@ -22,7 +22,10 @@ const usagePlan = `Usage: mailferry plan SOURCE TARGET [flags]
 Connects to both sides and shows what "mailferry migrate" with the same
 arguments would do, without copying anything: per folder the source and
 target names, messages, bytes, what the journal already holds and what is
-left to copy; the total; an estimate of the time from a measured sample;
+left to copy; the total; an estimate of the time with a range, from a
+timed sample of the source (and, for a Maildir target, of storing into a
+scratch Maildir beside it, removed after), never below what --max-rate
+and --max-bandwidth allow;
 the target's quota (RFC 9208 GETQUOTAROOT INBOX) with a warning when the
 messages to copy do not fit; a warning with the count and size of the
 messages larger than the target's APPENDLIMIT (RFC 7889), which migrate
@@ -35,15 +38,6 @@ Examples:
   mailferry plan --include '^(INBOX|Sent)$' --report plan.json imaps://bob@imap.old.example imaps://bob@imap.new.example
 `
 
-// defaultRate is the per-connection rate assumed when no sample could be
-// measured (an empty source, a Maildir): 2 MB/s and 50 messages/s.
-const (
-	defaultBytesPerSec = 2e6
-	defaultMsgsPerSec  = 50
-	sampleMaxMsgs      = 20
-	sampleMaxBytes     = 4 << 20
-)
-
 // planInfo is what plan adds to a dry-run summary.
 type planInfo struct {
 	Workers int `json:"workers"`
@@ -51,12 +45,26 @@ type planInfo struct {
 	SampleMessages int           `json:"sample_messages"`
 	SampleBytes    int64         `json:"sample_bytes"`
 	SampleTime     time.Duration `json:"sample_ns"`
+	SampleSessions int           `json:"sample_sessions,omitempty"`
+	SampleFolders  int           `json:"sample_folders,omitempty"`
 	RateMeasured   bool          `json:"rate_measured"`
 	BytesPerSec    float64       `json:"bytes_per_second"` // per connection
 	MsgsPerSec     float64       `json:"messages_per_second"`
 	ToCopy         int           `json:"to_copy"`
 	ToCopyBytes    int64         `json:"to_copy_bytes"`
 	Estimate       time.Duration `json:"estimate_ns"`
+	// The range the time is likely in, and the limit that sets it, if one
+	// does (--max-rate, --max-bandwidth; LimitFloor: the time it alone takes).
+	EstimateLow  time.Duration `json:"estimate_low_ns"`
+	EstimateHigh time.Duration `json:"estimate_high_ns"`
+	LimitedBy    string        `json:"limited_by,omitempty"`
+	LimitFloor   time.Duration `json:"limit_floor_ns,omitempty"`
+	Listing      time.Duration `json:"listing_ns"`
+	// Storing measured in a scratch Maildir beside a Maildir target.
+	StoreSampleMessages int           `json:"store_sample_messages,omitempty"`
+	StoreSampleTime     time.Duration `json:"store_sample_ns,omitempty"`
+	MaxRate             float64       `json:"max_rate,omitempty"`
+	MaxBandwidth        int64         `json:"max_bandwidth,omitempty"`
 	// Quota of the target INBOX, in bytes.
 	QuotaKnown bool   `json:"quota_known"`
 	QuotaUsed  int64  `json:"quota_used,omitempty"`
@@ -87,37 +95,75 @@ type planReport struct {
 	Summary *migrate.Summary `json:"summary"`
 }
 
-// gatherPlan measures the source rate on a sample, asks the target for its
-// quota and capabilities, and estimates the time the copy will take. Any
-// failure is recorded, never fatal: the plan is advice.
-func gatherPlan(ctx context.Context, sum *migrate.Summary, srcOpen source.Opener, tgtOpen target.Opener, workers int) *planInfo {
-	p := &planInfo{Workers: workers}
+// planLimits are what the estimate needs beyond the summary: the run's
+// workers and limits, and how long the listing took.
+type planLimits struct {
+	workers      int
+	maxRate      float64
+	maxBandwidth int64
+	listing      time.Duration
+	maildirRoot  string // a Maildir target's root: its file system is probed
+}
+
+// gatherPlan is gatherPlanFor without a store probe (migrate --dry-run).
+func gatherPlan(ctx context.Context, sum *migrate.Summary, srcOpen source.Opener, tgtOpen target.Opener, l planLimits) *planInfo {
+	l.maildirRoot = ""
+	return gatherPlanFor(ctx, sum, srcOpen, tgtOpen, l)
+}
+
+// gatherPlanFor measures the source rate on a sample, asks the target for
+// its quota and capabilities, and estimates the time the copy will take.
+// Any failure is recorded, never fatal: the plan is advice.
+func gatherPlanFor(ctx context.Context, sum *migrate.Summary, srcOpen source.Opener, tgtOpen target.Opener, l planLimits) *planInfo {
+	p := &planInfo{Workers: l.workers, MaxRate: l.maxRate, MaxBandwidth: l.maxBandwidth, Listing: l.listing}
+	in := estimateInput{Workers: l.workers, MaxRate: l.maxRate, MaxBandwidth: l.maxBandwidth, Listing: l.listing}
 	for _, f := range sum.Folders {
 		p.ToCopy += f.ToCopy
 		p.ToCopyBytes += f.ToCopyBytes
+		in.Folders = append(in.Folders, folderWork{Msgs: f.ToCopy, Bytes: f.ToCopyBytes})
 	}
-	if p.ToCopy > 0 {
-		sampleRate(ctx, p, sum, srcOpen)
-	} else if s, err := srcOpen(ctx); err == nil {
+	var rs *readSample
+	if s, err := srcOpen(ctx); err == nil {
 		p.SourceCaps = sourceCaps(ctx, s)
+		if p.ToCopy > 0 {
+			rs, _ = sampleSource(ctx, s, srcOpen, sum, l.workers)
+		}
 		s.Close()
 	}
-	if !p.RateMeasured {
+	if rs.ok() {
+		p.RateMeasured = true
+		p.SampleMessages, p.SampleBytes, p.SampleTime = rs.Msgs+rs.OneMsgs, rs.Bytes+rs.OneBytes, rs.Time+rs.OneTime
+		if rs.Sessions == 1 {
+			p.SampleMessages, p.SampleBytes, p.SampleTime = rs.Msgs, rs.Bytes, rs.Time
+		}
+		p.SampleSessions, p.SampleFolders = rs.Sessions, rs.Folders
+		m, b := rs.rate(rs.Sessions)
+		p.MsgsPerSec, p.BytesPerSec = m/float64(rs.Sessions), b/float64(rs.Sessions)
+	} else {
 		p.BytesPerSec, p.MsgsPerSec = defaultBytesPerSec, defaultMsgsPerSec
 	}
+	if l.maildirRoot != "" && p.ToCopy > 0 && rs.ok() {
+		if ss, err := probeMaildirStore(ctx, l.maildirRoot, l.workers, p.ToCopyBytes/int64(p.ToCopy)); err == nil && ss.ok() {
+			in.Store = ss
+			p.StoreSampleMessages, p.StoreSampleTime = ss.Msgs, ss.Time
+		}
+	}
 	srcFolders := sourceFolders(ctx, sum, srcOpen)
-	// Reading and storing take about as long as each other; the workers
-	// share the load.
-	byBytes := float64(p.ToCopyBytes) / p.BytesPerSec
-	byMsgs := float64(p.ToCopy) / p.MsgsPerSec
-	p.Estimate = time.Duration(2 * max(byBytes, byMsgs) / float64(max(workers, 1)) * float64(time.Second))
+	estimate := func() {
+		e := estimateRun(in, rs)
+		p.Estimate, p.EstimateLow, p.EstimateHigh, p.LimitedBy, p.LimitFloor = e.Mid, e.Low, e.High, e.LimitedBy, e.Floor
+	}
 
 	t, err := tgtOpen(ctx)
 	if err != nil {
 		p.CapsError = err.Error()
+		estimate()
 		return p
 	}
 	defer t.Close()
+	// One worker per folder at a time on such a target, as the engine does.
+	in.IMAPTarget = t.Features().ExclusiveFolders
+	estimate()
 	p.NoSpecialUse = withoutSpecialUse(ctx, sum, srcFolders, t)
 	if len(p.NoSpecialUse) > 0 {
 		p.NotSupported = append(p.NotSupported, fmt.Sprintf("the target has no CREATE-SPECIAL-USE: %d folder(s) will be created without their special use: %s",
@@ -270,63 +316,6 @@ func overAppendLimit(ctx context.Context, p *planInfo, sum *migrate.Summary, src
 	}
 }
 
-// sampleRate fetches a few messages of the first folder with work to time
-// one connection.
-func sampleRate(ctx context.Context, p *planInfo, sum *migrate.Summary, srcOpen source.Opener) {
-	s, err := srcOpen(ctx)
-	if err != nil {
-		return
-	}
-	defer s.Close()
-	p.SourceCaps = sourceCaps(ctx, s)
-	folders, err := s.Folders(ctx)
-	if err != nil {
-		return
-	}
-	want := map[string]bool{}
-	for _, f := range sum.Folders {
-		if f.ToCopy > 0 {
-			want[f.Source] = true
-		}
-	}
-	for _, f := range folders {
-		if !want[f.Name] {
-			continue
-		}
-		start := time.Now()
-		metas, err := s.List(ctx, f)
-		if err != nil || len(metas) == 0 {
-			continue
-		}
-		var ids []string
-		var planned int64
-		for _, m := range metas {
-			if len(ids) == sampleMaxMsgs || planned > sampleMaxBytes {
-				break
-			}
-			ids = append(ids, m.ID)
-			planned += m.Size
-		}
-		var n int
-		var bytes int64
-		err = s.Fetch(ctx, f, ids, func(_ source.Meta, r io.Reader) error {
-			k, err := io.Copy(io.Discard, r)
-			n++
-			bytes += k
-			return err
-		})
-		el := time.Since(start)
-		if err != nil || n == 0 || el <= 0 {
-			return
-		}
-		p.SampleMessages, p.SampleBytes, p.SampleTime = n, bytes, el
-		p.RateMeasured = true
-		p.BytesPerSec = max(float64(bytes)/el.Seconds(), 1)
-		p.MsgsPerSec = max(float64(n)/el.Seconds(), 0.01)
-		return
-	}
-}
-
 // sourceCaps lists what matters of the source server's capabilities.
 func sourceCaps(ctx context.Context, s source.Source) []string {
 	if !s.Features().Capabilities {
@@ -378,12 +367,7 @@ func printPlanFull(w io.Writer, sum *migrate.Summary, p *planInfo, src, tgt fmt.
 			fmt.Fprintf(w, "  %s %s: %s\n", f.Folder, f.Key, f.Reason)
 		}
 	}
-	how := fmt.Sprintf("measured on %d message(s), %s in %s", p.SampleMessages, humanBytes(p.SampleBytes), p.SampleTime.Round(time.Millisecond))
-	if !p.RateMeasured {
-		how = "no sample: assumed default rate"
-	}
-	fmt.Fprintf(w, "Estimate: %s with %s (%s/s and %.0f messages/s per connection, %s)\n",
-		roundEstimate(p.Estimate), plural(p.Workers, "worker", "workers"), humanBytes(int64(p.BytesPerSec)), p.MsgsPerSec, how)
+	printEstimate(w, p)
 	switch {
 	case p.QuotaKnown:
 		free := p.QuotaLimit - p.QuotaUsed
@@ -423,8 +407,45 @@ func roundEstimate(d time.Duration) string {
 		return "under a second"
 	case d < time.Minute:
 		return d.Round(time.Second).String()
+	case d < 10*time.Minute:
+		return trimZeroSeconds(d.Round(5 * time.Second).String())
 	default:
-		return d.Round(time.Minute).String()
+		return trimZeroSeconds(d.Round(time.Minute).String())
+	}
+}
+
+// trimZeroSeconds makes "3m0s" "3m" and "1h5m0s" "1h5m".
+func trimZeroSeconds(s string) string {
+	if strings.HasSuffix(s, "m0s") {
+		return strings.TrimSuffix(s, "0s")
+	}
+	return s
+}
+
+// printEstimate prints the time estimate: the likely time and its range,
+// the rate measured (or assumed), and the limit that decides, if one does.
+func printEstimate(w io.Writer, p *planInfo) {
+	how := fmt.Sprintf("measured on %d message(s), %s in %s", p.SampleMessages, humanBytes(p.SampleBytes), p.SampleTime.Round(time.Millisecond))
+	if p.SampleSessions > 0 {
+		how += fmt.Sprintf(" with %d session(s) from %d folder(s)", p.SampleSessions, p.SampleFolders)
+	}
+	if !p.RateMeasured {
+		how = "no sample: assumed default rate"
+	}
+	if p.StoreSampleMessages > 0 {
+		how += fmt.Sprintf("; storing %d message(s) in %s", p.StoreSampleMessages, p.StoreSampleTime.Round(time.Millisecond))
+	}
+	rng := ""
+	if lo, hi := roundEstimate(p.EstimateLow), roundEstimate(p.EstimateHigh); lo != hi {
+		rng = fmt.Sprintf(" (likely %s to %s)", lo, hi)
+	}
+	fmt.Fprintf(w, "Estimate: %s%s with %s (%s/s and %.0f messages/s per connection, %s; listing %s)\n",
+		roundEstimate(p.Estimate), rng, plural(p.Workers, "worker", "workers"), humanBytes(int64(p.BytesPerSec)), p.MsgsPerSec, how, roundEstimate(p.Listing))
+	switch p.LimitedBy {
+	case "--max-rate":
+		fmt.Fprintf(w, "  set by --max-rate %g: %d messages take at least %s\n", p.MaxRate, p.ToCopy, roundEstimate(p.LimitFloor))
+	case "--max-bandwidth":
+		fmt.Fprintf(w, "  set by --max-bandwidth %s/s: %s take at least %s\n", humanBytes(p.MaxBandwidth), humanBytes(p.ToCopyBytes), roundEstimate(p.LimitFloor))
 	}
 }
 
@@ -488,7 +509,9 @@ func cmdPlan(args []string, stdout, stderr io.Writer) int {
 	o := rf.options(c.workers, rules)
 	o.DryRun, o.DeleteSource, o.SyncFlags = true, false, false
 	o.Logger = c.logger
+	listStart := time.Now()
 	sum, err := migrate.Run(ctx, srcOpen, tgtOpen, journal, o)
+	listing := time.Since(listStart)
 	if jerr := journal.Close(); jerr != nil && err == nil {
 		err = jerr
 	}
@@ -501,7 +524,7 @@ func cmdPlan(args []string, stdout, stderr io.Writer) int {
 		c.logEnd("plan", head.Status, head.ExitCode, started, errString(err))
 		return finish(stderr, "plan", err, false, c)
 	}
-	p := gatherPlan(ctx, sum, srcOpen, tgtOpen, c.workers)
+	p := gatherPlanFor(ctx, sum, srcOpen, tgtOpen, planLimits{workers: c.workers, maxRate: rf.maxRate, maxBandwidth: rf.maxBW, listing: listing, maildirRoot: maildirRoot(c.tgt)})
 	p.QuotaError, p.CapsError = c.redact(p.QuotaError), c.redact(p.CapsError)
 	p.AppendLimitError = c.redact(p.AppendLimitError)
 	printPlanFull(stdout, sum, p, c.src, c.tgt)
@@ -524,4 +547,12 @@ func cmdPlan(args []string, stdout, stderr io.Writer) int {
 	c.logEnd("plan", head.Status, head.ExitCode, started, "", "to_copy", p.ToCopy, "to_copy_bytes", p.ToCopyBytes,
 		"estimate", p.Estimate.Round(time.Second).String())
 	return finish(stderr, "plan", nil, false, c)
+}
+
+// maildirRoot is the root of a Maildir endpoint, "" for another.
+func maildirRoot(e *endpoint) string {
+	if e.scheme == "maildir" {
+		return e.path
+	}
+	return ""
 }

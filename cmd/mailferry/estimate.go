@@ -1,0 +1,651 @@
+package main
+
+// This file estimates how long "mailferry migrate" will take, for plan:
+// a warm, timed sample of the source read the way the run reads it, and a
+// model of the run (workers, one worker per folder on an IMAP target, the
+// store side, --max-rate and --max-bandwidth) that turns it into a time
+// with a range.
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/mailferry/mailferry/migrate"
+	"github.com/mailferry/mailferry/source"
+	"github.com/mailferry/mailferry/target"
+	maildirtgt "github.com/mailferry/mailferry/target/maildir"
+)
+
+// The sample: after a warm-up (each session logs in, selects a folder and
+// reads a few messages untimed), the sessions read chunks of consecutive
+// messages, spread over the folders in proportion to what each has to
+// copy, for about sampleBudget or sampleMaxMsgs messages. With several
+// workers, one session reads alone for the first third of the budget (the
+// rate of one worker, which an IMAP target's one-worker-per-folder rule
+// makes matter), then all of them together.
+var (
+	sampleBudget  = 2500 * time.Millisecond
+	sampleMaxMsgs = 5000
+)
+
+const (
+	sampleChunk      = 128 // most consecutive messages read at once, as the run's batches (16 to 128)
+	sampleMaxFolders = 8   // the folders with the most to copy
+	warmMsgs         = 4
+	sampleChunkBytes = 4 << 20 // a chunk of big messages is cut short
+)
+
+// storeFactorMaildir is how much longer a copy into a Maildir takes than
+// reading the same messages, when the Maildir's file system could not be
+// probed (probeMaildirStore).
+const storeFactorMaildir = 3.0
+
+// An IMAP target cannot be measured without storing into it, which plan
+// does not do. What storing costs it is taken from runs against Dovecot on
+// this project's 2-core test machine (BENCHMARKS.md, quiet: 5,000 messages
+// / 294 MB in 4.2 s, 50,000 / 3 GB in 49 s, 200,000 of 1.3 KB in 2 min
+// 25 s, 4 workers; and TestEstimateAgainstDovecot at 5,000 and 50,000
+// on a loaded box: 0.5 to 1.0 ms of CPU per copied message for mailferry
+// and both Dovecot sides): about 0.8 ms per message and 2 ns per byte. A
+// run reads and stores at once, but both share the machine: the copy takes
+// the longer of the two plus a quarter of the shorter. storeSpread is how sure this
+// is; a faster or slower server than that Dovecot is outside it.
+const (
+	imapStorePerMsg  = 800 * time.Microsecond
+	imapStorePerByte = 2 * time.Nanosecond
+	storeSpread      = 0.3
+)
+
+// maildirOverhead is what a run into a Maildir takes beyond reading and
+// storing as the two samples measured them (the journal, the listing of
+// each folder, the sessions' CPU shared); maildirSpread how sure that is.
+const (
+	maildirOverhead = 1.0
+	maildirSpread   = 0.2
+)
+
+// defaultRate is the per-connection rate assumed when no sample could be
+// measured: 2 MB/s and 50 messages/s.
+const (
+	defaultBytesPerSec = 2e6
+	defaultMsgsPerSec  = 50
+)
+
+// readSample is what the sample measured.
+type readSample struct {
+	Sessions int // read together in the second part
+	Folders  int
+	// One session alone.
+	OneMsgs  int
+	OneBytes int64
+	OneTime  time.Duration
+	// All the sessions together.
+	Msgs  int
+	Bytes int64
+	Time  time.Duration
+	// Per chunk: messages per second, for the spread.
+	chunkRates []float64
+}
+
+func (s *readSample) ok() bool { return s != nil && s.Msgs > 0 && s.Time > 0 }
+
+// rate is the aggregate messages and bytes per second of p sessions:
+// measured for one and for Sessions, in between interpolated, beyond that
+// no faster.
+func (s *readSample) rate(p int) (msgs, bytes float64) {
+	allM, allB := float64(s.Msgs)/s.Time.Seconds(), float64(s.Bytes)/s.Time.Seconds()
+	if s.OneTime <= 0 || s.OneMsgs == 0 || s.Sessions <= 1 {
+		return allM, allB
+	}
+	// One session alone is at least as fast as its share of all of them
+	// (a short first phase on a busy machine can say less).
+	oneM := max(float64(s.OneMsgs)/s.OneTime.Seconds(), allM/float64(s.Sessions))
+	oneB := max(float64(s.OneBytes)/s.OneTime.Seconds(), allB/float64(s.Sessions))
+	if p <= 1 {
+		return oneM, oneB
+	}
+	if p >= s.Sessions {
+		return allM, allB
+	}
+	f := float64(p-1) / float64(s.Sessions-1)
+	return oneM + f*(allM-oneM), oneB + f*(allB-oneB)
+}
+
+// folderWork is what one folder has to copy.
+type folderWork struct {
+	Msgs  int
+	Bytes int64
+}
+
+// estimateInput is the run to estimate.
+type estimateInput struct {
+	Folders      []folderWork
+	Workers      int
+	IMAPTarget   bool // one worker per folder at a time (see migrate's dispatcher)
+	MaxRate      float64
+	MaxBandwidth int64
+	Listing      time.Duration // the listing (and the target's inventory) the run does first
+	// Store is what storing into a scratch Maildir on the target's file
+	// system measured (a Maildir target; nil otherwise).
+	Store *storeSample
+}
+
+func (in estimateInput) totals() (msgs int, bytes int64) {
+	for _, f := range in.Folders {
+		msgs += f.Msgs
+		bytes += f.Bytes
+	}
+	return msgs, bytes
+}
+
+// runEstimate is the estimate: Mid, and Low–High the range it is likely in.
+type runEstimate struct {
+	Mid, Low, High time.Duration
+	// LimitedBy is "--max-rate" or "--max-bandwidth" when that limit, not
+	// the servers, sets the time; Floor is the time the limit alone takes.
+	LimitedBy string
+	Floor     time.Duration
+}
+
+// readTime is how long p sessions take to read n messages of b bytes:
+// the mean of what the message rate and the byte rate say (the sample's
+// messages may be smaller or larger than those to copy; the cost is part
+// per message, part per byte), and how far apart the two are (relative).
+func readTime(s *readSample, n int, b int64, p int) (t float64, disagree float64) {
+	rm, rb := s.rate(p)
+	var byMsgs, byBytes float64
+	if rm > 0 {
+		byMsgs = float64(n) / rm
+	}
+	if rb > 0 {
+		byBytes = float64(b) / rb
+	}
+	t = (byMsgs + byBytes) / 2
+	if t > 0 {
+		disagree = math.Abs(byMsgs-byBytes) / 2 / t
+	}
+	return t, disagree
+}
+
+// estimateRun turns a sample into the time of the run. The copy reads
+// with min(workers, batches) sessions; on an IMAP target a folder has one
+// worker at a time, so the run takes at least as long as its largest
+// folder at one worker's rate, and no more sessions than folders with work
+// run at once. The store side multiplies (storeFactor). --max-rate and
+// --max-bandwidth set a floor: the run cannot be faster than they let it.
+func estimateRun(in estimateInput, s *readSample) runEstimate {
+	n, b := in.totals()
+	var est runEstimate
+	if n == 0 {
+		est.Mid, est.Low, est.High = in.Listing, in.Listing, in.Listing
+		return est
+	}
+	w := max(in.Workers, 1)
+	var copySec, disagree float64
+	uStat := 0.1
+	if s.ok() {
+		busy := busyFolders(in.Folders)
+		p := w
+		if in.IMAPTarget {
+			p = min(w, busy)
+		}
+		copySec, disagree = readTime(s, n, b, p)
+		if in.IMAPTarget {
+			for _, f := range in.Folders {
+				if t, d := readTime(s, f.Msgs, f.Bytes, 1); t > copySec {
+					copySec, disagree = t, d
+				}
+			}
+		}
+		uStat = chunkSpread(s.chunkRates)
+	} else {
+		byBytes := float64(b) / defaultBytesPerSec
+		byMsgs := float64(n) / defaultMsgsPerSec
+		copySec = max(byBytes, byMsgs) / float64(w)
+		disagree = 0.5 // a guess, not a measurement
+	}
+	spread := storeSpread
+	switch {
+	case in.IMAPTarget:
+		storeSec := float64(n)*imapStorePerMsg.Seconds() + float64(b)*imapStorePerByte.Seconds()
+		if p := min(w, busyFolders(in.Folders)); p == 1 {
+			storeSec *= 1.6 // one worker stores with one session, on one core
+		}
+		copySec = max(copySec, storeSec) + min(copySec, storeSec)/4
+	case in.Store.ok() && s.ok():
+		// Measured both: a worker reads and stores each message, the
+		// workers share the machine.
+		st := in.Store.Time.Seconds()
+		storeSec := (float64(n)/(float64(in.Store.Msgs)/st) + float64(b)/(float64(in.Store.Bytes)/st)) / 2
+		copySec = (copySec + storeSec) * maildirOverhead
+		spread = maildirSpread
+	default:
+		copySec *= storeFactorMaildir
+	}
+	u := math.Sqrt(disagree*disagree + uStat*uStat + spread*spread)
+	low, high := copySec/(1+u), copySec*(1+u)
+
+	var floor float64
+	if in.MaxRate > 0 {
+		if f := float64(n) / in.MaxRate; f > floor {
+			floor, est.LimitedBy = f, "--max-rate"
+		}
+	}
+	if in.MaxBandwidth > 0 {
+		if f := float64(b) / float64(in.MaxBandwidth); f > floor {
+			floor, est.LimitedBy = f, "--max-bandwidth"
+		}
+	}
+	if floor > 0 {
+		est.Floor = secs(floor)
+		if floor < copySec {
+			est.LimitedBy = "" // the servers are slower than the limit
+		}
+		copySec, low, high = max(copySec, floor), max(low, floor), max(high, floor)
+	}
+	lst := in.Listing.Seconds()
+	est.Mid, est.Low, est.High = secs(lst+copySec), secs(lst+low), secs(lst+high)
+	return est
+}
+
+// busyFolders counts the folders with messages to copy.
+func busyFolders(fs []folderWork) int {
+	n := 0
+	for _, f := range fs {
+		if f.Msgs > 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// chunkSpread is the relative standard error of the mean chunk rate (a
+// few chunks say little; many agreeing ones, much), at least 5 %.
+func chunkSpread(rates []float64) float64 {
+	if len(rates) < 2 {
+		return 0.3
+	}
+	var sum, sq float64
+	for _, r := range rates {
+		sum += r
+	}
+	mean := sum / float64(len(rates))
+	for _, r := range rates {
+		sq += (r - mean) * (r - mean)
+	}
+	if mean <= 0 {
+		return 0.3
+	}
+	se := math.Sqrt(sq/float64(len(rates)-1)) / math.Sqrt(float64(len(rates))) / mean
+	return min(max(se, 0.05), 0.5)
+}
+
+func secs(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+
+// sampleChunkRef is one chunk of the sample: consecutive messages of one
+// folder; key orders the chunks of the sample so that one cut short by
+// the budget still covers the folders in proportion.
+type sampleChunkRef struct {
+	folder source.Folder
+	ids    []string
+	key    float64
+}
+
+// sampleFolder is a folder of the sample: its warm-up chunk and its
+// chunks, taken in order by whichever session reads the folder.
+type sampleFolder struct {
+	warm   sampleChunkRef
+	chunks []sampleChunkRef
+	next   int
+}
+
+// sampleChunkSize is the run's batch size (see migrate.Run), at most
+// sampleChunk: a batch costs an EXAMINE and a SEARCH beside its FETCH.
+func sampleChunkSize(toCopy, workers int) int {
+	return min(max(toCopy/(max(workers, 1)*4), 16), sampleChunk)
+}
+
+// planSample picks the chunks: the folders with the most to copy (at most
+// sampleMaxFolders), listed once; from each, chunks evenly spaced through
+// the folder, as many as its share of what is to copy.
+func planSample(ctx context.Context, s source.Source, sum *migrate.Summary, workers int) ([]*sampleFolder, error) {
+	folders, err := s.Folders(ctx)
+	if err != nil {
+		return nil, err
+	}
+	byName := map[string]source.Folder{}
+	for _, f := range folders {
+		byName[f.Name] = f
+	}
+	type cand struct {
+		f      source.Folder
+		toCopy int
+	}
+	var cands []cand
+	total := 0
+	for _, fs := range sum.Folders {
+		if f, ok := byName[fs.Source]; ok && fs.Skipped == "" && fs.ToCopy > 0 {
+			cands = append(cands, cand{f, fs.ToCopy})
+			total += fs.ToCopy
+		}
+	}
+	size := sampleChunkSize(total, workers)
+	sort.SliceStable(cands, func(i, j int) bool { return cands[i].toCopy > cands[j].toCopy })
+	cands = cands[:min(len(cands), sampleMaxFolders)]
+	var out []*sampleFolder
+	for _, c := range cands {
+		metas, err := s.List(ctx, c.f)
+		if err != nil || len(metas) == 0 {
+			continue
+		}
+		w := min(warmMsgs, len(metas))
+		sf := &sampleFolder{warm: sampleChunkRef{folder: c.f, ids: ids(metas[:w])}}
+		rest := metas[w:]
+		k := max(1, int(math.Round(float64(sampleMaxMsgs/size)*float64(c.toCopy)/float64(max(total, 1)))))
+		k = min(k, len(rest)/size)
+		for i := 0; i < k; i++ {
+			at := min((2*i+1)*len(rest)/(2*k), len(rest)-size)
+			sf.chunks = append(sf.chunks, sampleChunkRef{folder: c.f, ids: ids(rest[at : at+size]), key: (float64(i) + 0.5) / float64(k)})
+		}
+		if k == 0 && len(rest) > 0 {
+			sf.chunks = append(sf.chunks, sampleChunkRef{folder: c.f, ids: ids(rest), key: 0.5})
+		}
+		out = append(out, sf)
+	}
+	return out, nil
+}
+
+// ids are the IDs of metas, cut after sampleChunkBytes (at least one).
+func ids(metas []source.Meta) []string {
+	var out []string
+	var b int64
+	for _, m := range metas {
+		if len(out) > 0 && b+m.Size > sampleChunkBytes {
+			break
+		}
+		out = append(out, m.ID)
+		b += m.Size
+	}
+	return out
+}
+
+// fetchChunk reads a chunk, returning its messages and bytes.
+func fetchChunk(ctx context.Context, s source.Source, c sampleChunkRef) (int, int64, error) {
+	var n int
+	var b int64
+	err := s.Fetch(ctx, c.folder, c.ids, func(_ source.Meta, r io.Reader) error {
+		k, err := io.Copy(io.Discard, r)
+		n++
+		b += k
+		return err
+	})
+	return n, b, err
+}
+
+// sampleSource measures reading the source with up to workers sessions
+// (see sampleBudget). Each session keeps to its own folders, as the run's
+// workers mostly do (on an IMAP target, one worker per folder): a session's
+// first look at a big folder (the server loads its index) is paid once in
+// a run but would weigh on a sample of a few seconds, so every session
+// reads the start of each of its folders before the timing starts. first
+// is an open session (it is used, not closed); the others are opened here
+// and closed. A source that refuses a second session is measured with
+// those it gave.
+func sampleSource(ctx context.Context, first source.Source, open source.Opener, sum *migrate.Summary, workers int) (*readSample, error) {
+	folders, err := planSample(ctx, first, sum, workers)
+	if err != nil || len(folders) == 0 {
+		return nil, err
+	}
+	nChunks := 0
+	for _, f := range folders {
+		nChunks += len(f.chunks)
+	}
+	sessions := []source.Source{first}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for i := 1; i < min(workers, nChunks); i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := open(ctx)
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			sessions = append(sessions, s)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	defer func() {
+		for _, s := range sessions[1:] {
+			s.Close()
+		}
+	}()
+	// mine[i] are the folders session i reads: folder j goes to session
+	// j mod sessions (and with fewer folders than sessions, session i
+	// reads folder i mod folders).
+	mine := make([][]*sampleFolder, len(sessions))
+	for j, f := range folders {
+		mine[j%len(sessions)] = append(mine[j%len(sessions)], f)
+	}
+	for i := range mine {
+		if len(mine[i]) == 0 {
+			mine[i] = []*sampleFolder{folders[i%len(folders)]}
+		}
+	}
+	// Warm-up, untimed.
+	for i, s := range sessions {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, f := range mine[i] {
+				fetchChunk(ctx, s, f.warm)
+			}
+		}()
+	}
+	wg.Wait()
+
+	rs := &readSample{Sessions: len(sessions), Folders: len(folders)}
+	limit := 1.0 // the share of each folder's chunks that may be read
+	// take is session i's next chunk: of its folders, the one whose next
+	// chunk comes first in the sample's order.
+	take := func(i int) (sampleChunkRef, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		var best *sampleFolder
+		for _, f := range mine[i] {
+			if f.next < len(f.chunks) && float64(f.next) < limit*float64(len(f.chunks)) &&
+				(best == nil || f.chunks[f.next].key < best.chunks[best.next].key) {
+				best = f
+			}
+		}
+		if best == nil {
+			return sampleChunkRef{}, false
+		}
+		best.next++
+		return best.chunks[best.next-1], true
+	}
+	// read has the sessions read chunks until the budget is spent; it
+	// returns the messages, bytes and the time until the last session
+	// finished.
+	read := func(ss []source.Source, budget time.Duration) (int, int64, time.Duration, error) {
+		start := time.Now()
+		deadline := start.Add(budget)
+		var n int
+		var b int64
+		var firstErr error
+		for i, s := range ss {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for time.Now().Before(deadline) && ctx.Err() == nil {
+					c, ok := take(i)
+					if !ok {
+						return
+					}
+					t0 := time.Now()
+					cn, cb, err := fetchChunk(ctx, s, c)
+					d := time.Since(t0)
+					mu.Lock()
+					n, b = n+cn, b+cb
+					if err != nil && firstErr == nil {
+						firstErr = err
+					}
+					if err == nil && d > 0 {
+						rs.chunkRates = append(rs.chunkRates, float64(cn)/d.Seconds())
+					}
+					mu.Unlock()
+					if err != nil {
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		return n, b, time.Since(start), firstErr
+	}
+	budget := sampleBudget
+	if len(sessions) > 1 {
+		limit = 1.0 / 3 // leave the rest to all the sessions
+		n, b, d, err := read(sessions[:1], budget/3)
+		if err != nil {
+			return nil, err
+		}
+		limit = 1
+		rs.OneMsgs, rs.OneBytes, rs.OneTime = n, b, d
+		budget -= budget / 3
+	}
+	n, b, d, err := read(sessions, budget)
+	if err != nil {
+		return nil, err
+	}
+	rs.Msgs, rs.Bytes, rs.Time = n, b, d
+	if len(sessions) == 1 || n == 0 {
+		// One session, or the first one read the whole sample alone.
+		rs.Sessions = 1
+		if n == 0 {
+			rs.Msgs, rs.Bytes, rs.Time = rs.OneMsgs, rs.OneBytes, rs.OneTime
+		}
+		rs.OneMsgs, rs.OneBytes, rs.OneTime = rs.Msgs, rs.Bytes, rs.Time
+	}
+	if !rs.ok() {
+		return nil, nil
+	}
+	return rs, nil
+}
+
+// storeSample is what storing into a scratch Maildir measured.
+type storeSample struct {
+	Sessions int
+	Msgs     int
+	Bytes    int64
+	Time     time.Duration
+}
+
+func (s *storeSample) ok() bool { return s != nil && s.Msgs > 0 && s.Time > 0 }
+
+// storeBudget is how long probeMaildirStore stores.
+var storeBudget = 1500 * time.Millisecond
+
+// probeMaildirStore measures what a Maildir target costs, which a read
+// sample cannot tell (the file system's fsyncs are most of it): workers
+// sessions store messages of size bytes the way the run does (Sends with
+// their fsyncs in flight, then their waits) into a scratch Maildir made beside
+// root, on the same file system, for about storeBudget; the scratch
+// Maildir is removed. Nothing is written into root.
+func probeMaildirStore(ctx context.Context, root string, workers int, size int64) (*storeSample, error) {
+	parent := filepath.Dir(filepath.Clean(root))
+	for {
+		if fi, err := os.Stat(parent); err == nil && fi.IsDir() {
+			break
+		}
+		up := filepath.Dir(parent)
+		if up == parent {
+			return nil, fmt.Errorf("no directory to probe the Maildir target's file system in")
+		}
+		parent = up
+	}
+	dir, err := os.MkdirTemp(parent, ".mailferry-plan-probe-")
+	if err != nil {
+		return nil, fmt.Errorf("probe the Maildir target's file system: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	size = min(max(size, 200), 4<<20)
+	line := append(bytes.Repeat([]byte("x"), 74), '\r', '\n')
+	body := bytes.Repeat(line, int(size)/len(line)+1)[:size]
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	ss := &storeSample{}
+	var firstErr error
+	for i := 0; i < max(workers, 1); i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n, d, err := storeFor(ctx, filepath.Join(dir, "Maildir"), body, storeBudget)
+			mu.Lock()
+			defer mu.Unlock()
+			ss.Sessions++
+			ss.Msgs += n
+			ss.Bytes += int64(n) * size
+			ss.Time = max(ss.Time, d)
+			if err != nil && firstErr == nil {
+				firstErr = err
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	return ss, nil
+}
+
+// storeFor is one session of probeMaildirStore: a round of Sends (as
+// many as the target keeps in flight) and their waits, untimed, then
+// timed rounds for budget (at least one). It returns the messages stored
+// in the timed rounds and their time.
+func storeFor(ctx context.Context, root string, body []byte, budget time.Duration) (int, time.Duration, error) {
+	t, err := maildirtgt.Open(ctx, root, maildirtgt.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return 0, 0, err
+	}
+	defer t.Close()
+	round := func() error {
+		var waits []func() (string, error)
+		for range t.Features().Pipeline {
+			d := target.Delivery{Folder: "INBOX", Date: time.Now(), Size: int64(len(body))}
+			wait, err := t.Send(ctx, d, bytes.NewReader(body))
+			if err != nil {
+				return err
+			}
+			waits = append(waits, wait)
+		}
+		for _, w := range waits {
+			if _, err := w(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := round(); err != nil {
+		return 0, 0, err
+	}
+	n, start := 0, time.Now()
+	for n == 0 || time.Since(start) < budget && ctx.Err() == nil {
+		if err := round(); err != nil {
+			return n, time.Since(start), err
+		}
+		n += t.Features().Pipeline
+	}
+	return n, time.Since(start), nil
+}
