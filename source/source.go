@@ -23,6 +23,9 @@ type Folder struct {
 	// Validity is the IMAP UIDVALIDITY (or any value that changes when the
 	// IDs of the folder are reassigned); 0 when the source has none.
 	Validity uint32
+	// Messages is how many messages the folder held when it was listed
+	// (IMAP STATUS), for progress estimates only; 0 when unknown.
+	Messages int
 }
 
 // Meta describes one message without its body.
@@ -55,6 +58,19 @@ type Source interface {
 	Fetch(ctx context.Context, f Folder, ids []string, fn func(Meta, io.Reader) error) error
 	// Close ends the session (for POP3: QUIT, which commits deletions).
 	Close() error
+}
+
+// Pager is implemented by sources that can list a folder a window at a
+// time, so that the engine's memory does not grow with the folder (IMAP:
+// UID FETCH a:b ranges). Sources without it are listed whole with List.
+type Pager interface {
+	// ListPage returns messages of f after the cursor (start with ""), in
+	// the order List would give them, about max of them (fewer or more is
+	// allowed), and the cursor for the next call: "" when the folder ends.
+	// The pages of one folder, read from start to end on one session,
+	// list each message once, as List would. Errors are List's (a changed
+	// UIDVALIDITY is a *ValidityChangedError).
+	ListPage(ctx context.Context, f Folder, after string, max int) (metas []Meta, next string, err error)
 }
 
 // Opener opens a new session to the same source. The engine calls it once

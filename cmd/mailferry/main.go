@@ -71,12 +71,9 @@ Run "mailferry help migrate" for the flags.
 `
 
 func main() {
-	// A soft heap limit: the GC works harder before the heap grows, so RSS
-	// stays near the working set (bodies are streamed and spooled; what
-	// grows with the account is only its listing). Not a hard cap.
-	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(48 << 20)
-	}
+	// The soft heap limit is the memory budget (memory.go; migrate
+	// --memory), not a hard cap.
+	setMemoryLimit(defaultMemory())
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -520,6 +517,7 @@ func cmdMigrate(args []string, stdout, stderr io.Writer) int {
 	stripNUL := c.fs.Bool("strip-nul", false, "remove NUL bytes from messages (some servers refuse them); reported")
 	retries := c.fs.Int("retries", 6, "retry a failed operation this many times on a new connection (jittered backoff)")
 	deleteSource := c.fs.Bool("delete-source", false, "delete each source message once it is safely in the target (POP3 DELE at QUIT; IMAP UID EXPUNGE of those messages only)")
+	memFlag := c.fs.String("memory", "", "memory budget `SIZE` (64M, 1G) the copy sizes its windows by; the Go soft heap limit unless GOMEMLIMIT is set (default: 3/4 of the cgroup limit, at most 256M)")
 	if err := c.parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
@@ -527,6 +525,12 @@ func cmdMigrate(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "mailferry migrate: %v\n", err)
 		return exitUsage
 	}
+	memory, err := parseMemory(*memFlag)
+	if err != nil {
+		fmt.Fprintf(stderr, "mailferry migrate: %v\n", err)
+		return exitUsage
+	}
+	setMemoryLimit(memory)
 	if sameAccount(context.Background(), c.src, c.tgt) {
 		fmt.Fprintf(stderr, "mailferry migrate: source and target are the same account (%s and %s): every message would be copied into itself\n", c.src, c.tgt)
 		return exitUsage
@@ -578,7 +582,7 @@ func cmdMigrate(args []string, stdout, stderr io.Writer) int {
 	sum, err := migrate.Run(ctx, srcOpen, tgtOpen, journal, migrate.Options{
 		Workers: c.workers, Folders: rules, SyncFlags: *syncFlags, MaxSize: *maxSize, DryRun: *dryRun,
 		Stats: stats, Logger: c.logger, MaxRate: *maxRate, MaxBandwidth: *maxBW, FixBareLF: *fixLF, StripNUL: *stripNUL,
-		Retries: *retries, DeleteSource: *deleteSource,
+		Retries: *retries, DeleteSource: *deleteSource, Memory: memory,
 	})
 	prog.stop()
 	if jerr := journal.Close(); jerr != nil && err == nil {

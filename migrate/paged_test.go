@@ -1,0 +1,135 @@
+package migrate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync/atomic"
+	"testing"
+
+	"github.com/mailferry/mailferry/source"
+)
+
+// pagedOpener gives the sessions of open a source.Pager of n messages a
+// page, made from List (the cursor is the last ID of the page before).
+func pagedOpener(open source.Opener, n int, pages *atomic.Int64) source.Opener {
+	return func(ctx context.Context) (source.Source, error) {
+		s, err := open(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return &pagedSession{Source: s, n: n, pages: pages}, nil
+	}
+}
+
+type pagedSession struct {
+	source.Source
+	n     int
+	pages *atomic.Int64
+}
+
+func (p *pagedSession) List(ctx context.Context, f source.Folder) ([]source.Meta, error) {
+	return nil, errors.New("List called on a Pager")
+}
+
+func (p *pagedSession) ListPage(ctx context.Context, f source.Folder, after string, max int) ([]source.Meta, string, error) {
+	if p.pages != nil {
+		p.pages.Add(1)
+	}
+	all, err := p.Source.List(ctx, f)
+	if err != nil {
+		return nil, "", err
+	}
+	i := 0
+	if after != "" {
+		for i < len(all) && all[i].ID != after {
+			i++
+		}
+		i++
+	}
+	all = all[min(i, len(all)):]
+	if len(all) <= p.n {
+		return all, "", nil
+	}
+	return all[:p.n], all[p.n-1].ID, nil
+}
+
+func (p *pagedSession) Identities(ctx context.Context, f source.Folder, fn func(source.Identity) error) error {
+	idr, ok := p.Source.(source.Identifier)
+	if !ok {
+		return errors.New("no identities")
+	}
+	return idr.Identities(ctx, f, fn)
+}
+
+func (p *pagedSession) Delete(ctx context.Context, f source.Folder, ids []string) error {
+	return p.Source.(source.Deleter).Delete(ctx, f, ids)
+}
+
+func (p *pagedSession) Fetch(ctx context.Context, f source.Folder, ids []string, fn func(source.Meta, io.Reader) error) error {
+	return p.Source.Fetch(ctx, f, ids, fn)
+}
+
+// TestStreamingPlan: a source listed in pages, with a plan window far
+// smaller than the account, is copied exactly once into a Maildir-like
+// target (workers share folders) and an IMAP-like one (one worker per
+// folder); the queue never holds much more than the window, the progress
+// totals end exact, and a re-run copies nothing.
+func TestStreamingPlan(t *testing.T) {
+	for _, imapLike := range []bool{false, true} {
+		t.Run(fmt.Sprintf("crlf=%v", imapLike), func(t *testing.T) {
+			s := newSource(map[string]int{"INBOX": 300, "Archive": 200, "Sent": 90, "Empty": 0})
+			for i := range s.folders {
+				s.folders[i].Messages = len(s.msgs[s.folders[i].Name])
+			}
+			tg := newMemTarget()
+			tg.crlf = imapLike
+			var pages atomic.Int64
+			var maxQueued atomic.Int64
+			testHookQueued = func(n int) {
+				for {
+					m := maxQueued.Load()
+					if int64(n) <= m || maxQueued.CompareAndSwap(m, int64(n)) {
+						return
+					}
+				}
+			}
+			defer func() { testHookQueued = nil }()
+			dir := t.TempDir()
+			st := new(Stats)
+			j := openJournal(t, dir)
+			sum, err := Run(context.Background(), pagedOpener(s.opener(), 25, &pages), tg.opener(), j,
+				Options{Workers: 3, planWindow: 40, Stats: st, Logger: discardLogger, backoff: 1})
+			j.Close()
+			if err != nil || sum.Copied != 590 || sum.Failed != 0 {
+				t.Fatalf("copied %d, failed %d, err %v", sum.Copied, sum.Failed, err)
+			}
+			checkExactlyOnce(t, s, tg)
+			if p := pages.Load(); p < 590/25 {
+				t.Errorf("%d pages listed; want one per 25 messages", p)
+			}
+			// The window (40) plus one page of each of the 3 open folders
+			// and a batch's rounding.
+			if m := maxQueued.Load(); m > 40+3*25+16 {
+				t.Errorf("up to %d messages queued; want about the window of 40", m)
+			}
+			if st.TotalMsgs.Load() != 590 || !st.Listed.Load() {
+				t.Errorf("progress total %d (listed %v); want 590", st.TotalMsgs.Load(), st.Listed.Load())
+			}
+			for _, f := range sum.Folders {
+				if f.Listed != len(s.msgs[f.Source]) || f.ToCopy != f.Listed || f.Copied != f.Listed {
+					t.Errorf("%s: listed %d, to copy %d, copied %d; want %d", f.Source, f.Listed, f.ToCopy, f.Copied, len(s.msgs[f.Source]))
+				}
+			}
+			j = openJournal(t, dir)
+			sum, err = Run(context.Background(), pagedOpener(s.opener(), 25, nil), tg.opener(), j,
+				Options{Workers: 3, planWindow: 40, Logger: discardLogger, backoff: 1})
+			j.Close()
+			if err != nil || sum.Copied != 0 || sum.AlreadyThere != 590 {
+				t.Fatalf("re-run: copied %d, already %d, err %v", sum.Copied, sum.AlreadyThere, err)
+			}
+			checkExactlyOnce(t, s, tg)
+		})
+	}
+}
