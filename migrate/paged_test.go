@@ -133,3 +133,24 @@ func TestStreamingPlan(t *testing.T) {
 		})
 	}
 }
+
+// TestWindowsFollowTheBudget: the plan window, the listing page and the
+// spool's in-memory part follow Options.Memory, within their bounds.
+func TestWindowsFollowTheBudget(t *testing.T) {
+	for _, tc := range []struct {
+		memory         int64
+		workers        int
+		ahead, page    int
+		spoolThreshold int
+	}{
+		{DefaultMemory, 4, 16384, 4096, 1 << 20},
+		{64 << 20, 4, 4096, 1024, 512 << 10},
+		{16 << 20, 8, 1024, 256, 64 << 10},
+		{8 << 30, 4, 65536, 16384, 1 << 20},
+	} {
+		o := Options{Memory: tc.memory, Workers: tc.workers}
+		if a, p, s := o.planAhead(), o.pageSize(), o.spoolThreshold(); a != tc.ahead || p != tc.page || s != tc.spoolThreshold {
+			t.Errorf("memory %d, %d workers: plan ahead %d, page %d, spool %d; want %d, %d, %d", tc.memory, tc.workers, a, p, s, tc.ahead, tc.page, tc.spoolThreshold)
+		}
+	}
+}
