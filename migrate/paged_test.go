@@ -77,8 +77,9 @@ func (p *pagedSession) Fetch(ctx context.Context, f source.Folder, ids []string,
 // folder); the queue never holds much more than the window, the progress
 // totals end exact, and a re-run copies nothing.
 func TestStreamingPlan(t *testing.T) {
-	for _, imapLike := range []bool{false, true} {
-		t.Run(fmt.Sprintf("crlf=%v", imapLike), func(t *testing.T) {
+	for _, tc := range []struct{ imapLike, paged bool }{{false, true}, {true, true}, {false, false}, {true, false}} {
+		imapLike := tc.imapLike
+		t.Run(fmt.Sprintf("crlf=%v/pager=%v", imapLike, tc.paged), func(t *testing.T) {
 			s := newSource(map[string]int{"INBOX": 300, "Archive": 200, "Sent": 90, "Empty": 0})
 			for i := range s.folders {
 				s.folders[i].Messages = len(s.msgs[s.folders[i].Name])
@@ -99,19 +100,24 @@ func TestStreamingPlan(t *testing.T) {
 			dir := t.TempDir()
 			st := new(Stats)
 			j := openJournal(t, dir)
-			sum, err := Run(context.Background(), pagedOpener(s.opener(), 25, &pages), tg.opener(), j,
+			srcOpen := s.opener()
+			if tc.paged {
+				srcOpen = pagedOpener(srcOpen, 25, &pages)
+			}
+			sum, err := Run(context.Background(), srcOpen, tg.opener(), j,
 				Options{Workers: 3, planWindow: 40, Stats: st, Logger: discardLogger, backoff: 1})
 			j.Close()
 			if err != nil || sum.Copied != 590 || sum.Failed != 0 {
 				t.Fatalf("copied %d, failed %d, err %v", sum.Copied, sum.Failed, err)
 			}
 			checkExactlyOnce(t, s, tg)
-			if p := pages.Load(); p < 590/25 {
+			if p := pages.Load(); tc.paged && p < 590/25 {
 				t.Errorf("%d pages listed; want one per 25 messages", p)
 			}
 			// The window (40) plus one page of each of the 3 open folders
-			// and a batch's rounding.
-			if m := maxQueued.Load(); m > 40+3*25+16 {
+			// (25 from the pager; 64, the smallest, from a whole List) and
+			// a batch's rounding.
+			if m := maxQueued.Load(); m > 40+3*64+16 {
 				t.Errorf("up to %d messages queued; want about the window of 40", m)
 			}
 			if st.TotalMsgs.Load() != 590 || !st.Listed.Load() {

@@ -77,8 +77,11 @@ type folderIter struct {
 	fs      *folderState
 	cursor  string
 	started bool
-	done    bool
+	done    bool // listed and planned
 	listed  int
+	// rest is what a whole-folder List returned beyond the first window:
+	// planned a window at a time too, so that the queue stays bounded.
+	rest []source.Meta
 }
 
 // newPlanner lists the source (and target) folders, maps their names and
@@ -378,6 +381,15 @@ func (pl *planner) step(ctx context.Context, it *folderIter) ([]item, []string, 
 		fs.target = name
 	}
 	e.o.Stats.setFolder(fs.src.Name)
+	if len(it.rest) > 0 {
+		metas := it.rest[:min(len(it.rest), e.o.pageSize())]
+		it.rest = it.rest[len(metas):]
+		if len(it.rest) == 0 {
+			it.rest, it.done = nil, it.cursor == ""
+		}
+		it.listed += len(metas)
+		return pl.planWindow(ctx, fs, metas, nil)
+	}
 	first := it.listed == 0 && it.cursor == ""
 	metas, err := pl.list(ctx, it)
 	if errors.Is(err, errFolderFailed) {
@@ -421,6 +433,11 @@ func (pl *planner) step(ctx context.Context, it *folderIter) ([]item, []string, 
 			}
 			metas = append(metas, more...)
 		}
+	}
+	if n := e.o.pageSize(); x == nil && len(metas) > n {
+		// A source without pages listed the whole folder.
+		it.rest, metas = metas[n:], metas[:n]
+		it.done = false
 	}
 	it.listed += len(metas)
 	return pl.planWindow(ctx, fs, metas, x)
