@@ -15,6 +15,7 @@ import (
 // otherwise), a Maildir → Maildir copy of one folder of N files and of one
 // of N/100, against cp -r of the same trees: the copy's time per message
 // should grow with the folder's size no more than cp's does.
+// MAILFERRY_SCALE_BIN adds another binary, measured on the same trees.
 func TestScaleBigMaildir(t *testing.T) {
 	n, _ := strconv.Atoi(os.Getenv("MAILFERRY_SCALE_DIR"))
 	if n <= 0 {
@@ -40,6 +41,11 @@ func TestScaleBigMaildir(t *testing.T) {
 			t.Fatalf("%d files: copied %d\n%s", size, m.copied, m.stderrTail)
 		}
 		res[size] = result{cpTime, m.elapsed}
+		if other := os.Getenv("MAILFERRY_SCALE_BIN"); other != "" {
+			o := measureRun(t, other, []string{"migrate", "maildir:" + src, "maildir:" + filepath.Join(base, "dst2"), "--state", t.TempDir()})
+			t.Logf("%d files: MAILFERRY_SCALE_BIN %v (%.0f µs/file, peak RSS %.1f MB, %.1f s CPU, copied %d)", size,
+				o.elapsed.Round(time.Millisecond), float64(o.elapsed.Microseconds())/float64(size), o.rssMB, o.cpu.Seconds(), o.copied)
+		}
 		t.Logf("%d files: cp -r %v (%.0f µs/file), mailferry %v (%.0f µs/file, peak RSS %.1f MB, %.1f s CPU)", size,
 			cpTime.Round(time.Millisecond), float64(cpTime.Microseconds())/float64(size),
 			m.elapsed.Round(time.Millisecond), float64(m.elapsed.Microseconds())/float64(size), m.rssMB, m.cpu.Seconds())

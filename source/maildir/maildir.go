@@ -184,6 +184,9 @@ func (s *Source) scan(name string) ([]source.Meta, *folderIndex, error) {
 	}
 	var metas []source.Meta
 	index := map[string]loc{}
+	// One flag list per combination of letters: a folder of 400,000
+	// files has a handful (shared: never modified).
+	flagSets := map[string][]string{}
 	for _, sub := range []string{"cur", "new"} {
 		err := eachEntry(filepath.Join(dir, sub), func(de os.DirEntry) error {
 			base := de.Name()
@@ -203,10 +206,15 @@ func (s *Source) scan(name string) ([]source.Meta, *folderIndex, error) {
 				return err
 			}
 			index[id] = loc{sub, base}
+			flags, ok := flagSets[letters]
+			if !ok {
+				flags = slices.Clip(maildirpp.LettersToFlags(letters, kw))
+				flagSets[letters] = flags
+			}
 			metas = append(metas, source.Meta{
 				ID:       id,
 				Size:     fi.Size(),
-				Flags:    maildirpp.LettersToFlags(letters, kw),
+				Flags:    flags,
 				Received: fi.ModTime(),
 			})
 			return nil
