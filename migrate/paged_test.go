@@ -160,3 +160,23 @@ func TestWindowsFollowTheBudget(t *testing.T) {
 		}
 	}
 }
+
+// TestStreamingWithOneSession: a source that allows one session (POP3
+// [IN-USE], a server's connection limit) while the plan is still being
+// made: the workers cannot connect, the planner goes on without waiting
+// for them, and worker 0 copies everything on the listing sessions once
+// the plan is done.
+func TestStreamingWithOneSession(t *testing.T) {
+	s := newSource(map[string]int{"INBOX": 120, "Archive": 80})
+	s.maxSess = 1
+	tg := newMemTarget()
+	dir := t.TempDir()
+	j := openJournal(t, dir)
+	defer j.Close()
+	sum, err := Run(context.Background(), pagedOpener(s.opener(), 10, nil), tg.opener(), j,
+		Options{Workers: 3, planWindow: 20, Logger: discardLogger, backoff: 1, Retries: 1})
+	if err != nil || sum.Copied != 200 || sum.Failed != 0 {
+		t.Fatalf("copied %d, failed %d, err %v", sum.Copied, sum.Failed, err)
+	}
+	checkExactlyOnce(t, s, tg)
+}
