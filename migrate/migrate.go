@@ -424,6 +424,8 @@ func (e *engine) run(ctx context.Context) error {
 	// While the plan goes on, the listing sessions are the planner's; a
 	// worker 0 that cannot connect (a server that allows one session)
 	// gets them when the plan is done.
+	// Counted before the planner goes on, so that it waits for them.
+	disp.expect(nw)
 	var spare *handover
 	if !finished {
 		spare = &handover{ch: make(chan sessions, 1)}
@@ -438,7 +440,6 @@ func (e *engine) run(ctx context.Context) error {
 		})
 	}
 	var single atomic.Bool
-	disp.expect(nw)
 	for i := 0; i < nw; i++ {
 		w := &worker{e: e, id: i, spool: spool{dir: e.o.SpoolDir, threshold: e.o.spoolThreshold()}}
 		if i == 0 && finished {
