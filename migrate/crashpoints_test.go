@@ -991,6 +991,9 @@ type crashVariant struct {
 	// after them (same size and date; for 9 and 10 the same Message-ID
 	// too) are stored before they are sent again.
 	dropped bool
+	// stream: the source lists in pages of 4 and the plan window is 6
+	// messages, so that the plan is made while the workers copy.
+	stream bool
 }
 
 // crashState is what a crash left: the journal file and the target.
@@ -1078,7 +1081,11 @@ func (e *crashEnv) run(from *crashState, at int) *crashJob {
 	}
 	j.SetWriteHook(p.journalWrite)
 	c := &crashJob{p: p, store: store, j: j, dir: dir}
-	c.sum, c.err = Run(ctx, identSource(e.src), p.crashOpener(store.opener(), e.names), j, crashOptions(e.v.workers, &c.stats))
+	srcOpen, o := identSource(e.src), crashOptions(e.v.workers, &c.stats)
+	if e.v.stream {
+		srcOpen, o.planWindow = pagedOpener(srcOpen, 4, nil), 6
+	}
+	c.sum, c.err = Run(ctx, srcOpen, p.crashOpener(store.opener(), e.names), j, o)
 	if p.snapErr != nil {
 		t.Fatalf("crash point %d: snapshot: %v", at, p.snapErr)
 	}
@@ -1243,7 +1250,7 @@ func TestCrashPoints(t *testing.T) {
 	var variants []crashVariant
 	for _, k := range kinds {
 		variants = append(variants, crashVariant{kind: k, workers: 1}, crashVariant{kind: k, workers: 1, faults: true},
-			crashVariant{kind: k, workers: 1, dropped: true})
+			crashVariant{kind: k, workers: 1, dropped: true}, crashVariant{kind: k, workers: 2, stream: true})
 		if !testing.Short() {
 			variants = append(variants, crashVariant{kind: k, workers: 4})
 		}
@@ -1255,6 +1262,9 @@ func TestCrashPoints(t *testing.T) {
 		}
 		if v.dropped {
 			name = fmt.Sprintf("%s/dropped-stores/workers=%d", v.kind.name, v.workers)
+		}
+		if v.stream {
+			name = fmt.Sprintf("%s/streaming/workers=%d", v.kind.name, v.workers)
 		}
 		t.Run(name, func(t *testing.T) {
 			start := time.Now()

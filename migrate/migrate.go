@@ -66,8 +66,15 @@ type Options struct {
 	// durable (POP3: DELE, committed by QUIT; IMAP: \Deleted + UID EXPUNGE
 	// of those UIDs only).
 	DeleteSource bool
+	// Memory is the budget in bytes the engine sizes its windows by: how
+	// many planned messages wait for a worker, how many a listing page
+	// holds, how much of a message a spool keeps in memory (plan.go).
+	// 0: DefaultMemory. It is not a limit the engine enforces.
+	Memory int64
 	// backoff base, shortened by tests
 	backoff time.Duration
+	// planWindow overrides planAhead (tests)
+	planWindow int
 }
 
 func (o *Options) defaults() {
@@ -82,6 +89,9 @@ func (o *Options) defaults() {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Memory <= 0 {
+		o.Memory = DefaultMemory
 	}
 	if o.backoff <= 0 {
 		o.backoff = 500 * time.Millisecond
@@ -346,76 +356,136 @@ func (e *engine) run(ctx context.Context) error {
 		return failure.Mark(failure.Config, errors.New("--delete-source: this source cannot delete messages"))
 	}
 
-	folders, err := e.prepare(ctx, &s0, &t0)
+	pl, err := e.newPlanner(ctx, &s0, &t0)
 	if err != nil {
 		return err
 	}
 	if e.o.DryRun {
-		return nil
+		// Count only: nothing is kept.
+		_, err := pl.run(ctx, func(int, *folderState, []item, []string) error { return nil }, nil)
+		return err
 	}
 
-	var total, totalBytes int64
+	// First window: plan until everything is planned (an ordinary
+	// account: the workers then see every folder from the start, and the
+	// listing sessions become worker 0's) or planAhead messages wait.
+	ahead := e.o.planAhead()
+	work := make([]folderWork, len(pl.plans))
+	queued := 0
+	finished, err := pl.run(ctx, func(i int, fs *folderState, items []item, del []string) error {
+		w := &work[i]
+		w.fs = fs
+		w.items = append(w.items, items...)
+		w.deleteOnly = append(w.deleteOnly, del...)
+		queued += len(items) + len(del)
+		return nil
+	}, func() bool { return queued >= ahead })
+	if err != nil {
+		return err
+	}
 	if e.o.BatchSize <= 0 {
-		n := 0
-		for _, fs := range folders {
-			n += len(fs.items)
-		}
+		n := int(e.o.Stats.TotalMsgs.Load()) // exact when finished, else an estimate
 		e.o.BatchSize = min(max(n/(e.o.Workers*4), 16), 128)
 	}
-	perFolder := make([][]batch, len(folders))
-	for f, fs := range folders {
-		for i := 0; i < len(fs.deleteOnly); i += 256 {
-			perFolder[f] = append(perFolder[f], batch{fs: fs.fs, deleteOnly: fs.deleteOnly[i:min(i+256, len(fs.deleteOnly))]})
+	bs := e.o.BatchSize
+	batches := func(fs *folderState, items []item, del []string) []batch {
+		var out []batch
+		for i := 0; i < len(del); i += 256 {
+			out = append(out, batch{fs: fs, deleteOnly: del[i:min(i+256, len(del))]})
 		}
-		for i := 0; i < len(fs.items); i += e.o.BatchSize {
-			end := min(i+e.o.BatchSize, len(fs.items))
-			perFolder[f] = append(perFolder[f], batch{fs: fs.fs, items: fs.items[i:end]})
+		for i := 0; i < len(items); i += bs {
+			out = append(out, batch{fs: fs, items: items[i:min(i+bs, len(items))]})
 		}
-		for _, it := range fs.items {
-			total++
-			totalBytes += it.size
-		}
+		return out
 	}
-	nBatches := 0
-	for _, l := range perFolder {
-		nBatches += len(l)
-	}
-	e.o.Stats.TotalMsgs.Store(total)
-	e.o.Stats.TotalBytes.Store(totalBytes)
-	e.o.Stats.Listed.Store(true)
-	if nBatches == 0 {
-		return nil
-	}
-
 	g, gctx := errgroup.WithContext(ctx)
 	// On an IMAP target, one worker per folder at a time (see dispatcher).
-	disp := newDispatcher(gctx, perFolder, e.tfeat.ExclusiveFolders)
-	nw := min(e.o.Workers, nBatches)
+	disp := newStreamDispatcher(gctx, len(pl.plans), e.tfeat.ExclusiveFolders, ahead)
+	nBatches := 0
+	for i, w := range work {
+		if w.fs == nil {
+			continue
+		}
+		b := batches(w.fs, w.items, w.deleteOnly)
+		nBatches += len(b)
+		disp.push(i, b)
+	}
+	work = nil
+	e.o.Stats.Listed.Store(true)
+	nw := e.o.Workers
+	if finished {
+		disp.close()
+		if nBatches == 0 {
+			return nil
+		}
+		nw = min(nw, nBatches)
+	}
 	e.sum.Workers = nw
+
+	// While the plan goes on, the listing sessions are the planner's; a
+	// worker 0 that cannot connect (a server that allows one session)
+	// gets them when the plan is done.
+	// Counted before the planner goes on, so that it waits for them.
+	disp.expect(nw)
+	var spare *handover
+	if !finished {
+		spare = &handover{ch: make(chan sessions, 1)}
+		g.Go(func() error {
+			_, err := pl.run(gctx, func(i int, fs *folderState, items []item, del []string) error {
+				return disp.push(i, batches(fs, items, del))
+			}, nil)
+			disp.close()
+			spare.give(sessions{s0, t0})
+			s0, t0 = nil, nil
+			return err
+		})
+	}
 	var single atomic.Bool
 	for i := 0; i < nw; i++ {
-		w := &worker{e: e, id: i, spool: spool{dir: e.o.SpoolDir, threshold: defaultSpoolThreshold}}
-		if i == 0 {
+		w := &worker{e: e, id: i, spool: spool{dir: e.o.SpoolDir, threshold: e.o.spoolThreshold()}}
+		if i == 0 && finished {
 			w.src, w.tgt = s0, t0
 			s0, t0 = nil, nil
 		}
 		g.Go(func() error {
 			defer w.close()
-			if w.src == nil {
-				if err := w.open(gctx); err != nil {
-					// The first worker carries the job; the others are a
-					// bonus. A server that allows one session ([IN-USE]) or
-					// fewer connections leaves us with fewer workers.
-					if errors.Is(err, source.ErrSingleSession) {
-						if !single.Swap(true) {
-							e.log.Warn("source allows only one session; continuing with one", "err", err)
-						}
-					} else if gctx.Err() == nil {
+			if w.src != nil {
+				disp.connected()
+			} else if err := w.open(gctx); err == nil {
+				disp.connected()
+			} else {
+				disp.failed()
+				// The first worker carries the job; the others are a
+				// bonus. A server that allows one session ([IN-USE]) or
+				// fewer connections leaves us with fewer workers.
+				if w.id == 0 && spare != nil && !fatal(err) {
+					e.log.Info("worker waits for the listing sessions", "worker", w.id, "err", err)
+					if s, ok := spare.take(gctx); ok {
+						w.src, w.tgt = s.src, s.tgt
+					} else if gctx.Err() != nil {
+						return nil
+					} else if err := w.open(gctx); err != nil {
+						// The plan is done and its sessions closed:
+						// their connections are free now.
+						return err
+					}
+					disp.join()
+				} else if errors.Is(err, source.ErrSingleSession) {
+					if !single.Swap(true) {
+						e.log.Warn("source allows only one session; continuing with one", "err", err)
+					}
+					return nil
+				} else {
+					if gctx.Err() == nil {
 						e.log.Warn("extra worker could not connect; continuing with fewer", "worker", w.id, "err", err)
+					}
+					if w.id == 0 && fatal(err) {
+						return err
 					}
 					return nil
 				}
 			}
+			defer disp.leave()
 			for {
 				b, f, ok := disp.next()
 				if !ok {
@@ -429,349 +499,80 @@ func (e *engine) run(ctx context.Context) error {
 			}
 		})
 	}
-	return g.Wait()
+	err = g.Wait()
+	if spare != nil {
+		spare.discard()
+	}
+	return err
+}
+
+// sessions are a source and a target session.
+type sessions struct {
+	src source.Source
+	tgt target.Target
+}
+
+// handover passes the planner's sessions, once the plan is done, to a
+// worker that asked for them; nobody asking, they are closed.
+type handover struct {
+	mu     sync.Mutex
+	wanted bool
+	given  bool
+	ch     chan sessions
+}
+
+// give hands s over, or closes it when no worker waits for it.
+func (h *handover) give(s sessions) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.given = true
+	if h.wanted {
+		h.ch <- s
+		return
+	}
+	s.close()
+}
+
+// take waits for the planner's sessions; false when the plan ended
+// without them (closed: the worker should connect again) or ctx ended.
+func (h *handover) take(ctx context.Context) (sessions, bool) {
+	h.mu.Lock()
+	if h.given {
+		h.mu.Unlock()
+		return sessions{}, false
+	}
+	h.wanted = true
+	h.mu.Unlock()
+	select {
+	case s := <-h.ch:
+		return s, true
+	case <-ctx.Done():
+		return sessions{}, false
+	}
+}
+
+// discard closes sessions handed over but never taken.
+func (h *handover) discard() {
+	select {
+	case s := <-h.ch:
+		s.close()
+	default:
+	}
+}
+
+func (s sessions) close() {
+	if s.src != nil {
+		s.src.Close()
+	}
+	if s.tgt != nil {
+		s.tgt.Close()
+	}
 }
 
 type folderWork struct {
 	fs         *folderState
 	items      []item
 	deleteOnly []string // --delete-source: done in an earlier run, still on the source
-}
-
-// prepare lists folders and messages and decides what to copy.
-// again runs op and, when it fails on the network (a connection reset,
-// closed or stalled while listing or creating a folder), reconnects with
-// reopen and tries again with backoff, up to Options.Retries times: a
-// dropped connection is no reason to skip a folder.
-func (e *engine) again(ctx context.Context, what string, reopen func() error, op func() error) error {
-	for n := 1; ; n++ {
-		err := op()
-		if err == nil || failure.KindOf(err) != failure.Temporary || fatal(err) || ctx.Err() != nil || n > e.o.Retries {
-			return err
-		}
-		e.log.Warn(what+" failed; reconnecting", "attempt", n, "err", err)
-		if err := e.backoff(ctx, n); err != nil {
-			return err
-		}
-		if err := reopen(); err != nil {
-			return err
-		}
-	}
-}
-
-func (e *engine) prepare(ctx context.Context, s0p *source.Source, t0p *target.Target) ([]folderWork, error) {
-	srcAgain := func() error { return reopen(ctx, e, s0p, e.srcOpen, "source") }
-	tgtAgain := func() error { return reopen(ctx, e, t0p, e.tgtOpen, "target") }
-	var srcFolders []source.Folder
-	err := e.again(ctx, "list source folders", srcAgain, func() (err error) {
-		srcFolders, err = (*s0p).Folders(ctx)
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("list source folders: %w", err)
-	}
-	// What the source leaves out (shared, other users', \Noselect), taken
-	// now: a session reopened later has not listed anything.
-	var srcSkipped []source.Skip
-	if (*s0p).Features().Skipped {
-		srcSkipped = (*s0p).(source.SkipLister).Skipped()
-	}
-	var tgtFolders []source.Folder
-	if (*t0p).Features().Folders {
-		err := e.again(ctx, "list target folders", tgtAgain, func() (err error) {
-			tgtFolders, err = (*t0p).(target.FolderLister).Folders(ctx)
-			return err
-		})
-		if err != nil {
-			return nil, fmt.Errorf("list target folders: %w", err)
-		}
-	}
-	plans := planFolders(e.o.Folders, srcFolders, tgtFolders)
-	for _, w := range unmatchedRules(e.o.Folders, srcFolders) {
-		e.log.Warn(w)
-		e.sum.Warnings = append(e.sum.Warnings, w)
-	}
-
-	// What the journal knows, per source folder name: the validities seen.
-	known := map[string]map[uint32]bool{}
-	e.j.Keys(func(k string, _ bool) bool {
-		f, v, _, ok := splitKey(k)
-		if ok {
-			if known[f] == nil {
-				known[f] = map[uint32]bool{}
-			}
-			known[f][v] = true
-		}
-		return true
-	})
-	present := map[string]bool{}
-	for _, f := range srcFolders {
-		present[f.Name] = true
-	}
-
-	// A folder renamed on the source since the last run keeps its
-	// UIDVALIDITY: find the old name so its messages are not copied twice.
-	keyNames := make([]string, len(plans))
-	for i, p := range plans {
-		keyNames[i] = p.src.Name
-		if p.skip == "" && p.src.Validity != 0 && !known[p.src.Name][p.src.Validity] {
-			for name, vs := range known {
-				if vs[p.src.Validity] && !present[name] {
-					e.log.Info("folder renamed on the source since the last run", "old", name, "new", p.src.Name)
-					keyNames[i] = name
-					break
-				}
-			}
-		}
-	}
-	// What the journal credits to each target folder (see reconcile.go).
-	inventories := (*t0p).Features().Inventory
-	creditedTo := map[string]int{}
-	if inventories {
-		cr := e.credits()
-		for i, p := range plans {
-			// A renamed folder's credits point at the old target folder.
-			if p.skip == "" && keyNames[i] == p.src.Name {
-				creditedTo[p.target] += cr[keyNames[i]][p.src.Validity]
-			}
-		}
-	}
-
-	var out []folderWork
-	for i, p := range plans {
-		fsum := &FolderSummary{Source: p.src.Name, Target: p.target, Skipped: p.skip}
-		e.sum.Folders = append(e.sum.Folders, fsum)
-		if p.skip != "" {
-			e.log.Info("folder skipped", "folder", p.src.Name, "reason", p.skip)
-			continue
-		}
-		fs := &folderState{plan: p, src: p.src, keyName: keyNames[i], sum: fsum}
-		// A dry run maps names but creates nothing on the target.
-		name, err := p.target, error(nil)
-		if !e.o.DryRun {
-			err = e.again(ctx, "create a target folder", tgtAgain, func() (err error) {
-				name, err = (*t0p).Ensure(ctx, source.Folder{Name: p.target, SpecialUse: specialUse(p.src)})
-				return err
-			})
-		}
-		if err != nil {
-			if fatal(err) || ctx.Err() != nil {
-				return nil, fmt.Errorf("create target folder %q: %w", p.target, err)
-			}
-			e.sum.fail(fsum, Failure{Folder: p.src.Name, Reason: fmt.Sprintf("create target folder %q: %v", p.target, err)})
-			continue
-		}
-		if name != p.target {
-			fsum.Renamed = fmt.Sprintf("target name %q is not safe here; stored as %q", p.target, name)
-			e.log.Warn("folder name changed for the target", "folder", p.src.Name, "wanted", p.target, "stored", name)
-		}
-		fs.target, fsum.Target = name, name
-		e.o.Stats.setFolder(p.src.Name)
-		var metas []source.Meta
-		err = e.again(ctx, "list a source folder", srcAgain, func() (err error) {
-			metas, err = (*s0p).List(ctx, p.src)
-			var vc *source.ValidityChangedError
-			if errors.As(err, &vc) {
-				// Changed between LIST and SELECT: take the new value.
-				p.src.Validity, fs.src.Validity = vc.New, vc.New
-				metas, err = (*s0p).List(ctx, p.src)
-			}
-			return err
-		})
-		if err != nil {
-			if fatal(err) || ctx.Err() != nil {
-				return nil, fmt.Errorf("list messages of %q: %w", p.src.Name, err)
-			}
-			// One folder the source cannot open does not stop the others.
-			e.log.Error("cannot list a source folder; skipping it", "folder", p.src.Name, "err", err)
-			e.sum.fail(fsum, Failure{Folder: p.src.Name, Reason: fmt.Sprintf("list the folder: %v", err)})
-			// The session may be unusable after that: start a fresh one.
-			if err := srcAgain(); err != nil {
-				return nil, err
-			}
-			continue
-		}
-		fsum.Listed = len(metas)
-		// UIDVALIDITY changed: the old keys are void; match by fingerprint.
-		if vs := known[fs.keyName]; len(vs) > 0 && p.src.Validity != 0 && !vs[p.src.Validity] {
-			fs.recon = e.fingerprints(fs.keyName)
-			e.log.Info("source folder UIDVALIDITY changed; matching by content", "folder", p.src.Name, "known", fs.recon.n)
-		}
-		// The target is the truth: reconcile when the journal cannot
-		// account for the folder's content.
-		var x *inventory
-		var ids map[string]source.Identity
-		gone := map[string]bool{}   // done in the journal, copy gone from the target
-		shared := map[string]bool{} // another source message has the same Message-ID and date
-		alike := map[string]bool{}  // ... and the same size: only the bytes tell them apart
-		named := map[string]target.Stored{}
-		if inventories && fs.recon == nil {
-			open := 0 // intents without done: stores with an unknown outcome
-			for _, m := range metas {
-				if done, _, ok := e.j.Status(Key(fs.keyName, p.src.Validity, m.ID)); ok && !done {
-					open++
-				}
-			}
-			err = e.again(ctx, "read what a target folder holds", tgtAgain, func() (err error) {
-				inv, _ := (*t0p).(target.Inventorier)
-				x, err = e.folderInventory(ctx, inv, name, creditedTo[p.target], e.receiptValidity(fs.keyName, p.src.Validity, metas), open)
-				return err
-			})
-			if err != nil {
-				if fatal(err) || ctx.Err() != nil {
-					return nil, err
-				}
-				e.log.Warn("could not reconcile with the target folder; trusting the journal", "folder", p.target, "err", err)
-				x = nil
-			}
-		}
-		if x != nil {
-			want := map[string]bool{}
-			for _, m := range metas {
-				k := Key(fs.keyName, p.src.Validity, m.ID)
-				done, _, ok := e.j.Status(k)
-				switch {
-				case ok && done && x.suspect:
-					// A copy credited to another folder (a rename, another
-					// --map) is trusted: only this folder was counted.
-					if ent, _ := e.j.Get(k); ent.Folder == x.folder && !x.claimReceipt(ent.Receipt) {
-						gone[m.ID], want[m.ID] = true, true
-					}
-				case ok && done:
-					if ent, _ := e.j.Get(k); ent.Receipt != "" {
-						x.claimReceipt(ent.Receipt)
-					}
-				default:
-					want[m.ID] = true
-				}
-			}
-			// Copies under the names intents planned (Maildir) are
-			// exact: claim them before anything is matched by identity.
-			for _, m := range metas {
-				if want[m.ID] {
-					k := Key(fs.keyName, p.src.Validity, m.ID)
-					if st, ok := x.claimName(plannedName(k, unixOrZero(m.Received))); ok {
-						named[m.ID] = st
-						delete(want, m.ID)
-					}
-				}
-			}
-			if len(want) > 0 {
-				err = e.again(ctx, "read the identities of a source folder's messages", srcAgain, func() (err error) {
-					ids, err = e.identities(ctx, *s0p, p.src, want)
-					return err
-				})
-				if err != nil {
-					if fatal(err) || ctx.Err() != nil {
-						return nil, fmt.Errorf("read message identities of %q: %w", p.src.Name, err)
-					}
-					e.log.Warn("could not read the source's message identities; matching by date and size", "folder", p.src.Name, "err", err)
-					ids = listedIdentities(metas, want)
-				}
-				if ids == nil {
-					ids = listedIdentities(metas, want)
-				}
-				seen := map[identity]int{}
-				for _, id := range ids {
-					if id.MessageID != "" {
-						seen[identity{msgID: id.MessageID, unix: unixOrZero(id.Date)}]++
-					}
-				}
-				// Source messages that look alike (same Message-ID, date
-				// and size, or same date and size without one) cannot be
-				// told apart by identity: a copy could be credited to the
-				// wrong one. They are settled by their bytes instead (Find,
-				// as after an unknown outcome), each copy standing for one.
-				full := map[identity]int{}
-				for _, id := range ids {
-					full[identity{msgID: id.MessageID, unix: unixOrZero(id.Date), size: id.Size}]++
-				}
-				for _, id := range ids {
-					if seen[identity{msgID: id.MessageID, unix: unixOrZero(id.Date)}] > 1 {
-						shared[id.ID] = true
-					}
-					// When the folder holds a copy for each of them, any
-					// pairing leaves each once in the target; when it holds
-					// fewer, the bytes must say which ones are there.
-					if n := full[identity{msgID: id.MessageID, unix: unixOrZero(id.Date), size: id.Size}]; n > 1 && x.available(id, id.Size) < n {
-						alike[id.ID] = true
-					}
-				}
-			}
-			if len(gone) > 0 {
-				e.log.Warn("messages the journal credits are gone from the target; copying them again", "folder", p.target, "n", len(gone))
-			}
-		}
-		var items []item
-		var deleteOnly []string
-		for _, m := range metas {
-			fsum.ListedBytes += m.Size
-			k := Key(fs.keyName, p.src.Validity, m.ID)
-			done, flags, ok := e.j.Status(k) // memory only: a no-op re-run reads no file
-			if gone[m.ID] {
-				done, ok = false, false // copy it again as a new message
-			}
-			if ok && done {
-				fsum.AlreadyThere++
-				if e.o.DeleteSource {
-					deleteOnly = append(deleteOnly, m.ID)
-				}
-				if e.o.SyncFlags && !sameFlags(flags, m.Flags) {
-					ent, _ := e.j.Get(k)
-					if err := e.syncFlags(ctx, *t0p, fs, k, ent, m); err != nil {
-						return nil, err
-					}
-				}
-				continue
-			}
-			st, found := named[m.ID]
-			if id, want := ids[m.ID]; want && !alike[m.ID] && x != nil {
-				st, found = x.match(id, m.Size, shared[m.ID])
-			}
-			if found {
-				fsum.AlreadyThere++
-				if !e.o.DryRun {
-					if err := e.j.Done(checkpoint.Record{Op: "done", Key: k, Folder: fs.target, Size: st.Size,
-						MsgID: st.MessageID, Receipt: st.Receipt, Flags: m.Flags}); err != nil {
-						return nil, failure.Mark(failure.Fatal, fmt.Errorf("journal: %w", err))
-					}
-					e.claim(fs.target, st.Receipt)
-					if e.o.DeleteSource {
-						deleteOnly = append(deleteOnly, m.ID)
-					}
-				}
-				continue
-			}
-			var ent checkpoint.Entry
-			if ok {
-				ent, _ = e.j.Get(k)
-			}
-			if e.o.MaxSize > 0 && m.Size > e.o.MaxSize {
-				e.sum.skip(fsum, Failure{Folder: p.src.Name, Key: m.ID, Size: m.Size,
-					Reason: fmt.Sprintf("larger than --max-size (%d > %d bytes)", m.Size, e.o.MaxSize)})
-				continue
-			}
-			it := item{id: m.ID, size: m.Size, received: unixOrZero(m.Received), flags: e.internFlags(m.Flags)}
-			if ok {
-				it.pending = &ent
-			}
-			if alike[m.ID] && it.pending == nil {
-				// Maybe there already: ask by its bytes before storing.
-				it.pending = &checkpoint.Entry{Folder: fs.target}
-			}
-			items = append(items, it)
-			fsum.ToCopy++
-			fsum.ToCopyBytes += m.Size
-		}
-		if len(items) > 0 || len(deleteOnly) > 0 {
-			out = append(out, folderWork{fs: fs, items: items, deleteOnly: deleteOnly})
-		}
-	}
-	for _, sk := range srcSkipped {
-		e.sum.Folders = append(e.sum.Folders, &FolderSummary{Source: sk.Name, Skipped: sk.Reason})
-		e.log.Info("folder skipped", "folder", sk.Name, "reason", sk.Reason)
-	}
-	return out, nil
 }
 
 func (e *engine) syncFlags(ctx context.Context, t target.Target, fs *folderState, k string, ent checkpoint.Entry, m source.Meta) error {

@@ -196,27 +196,6 @@ func (e *engine) credits() map[string]map[uint32]int {
 	return out
 }
 
-// receiptValidity is the UIDVALIDITY in the receipt of one done record of
-// the folder ("validity:uid"), 0 when unknown.
-func (e *engine) receiptValidity(keyName string, validity uint32, metas []source.Meta) uint32 {
-	for _, m := range metas {
-		k := Key(keyName, validity, m.ID)
-		if done, _, ok := e.j.Status(k); ok && done {
-			ent, _ := e.j.Get(k)
-			v, _, ok := strings.Cut(ent.Receipt, ":")
-			if !ok {
-				return 0
-			}
-			var n uint32
-			if _, err := fmt.Sscanf(v, "%d", &n); err != nil {
-				return 0
-			}
-			return n
-		}
-	}
-	return 0
-}
-
 // identities returns the identity of each message the caller wants, from
 // the source's Identifier; without one, from the listing (no Message-ID:
 // date and size must match).

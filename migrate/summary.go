@@ -8,11 +8,14 @@ import (
 
 // Stats are live counters a progress display polls while Run works.
 type Stats struct {
-	TotalMsgs, TotalBytes atomic.Int64 // what this run has to do (known after listing)
+	// TotalMsgs and TotalBytes are what this run has to do: what is
+	// planned so far plus, for the folders not yet listed, their message
+	// counts (IMAP STATUS; bytes unknown); exact once everything is planned.
+	TotalMsgs, TotalBytes atomic.Int64
 	DoneMsgs, DoneBytes   atomic.Int64 // handled so far: copied, found already there, or failed
 	Copied, Already       atomic.Int64
 	Failed                atomic.Int64
-	Listed                atomic.Bool // listing finished: totals are final
+	Listed                atomic.Bool // copying started: the totals are set (see TotalMsgs)
 	folder                atomic.Value
 }
 

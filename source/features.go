@@ -13,6 +13,8 @@ type Features struct {
 	Identities bool
 	// Skipped: the source implements SkipLister.
 	Skipped bool
+	// Pages: the source implements Pager (a folder listed in windows).
+	Pages bool
 	// Capabilities: the source implements CapabilityLister (for the plan).
 	Capabilities bool
 	// Flags: List gives each message's flags (POP3 has none).

@@ -39,6 +39,19 @@ type Source interface {
 	Close() error
 }
 
+// Pager is implemented by sources that can list a folder a window at a
+// time, so that the engine's memory does not grow with the folder (IMAP:
+// UID FETCH a:b ranges). Sources without it are listed whole with List.
+type Pager interface {
+	// ListPage returns messages of f after the cursor (start with ""), in
+	// the order List would give them, about max of them (fewer or more is
+	// allowed), and the cursor for the next call: "" when the folder ends.
+	// The pages of one folder, read from start to end on one session,
+	// list each message once, as List would. Errors are List's (a changed
+	// UIDVALIDITY is a *ValidityChangedError).
+	ListPage(ctx context.Context, f Folder, after string, max int) (metas []Meta, next string, err error)
+}
+
 // Opener opens a new session to the same source. The engine calls it once
 // for listing and once per worker.
 type Opener func(ctx context.Context) (Source, error)

@@ -254,6 +254,7 @@ type runFlags struct {
 	maxSize, maxBW                                   int64
 	maxRate                                          float64
 	retries                                          int
+	memory                                           int64 // --memory; 0: the default
 }
 
 func addRunFlags(fs *flag.FlagSet) *runFlags {
@@ -267,6 +268,10 @@ func addRunFlags(fs *flag.FlagSet) *runFlags {
 	fs.BoolVar(&r.stripNUL, "strip-nul", false, "remove NUL bytes from messages (some servers refuse them); reported")
 	fs.IntVar(&r.retries, "retries", 6, "retry a failed operation `N` times on a new connection (jittered backoff)")
 	fs.BoolVar(&r.deleteSource, "delete-source", false, "delete each source message once it is safely in the target (POP3 DELE at QUIT; IMAP UID EXPUNGE of those messages only)")
+	fs.Func("memory", "memory budget `SIZE` (64M, 1G) the copy sizes its windows by; the Go soft heap limit unless GOMEMLIMIT is set (default: 3/4 of the cgroup limit, at most 256M)", func(s string) (err error) {
+		r.memory, err = parseMemory(s)
+		return err
+	})
 	return r
 }
 
@@ -274,7 +279,7 @@ func (r *runFlags) options(workers int, rules migrate.FolderRules) migrate.Optio
 	return migrate.Options{
 		Workers: workers, Folders: rules, SyncFlags: r.syncFlags, MaxSize: r.maxSize, DryRun: r.dryRun,
 		MaxRate: r.maxRate, MaxBandwidth: r.maxBW, FixBareLF: r.fixLF, StripNUL: r.stripNUL,
-		Retries: r.retries, DeleteSource: r.deleteSource,
+		Retries: r.retries, DeleteSource: r.deleteSource, Memory: r.memory,
 	}
 }
 

@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime/debug"
 	"strings"
 )
 
@@ -73,12 +72,9 @@ func usageTop() string {
 }
 
 func main() {
-	// A soft heap limit: the GC works harder before the heap grows, so RSS
-	// stays near the working set (bodies are streamed and spooled; what
-	// grows with the account is only its listing). Not a hard cap.
-	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(48 << 20)
-	}
+	// The soft heap limit is the memory budget (memory.go; migrate
+	// --memory), not a hard cap.
+	setMemoryLimit(defaultMemory())
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 

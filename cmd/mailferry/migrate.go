@@ -53,6 +53,9 @@ func cmdMigrate(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "mailferry migrate: %v\n", err)
 		return exitUsage
 	}
+	if rf.memory > 0 {
+		setMemoryLimit(rf.memory)
+	}
 	if sameAccount(context.Background(), c.src, c.tgt) {
 		fmt.Fprintf(stderr, "mailferry migrate: source and target are the same account (%s and %s): every message would be copied into itself\n", c.src, c.tgt)
 		return exitUsage

@@ -19,6 +19,9 @@ type Folder struct {
 	// Validity is the IMAP UIDVALIDITY (or any value that changes when the
 	// IDs of the folder are reassigned); 0 when the source has none.
 	Validity uint32
+	// Messages is how many messages the folder held when it was listed
+	// (IMAP STATUS), for progress estimates only; 0 when unknown.
+	Messages int
 }
 
 // ErrSingleSession is returned (wrapped) when a server refuses a second

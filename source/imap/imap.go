@@ -45,10 +45,11 @@ type Source struct {
 	cfg      imapconn.Config
 	c        *imapclient.Client
 	names    imapconn.Names
-	selected string // server name of the selected folder
-	readOnly bool   // selected with EXAMINE
-	validity uint32 // UIDVALIDITY of the selected folder
-	exists   uint32 // messages in the selected folder when it was selected
+	selected string   // server name of the selected folder
+	readOnly bool     // selected with EXAMINE
+	validity uint32   // UIDVALIDITY of the selected folder
+	exists   uint32   // messages in the selected folder when it was selected
+	uidNext  imap.UID // UIDNEXT of the selected folder when it was selected (0: not announced)
 	// unknown: folders Folders listed with Validity 0 because STATUS
 	// failed; List reports their validity with a *ValidityChangedError.
 	// Shared by the sessions of one Opener.
@@ -86,11 +87,12 @@ var (
 	_ source.Source     = (*Source)(nil)
 	_ source.Deleter    = (*Source)(nil)
 	_ source.Identifier = (*Source)(nil)
+	_ source.Pager      = (*Source)(nil)
 )
 
 // Features declares what an IMAP source can do.
 func (s *Source) Features() source.Features {
-	return source.Features{Delete: true, Identities: true, Skipped: true, Flags: true, Dates: true}
+	return source.Features{Delete: true, Identities: true, Skipped: true, Pages: true, Flags: true, Dates: true}
 }
 
 // ValidityChangedError is source.ValidityChangedError.
@@ -196,7 +198,7 @@ func (s *Source) Folders(ctx context.Context) ([]source.Folder, error) {
 	err = s.short(ctx, "ask the UIDVALIDITY of the folders", func(c *imapclient.Client) error {
 		cmds := make([]*imapclient.StatusCommand, len(servers))
 		for i, m := range servers {
-			cmds[i] = c.Status(m, &imap.StatusOptions{UIDValidity: true})
+			cmds[i] = c.Status(m, &imap.StatusOptions{UIDValidity: true, NumMessages: true})
 		}
 		for i, cmd := range cmds {
 			sd, err := cmd.Wait()
@@ -205,6 +207,9 @@ func (s *Source) Folders(ctx context.Context) ([]source.Folder, error) {
 				continue
 			}
 			out[i].Validity = sd.UIDValidity
+			if sd.NumMessages != nil {
+				out[i].Messages = int(*sd.NumMessages)
+			}
 		}
 		return nil
 	})
@@ -242,7 +247,7 @@ func (s *Source) examine(ctx context.Context, f source.Folder, readOnly, force b
 			s.selected = ""
 			return 0, err
 		}
-		s.selected, s.readOnly, s.validity, s.exists = server, readOnly, sd.UIDValidity, sd.NumMessages
+		s.selected, s.readOnly, s.validity, s.exists, s.uidNext = server, readOnly, sd.UIDValidity, sd.NumMessages, sd.UIDNext
 	}
 	if f.Validity != 0 && s.validity != f.Validity {
 		return 0, &ValidityChangedError{Folder: f.Name, Old: f.Validity, New: s.validity}
@@ -265,25 +270,118 @@ func mkMeta(uid imap.UID, flags []imap.Flag, date time.Time, size int64) source.
 // UID order, streaming the FETCH responses. If the folder's UIDVALIDITY is
 // no longer f.Validity it returns a *ValidityChangedError.
 func (s *Source) List(ctx context.Context, f source.Folder) ([]source.Meta, error) {
-	// Always EXAMINE again: the message count must be current.
-	v, err := s.examine(ctx, f, true, true)
-	if err != nil {
+	if err := s.examineForList(ctx, f, true); err != nil {
 		return nil, err
 	}
-	if f.Validity == 0 && v != 0 && s.unknown.has(f.Name) {
-		// STATUS failed in Folders; EXAMINE worked: give the caller the
-		// validity its keys need.
-		return nil, &ValidityChangedError{Folder: f.Name, Old: 0, New: v}
-	}
-	c := s.c
-	stop := imapconn.CloseOnDone(ctx, c)
-	defer stop()
 	// UID FETCH 1:* is valid on an empty folder (FETCH 1:* is not), and
 	// without a body beta.8 cannot drop a response.
 	var all imap.UIDSet
 	all.AddRange(1, 0)
-	cmd := c.Fetch(all, &imap.FetchOptions{UID: true, Flags: true, InternalDate: true, RFC822Size: true})
+	out, err := s.fetchMetas(ctx, f, all, 1, nil)
+	if err != nil {
+		return nil, err
+	}
+	sortByUID(out)
+	return out, nil
+}
+
+// examineForList EXAMINEs f (again with force, so that the counts are
+// current) and reports the validity of a folder whose STATUS failed.
+func (s *Source) examineForList(ctx context.Context, f source.Folder, force bool) error {
+	v, err := s.examine(ctx, f, true, force)
+	if err != nil {
+		return err
+	}
+	if f.Validity == 0 && v != 0 && s.unknown.has(f.Name) {
+		// STATUS failed in Folders; EXAMINE worked: give the caller the
+		// validity its keys need.
+		return &ValidityChangedError{Folder: f.Name, Old: 0, New: v}
+	}
+	return nil
+}
+
+// maxPageWidth bounds the UID range one ListPage FETCH asks for.
+const maxPageWidth = 1 << 22
+
+// ListPage lists the messages of f with UIDs from the cursor on (a decimal
+// UID; "" is the start, which EXAMINEs the folder again) with UID FETCH
+// a:b windows of about max UIDs, widened while they come back sparse, and
+// a:* for the last one, so that a message that arrived since the EXAMINE
+// is listed as List would list it. The next cursor is the UID after the
+// window; "" once the folder's end was listed.
+func (s *Source) ListPage(ctx context.Context, f source.Folder, after string, max int) ([]source.Meta, string, error) {
+	max = min(maxPageWidth, std(max))
+	start := uint64(1)
+	if after == "" {
+		if err := s.examineForList(ctx, f, true); err != nil {
+			return nil, "", err
+		}
+	} else {
+		var err error
+		if start, err = strconv.ParseUint(after, 10, 32); err != nil || start == 0 {
+			return nil, "", fmt.Errorf("list messages of %q: bad cursor %q", f.Name, after)
+		}
+		// After a reconnect the folder is EXAMINEd again (and its
+		// validity checked); otherwise the session stays on it.
+		if err := s.examineForList(ctx, f, false); err != nil {
+			return nil, "", err
+		}
+	}
 	var out []source.Meta
+	width := uint64(max)
+	for {
+		var set imap.UIDSet
+		end := start + width - 1
+		last := s.uidNext == 0 || end+1 >= uint64(s.uidNext) || end >= 1<<32-1
+		if last {
+			set.AddRange(imap.UID(start), 0)
+		} else {
+			set.AddRange(imap.UID(start), imap.UID(end))
+		}
+		// "a:*" with a above the highest UID means the last message
+		// (RFC 3501 §6.4.8): keep only what is in the window.
+		got, err := s.fetchMetas(ctx, f, set, imap.UID(start), out)
+		if err != nil {
+			return nil, "", err
+		}
+		out = got
+		if last {
+			sortByUID(out)
+			return out, "", nil
+		}
+		start = end + 1
+		if len(out) >= max/2 {
+			break
+		}
+		width = min(width*2, maxPageWidth)
+	}
+	sortByUID(out)
+	return out, strconv.FormatUint(start, 10), nil
+}
+
+// std is n, or 1000 when n is not positive.
+func std(n int) int {
+	if n <= 0 {
+		return 1000
+	}
+	return n
+}
+
+func sortByUID(out []source.Meta) {
+	slices.SortFunc(out, func(a, b source.Meta) int {
+		x, _ := strconv.ParseUint(a.ID, 10, 32)
+		y, _ := strconv.ParseUint(b.ID, 10, 32)
+		return int(int64(x) - int64(y))
+	})
+}
+
+// fetchMetas appends to out the UID, flags, internal date and size of the
+// messages of set (UIDs below from left out), over the selected folder.
+func (s *Source) fetchMetas(ctx context.Context, f source.Folder, set imap.UIDSet, from imap.UID, out []source.Meta) ([]source.Meta, error) {
+	c := s.c
+	stop := imapconn.CloseOnDone(ctx, c)
+	defer stop()
+	cmd := c.Fetch(set, &imap.FetchOptions{UID: true, Flags: true, InternalDate: true, RFC822Size: true})
 	for m := cmd.Next(); m != nil; m = cmd.Next() {
 		var (
 			uid   imap.UID
@@ -303,7 +401,7 @@ func (s *Source) List(ctx context.Context, f source.Folder) ([]source.Meta, erro
 				size = it.Size
 			}
 		}
-		if uid != 0 {
+		if uid != 0 && uid >= from {
 			out = append(out, mkMeta(uid, flags, date, size))
 		}
 	}
@@ -311,11 +409,6 @@ func (s *Source) List(ctx context.Context, f source.Folder) ([]source.Meta, erro
 		s.drop()
 		return nil, imapconn.Wrap(ctx, fmt.Errorf("list messages of %q: %w", f.Name, err))
 	}
-	slices.SortFunc(out, func(a, b source.Meta) int {
-		x, _ := strconv.ParseUint(a.ID, 10, 32)
-		y, _ := strconv.ParseUint(b.ID, 10, 32)
-		return int(int64(x) - int64(y))
-	})
 	return out, nil
 }
 

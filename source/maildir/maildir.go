@@ -28,6 +28,9 @@
 //     file is gone (Dovecot moved it from new/ to cur/ or changed its
 //     flags), the folder is read again and the message found by its unique
 //     name; only then is it reported in a *source.VanishedError.
+//   - The sessions open on the same tree share the index of the folders
+//     listed last (where each message's file is): a session fetches from a
+//     folder another one listed without reading the directory again.
 package maildir
 
 import (
@@ -39,8 +42,10 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/mailferry/mailferry/internal/failure"
 	"github.com/mailferry/mailferry/internal/maildirpp"
@@ -54,11 +59,54 @@ const Validity = 1
 // Source reads one Maildir++ tree. It is not safe for concurrent use; open
 // one per worker.
 type Source struct {
-	root string
-	log  *slog.Logger
-	kw   map[string]*maildirpp.Keywords // folder name -> its dovecot-keywords
-	dirs map[string]string              // folder name -> directory (relative), from Folders
-	idx  map[string]map[string]loc      // folder name -> ID -> location
+	root  string
+	log   *slog.Logger
+	dirs  map[string]string // folder name -> directory (relative), from Folders
+	cache *treeCache        // shared by the sessions of the same tree
+}
+
+// folderIndex is what a scan of one folder found: where each message is,
+// and the folder's keywords. Never modified: a rescan makes a new one.
+type folderIndex struct {
+	locs map[string]loc // ID -> location
+	kw   *maildirpp.Keywords
+}
+
+// treeCache holds the indexes of the folders of one tree listed last,
+// shared by every session open on it: the engine lists a folder on one
+// session and fetches on the others, which then need no scan of their
+// own (a folder of 400,000 files costs one directory read and one stat
+// per file, not one per session).
+type treeCache struct {
+	mu      sync.Mutex
+	folders map[string]*folderIndex
+	order   []string // least recently stored first
+}
+
+// cachedFolders is how many folder indexes a tree keeps.
+const cachedFolders = 8
+
+var trees sync.Map // cleaned root -> *treeCache
+
+func (c *treeCache) get(name string) *folderIndex {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.folders[name]
+}
+
+func (c *treeCache) put(name string, x *folderIndex) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.folders == nil {
+		c.folders = map[string]*folderIndex{}
+	}
+	c.folders[name] = x
+	c.order = slices.DeleteFunc(c.order, func(n string) bool { return n == name })
+	c.order = append(c.order, name)
+	for len(c.order) > cachedFolders {
+		delete(c.folders, c.order[0])
+		c.order = c.order[1:]
+	}
 }
 
 type loc struct {
@@ -102,7 +150,8 @@ func Open(ctx context.Context, root string, opts ...Option) (*Source, error) {
 	if !fi.IsDir() {
 		return nil, failure.Mark(failure.Config, fmt.Errorf("open Maildir %s: not a directory", root))
 	}
-	s := &Source{root: root, log: slog.New(slog.DiscardHandler), kw: map[string]*maildirpp.Keywords{}, dirs: map[string]string{}, idx: map[string]map[string]loc{}}
+	c, _ := trees.LoadOrStore(root, new(treeCache))
+	s := &Source{root: root, log: slog.New(slog.DiscardHandler), dirs: map[string]string{}, cache: c.(*treeCache)}
 	for _, o := range opts {
 		o(s)
 	}
@@ -144,8 +193,9 @@ func (s *Source) dir(name string) (string, error) {
 	return filepath.Join(s.root, rel), nil
 }
 
-// scan reads cur/ and new/ of a folder without touching any file.
-func (s *Source) scan(name string) ([]source.Meta, map[string]loc, error) {
+// scan reads cur/ and new/ of a folder without touching any file, the
+// directories a chunk of entries at a time.
+func (s *Source) scan(name string) ([]source.Meta, *folderIndex, error) {
 	dir, err := s.dir(name)
 	if err != nil {
 		return nil, nil, err
@@ -154,41 +204,51 @@ func (s *Source) scan(name string) ([]source.Meta, map[string]loc, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("read Maildir folder %q: %w", name, err)
 	}
-	s.kw[name] = kw
+	if testHookScan != nil {
+		testHookScan(name)
+	}
 	var metas []source.Meta
 	index := map[string]loc{}
+	// One flag list per combination of letters: a folder of 400,000
+	// files has a handful (shared: never modified).
+	flagSets := map[string][]string{}
 	for _, sub := range []string{"cur", "new"} {
-		des, err := os.ReadDir(filepath.Join(dir, sub))
+		err := eachEntry(filepath.Join(dir, sub), func(de os.DirEntry) error {
+			base := de.Name()
+			if !de.Type().IsRegular() || strings.HasPrefix(base, ".") {
+				return nil
+			}
+			id, _, letters := maildirpp.ParseFileName(base)
+			if _, dup := index[id]; dup {
+				s.log.Warn("Maildir message present twice; the second copy is skipped", "folder", name, "file", filepath.Join(sub, base))
+				return nil
+			}
+			fi, err := de.Info()
+			if errors.Is(err, os.ErrNotExist) {
+				return nil // moved meanwhile; it shows up on the next scan
+			}
+			if err != nil {
+				return err
+			}
+			index[id] = loc{sub, base}
+			flags, ok := flagSets[letters]
+			if !ok {
+				flags = slices.Clip(maildirpp.LettersToFlags(letters, kw))
+				flagSets[letters] = flags
+			}
+			metas = append(metas, source.Meta{
+				ID:       id,
+				Size:     fi.Size(),
+				Flags:    flags,
+				Received: fi.ModTime(),
+			})
+			return nil
+		})
 		if err != nil {
 			if sub == "new" && errors.Is(err, os.ErrNotExist) {
 				continue // tolerated: some tools create only cur/
 			}
 			return nil, nil, fmt.Errorf("read Maildir folder %q: %w", name, err)
-		}
-		for _, de := range des {
-			base := de.Name()
-			if !de.Type().IsRegular() || strings.HasPrefix(base, ".") {
-				continue
-			}
-			id, _, letters := maildirpp.ParseFileName(base)
-			if _, dup := index[id]; dup {
-				s.log.Warn("Maildir message present twice; the second copy is skipped", "folder", name, "file", filepath.Join(sub, base))
-				continue
-			}
-			fi, err := de.Info()
-			if errors.Is(err, os.ErrNotExist) {
-				continue // moved meanwhile; it shows up on the next scan
-			}
-			if err != nil {
-				return nil, nil, fmt.Errorf("read Maildir folder %q: %w", name, err)
-			}
-			index[id] = loc{sub, base}
-			metas = append(metas, source.Meta{
-				ID:       id,
-				Size:     fi.Size(),
-				Flags:    maildirpp.LettersToFlags(letters, kw),
-				Received: fi.ModTime(),
-			})
 		}
 	}
 	sort.SliceStable(metas, func(i, j int) bool {
@@ -197,7 +257,34 @@ func (s *Source) scan(name string) ([]source.Meta, map[string]loc, error) {
 		}
 		return metas[i].ID < metas[j].ID
 	})
-	return metas, index, nil
+	return metas, &folderIndex{locs: index, kw: kw}, nil
+}
+
+// testHookScan sees each scan of a folder.
+var testHookScan func(folder string)
+
+// eachEntry calls fn for each entry of dir, reading it 4096 entries at a
+// time (a folder of 400,000 files is never held as one list of entries).
+func eachEntry(dir string, fn func(os.DirEntry) error) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	for {
+		des, err := f.ReadDir(4096)
+		for _, de := range des {
+			if err := fn(de); err != nil {
+				return err
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
 }
 
 // List returns every message of cur/ and new/.
@@ -209,7 +296,7 @@ func (s *Source) List(ctx context.Context, f source.Folder) ([]source.Meta, erro
 	if err != nil {
 		return nil, err
 	}
-	s.idx[f.Name] = index
+	s.cache.put(f.Name, index)
 	return metas, nil
 }
 
@@ -219,7 +306,7 @@ func (s *Source) Fetch(ctx context.Context, f source.Folder, ids []string, fn fu
 	if err != nil {
 		return err
 	}
-	index := s.idx[f.Name]
+	index := s.cache.get(f.Name)
 	rescanned := false
 	rescan := func() error {
 		_, x, err := s.scan(f.Name)
@@ -227,7 +314,7 @@ func (s *Source) Fetch(ctx context.Context, f source.Folder, ids []string, fn fu
 			return err
 		}
 		index, rescanned = x, true
-		s.idx[f.Name] = x
+		s.cache.put(f.Name, x)
 		return nil
 	}
 	if index == nil {
@@ -254,7 +341,7 @@ func (s *Source) Fetch(ctx context.Context, f source.Folder, ids []string, fn fu
 		if err != nil {
 			return fmt.Errorf("read message %s of Maildir folder %q: %w", id, f.Name, err)
 		}
-		err = s.deliver(ctx, file, l, s.kw[f.Name], f.Name, id, fn)
+		err = s.deliver(ctx, file, l, index.kw, f.Name, id, fn)
 		file.Close()
 		if err != nil {
 			return err
@@ -283,7 +370,7 @@ func (s *Source) Identities(ctx context.Context, f source.Folder, fn func(source
 	if err != nil {
 		return err
 	}
-	s.idx[f.Name] = index
+	s.cache.put(f.Name, index)
 	br := bufio.NewReaderSize(nil, 4096)
 	rescanned := false
 	for _, m := range metas {
@@ -295,7 +382,8 @@ func (s *Source) Identities(ctx context.Context, f source.Folder, fn func(source
 			if _, index, err = s.scan(f.Name); err != nil {
 				return err
 			}
-			s.idx[f.Name], rescanned = index, true
+			s.cache.put(f.Name, index)
+			rescanned = true
 			file, _, err = s.open(dir, index, m.ID)
 		}
 		if errors.Is(err, os.ErrNotExist) {
@@ -323,8 +411,8 @@ func (s *Source) Identities(ctx context.Context, f source.Folder, fn func(source
 	return nil
 }
 
-func (s *Source) open(dir string, index map[string]loc, id string) (*os.File, loc, error) {
-	l, ok := index[id]
+func (s *Source) open(dir string, index *folderIndex, id string) (*os.File, loc, error) {
+	l, ok := index.locs[id]
 	if !ok {
 		return nil, loc{}, os.ErrNotExist
 	}

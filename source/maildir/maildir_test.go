@@ -275,3 +275,66 @@ func TestTargetRoundTrip(t *testing.T) {
 		})
 	}
 }
+
+// TestSessionsShareTheIndex: a folder listed by one session is fetched by
+// another without a scan of its own (the engine lists on one session and
+// fetches on the workers'; each scan of a big folder costs a stat per
+// file); a file moved since is still found, by one rescan.
+func TestSessionsShareTheIndex(t *testing.T) {
+	root := fixture(t)
+	ctx := context.Background()
+	scans := 0
+	testHookScan = func(string) { scans++ }
+	defer func() { testHookScan = nil }()
+	a, err := Open(ctx, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := source.Folder{Name: "INBOX", Validity: Validity}
+	metas, err := a.List(ctx, f)
+	if err != nil || len(metas) < 2 {
+		t.Fatalf("list: %d messages, %v", len(metas), err)
+	}
+	b, err := Open(ctx, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, m := range metas {
+		ids = append(ids, m.ID)
+	}
+	fetch := func() int {
+		n := 0
+		if err := b.Fetch(ctx, f, ids, func(m source.Meta, r io.Reader) error {
+			n++
+			_, err := io.Copy(io.Discard, r)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := fetch(); n != len(ids) || scans != 1 {
+		t.Fatalf("fetched %d of %d with %d scans; want all with the one of List", n, len(ids), scans)
+	}
+	// Move the first message from cur/ to new/ (as if its flags changed).
+	var moved bool
+	for _, sub := range []string{"cur", "new"} {
+		des, _ := os.ReadDir(filepath.Join(root, sub))
+		for _, de := range des {
+			if !moved && strings.HasPrefix(de.Name(), ids[0]) {
+				other := map[string]string{"cur": "new", "new": "cur"}[sub]
+				if err := os.Rename(filepath.Join(root, sub, de.Name()), filepath.Join(root, other, de.Name())); err != nil {
+					t.Fatal(err)
+				}
+				moved = true
+			}
+		}
+	}
+	if !moved {
+		t.Fatalf("no file for %s", ids[0])
+	}
+	if n := fetch(); n != len(ids) || scans != 2 {
+		t.Fatalf("after a move: fetched %d of %d with %d scans; want all and one rescan", n, len(ids), scans)
+	}
+}

@@ -134,6 +134,8 @@ func CheckSourceFeatures(t testing.TB, open OpenSource) {
 	has("Identities (Identifier)", f.Identities, ok)
 	_, ok = s.(source.SkipLister)
 	has("Skipped (SkipLister)", f.Skipped, ok)
+	_, ok = s.(source.Pager)
+	has("Pages (Pager)", f.Pages, ok)
 	_, ok = s.(source.CapabilityLister)
 	has("Capabilities (CapabilityLister)", f.Capabilities, ok)
 }

@@ -1,0 +1,628 @@
+package migrate
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/mailferry/mailferry/checkpoint"
+	"github.com/mailferry/mailferry/internal/failure"
+	"github.com/mailferry/mailferry/source"
+	"github.com/mailferry/mailferry/target"
+)
+
+// The plan is made a window at a time, so that the engine's memory does
+// not grow with the account: a source that is a source.Pager (IMAP: UID
+// FETCH a:b) is listed in pages of about pageSize messages, the others a
+// folder at a time (List), and the workers copy a window while the next
+// one is listed. The planner keeps up to Workers folders open and takes a
+// page from each in turn (largest folders first, by their STATUS count),
+// so that workers write into different folders at once. A folder that
+// must be reconciled with the target (reconcile.go) is listed whole:
+// matching works on the whole folder.
+
+// DefaultMemory is the memory budget when Options.Memory is 0.
+const DefaultMemory = 256 << 20
+
+// planAhead is how many planned messages may wait for a worker: about 16
+// KiB of budget per message (a planned item takes ~150 bytes; the rest is
+// the listing, the journal and the spools), within 1,024 and 65,536.
+func (o *Options) planAhead() int {
+	if o.planWindow > 0 {
+		return o.planWindow
+	}
+	return int(min(max(o.Memory/(16<<10), 1024), 65536))
+}
+
+// pageSize is how many messages one ListPage asks for.
+func (o *Options) pageSize() int { return max(o.planAhead()/4, 64) }
+
+// spoolThreshold is how much of one message a worker holds in memory:
+// 1 MiB, less when the budget is small (a 32nd of each worker's share).
+func (o *Options) spoolThreshold() int {
+	return int(min(defaultSpoolThreshold, max(o.Memory/int64(32*max(o.Workers, 1)), 64<<10)))
+}
+
+// planner lists and plans the folders of one run.
+type planner struct {
+	e                  *engine
+	s0p                *source.Source
+	t0p                *target.Target
+	srcAgain, tgtAgain func() error
+
+	plans       []plannedFolder
+	keyNames    []string
+	fsums       []*FolderSummary
+	known       map[string]map[uint32]bool // validities the journal knows per source folder name
+	inventories bool
+	creditedTo  map[string]int
+	openIntents map[string]int // intents without done per keyName and validity
+
+	order []int         // plan indexes, largest folders first
+	next  int           // next index into order to open
+	open  []*folderIter // folders being listed
+	rr    int           // the one whose page comes next
+
+	// planned counts what the plan holds so far, for the progress totals.
+	plannedMsgs, plannedBytes int64
+}
+
+// folderIter is one folder being listed and planned.
+type folderIter struct {
+	idx     int
+	fs      *folderState
+	cursor  string
+	started bool
+	done    bool // listed and planned
+	listed  int
+	// rest is what a whole-folder List returned beyond the first window:
+	// planned a window at a time too, so that the queue stays bounded.
+	rest []source.Meta
+}
+
+// newPlanner lists the source (and target) folders, maps their names and
+// reads what the journal knows about them.
+func (e *engine) newPlanner(ctx context.Context, s0p *source.Source, t0p *target.Target) (*planner, error) {
+	pl := &planner{e: e, s0p: s0p, t0p: t0p}
+	pl.srcAgain = func() error { return reopen(ctx, e, s0p, e.srcOpen, "source") }
+	pl.tgtAgain = func() error { return reopen(ctx, e, t0p, e.tgtOpen, "target") }
+	var srcFolders []source.Folder
+	err := e.again(ctx, "list source folders", pl.srcAgain, func() (err error) {
+		srcFolders, err = (*s0p).Folders(ctx)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list source folders: %w", err)
+	}
+	// What the source leaves out (shared, other users', \Noselect), taken
+	// now: a session reopened later has not listed anything.
+	var srcSkipped []source.Skip
+	if (*s0p).Features().Skipped {
+		srcSkipped = (*s0p).(source.SkipLister).Skipped()
+	}
+	var tgtFolders []source.Folder
+	if (*t0p).Features().Folders {
+		err := e.again(ctx, "list target folders", pl.tgtAgain, func() (err error) {
+			tgtFolders, err = (*t0p).(target.FolderLister).Folders(ctx)
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("list target folders: %w", err)
+		}
+	}
+	pl.plans = planFolders(e.o.Folders, srcFolders, tgtFolders)
+	for _, w := range unmatchedRules(e.o.Folders, srcFolders) {
+		e.log.Warn(w)
+		e.sum.Warnings = append(e.sum.Warnings, w)
+	}
+
+	// What the journal knows, per source folder name: the validities seen.
+	pl.known = map[string]map[uint32]bool{}
+	e.j.Keys(func(k string, _ bool) bool {
+		f, v, _, ok := splitKey(k)
+		if ok {
+			if pl.known[f] == nil {
+				pl.known[f] = map[uint32]bool{}
+			}
+			pl.known[f][v] = true
+		}
+		return true
+	})
+	present := map[string]bool{}
+	for _, f := range srcFolders {
+		present[f.Name] = true
+	}
+
+	// A folder renamed on the source since the last run keeps its
+	// UIDVALIDITY: find the old name so its messages are not copied twice.
+	pl.keyNames = make([]string, len(pl.plans))
+	for i, p := range pl.plans {
+		pl.keyNames[i] = p.src.Name
+		if p.skip == "" && p.src.Validity != 0 && !pl.known[p.src.Name][p.src.Validity] {
+			for name, vs := range pl.known {
+				if vs[p.src.Validity] && !present[name] {
+					e.log.Info("folder renamed on the source since the last run", "old", name, "new", p.src.Name)
+					pl.keyNames[i] = name
+					break
+				}
+			}
+		}
+	}
+	// What the journal credits to each target folder (see reconcile.go).
+	pl.inventories = (*t0p).Features().Inventory
+	pl.creditedTo = map[string]int{}
+	if pl.inventories {
+		cr := e.credits()
+		for i, p := range pl.plans {
+			// A renamed folder's credits point at the old target folder.
+			if p.skip == "" && pl.keyNames[i] == p.src.Name {
+				pl.creditedTo[p.target] += cr[pl.keyNames[i]][p.src.Validity]
+			}
+		}
+		pl.openIntents = e.openIntents()
+	}
+	for _, p := range pl.plans {
+		fsum := &FolderSummary{Source: p.src.Name, Target: p.target, Skipped: p.skip}
+		pl.fsums = append(pl.fsums, fsum)
+		e.sum.Folders = append(e.sum.Folders, fsum)
+		if p.skip != "" {
+			e.log.Info("folder skipped", "folder", p.src.Name, "reason", p.skip)
+		}
+	}
+	for _, sk := range srcSkipped {
+		e.sum.Folders = append(e.sum.Folders, &FolderSummary{Source: sk.Name, Skipped: sk.Reason})
+		e.log.Info("folder skipped", "folder", sk.Name, "reason", sk.Reason)
+	}
+	for i, p := range pl.plans {
+		if p.skip == "" {
+			pl.order = append(pl.order, i)
+		}
+	}
+	slices.SortStableFunc(pl.order, func(a, b int) int {
+		return cmp.Compare(pl.plans[b].src.Messages, pl.plans[a].src.Messages)
+	})
+	return pl, nil
+}
+
+// openIntents counts the intents without done of each source folder name
+// and validity: stores of an earlier run with an unknown outcome.
+func (e *engine) openIntents() map[string]int {
+	out := map[string]int{}
+	e.j.Keys(func(k string, done bool) bool {
+		if !done {
+			if f, v, _, ok := splitKey(k); ok {
+				out[f+"\x1f"+strconv.FormatUint(uint64(v), 10)]++
+			}
+		}
+		return true
+	})
+	return out
+}
+
+// journalReceiptValidity is the UIDVALIDITY in the receipt of one done
+// record of the folder ("validity:uid"), 0 when unknown.
+func (e *engine) journalReceiptValidity(keyName string, validity uint32) uint32 {
+	prefix := keyName + "\x1f" + strconv.FormatUint(uint64(validity), 10) + "\x1f"
+	var key string
+	e.j.Keys(func(k string, done bool) bool {
+		if done && strings.HasPrefix(k, prefix) {
+			key = k
+			return false
+		}
+		return true
+	})
+	if key == "" {
+		return 0
+	}
+	ent, _ := e.j.Get(key)
+	v, _, ok := strings.Cut(ent.Receipt, ":")
+	if !ok {
+		return 0
+	}
+	n, err := strconv.ParseUint(v, 10, 32)
+	if err != nil {
+		return 0
+	}
+	return uint32(n)
+}
+
+// emitFunc takes the planned messages of one window of folder idx.
+type emitFunc func(idx int, fs *folderState, items []item, deleteOnly []string) error
+
+// run plans windows, passing each to emit, until every folder is planned
+// (true) or pause says to stop for now (false; call run again later).
+func (pl *planner) run(ctx context.Context, emit emitFunc, pause func() bool) (bool, error) {
+	width := max(pl.e.o.Workers, 1)
+	for {
+		for len(pl.open) < width && pl.next < len(pl.order) {
+			i := pl.order[pl.next]
+			pl.next++
+			p := pl.plans[i]
+			fs := &folderState{plan: p, src: p.src, keyName: pl.keyNames[i], sum: pl.fsums[i]}
+			pl.open = append(pl.open, &folderIter{idx: i, fs: fs})
+		}
+		if len(pl.open) == 0 {
+			pl.totals()
+			return true, nil
+		}
+		if pause != nil && pause() {
+			return false, nil
+		}
+		pl.rr %= len(pl.open)
+		it := pl.open[pl.rr]
+		items, del, err := pl.step(ctx, it)
+		if err != nil {
+			return false, err
+		}
+		for _, x := range items {
+			pl.plannedMsgs++
+			pl.plannedBytes += x.size
+		}
+		if len(items) > 0 || len(del) > 0 {
+			if err := emit(it.idx, it.fs, items, del); err != nil {
+				return false, err
+			}
+		}
+		if it.done {
+			pl.open = slices.Delete(pl.open, pl.rr, pl.rr+1)
+		} else {
+			pl.rr++
+		}
+		pl.totals()
+	}
+}
+
+// totals sets the progress totals: what is planned, and for what is not
+// listed yet the folders' message counts (STATUS), when known.
+func (pl *planner) totals() {
+	rest := int64(0)
+	for _, i := range pl.order[pl.next:] {
+		rest += int64(pl.plans[i].src.Messages)
+	}
+	for _, it := range pl.open {
+		rest += int64(max(it.fs.src.Messages-it.listed, 0))
+	}
+	st := pl.e.o.Stats
+	st.TotalMsgs.Store(pl.plannedMsgs + rest)
+	st.TotalBytes.Store(pl.plannedBytes)
+}
+
+// page lists one window of f: ListPage on a Pager, else the whole folder.
+func (pl *planner) page(ctx context.Context, f source.Folder, cursor string) ([]source.Meta, string, error) {
+	if (*pl.s0p).Features().Pages {
+		pg := (*pl.s0p).(source.Pager)
+		return pg.ListPage(ctx, f, cursor, pl.e.o.pageSize())
+	}
+	metas, err := (*pl.s0p).List(ctx, f)
+	return metas, "", err
+}
+
+// errFolderFailed means the folder failed (reported in the summary) and
+// the others go on.
+var errFolderFailed = errors.New("folder failed")
+
+// list reads the next window of it, with retries on fresh sessions.
+func (pl *planner) list(ctx context.Context, it *folderIter) ([]source.Meta, error) {
+	e, fs := pl.e, it.fs
+	first := it.listed == 0 && it.cursor == ""
+	var metas []source.Meta
+	var next string
+	err := e.again(ctx, "list a source folder", pl.srcAgain, func() (err error) {
+		metas, next, err = pl.page(ctx, fs.src, it.cursor)
+		var vc *source.ValidityChangedError
+		if first && errors.As(err, &vc) {
+			// Changed between LIST and SELECT: take the new value.
+			fs.src.Validity = vc.New
+			metas, next, err = pl.page(ctx, fs.src, it.cursor)
+		}
+		return err
+	})
+	if err != nil {
+		it.done = true
+		if fatal(err) || ctx.Err() != nil {
+			return nil, fmt.Errorf("list messages of %q: %w", fs.src.Name, err)
+		}
+		reason := fmt.Sprintf("list the folder: %v", err)
+		var vc *source.ValidityChangedError
+		if errors.As(err, &vc) {
+			reason = "the folder's UIDVALIDITY changed while it was listed; run again to copy the rest"
+		}
+		// One folder the source cannot open does not stop the others.
+		e.log.Error("cannot list a source folder; skipping it", "folder", fs.src.Name, "err", err)
+		e.sum.fail(fs.sum, Failure{Folder: fs.src.Name, Reason: reason})
+		// The session may be unusable after that: start a fresh one.
+		if err := pl.srcAgain(); err != nil {
+			return nil, err
+		}
+		return nil, errFolderFailed
+	}
+	it.cursor = next
+	if next == "" {
+		it.done = true
+	}
+	return metas, nil
+}
+
+// step plans the next window of folder it. Its first call creates the
+// target folder and decides whether the folder must be reconciled.
+func (pl *planner) step(ctx context.Context, it *folderIter) ([]item, []string, error) {
+	e, fs := pl.e, it.fs
+	p := fs.plan
+	if !it.started {
+		it.started = true
+		// A dry run maps names but creates nothing on the target.
+		name, err := p.target, error(nil)
+		if !e.o.DryRun {
+			err = e.again(ctx, "create a target folder", pl.tgtAgain, func() (err error) {
+				name, err = (*pl.t0p).Ensure(ctx, source.Folder{Name: p.target, SpecialUse: specialUse(p.src)})
+				return err
+			})
+		}
+		if err != nil {
+			it.done = true
+			if k := failure.KindOf(err); k == failure.Auth || k == failure.TLS || k == failure.Fatal || ctx.Err() != nil {
+				return nil, nil, fmt.Errorf("create target folder %q: %w", p.target, err)
+			}
+			e.sum.fail(fs.sum, Failure{Folder: p.src.Name, Reason: fmt.Sprintf("create target folder %q: %v", p.target, err)})
+			return nil, nil, nil
+		}
+		e.sum.add(fs.sum, func(f *FolderSummary) {
+			if name != p.target {
+				f.Renamed = fmt.Sprintf("target name %q is not safe here; stored as %q", p.target, name)
+			}
+			f.Target = name
+		})
+		if name != p.target {
+			e.log.Warn("folder name changed for the target", "folder", p.src.Name, "wanted", p.target, "stored", name)
+		}
+		fs.target = name
+	}
+	e.o.Stats.setFolder(fs.src.Name)
+	if len(it.rest) > 0 {
+		metas := it.rest[:min(len(it.rest), e.o.pageSize())]
+		it.rest = it.rest[len(metas):]
+		if len(it.rest) == 0 {
+			it.rest, it.done = nil, it.cursor == ""
+		}
+		it.listed += len(metas)
+		return pl.planWindow(ctx, fs, metas, nil)
+	}
+	first := it.listed == 0 && it.cursor == ""
+	metas, err := pl.list(ctx, it)
+	if errors.Is(err, errFolderFailed) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	var x *inventory
+	if first {
+		// UIDVALIDITY changed: the old keys are void; match by fingerprint.
+		if vs := pl.known[fs.keyName]; len(vs) > 0 && fs.src.Validity != 0 && !vs[fs.src.Validity] {
+			fs.recon = e.fingerprints(fs.keyName)
+			e.log.Info("source folder UIDVALIDITY changed; matching by content", "folder", fs.src.Name, "known", fs.recon.n)
+		}
+		// The target is the truth: reconcile when the journal cannot
+		// account for the folder's content.
+		if pl.inventories && fs.recon == nil {
+			open := pl.openIntents[fs.keyName+"\x1f"+strconv.FormatUint(uint64(fs.src.Validity), 10)]
+			err = e.again(ctx, "read what a target folder holds", pl.tgtAgain, func() (err error) {
+				inv, _ := (*pl.t0p).(target.Inventorier)
+				x, err = e.folderInventory(ctx, inv, fs.target, pl.creditedTo[p.target], e.journalReceiptValidity(fs.keyName, fs.src.Validity), open)
+				return err
+			})
+			if err != nil {
+				if fatal(err) || ctx.Err() != nil {
+					return nil, nil, err
+				}
+				e.log.Warn("could not reconcile with the target folder; trusting the journal", "folder", p.target, "err", err)
+				x = nil
+			}
+		}
+		// Reconciliation matches the whole folder at once.
+		for x != nil && !it.done {
+			more, err := pl.list(ctx, it)
+			if errors.Is(err, errFolderFailed) {
+				return nil, nil, nil
+			}
+			if err != nil {
+				return nil, nil, err
+			}
+			metas = append(metas, more...)
+		}
+	}
+	if n := e.o.pageSize(); x == nil && len(metas) > n {
+		// A source without pages listed the whole folder.
+		it.rest, metas = metas[n:], metas[:n]
+		it.done = false
+	}
+	it.listed += len(metas)
+	return pl.planWindow(ctx, fs, metas, x)
+}
+
+// planWindow decides what to do with each listed message: nothing (done;
+// --sync-flags brings its flags), credit a copy the target holds (x, the
+// target folder's inventory when reconciling), or copy it.
+func (pl *planner) planWindow(ctx context.Context, fs *folderState, metas []source.Meta, x *inventory) ([]item, []string, error) {
+	e := pl.e
+	validity := fs.src.Validity
+	var ids map[string]source.Identity
+	gone := map[string]bool{}   // done in the journal, copy gone from the target
+	shared := map[string]bool{} // another source message has the same Message-ID and date
+	alike := map[string]bool{}  // ... and the same size: only the bytes tell them apart
+	named := map[string]target.Stored{}
+	if x != nil {
+		want := map[string]bool{}
+		for _, m := range metas {
+			k := Key(fs.keyName, validity, m.ID)
+			done, _, ok := e.j.Status(k)
+			switch {
+			case ok && done && x.suspect:
+				// A copy credited to another folder (a rename, another
+				// --map) is trusted: only this folder was counted.
+				if ent, _ := e.j.Get(k); ent.Folder == x.folder && !x.claimReceipt(ent.Receipt) {
+					gone[m.ID], want[m.ID] = true, true
+				}
+			case ok && done:
+				if ent, _ := e.j.Get(k); ent.Receipt != "" {
+					x.claimReceipt(ent.Receipt)
+				}
+			default:
+				want[m.ID] = true
+			}
+		}
+		// Copies under the names intents planned (Maildir) are
+		// exact: claim them before anything is matched by identity.
+		for _, m := range metas {
+			if want[m.ID] {
+				k := Key(fs.keyName, validity, m.ID)
+				if st, ok := x.claimName(plannedName(k, unixOrZero(m.Received))); ok {
+					named[m.ID] = st
+					delete(want, m.ID)
+				}
+			}
+		}
+		if len(want) > 0 {
+			err := e.again(ctx, "read the identities of a source folder's messages", pl.srcAgain, func() (err error) {
+				ids, err = e.identities(ctx, *pl.s0p, fs.src, want)
+				return err
+			})
+			if err != nil {
+				if fatal(err) || ctx.Err() != nil {
+					return nil, nil, fmt.Errorf("read message identities of %q: %w", fs.src.Name, err)
+				}
+				e.log.Warn("could not read the source's message identities; matching by date and size", "folder", fs.src.Name, "err", err)
+				ids = listedIdentities(metas, want)
+			}
+			if ids == nil {
+				ids = listedIdentities(metas, want)
+			}
+			seen := map[identity]int{}
+			for _, id := range ids {
+				if id.MessageID != "" {
+					seen[identity{msgID: id.MessageID, unix: unixOrZero(id.Date)}]++
+				}
+			}
+			// Source messages that look alike (same Message-ID, date
+			// and size, or same date and size without one) cannot be
+			// told apart by identity: a copy could be credited to the
+			// wrong one. They are settled by their bytes instead (Find,
+			// as after an unknown outcome), each copy standing for one.
+			full := map[identity]int{}
+			for _, id := range ids {
+				full[identity{msgID: id.MessageID, unix: unixOrZero(id.Date), size: id.Size}]++
+			}
+			for _, id := range ids {
+				if seen[identity{msgID: id.MessageID, unix: unixOrZero(id.Date)}] > 1 {
+					shared[id.ID] = true
+				}
+				// When the folder holds a copy for each of them, any
+				// pairing leaves each once in the target; when it holds
+				// fewer, the bytes must say which ones are there.
+				if n := full[identity{msgID: id.MessageID, unix: unixOrZero(id.Date), size: id.Size}]; n > 1 && x.available(id, id.Size) < n {
+					alike[id.ID] = true
+				}
+			}
+		}
+		if len(gone) > 0 {
+			e.log.Warn("messages the journal credits are gone from the target; copying them again", "folder", fs.target, "n", len(gone))
+		}
+	}
+	var items []item
+	var deleteOnly []string
+	var listedBytes, toCopyBytes int64
+	already, toCopy := 0, 0
+	defer func() {
+		e.sum.add(fs.sum, func(f *FolderSummary) {
+			f.Listed += len(metas)
+			f.ListedBytes += listedBytes
+			f.AlreadyThere += already
+			f.ToCopy += toCopy
+			f.ToCopyBytes += toCopyBytes
+		})
+	}()
+	for _, m := range metas {
+		listedBytes += m.Size
+		k := Key(fs.keyName, validity, m.ID)
+		done, flags, ok := e.j.Status(k) // memory only: a no-op re-run reads no file
+		if gone[m.ID] {
+			done, ok = false, false // copy it again as a new message
+		}
+		if ok && done {
+			already++
+			if e.o.DeleteSource {
+				deleteOnly = append(deleteOnly, m.ID)
+			}
+			if e.o.SyncFlags && !sameFlags(flags, m.Flags) {
+				ent, _ := e.j.Get(k)
+				if err := e.syncFlags(ctx, *pl.t0p, fs, k, ent, m); err != nil {
+					return nil, nil, err
+				}
+			}
+			continue
+		}
+		st, found := named[m.ID]
+		if id, want := ids[m.ID]; want && !alike[m.ID] && x != nil {
+			st, found = x.match(id, m.Size, shared[m.ID])
+		}
+		if found {
+			already++
+			if !e.o.DryRun {
+				if err := e.j.Done(checkpoint.Record{Op: "done", Key: k, Folder: fs.target, Size: st.Size,
+					MsgID: st.MessageID, Receipt: st.Receipt, Flags: m.Flags}); err != nil {
+					return nil, nil, failure.Mark(failure.Fatal, fmt.Errorf("journal: %w", err))
+				}
+				e.claim(fs.target, st.Receipt)
+				if e.o.DeleteSource {
+					deleteOnly = append(deleteOnly, m.ID)
+				}
+			}
+			continue
+		}
+		var ent checkpoint.Entry
+		if ok {
+			ent, _ = e.j.Get(k)
+		}
+		if e.o.MaxSize > 0 && m.Size > e.o.MaxSize {
+			e.sum.skip(fs.sum, Failure{Folder: fs.src.Name, Key: m.ID, Size: m.Size,
+				Reason: fmt.Sprintf("larger than --max-size (%d > %d bytes)", m.Size, e.o.MaxSize)})
+			continue
+		}
+		it := item{id: m.ID, size: m.Size, received: unixOrZero(m.Received), flags: e.internFlags(m.Flags)}
+		if ok {
+			it.pending = &ent
+		}
+		if alike[m.ID] && it.pending == nil {
+			// Maybe there already: ask by its bytes before storing.
+			it.pending = &checkpoint.Entry{Folder: fs.target}
+		}
+		items = append(items, it)
+		toCopy++
+		toCopyBytes += m.Size
+	}
+	return items, deleteOnly, nil
+}
+
+// again runs op and, when it fails on the network (a connection reset,
+// closed or stalled while listing or creating a folder), reconnects with
+// reopen and tries again with backoff, up to Options.Retries times: a
+// dropped connection is no reason to skip a folder.
+func (e *engine) again(ctx context.Context, what string, reopen func() error, op func() error) error {
+	for n := 1; ; n++ {
+		err := op()
+		if err == nil || failure.KindOf(err) != failure.Temporary || fatal(err) || ctx.Err() != nil || n > e.o.Retries {
+			return err
+		}
+		e.log.Warn(what+" failed; reconnecting", "attempt", n, "err", err)
+		if err := e.backoff(ctx, n); err != nil {
+			return err
+		}
+		if err := reopen(); err != nil {
+			return err
+		}
+	}
+}

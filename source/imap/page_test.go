@@ -1,0 +1,82 @@
+package imap
+
+import (
+	"bytes"
+	"context"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+
+	"github.com/mailferry/mailferry/internal/testkit/imaptest"
+	"github.com/mailferry/mailferry/source"
+)
+
+// TestListPage: the pages of a folder with gaps in its UIDs list each
+// message once, in List's order, in windows of about the asked size (a
+// long gap widens the window, not the number of round trips per page);
+// a message that arrives while the folder is being paged is listed at the
+// end, as a List after it would; STATUS gives the message count.
+func TestListPage(t *testing.T) {
+	srv := imaptest.Start(t, imaptest.Options{})
+	load(t, srv, "Work", 300)
+	s := openSrc(t, srv.Config())
+	ctx := context.Background()
+	f := folder(t, s, "Work")
+	var gone []string
+	for uid := 50; uid < 150; uid++ {
+		gone = append(gone, strconv.Itoa(uid))
+	}
+	gone = append(gone, "200", "201", "202", "203", "300")
+	if err := s.Delete(ctx, f, gone); err != nil {
+		t.Fatal(err)
+	}
+	f = folder(t, s, "Work")
+	if f.Messages != 300-len(gone) {
+		t.Errorf("STATUS count %d; want %d", f.Messages, 300-len(gone))
+	}
+	all, err := s.List(ctx, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []source.Meta
+	cursor, pages := "", 0
+	for {
+		page, next, err := s.ListPage(ctx, f, cursor, 16)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) > 48 {
+			t.Errorf("page of %d messages; want about 16", len(page))
+		}
+		got = append(got, page...)
+		pages++
+		if pages == 1 {
+			// A message arrives while the folder is being listed.
+			if _, err := srv.User.Append("Work", lit{bytes.NewReader([]byte("Subject: late\r\n\r\nx\r\n"))},
+				&imap.AppendOptions{Time: time.Date(2021, 1, 1, 0, 0, 0, 0, time.UTC)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if next == "" {
+			break
+		}
+		cursor = next
+	}
+	if len(got) != len(all)+1 {
+		t.Fatalf("pages listed %d messages; want the %d of List and the late one", len(got), len(all))
+	}
+	for i, m := range all {
+		g := got[i]
+		if g.ID != m.ID || g.Size != m.Size || !g.Received.Equal(m.Received) || len(g.Flags) != len(m.Flags) {
+			t.Fatalf("message %d: page has %+v, List %+v", i, g, m)
+		}
+	}
+	if last := got[len(got)-1]; last.ID != "301" {
+		t.Errorf("last listed %s; want the late message, UID 301", last.ID)
+	}
+	if pages < len(all)/32 || pages > len(all)/8+4 {
+		t.Errorf("%d pages for %d messages in pages of about 16", pages, len(all))
+	}
+}
