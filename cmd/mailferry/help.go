@@ -14,13 +14,12 @@ import (
 // same definitions parse the command line, print the help, and generate
 // the shell completions and the man page).
 type command struct {
-	name     string
-	args     string // e.g. "SOURCE TARGET [flags]"
-	summary  string
-	usage    string
-	run      func(args []string, stdout, stderr io.Writer) int
-	flags    func() (*flag.FlagSet, map[string]bool) // nil: no flags; the map lists hidden flags
-	noManual bool
+	name    string
+	args    string // e.g. "SOURCE TARGET [flags]"
+	summary string
+	usage   string
+	run     func(args []string, stdout, stderr io.Writer) int
+	flags   func() (*flag.FlagSet, map[string]bool) // nil: no flags; the map lists hidden flags
 }
 
 // commands lists mailferry's commands in the order the help shows them.

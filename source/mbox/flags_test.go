@@ -117,7 +117,6 @@ func TestTakeout(t *testing.T) {
 		msg(3, "Trash,Opened,=?UTF-8?Q?Caf=C3=A9?=") +
 		msg(4, "Drafts") +
 		"From nolabel@x Sat Jan  6 00:00:00 2024\nSubject: no labels\n\nx\n"
-	type m struct{ folder, flags string }
 	for _, tc := range []struct {
 		mode string
 		want map[string][]string // folder -> flags of its messages
