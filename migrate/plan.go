@@ -122,15 +122,11 @@ func (e *engine) newPlanner(ctx context.Context, s0p *source.Source, t0p *target
 
 	// What the journal knows, per source folder name: the validities seen.
 	pl.known = map[string]map[uint32]bool{}
-	e.j.Keys(func(k string, _ bool) bool {
-		f, v, _, ok := splitKey(k)
-		if ok {
-			if pl.known[f] == nil {
-				pl.known[f] = map[uint32]bool{}
-			}
-			pl.known[f][v] = true
+	e.journalFolders(func(f string, v uint32, _, _ int) {
+		if pl.known[f] == nil {
+			pl.known[f] = map[uint32]bool{}
 		}
-		return true
+		pl.known[f][v] = true
 	})
 	present := map[string]bool{}
 	for _, f := range srcFolders {
@@ -192,13 +188,10 @@ func (e *engine) newPlanner(ctx context.Context, s0p *source.Source, t0p *target
 // and validity: stores of an earlier run with an unknown outcome.
 func (e *engine) openIntents() map[string]int {
 	out := map[string]int{}
-	e.j.Keys(func(k string, done bool) bool {
-		if !done {
-			if f, v, _, ok := splitKey(k); ok {
-				out[f+"\x1f"+strconv.FormatUint(uint64(v), 10)]++
-			}
+	e.journalFolders(func(f string, v uint32, _, pending int) {
+		if pending > 0 {
+			out[f+"\x1f"+strconv.FormatUint(uint64(v), 10)] += pending
 		}
-		return true
 	})
 	return out
 }
