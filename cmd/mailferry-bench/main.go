@@ -261,6 +261,10 @@ func (c *config) runSize(ctx context.Context, n int) ([]result, error) {
 				continue
 			}
 			rs, err := c.measureJob(ctx, j)
+			for _, r := range rs {
+				c.log.Info("measured", "msgs", r.msgs, "path", r.path, "tool", r.tool, "run", r.what,
+					"wall_s", fmt.Sprintf("%.2f", r.wall), "rss_MB", fmt.Sprintf("%.0f", r.rssMB), "check", r.check, "note", r.note)
+			}
 			pathRes = append(pathRes, rs...)
 			if err != nil {
 				return append(res, pathRes...), err
