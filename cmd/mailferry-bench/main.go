@@ -263,7 +263,7 @@ func (c *config) runSize(ctx context.Context, n int) ([]result, error) {
 			rs, err := c.measureJob(ctx, j)
 			for _, r := range rs {
 				c.log.Info("measured", "msgs", r.msgs, "path", r.path, "tool", r.tool, "run", r.what,
-					"wall_s", fmt.Sprintf("%.2f", r.wall), "rss_MB", fmt.Sprintf("%.0f", r.rssMB), "check", r.check, "note", r.note)
+					"wall_s", fmt.Sprintf("%.2f", r.wall), "rss_MB", fmt.Sprintf("%.0f", r.rssMB), "load", r.load, "check", r.check, "note", r.note)
 			}
 			pathRes = append(pathRes, rs...)
 			if err != nil {
@@ -577,6 +577,7 @@ type result struct {
 	bytes         int64
 	wall, cpu     float64
 	rssMB         float64
+	load          float64 // 1-minute load average before the run
 	check         string
 	ratio         string
 	note          string
@@ -610,7 +611,7 @@ func (c *config) measureJob(ctx context.Context, j job) ([]result, error) {
 		if err != nil {
 			r.failed, r.note = true, err.Error()
 		} else {
-			r.wall, r.cpu, r.rssMB = ru.wall, ru.cpu, ru.rssMB
+			r.wall, r.cpu, r.rssMB, r.load = ru.wall, ru.cpu, ru.rssMB, ru.load
 			estimate, err = readEstimate(report)
 			if err != nil {
 				r.failed, r.note = true, err.Error()
@@ -636,7 +637,7 @@ func (c *config) measureJob(ctx context.Context, j job) ([]result, error) {
 		}
 		ru, err = c.exec(ctx, fmt.Sprintf("%s-%d", tag, try), j.argv(c), nil)
 	}
-	r.wall, r.cpu, r.rssMB = ru.wall, ru.cpu, ru.rssMB
+	r.wall, r.cpu, r.rssMB, r.load = ru.wall, ru.cpu, ru.rssMB, ru.load
 	if err != nil {
 		r.failed, r.note = true, r.note+err.Error()
 	}
@@ -664,7 +665,7 @@ func (c *config) measureJob(ctx context.Context, j job) ([]result, error) {
 		if ctx.Err() != nil {
 			return out, ctx.Err()
 		}
-		r.wall, r.cpu, r.rssMB = ru.wall, ru.cpu, ru.rssMB
+		r.wall, r.cpu, r.rssMB, r.load = ru.wall, ru.cpu, ru.rssMB, ru.load
 		if err != nil {
 			r.failed, r.note = true, err.Error()
 		}
@@ -773,7 +774,7 @@ func dirSize(dir string) (int64, error) {
 
 // usage of one child process.
 type rusage struct {
-	wall, cpu, rssMB float64
+	wall, cpu, rssMB, load float64
 }
 
 // exec runs argv (its output into log-TAG.txt under --work) under
@@ -792,9 +793,10 @@ func (c *config) exec(ctx context.Context, tag string, argv []string, env []stri
 	cmd.Env = append(os.Environ(), "MAILFERRY_SOURCE_PASSWORD="+dovecottest.Password, "MAILFERRY_TARGET_PASSWORD="+dovecottest.Password)
 	cmd.Env = append(cmd.Env, env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	var ru rusage
+	ru.load = loadAvg()
 	t0 := time.Now()
 	err = cmd.Run()
-	var ru rusage
 	ru.wall = max(time.Since(t0).Seconds(), 0.001)
 	if ps := cmd.ProcessState; ps != nil {
 		ru.cpu = (ps.UserTime() + ps.SystemTime()).Seconds()
@@ -809,6 +811,18 @@ func (c *config) exec(ctx context.Context, tag string, argv []string, env []stri
 		return ru, fmt.Errorf("%s: %w (log %s)", filepath.Base(argv[0]), err, logf.Name())
 	}
 	return ru, nil
+}
+
+// loadAvg is the 1-minute load average (0 when unknown): on a shared
+// machine, the context of a number.
+func loadAvg() float64 {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	x, _ := strconv.ParseFloat(f[0], 64)
+	return x
 }
 
 // repoRoot is the directory holding go.mod.
@@ -844,7 +858,7 @@ func ratios(rs []result) {
 
 func printTable(w io.Writer, res []result) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "msgs\tpath\ttool\trun\tMB\twall s\tmsgs/s\tMB/s\tpeak RSS MB\tCPU s\tcheck\tmailferry ×\t")
+	fmt.Fprintln(tw, "msgs\tpath\ttool\trun\tMB\twall s\tmsgs/s\tMB/s\tpeak RSS MB\tCPU s\tload\tcheck\tmailferry ×\t")
 	for _, r := range res {
 		if r.skipped {
 			continue
@@ -854,8 +868,8 @@ func printTable(w io.Writer, res []result) {
 			rate = fmt.Sprintf("%.0f", float64(r.msgs)/r.wall)
 			mbs = fmt.Sprintf("%.1f", float64(r.bytes)/1e6/r.wall)
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%.1f\t%.2f\t%s\t%s\t%.0f\t%.1f\t%s\t%s\t\n",
-			r.msgs, r.path, r.tool, r.what, float64(r.bytes)/1e6, r.wall, rate, mbs, r.rssMB, r.cpu, r.check, r.ratio)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%.1f\t%.2f\t%s\t%s\t%.0f\t%.1f\t%.1f\t%s\t%s\t\n",
+			r.msgs, r.path, r.tool, r.what, float64(r.bytes)/1e6, r.wall, rate, mbs, r.rssMB, r.cpu, r.load, r.check, r.ratio)
 	}
 	tw.Flush()
 	for _, r := range res {
