@@ -83,6 +83,7 @@ type config struct {
 	plan      bool
 	warmup    bool
 	timeout   time.Duration
+	others    time.Duration // --others-timeout
 	work      string
 	keep      bool
 	log       *slog.Logger
@@ -111,6 +112,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&c.plan, "plan", true, "run \"mailferry plan\" before each mailferry copy and report its estimate against the measured time")
 	fs.BoolVar(&c.warmup, "warmup", true, "read the account once, untimed, before the measured runs (Dovecot builds its cache on the first FETCH)")
 	fs.DurationVar(&c.timeout, "timeout", 60*time.Minute, "bound on each measured run (a run over it is killed and reported)")
+	fs.DurationVar(&c.others, "others-timeout", 0, "bound on each run of a tool other than mailferry (0: --timeout); a killed run's rate is reported from the messages it had copied")
 	fs.StringVar(&c.work, "work", filepath.Join(os.TempDir(), "mailferry-bench"), "scratch `DIR`: Maildir targets, journals, tool configs, logs (log-*.txt)")
 	fs.BoolVar(&c.keep, "keep", false, "leave Dovecot running at the end (until Enter is pressed) to look at it")
 	verbose := fs.Bool("v", false, "log more (each step)")
@@ -245,7 +247,7 @@ func (c *config) runSize(ctx context.Context, n int) ([]result, error) {
 		dir := filepath.Join(c.work, "warmup")
 		c.aside(dir)
 		os.RemoveAll(filepath.Join(c.work, "state", "warmup"))
-		if _, err := c.exec(ctx, "warmup", c.mailferryArgs("migrate", "warmup", c.imapURL("src"), "maildir:"+dir), nil); err != nil {
+		if _, err := c.exec(ctx, "warmup", c.mailferryArgs("migrate", "warmup", c.imapURL("src"), "maildir:"+dir), c.timeout); err != nil {
 			return nil, fmt.Errorf("warm-up: %w", err)
 		}
 		c.aside(dir)
@@ -587,6 +589,7 @@ type result struct {
 	failed        bool
 	skipped       bool
 	copyThroughpt float64 // msgs/s of a copy row, for the ratios
+	partial       float64 // msgs/s of a copy killed by its time bound, from what it had copied
 }
 
 // measureJob runs one tool on one path: reset, (plan,) copy, check, and
@@ -610,7 +613,7 @@ func (c *config) measureJob(ctx context.Context, j job) ([]result, error) {
 		argv = append(argv, "--report", report)
 		r := base
 		r.what = "plan"
-		ru, err := c.exec(ctx, tag+"-plan", argv, nil)
+		ru, err := c.exec(ctx, tag+"-plan", argv, c.timeout)
 		if err != nil {
 			r.failed, r.note = true, err.Error()
 		} else {
@@ -625,7 +628,11 @@ func (c *config) measureJob(ctx context.Context, j job) ([]result, error) {
 	c.log.Info("run", "size", c.acct.Messages, "path", pathNames[j.path], "tool", j.tool)
 	r := base
 	r.what = "copy"
-	ru, err := c.exec(ctx, tag, j.argv(c), nil)
+	limit := c.timeout
+	if j.tool != "mailferry" && c.others > 0 {
+		limit = c.others
+	}
+	ru, err := c.exec(ctx, tag, j.argv(c), limit)
 	if ctx.Err() != nil {
 		return out, ctx.Err()
 	}
@@ -638,7 +645,7 @@ func (c *config) measureJob(ctx context.Context, j job) ([]result, error) {
 		if rerr := j.reset(c); rerr != nil {
 			return out, rerr
 		}
-		ru, err = c.exec(ctx, fmt.Sprintf("%s-%d", tag, try), j.argv(c), nil)
+		ru, err = c.exec(ctx, fmt.Sprintf("%s-%d", tag, try), j.argv(c), limit)
 	}
 	r.wall, r.cpu, r.rssMB, r.load = ru.wall, ru.cpu, ru.rssMB, ru.load
 	if err != nil {
@@ -664,7 +671,7 @@ func (c *config) measureJob(ctx context.Context, j job) ([]result, error) {
 	for k := 1; k <= c.reruns; k++ {
 		r := base
 		r.what = fmt.Sprintf("re-run %d", k)
-		ru, err := c.exec(ctx, fmt.Sprintf("%s-rerun%d", tag, k), j.argv(c), nil)
+		ru, err := c.exec(ctx, fmt.Sprintf("%s-rerun%d", tag, k), j.argv(c), c.timeout)
 		if ctx.Err() != nil {
 			return out, ctx.Err()
 		}
@@ -712,6 +719,10 @@ func (c *config) checkTarget(j job, r *result) {
 		return
 	}
 	r.check = fmt.Sprintf("%d files", n)
+	if r.failed && strings.Contains(r.note, killedAfter) && n > 0 {
+		r.partial = float64(n) / r.wall
+		r.note += fmt.Sprintf("; it had copied %d of %d messages: %.0f msgs/s", n, r.msgs, r.partial)
+	}
 	if n != r.msgs {
 		r.check += " (≠)"
 	}
@@ -783,8 +794,8 @@ type rusage struct {
 // exec runs argv (its output into log-TAG.txt under --work) under
 // --timeout, and returns its wall time, CPU time and peak RSS (wait4's
 // rusage of the child itself: Maxrss, in KiB on Linux).
-func (c *config) exec(ctx context.Context, tag string, argv []string, env []string) (rusage, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+func (c *config) exec(ctx context.Context, tag string, argv []string, limit time.Duration) (rusage, error) {
+	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	logf, err := os.Create(filepath.Join(c.work, "log-"+tag+".txt"))
 	if err != nil {
@@ -794,7 +805,6 @@ func (c *config) exec(ctx context.Context, tag string, argv []string, env []stri
 	c.log.Debug("exec", "argv", strings.Join(argv, " "))
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), "MAILFERRY_SOURCE_PASSWORD="+dovecottest.Password, "MAILFERRY_TARGET_PASSWORD="+dovecottest.Password)
-	cmd.Env = append(cmd.Env, env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	var ru rusage
 	ru.load = loadAvg()
@@ -809,7 +819,7 @@ func (c *config) exec(ctx context.Context, tag string, argv []string, env []stri
 	}
 	if err != nil {
 		if ctx.Err() == context.DeadlineExceeded {
-			return ru, fmt.Errorf("%s: killed after --timeout %s (log %s)", filepath.Base(argv[0]), c.timeout, logf.Name())
+			return ru, fmt.Errorf("%s: %s %s (log %s)", filepath.Base(argv[0]), killedAfter, limit, logf.Name())
 		}
 		return ru, fmt.Errorf("%s: %w (log %s)", filepath.Base(argv[0]), err, logf.Name())
 	}
@@ -827,6 +837,9 @@ func loadAvg() float64 {
 	x, _ := strconv.ParseFloat(f[0], 64)
 	return x
 }
+
+// killedAfter starts the error of a run killed by its time bound.
+const killedAfter = "killed after"
 
 // repoRoot is the directory holding go.mod.
 func repoRoot() (string, error) {
@@ -852,10 +865,13 @@ func ratios(rs []result) {
 	}
 	for i := range rs {
 		r := &rs[i]
-		if r.what != "copy" || mf == 0 || r.copyThroughpt == 0 {
-			continue
+		switch {
+		case r.what != "copy" || mf == 0:
+		case r.copyThroughpt > 0:
+			r.ratio = fmt.Sprintf("%.2fx", mf/r.copyThroughpt)
+		case r.partial > 0:
+			r.ratio = fmt.Sprintf("~%.2fx", mf/r.partial)
 		}
-		r.ratio = fmt.Sprintf("%.2fx", mf/r.copyThroughpt)
 	}
 }
 
@@ -867,7 +883,10 @@ func printTable(w io.Writer, res []result) {
 			continue
 		}
 		rate, mbs := "", ""
-		if r.what == "copy" && r.wall > 0 {
+		switch {
+		case r.what == "copy" && r.partial > 0:
+			rate = fmt.Sprintf("~%.0f", r.partial)
+		case r.what == "copy" && r.wall > 0 && !strings.Contains(r.note, killedAfter):
 			rate = fmt.Sprintf("%.0f", float64(r.msgs)/r.wall)
 			mbs = fmt.Sprintf("%.1f", float64(r.bytes)/1e6/r.wall)
 		}
