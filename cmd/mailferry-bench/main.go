@@ -92,6 +92,7 @@ type config struct {
 	repo, bin string
 	srv       *dovecottest.Server
 	trashN    int
+	cleanups  []func() // run by cleanup, last first
 	acct      genOptions
 	exp       *expected
 	bytes     int64
@@ -154,7 +155,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	res, err := c.runAll(ctx)
+	// The table before the clean-up: deleting a big account's files takes
+	// minutes.
 	printTable(stdout, res)
+	c.cleanup()
 	if err != nil {
 		fmt.Fprintf(stderr, "mailferry-bench: %v\n", err)
 		return 1
@@ -165,6 +169,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	return 0
+}
+
+// cleanup stops Dovecot and deletes the scratch files, last set up first.
+func (c *config) cleanup() {
+	for i := len(c.cleanups) - 1; i >= 0; i-- {
+		c.cleanups[i]()
+	}
+	c.cleanups = nil
 }
 
 func splitList(s string) []string {
@@ -192,7 +204,7 @@ func (c *config) runAll(ctx context.Context) ([]result, error) {
 			return nil, err
 		}
 	}
-	defer os.RemoveAll(filepath.Join(c.work, "trash"))
+	c.cleanups = append(c.cleanups, func() { os.RemoveAll(filepath.Join(c.work, "trash")) })
 	var err error
 	if c.repo, err = repoRoot(); err != nil {
 		return nil, err
@@ -211,14 +223,15 @@ func (c *config) runAll(ctx context.Context) ([]result, error) {
 		return nil, fmt.Errorf("start Dovecot: %w", err)
 	}
 	c.srv = srv
-	defer func() {
+	c.cleanups = append(c.cleanups, func() {
 		if c.keep {
 			fmt.Fprintf(c.stderr, "Dovecot runs in %s (IMAP %s, POP3 %s, users src dst, password %s); press Enter to stop it\n",
 				srv.Dir, srv.IMAP, srv.POP3, dovecottest.Password)
 			fmt.Fscanln(os.Stdin)
 		}
+		c.log.Info("stopping Dovecot and deleting its files")
 		stop()
-	}()
+	})
 	c.log.Info("Dovecot is up", "dir", srv.Dir, "imap", srv.IMAP, "pop3", srv.POP3)
 	var all []result
 	for _, n := range c.sizes {
