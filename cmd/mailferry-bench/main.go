@@ -821,13 +821,44 @@ func (c *config) exec(ctx context.Context, tag string, argv []string, limit time
 	cmd.Stdout, cmd.Stderr = logf, logf
 	var ru rusage
 	ru.load = loadAvg()
+	// wait4's ru_maxrss is the child's peak only when it is above ours:
+	// Go starts children with vfork semantics and the kernel carries the
+	// parent's RSS high-water mark into the child at exec. Below that
+	// floor, the child's own VmHWM, sampled while it runs, is the answer.
+	floor := vmHWM("self")
 	t0 := time.Now()
-	err = cmd.Run()
+	err = cmd.Start()
+	var sampled int64
+	if err == nil {
+		done := make(chan struct{})
+		sampler := make(chan int64)
+		go func() {
+			pid, peak := strconv.Itoa(cmd.Process.Pid), int64(0)
+			tick := time.NewTicker(20 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				peak = max(peak, vmHWM(pid))
+				select {
+				case <-done:
+					sampler <- peak
+					return
+				case <-tick.C:
+				}
+			}
+		}()
+		err = cmd.Wait()
+		close(done)
+		sampled = <-sampler
+	}
 	ru.wall = max(time.Since(t0).Seconds(), 0.001)
 	if ps := cmd.ProcessState; ps != nil {
 		ru.cpu = (ps.UserTime() + ps.SystemTime()).Seconds()
 		if u, ok := ps.SysUsage().(*syscall.Rusage); ok {
-			ru.rssMB = float64(u.Maxrss) / 1024
+			kb := int64(u.Maxrss)
+			if kb <= floor && sampled > 0 {
+				kb = sampled
+			}
+			ru.rssMB = float64(kb) / 1024
 		}
 	}
 	if err != nil {
@@ -849,6 +880,22 @@ func loadAvg() float64 {
 	}
 	x, _ := strconv.ParseFloat(f[0], 64)
 	return x
+}
+
+// vmHWM is the peak resident set size in KiB of process pid ("self": this
+// one) from /proc (0 when unknown: the process is gone).
+func vmHWM(pid string) int64 {
+	b, err := os.ReadFile("/proc/" + pid + "/status")
+	if err != nil {
+		return 0
+	}
+	for _, ln := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(ln, "VmHWM:"); ok {
+			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return n
+		}
+	}
+	return 0
 }
 
 // killedAfter starts the error of a run killed by its time bound.
