@@ -54,7 +54,7 @@ $TMPDIR, stopped at the end), writes a deterministic account of N messages
 over six folders straight into the mail storage of its user "src", builds
 ./cmd/mailferry, then for each size, path and tool: empties the target,
 runs the tool, measures wall time, msgs/s, MB/s, peak RSS (the child's
-wait4 rusage) and CPU, and checks the target. mailferry's targets are
+own: wait4 rusage, or its sampled VmHWM) and CPU, and checks the target. mailferry's targets are
 checked strictly (every message exactly once, bytes, flags, dates);
 mailferry also gets a "plan" row (its estimate against the measured copy),
 no-op re-runs and the journal size after them. "load" is the 1-minute load
@@ -804,9 +804,9 @@ type rusage struct {
 	wall, cpu, rssMB, load float64
 }
 
-// exec runs argv (its output into log-TAG.txt under --work) under
-// --timeout, and returns its wall time, CPU time and peak RSS (wait4's
-// rusage of the child itself: Maxrss, in KiB on Linux).
+// exec runs argv (its output into log-TAG.txt under --work) under limit,
+// and returns its wall time, CPU time and peak RSS (the child's own, see
+// below).
 func (c *config) exec(ctx context.Context, tag string, argv []string, limit time.Duration) (rusage, error) {
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
