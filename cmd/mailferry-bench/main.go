@@ -1,392 +1,486 @@
-// Command bench measures mailferry beside the tools users would otherwise
-// pick (mbsync, getmail6), on the same private loopback Dovecot and the same
-// deterministic corpus, in one run, and prints one table with mailferry's
-// ratio to the anchor of each path. See BENCHMARKS.md.
+// Command mailferry-bench measures mailferry beside the tools users would
+// otherwise pick (mbsync, offlineimap, getmail6, doveadm backup) on the
+// same private loopback Dovecot and the same deterministic account, in one
+// run, and prints one table with each tool's rate and peak memory and how
+// many times faster mailferry is. Everything it needs is in the
+// repository: the account generator (gen.go), the Dovecot instance
+// (internal/testkit/dovecottest with testdata/dovecot), mailferry built
+// from ./cmd/mailferry. See BENCHMARKS.md.
 //
-//	go run ./cmd/mailferry-bench                       # 5,000 messages, seed 1
-//	go run ./cmd/mailferry-bench --messages 50000 --only mailferry-i2i --rerun
+//	go run ./cmd/mailferry-bench                          # 5,000 messages, all paths and tools
+//	go run ./cmd/mailferry-bench --messages 5000,50000 --paths i2m,i2i --tools mailferry,mbsync
 //
-// It drives the shell harness in ../shared/bench (dovecot-up.sh,
-// make-corpus.py, load-corpus.sh, reset-user.sh, maildir-tool.py): every run
-// is timed with /usr/bin/time -v (wall clock, peak RSS, CPU) under a
-// timeout, and its result is counted against the corpus manifest (a fast run
-// that loses or duplicates mail shows it in the table). Everything talks to
-// 127.0.0.1 only; Dovecot is stopped at the end unless --keep.
+// Every mailferry run is checked strictly against the generated account
+// (each message exactly once, same bytes, flags and internal date); the
+// other tools' targets are counted only (they rewrite headers). A tool
+// that is not installed is skipped with a note.
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/exec"
+	"os/signal"
+	"os/user"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
+
+	"github.com/mailferry/mailferry/internal/testkit/dovecottest"
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
 }
+
+const usage = `Usage: go run ./cmd/mailferry-bench [flags]
+
+Starts a private Dovecot on 127.0.0.1 (free ports, its own directory under
+$TMPDIR, stopped at the end), writes a deterministic account of N messages
+over six folders straight into the mail storage of its user "src", builds
+./cmd/mailferry, then for each size, path and tool: empties the target,
+runs the tool, measures wall time, msgs/s, MB/s, peak RSS (the child's
+own: wait4 rusage, or its sampled VmHWM) and CPU, and checks the target. mailferry's targets are
+checked strictly (every message exactly once, bytes, flags, dates);
+mailferry also gets a "plan" row (its estimate against the measured copy),
+no-op re-runs and the journal size after them. "load" is the 1-minute load
+average before the run (numbers from a busy machine are noisy). The last
+column is how many times faster mailferry was than that tool on that path
+(msgs/s). The account: six folders (INBOX 40 %), flags, keywords, dates
+over five years, ~1.3 KB text messages (--realistic: a mailbox's spread).
+
+Paths: i2m = IMAP -> Maildir, i2i = IMAP -> IMAP (user dst on the same
+Dovecot), p2m = POP3 -> Maildir (INBOX of src).
+Tools: mailferry; mbsync (i2m, i2i; Debian package isync); offlineimap
+(i2m; offlineimap3); getmail6 (p2m); doveadm (i2i: "doveadm backup", a
+server-side copy that skips IMAP, for scale). Missing tools are skipped.
+
+Flags:
+`
 
 type config struct {
-	shared, work, repo string
-	messages, seed     int
-	big, bigMB         int
-	portbase           int
-	trashN             int
-	only               []string
-	sweep              []int
-	rerun, keep        bool
-	timeout            time.Duration
-	log                *slog.Logger
+	sizes     []int
+	seed      uint64
+	realistic bool
+	paths     []string
+	tools     []string
+	workers   int
+	reruns    int
+	plan      bool
+	warmup    bool
+	timeout   time.Duration
+	others    time.Duration // --others-timeout
+	work      string
+	keep      bool
+	log       *slog.Logger
+	stderr    io.Writer
+
+	repo, bin string
+	srv       *dovecottest.Server
+	trashN    int
+	cleanups  []func() // run by cleanup, last first
+	acct      genOptions
+	exp       *expected
+	bytes     int64
 }
 
-// job is one measured run.
-type job struct {
-	name      string // selects it with --only
-	tool      string
-	path      string // IMAP->IMAP ...
-	anchorOf  string // the path whose anchor this row is compared with ("" = it is an anchor)
-	target    string // count.sh TARGET
-	countArgs []string
-	reset     func(c *config) error
-	cmd       func(c *config) []string
-	onlyInbox bool // the corpus part it copies (POP3: INBOX)
-}
-
-// result is one row of the table.
-type result struct {
-	tool, path                    string
-	msgs                          int
-	bytes                         int64
-	wall, cpu, boxCPU             float64
-	rssMB                         float64
-	rc                            int
-	found, missing, dups, changed int
-	flagMismatch                  int
-	load                          float64 // 1-minute load average before the run
-	ratio                         string
-	note                          string
-}
-
-func run(args []string, stdout, stderr io.Writer) int {
-	c := &config{log: slog.New(slog.NewTextHandler(stderr, nil))}
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	c := &config{stderr: stderr}
+	fs := flag.NewFlagSet("mailferry-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&c.shared, "shared", "", "the shell harness `DIR` (default: ../shared/bench from the repository root)")
-	fs.StringVar(&c.work, "work", filepath.Join(os.TempDir(), "mailferry-bench"), "scratch `DIR` (Dovecot, corpus, targets, logs)")
-	fs.IntVar(&c.messages, "messages", 5000, "corpus size")
-	fs.IntVar(&c.seed, "seed", 1, "corpus seed")
-	fs.IntVar(&c.big, "big", 0, "number of big messages in the corpus (make-corpus.py --big)")
-	fs.IntVar(&c.bigMB, "big-mb", 37, "attachment MB of a big message (make-corpus.py --big-mb)")
-	fs.IntVar(&c.portbase, "portbase", 15000, "Dovecot ports: PORTBASE+143 IMAP, +110 POP3")
-	only := fs.String("only", "", "comma list of runs (default all): "+strings.Join(jobNames(), ","))
-	sweep := fs.String("sweep", "1,2,4,8", "--workers values to measure for mailferry IMAP->IMAP (empty: none)")
-	fs.BoolVar(&c.rerun, "rerun", true, "also time a re-run with nothing to copy after each mailferry run")
-	fs.BoolVar(&c.keep, "keep", false, "leave Dovecot running at the end")
-	fs.DurationVar(&c.timeout, "timeout", 30*time.Minute, "bound on each measured run")
+	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
+	sizes := fs.String("messages", "5000", "account sizes to measure, each a fresh account: `N[,N...]`")
+	seed := fs.Uint64("seed", 1, "account generator seed: the same seed and size give the same bytes")
+	fs.BoolVar(&c.realistic, "realistic", false, "spread message sizes like a mailbox (text ~8 KB log-normal, 5 % with a 200 KB-2 MB attachment) instead of ~1.3 KB text messages")
+	paths := fs.String("paths", "i2m,i2i,p2m", "paths to measure, comma-separated: i2m (IMAP->Maildir), i2i (IMAP->IMAP), p2m (POP3->Maildir)")
+	tools := fs.String("tools", "mailferry,mbsync,offlineimap,getmail6,doveadm", "tools to run, comma-separated (missing ones are skipped)")
+	fs.IntVar(&c.workers, "workers", 0, "mailferry --workers (0: mailferry's default)")
+	fs.IntVar(&c.reruns, "reruns", 2, "no-op re-runs timed after each mailferry copy (the journal size is reported after them)")
+	fs.BoolVar(&c.plan, "plan", true, "run \"mailferry plan\" before each mailferry copy and report its estimate against the measured time")
+	fs.BoolVar(&c.warmup, "warmup", true, "read the account once, untimed, before the measured runs (Dovecot builds its cache on the first FETCH)")
+	fs.DurationVar(&c.timeout, "timeout", 60*time.Minute, "bound on each measured run (a run over it is killed and reported)")
+	fs.DurationVar(&c.others, "others-timeout", 0, "bound on each run of a tool other than mailferry (0: --timeout); a killed run's rate is reported from the messages it had copied")
+	fs.StringVar(&c.work, "work", filepath.Join(os.TempDir(), "mailferry-bench"), "scratch `DIR`: Maildir targets, journals, tool configs, logs (log-*.txt)")
+	fs.BoolVar(&c.keep, "keep", false, "leave Dovecot running at the end (until Enter is pressed) to look at it")
+	verbose := fs.Bool("v", false, "log more (each step)")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
 		return 2
 	}
-	if *only != "" {
-		c.only = strings.Split(*only, ",")
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "mailferry-bench: unexpected argument %q\n", fs.Arg(0))
+		return 2
 	}
-	for _, s := range strings.Split(*sweep, ",") {
-		if s = strings.TrimSpace(s); s == "" {
-			continue
-		}
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	c.log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	c.seed = *seed
+	for _, s := range splitList(*sizes) {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 {
-			fmt.Fprintf(stderr, "bench: bad --sweep value %q\n", s)
+			fmt.Fprintf(stderr, "mailferry-bench: bad --messages value %q\n", s)
 			return 2
 		}
-		c.sweep = append(c.sweep, n)
+		c.sizes = append(c.sizes, n)
 	}
-	if err := c.setup(); err != nil {
-		fmt.Fprintf(stderr, "bench: %v\n", err)
-		return 1
+	c.paths, c.tools = splitList(*paths), splitList(*tools)
+	for _, p := range c.paths {
+		if _, ok := pathNames[p]; !ok {
+			fmt.Fprintf(stderr, "mailferry-bench: unknown path %q (i2m, i2i, p2m)\n", p)
+			return 2
+		}
 	}
-	if !c.keep {
-		defer c.down()
+	for _, t := range c.tools {
+		if !slices.Contains(allTools, t) {
+			fmt.Fprintf(stderr, "mailferry-bench: unknown tool %q (%s)\n", t, strings.Join(allTools, ", "))
+			return 2
+		}
 	}
-	// Targets of the runs are moved aside (see aside) and deleted at the end.
-	defer os.RemoveAll(filepath.Join(c.work, "trash"))
-	res, err := c.measure(stderr)
-	if err != nil {
-		fmt.Fprintf(stderr, "bench: %v\n", err)
-	}
+	res, err := c.runAll(ctx)
+	// The table before the clean-up: deleting a big account's files takes
+	// minutes.
 	printTable(stdout, res)
+	c.cleanup()
 	if err != nil {
+		fmt.Fprintf(stderr, "mailferry-bench: %v\n", err)
 		return 1
+	}
+	for _, r := range res {
+		if r.failed {
+			return 1
+		}
 	}
 	return 0
 }
 
-func (c *config) dovecotDir() string { return filepath.Join(c.work, "dovecot") }
-func (c *config) corpusDir() string {
-	return filepath.Join(c.work, fmt.Sprintf("corpus-%d-s%d-b%d", c.messages, c.seed, c.big))
-}
-func (c *config) bin() string            { return filepath.Join(c.work, "mailferry") }
-func (c *config) targets() string        { return filepath.Join(c.work, "targets") }
-func (c *config) imapPort() int          { return c.portbase + 143 }
-func (c *config) pop3Port() int          { return c.portbase + 110 }
-func (c *config) script(s string) string { return filepath.Join(c.shared, s) }
-
-// sh runs a harness command, its output into the log file.
-func (c *config) sh(name string, args ...string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	// Output to a file, not a pipe: dovecot-up.sh leaves a daemon holding
-	// its stdout, and a pipe would never reach EOF.
-	logf, err := os.CreateTemp(c.work, "sh-*.log")
-	if err != nil {
-		return err
+// cleanup stops Dovecot and deletes the scratch files, last set up first.
+func (c *config) cleanup() {
+	for i := len(c.cleanups) - 1; i >= 0; i-- {
+		c.cleanups[i]()
 	}
-	defer os.Remove(logf.Name())
-	defer logf.Close()
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Run(); err != nil {
-		out, _ := os.ReadFile(logf.Name())
-		return fmt.Errorf("%s %s: %w\n%s", filepath.Base(name), strings.Join(args, " "), err, tail(out))
-	}
-	return nil
+	c.cleanups = nil
 }
 
-func tail(b []byte) string {
-	if len(b) > 2000 {
-		b = b[len(b)-2000:]
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
 	}
-	return string(b)
+	return out
 }
 
-// setup starts Dovecot, builds and loads the corpus, builds mailferry.
-func (c *config) setup() error {
+var pathNames = map[string]string{"i2m": "IMAP->Maildir", "i2i": "IMAP->IMAP", "p2m": "POP3->Maildir"}
+
+var allTools = []string{"mailferry", "mbsync", "offlineimap", "getmail6", "doveadm"}
+
+func (c *config) runAll(ctx context.Context) ([]result, error) {
+	// Readable by all: getmail6 delivers as the mail account when run as
+	// root (mailferry's Maildir target would create it 0700).
+	for _, d := range []string{c.work, filepath.Join(c.work, "targets")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, err
+		}
+		if err := os.Chmod(d, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	c.cleanups = append(c.cleanups, func() { os.RemoveAll(filepath.Join(c.work, "trash")) })
 	var err error
 	if c.repo, err = repoRoot(); err != nil {
-		return err
+		return nil, err
 	}
-	if c.shared == "" {
-		c.shared = filepath.Join(filepath.Dir(c.repo), "shared", "bench")
-	}
-	if _, err := os.Stat(c.script("dovecot-up.sh")); err != nil {
-		return fmt.Errorf("the shell harness is missing (--shared): %w", err)
-	}
-	if err := os.MkdirAll(c.targets(), 0o755); err != nil {
-		return err
-	}
-	c.log.Info("starting Dovecot", "dir", c.dovecotDir(), "imap", c.imapPort(), "pop3", c.pop3Port())
-	if err := c.sh(c.script("dovecot-up.sh"), c.dovecotDir(), strconv.Itoa(c.portbase)); err != nil {
-		return err
-	}
-	if _, err := os.Stat(filepath.Join(c.corpusDir(), "summary.txt")); err != nil {
-		c.log.Info("building the corpus", "dir", c.corpusDir())
-		if err := c.sh("python3", c.script("make-corpus.py"), c.corpusDir(), "--messages", strconv.Itoa(c.messages),
-			"--seed", strconv.Itoa(c.seed), "--big", strconv.Itoa(c.big), "--big-mb", strconv.Itoa(c.bigMB)); err != nil {
-			return err
-		}
-	}
-	c.log.Info("loading the corpus", "src", "all folders", "pop", "INBOX")
-	// load-corpus.sh deletes the user's Maildir first: move it aside (see aside).
-	c.aside(filepath.Join(c.dovecotDir(), "mail", "src", "Maildir"))
-	c.aside(filepath.Join(c.dovecotDir(), "mail", "pop", "Maildir"))
-	if err := c.sh(c.script("load-corpus.sh"), c.dovecotDir(), "src", c.corpusDir()); err != nil {
-		return err
-	}
-	if err := c.sh(c.script("load-corpus.sh"), c.dovecotDir(), "pop", c.corpusDir(), "--only", "INBOX"); err != nil {
-		return err
-	}
-	c.log.Info("building mailferry", "bin", c.bin())
-	build := exec.Command("go", "build", "-o", c.bin(), "./cmd/mailferry")
+	c.bin = filepath.Join(c.work, "mailferry")
+	c.log.Info("building mailferry", "bin", c.bin)
+	build := exec.CommandContext(ctx, "go", "build", "-o", c.bin, "./cmd/mailferry")
 	build.Dir = c.repo
 	if out, err := build.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build: %w\n%s", err, out)
+		return nil, fmt.Errorf("go build ./cmd/mailferry: %w\n%s", err, out)
 	}
-	if err := c.writeConfigs(); err != nil {
-		return err
+	c.log.Info("starting a private Dovecot")
+	srv, stop, err := dovecottest.StartStandalone(dovecottest.Options{Users: []string{"src", "dst"}},
+		func(f string, a ...any) { c.log.Info(fmt.Sprintf(f, a...)) })
+	if err != nil {
+		return nil, fmt.Errorf("start Dovecot: %w", err)
 	}
-	// Untimed warm-up: Dovecot builds its cache on the first FETCH after a
-	// raw load; read both users once so that every tool meets a warm server.
-	c.log.Info("warm-up read of src and pop (untimed)")
-	for _, w := range []struct{ src, dir string }{
-		{c.imapURL("src"), "warm-imap"}, {c.pop3URL(), "warm-pop3"},
-	} {
-		dir := filepath.Join(c.targets(), w.dir)
+	c.srv = srv
+	c.cleanups = append(c.cleanups, func() {
+		if c.keep {
+			fmt.Fprintf(c.stderr, "Dovecot runs in %s (IMAP %s, POP3 %s, users src dst, password %s); press Enter to stop it\n",
+				srv.Dir, srv.IMAP, srv.POP3, dovecottest.Password)
+			fmt.Fscanln(os.Stdin)
+		}
+		c.log.Info("stopping Dovecot and deleting its files")
+		stop()
+	})
+	c.log.Info("Dovecot is up", "dir", srv.Dir, "imap", srv.IMAP, "pop3", srv.POP3)
+	var all []result
+	for _, n := range c.sizes {
+		res, err := c.runSize(ctx, n)
+		all = append(all, res...)
+		if err != nil {
+			return all, err
+		}
+	}
+	return all, nil
+}
+
+func (c *config) runSize(ctx context.Context, n int) ([]result, error) {
+	c.acct = genOptions{Messages: n, Seed: c.seed, Realistic: c.realistic}
+	c.log.Info("writing the account", "messages", n, "seed", c.seed, "realistic", c.realistic)
+	t0 := time.Now()
+	b, err := loadAccount(ctx, c.srv, "src", c.acct, c.aside)
+	if err != nil {
+		return nil, err
+	}
+	c.bytes = b
+	c.log.Info("account written and indexed", "messages", n, "MB", fmt.Sprintf("%.1f", float64(b)/1e6), "took", time.Since(t0).Round(time.Millisecond))
+	c.exp = buildExpected(c.acct)
+	if c.warmup {
+		c.log.Info("warm-up read of src (untimed)")
+		dir := filepath.Join(c.work, "warmup")
 		c.aside(dir)
-		cmd := exec.Command(c.bin(), "migrate", w.src, "maildir:"+dir, "--state", filepath.Join(c.work, "state", w.dir),
-			"--no-progress", "-q")
-		cmd.Env = c.env()
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("warm-up %s: %w\n%s", w.dir, err, tail(out))
+		os.RemoveAll(filepath.Join(c.work, "state", "warmup"))
+		if _, err := c.exec(ctx, "warmup", c.mailferryArgs("migrate", "warmup", c.imapURL("src"), "maildir:"+dir), c.timeout); err != nil {
+			return nil, fmt.Errorf("warm-up: %w", err)
 		}
 		c.aside(dir)
-		os.RemoveAll(filepath.Join(c.work, "state", w.dir))
+	}
+	var res []result
+	for _, p := range c.paths {
+		var pathRes []result
+		for _, j := range c.jobs(p) {
+			if !slices.Contains(c.tools, j.tool) {
+				continue
+			}
+			if _, err := exec.LookPath(j.argv(c)[0]); err != nil {
+				c.log.Warn("not installed; skipped", "tool", j.tool, "path", pathNames[p])
+				pathRes = append(pathRes, result{size: n, path: pathNames[p], tool: j.tool, skipped: true,
+					note: j.tool + " is not installed: skipped"})
+				continue
+			}
+			rs, err := c.measureJob(ctx, j)
+			for _, r := range rs {
+				c.log.Info("measured", "msgs", r.msgs, "path", r.path, "tool", r.tool, "run", r.what,
+					"wall_s", fmt.Sprintf("%.2f", r.wall), "rss_MB", fmt.Sprintf("%.0f", r.rssMB), "load", r.load, "check", r.check, "note", r.note)
+			}
+			pathRes = append(pathRes, rs...)
+			if err != nil {
+				return append(res, pathRes...), err
+			}
+		}
+		ratios(pathRes)
+		res = append(res, pathRes...)
+	}
+	return res, nil
+}
+
+// job is one tool on one path.
+type job struct {
+	path, tool string
+	// target is the Maildir++ tree (or tree of folders) the tool writes.
+	target string
+	reset  func(c *config) error
+	argv   func(c *config) []string
+	// strict: check exactly-once (mailferry); otherwise count files.
+	strict bool
+	// inbox: only INBOX is copied (POP3).
+	inbox bool
+	state string // mailferry's --state name
+}
+
+func (c *config) jobs(p string) []job {
+	t := func(s string) string { return filepath.Join(c.work, "targets", s) }
+	dst := c.srv.Maildir("dst")
+	switch p {
+	case "i2m":
+		return []job{
+			{path: p, tool: "mailferry", target: t("mailferry-i2m"), strict: true, state: "i2m",
+				reset: c.resetDir(t("mailferry-i2m"), "i2m"),
+				argv: func(c *config) []string {
+					return c.mailferryArgs("migrate", "i2m", c.imapURL("src"), "maildir:"+t("mailferry-i2m"))
+				}},
+			{path: p, tool: "mbsync", target: t("mbsync-i2m"), reset: c.resetMbsync(t("mbsync-i2m")),
+				argv: func(c *config) []string { return []string{"mbsync", "-c", c.cfg("mbsyncrc"), "-q", "i2m"} }},
+			{path: p, tool: "offlineimap", target: t("offlineimap-i2m"), reset: c.resetOfflineimap(t("offlineimap-i2m")),
+				argv: func(c *config) []string {
+					return []string{"offlineimap", "-c", c.cfg("offlineimaprc"), "-o", "-u", "quiet"}
+				}},
+		}
+	case "i2i":
+		return []job{
+			{path: p, tool: "mailferry", target: dst, strict: true, state: "i2i", reset: c.resetDst("i2i"),
+				argv: func(c *config) []string {
+					return c.mailferryArgs("migrate", "i2i", c.imapURL("src"), c.imapURL("dst"))
+				}},
+			{path: p, tool: "mbsync", target: dst, reset: c.resetDst(""),
+				argv: func(c *config) []string { return []string{"mbsync", "-c", c.cfg("mbsyncrc"), "-q", "i2i"} }},
+			{path: p, tool: "doveadm", target: dst, reset: c.resetDst(""),
+				argv: func(c *config) []string {
+					return []string{"doveadm", "-c", c.srv.Conf, "backup", "-R", "-u", "dst", "maildir:" + c.srv.Maildir("src")}
+				}},
+		}
+	case "p2m":
+		return []job{
+			{path: p, tool: "mailferry", target: t("mailferry-p2m"), strict: true, inbox: true, state: "p2m",
+				reset: c.resetDir(t("mailferry-p2m"), "p2m"),
+				argv: func(c *config) []string {
+					return c.mailferryArgs("migrate", "p2m", c.pop3URL("src"), "maildir:"+t("mailferry-p2m"))
+				}},
+			{path: p, tool: "getmail6", target: t("getmail-p2m"), inbox: true, reset: c.resetGetmail(t("getmail-p2m")),
+				argv: func(c *config) []string {
+					return []string{"getmail", "--getmaildir", filepath.Join(c.work, "getmail-state"), "--rcfile", c.cfg("getmailrc")}
+				}},
+		}
 	}
 	return nil
 }
 
-func (c *config) down() {
-	if err := c.sh(c.script("dovecot-down.sh"), c.dovecotDir()); err != nil {
-		c.log.Warn("stop Dovecot", "err", err)
-	}
-}
-
-// repoRoot is the directory holding go.mod (the module mailferry).
-func repoRoot() (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	mod := strings.TrimSpace(string(out))
-	if mod == "" || mod == os.DevNull {
-		return "", errors.New("run from inside the mailferry module")
-	}
-	return filepath.Dir(mod), nil
-}
+func (c *config) cfg(name string) string { return filepath.Join(c.work, "config", name) }
 
 func (c *config) imapURL(user string) string {
-	return fmt.Sprintf("imap://%s@127.0.0.1:%d?tls=none", user, c.imapPort())
-}
-func (c *config) pop3URL() string {
-	return fmt.Sprintf("pop3://pop@127.0.0.1:%d?tls=none", c.pop3Port())
+	return fmt.Sprintf("imap://%s@%s?tls=none", user, c.srv.IMAP)
 }
 
-func (c *config) env() []string {
-	return append(os.Environ(), "MAILFERRY_SOURCE_PASSWORD=secret", "MAILFERRY_TARGET_PASSWORD=secret")
+func (c *config) pop3URL(user string) string {
+	return fmt.Sprintf("pop3://%s@%s?tls=none", user, c.srv.POP3)
 }
 
-func (c *config) mailferry(state, src, tgt string, extra ...string) []string {
-	return append([]string{c.bin(), "migrate", src, tgt, "--state", filepath.Join(c.work, "state", state),
-		"--no-progress"}, extra...)
+func (c *config) mailferryArgs(cmd, state, src, tgt string) []string {
+	a := []string{c.bin, cmd, src, tgt, "--state", filepath.Join(c.work, "state", state), "--no-progress", "-q"}
+	if c.workers > 0 {
+		a = append(a, "--workers", strconv.Itoa(c.workers))
+	}
+	return a
 }
 
-// resetDst empties the target user and mbsync's state.
-func resetDst(c *config) error {
-	// reset-user.sh without its rm -rf: kick the user, move the Maildir
-	// aside (see aside).
-	c.sh("doveadm", "-c", filepath.Join(c.dovecotDir(), "dovecot.conf"), "kick", "dst")
-	c.aside(filepath.Join(c.dovecotDir(), "mail", "dst", "Maildir"))
-	os.RemoveAll(filepath.Join(c.work, "mbsync-state"))
-	return os.MkdirAll(filepath.Join(c.work, "mbsync-state"), 0o755)
-}
-
-// aside moves a target of an earlier run out of the way instead of deleting
-// it; the trash goes when the benchmark ends. Deleting thousands of files
-// right before a run makes every file created in the next minute slow on
-// this machine's ext4: perf showed half of the box's CPU in the kernel's
-// inode allocator (find_inode_bit -> recently_deleted) skipping the
-// just-freed inodes, whichever tool ran next.
+// aside moves a directory out of the way instead of deleting it; the trash
+// goes when the benchmark ends. Deleting thousands of files right before a
+// run makes every file created in the next minute slow on ext4 (the inode
+// allocator skips the just-freed inodes), whichever tool runs next.
 func (c *config) aside(dir string) {
-	if _, err := os.Stat(dir); err != nil {
+	if _, err := os.Lstat(dir); err != nil {
 		return
 	}
 	trash := filepath.Join(c.work, "trash")
-	os.MkdirAll(trash, 0o755)
+	if c.srv != nil && strings.HasPrefix(dir, c.srv.Dir+string(filepath.Separator)) {
+		trash = filepath.Join(c.srv.Dir, "trash") // the same file system
+	}
+	os.MkdirAll(trash, 0o700)
 	c.trashN++
-	if err := os.Rename(dir, filepath.Join(trash, fmt.Sprintf("%d-%d", os.Getpid(), c.trashN))); err != nil {
+	if err := os.Rename(dir, filepath.Join(trash, strconv.Itoa(c.trashN))); err != nil {
 		c.log.Warn("move aside failed; deleting", "dir", dir, "err", err)
 		os.RemoveAll(dir)
 	}
 }
 
-func resetDir(dir string) func(*config) error {
-	return func(c *config) error { c.aside(dir); return nil }
-}
-
-func resetState(state string, then func(*config) error) func(*config) error {
+func (c *config) resetDir(dir, state string) func(*config) error {
 	return func(c *config) error {
-		os.RemoveAll(filepath.Join(c.work, "state", state))
-		return then(c)
+		c.aside(dir)
+		return os.RemoveAll(filepath.Join(c.work, "state", state))
 	}
 }
 
-func jobNames() []string {
-	var c config
-	var out []string
-	for _, j := range c.jobs() {
-		out = append(out, j.name)
-	}
-	return out
-}
-
-func (c *config) jobs() []job {
-	dst := "dovecot:" + c.dovecotDir() + ":dst"
-	pop := []string{"--only", "INBOX", "--ignore-flags"}
-	t := func(s string) string { return filepath.Join(c.targets(), s) }
-	return []job{
-		{name: "mbsync-i2i", tool: "mbsync", path: "IMAP->IMAP", target: dst, reset: resetDst,
-			cmd: func(c *config) []string {
-				return []string{"mbsync", "-c", filepath.Join(c.work, "mbsyncrc"), "-q", "i2i"}
-			}},
-		{name: "mailferry-i2i", tool: "mailferry", path: "IMAP->IMAP", anchorOf: "IMAP->IMAP", target: dst,
-			reset: resetState("i2i", resetDst),
-			cmd:   func(c *config) []string { return c.mailferry("i2i", c.imapURL("src"), c.imapURL("dst")) }},
-		{name: "mbsync-i2m", tool: "mbsync", path: "IMAP->Maildir", target: t("mbsync-i2m"),
-			reset: func(c *config) error { c.aside(t("mbsync-i2m")); return os.MkdirAll(t("mbsync-i2m"), 0o755) },
-			cmd: func(c *config) []string {
-				return []string{"mbsync", "-c", filepath.Join(c.work, "mbsyncrc"), "-q", "i2m"}
-			}},
-		{name: "mailferry-i2m", tool: "mailferry", path: "IMAP->Maildir", anchorOf: "IMAP->Maildir", target: t("mf-i2m"),
-			reset: resetState("i2m", resetDir(t("mf-i2m"))),
-			cmd:   func(c *config) []string { return c.mailferry("i2m", c.imapURL("src"), "maildir:"+t("mf-i2m")) }},
-		{name: "getmail-p2m", tool: "getmail6", path: "POP3->Maildir", target: t("getmail-p2m"), onlyInbox: true,
-			countArgs: []string{"--only", "INBOX", "--flat", "INBOX", "--ignore-flags"}, reset: resetGetmail,
-			cmd: func(c *config) []string {
-				return []string{"getmail", "--getmaildir", filepath.Join(c.work, "getmail-state"), "--rcfile", filepath.Join(c.work, "getmailrc")}
-			}},
-		{name: "mailferry-p2m", tool: "mailferry", path: "POP3->Maildir", anchorOf: "POP3->Maildir", target: t("mf-p2m"),
-			onlyInbox: true, countArgs: pop, reset: resetState("p2m", resetDir(t("mf-p2m"))),
-			cmd: func(c *config) []string { return c.mailferry("p2m", c.pop3URL(), "maildir:"+t("mf-p2m")) }},
-		{name: "mailferry-p2i", tool: "mailferry", path: "POP3->IMAP", anchorOf: "POP3->Maildir", target: dst,
-			onlyInbox: true, countArgs: pop, reset: resetState("p2i", resetDst),
-			cmd: func(c *config) []string { return c.mailferry("p2i", c.pop3URL(), c.imapURL("dst")) }},
-	}
-}
-
-func (c *config) want(name string) bool {
-	return len(c.only) == 0 || slices.Contains(c.only, name)
-}
-
-// resetGetmail empties getmail's Maildir (owned by the mail user when run
-// as root: getmail refuses to deliver as root) and its state.
-func resetGetmail(c *config) error {
-	d := filepath.Join(c.targets(), "getmail-p2m")
-	c.aside(d)
-	os.RemoveAll(filepath.Join(c.work, "getmail-state"))
-	for _, s := range []string{"cur", "new", "tmp"} {
-		if err := os.MkdirAll(filepath.Join(d, s), 0o755); err != nil {
+// resetDst empties user dst (kick, its Maildir and indexes moved aside),
+// mailferry's state and mbsync's.
+func (c *config) resetDst(state string) func(*config) error {
+	return func(c *config) error {
+		if err := c.srv.Kick("dst"); err != nil {
 			return err
 		}
+		c.aside(c.srv.Maildir("dst"))
+		if state != "" {
+			os.RemoveAll(filepath.Join(c.work, "state", state))
+		}
+		os.RemoveAll(filepath.Join(c.work, "mbsync-state"))
+		if err := os.MkdirAll(filepath.Join(c.work, "mbsync-state"), 0o755); err != nil {
+			return err
+		}
+		return c.writeConfigs()
 	}
-	if err := os.MkdirAll(filepath.Join(c.work, "getmail-state"), 0o755); err != nil {
+}
+
+func (c *config) resetMbsync(dir string) func(*config) error {
+	return func(c *config) error {
+		c.aside(dir)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		return c.writeConfigs()
+	}
+}
+
+func (c *config) resetOfflineimap(dir string) func(*config) error {
+	return func(c *config) error {
+		c.aside(dir)
+		os.RemoveAll(filepath.Join(c.work, "offlineimap-meta"))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		return c.writeConfigs()
+	}
+}
+
+// resetGetmail empties getmail's Maildir and state. As root, getmail
+// delivers as the mail account (it refuses root), which must own the
+// Maildir.
+func (c *config) resetGetmail(dir string) func(*config) error {
+	return func(c *config) error {
+		c.aside(dir)
+		os.RemoveAll(filepath.Join(c.work, "getmail-state"))
+		if err := os.MkdirAll(filepath.Join(c.work, "getmail-state"), 0o755); err != nil {
+			return err
+		}
+		uid, gid := c.srv.MailOwner()
+		for _, s := range []string{"", "cur", "new", "tmp"} {
+			p := filepath.Join(dir, s)
+			if err := os.MkdirAll(p, 0o755); err != nil {
+				return err
+			}
+			if os.Getuid() == 0 {
+				if err := os.Chown(p, uid, gid); err != nil {
+					return err
+				}
+			}
+		}
+		return c.writeConfigs()
+	}
+}
+
+// writeConfigs writes the configuration files of mbsync, offlineimap and
+// getmail6 for this instance (plain IMAP/POP3 on loopback, as mailferry's
+// ?tls=none; mbsync and offlineimap read-only on the source side).
+func (c *config) writeConfigs() error {
+	if err := os.MkdirAll(filepath.Join(c.work, "config"), 0o755); err != nil {
 		return err
 	}
-	if os.Getuid() == 0 {
-		owner, err := os.ReadFile(filepath.Join(c.dovecotDir(), "mailowner"))
-		if err != nil {
-			return err
-		}
-		return c.sh("chown", "-R", strings.TrimSpace(string(owner)), d)
-	}
-	return nil
-}
-
-// writeConfigs writes mbsyncrc and getmailrc as ../shared/bench/anchors.sh does.
-func (c *config) writeConfigs() error {
+	host, port, _ := strings.Cut(c.srv.IMAP, ":")
+	_, pop3Port, _ := strings.Cut(c.srv.POP3, ":")
+	t := filepath.Join(c.work, "targets")
 	mb := fmt.Sprintf(`IMAPAccount src
-Host 127.0.0.1
-Port %[1]d
+Host %[1]s
+Port %[2]s
 User src
-Pass secret
+Pass %[5]s
 SSLType None
 AuthMechs LOGIN
 
@@ -394,10 +488,10 @@ IMAPStore src
 Account src
 
 IMAPAccount dst
-Host 127.0.0.1
-Port %[1]d
+Host %[1]s
+Port %[2]s
 User dst
-Pass secret
+Pass %[5]s
 SSLType None
 AuthMechs LOGIN
 
@@ -405,8 +499,8 @@ IMAPStore dst
 Account dst
 
 MaildirStore local
-Path %[2]s/mbsync-i2m/
-Inbox %[2]s/mbsync-i2m/INBOX
+Path %[3]s/mbsync-i2m/
+Inbox %[3]s/mbsync-i2m/INBOX
 SubFolders Verbatim
 
 Channel i2i
@@ -417,7 +511,7 @@ Create Near
 Sync Pull
 Expunge None
 CopyArrivalDate yes
-SyncState %[3]s/mbsync-state/
+SyncState %[4]s/mbsync-state/
 
 Channel i2m
 Far :src:
@@ -428,29 +522,49 @@ Sync Pull
 Expunge None
 CopyArrivalDate yes
 SyncState *
-`, c.imapPort(), c.targets(), c.work)
-	if err := os.WriteFile(filepath.Join(c.work, "mbsyncrc"), []byte(mb), 0o600); err != nil {
-		return err
-	}
-	user := ""
-	if os.Getuid() == 0 { // getmail refuses to deliver as root
-		owner, err := os.ReadFile(filepath.Join(c.dovecotDir(), "mailowner"))
+`, host, port, t, c.work, dovecottest.Password)
+	oi := fmt.Sprintf(`[general]
+accounts = bench
+metadata = %[1]s/offlineimap-meta
+ui = quiet
+maxsyncaccounts = 1
+
+[Account bench]
+localrepository = local
+remoterepository = remote
+
+[Repository local]
+type = Maildir
+localfolders = %[2]s/offlineimap-i2m
+sep = /
+
+[Repository remote]
+type = IMAP
+remotehost = %[3]s
+remoteport = %[4]s
+remoteuser = src
+remotepass = %[5]s
+ssl = no
+starttls = no
+readonly = True
+maxconnections = 2
+`, c.work, t, host, port, dovecottest.Password)
+	gmUser := ""
+	if os.Getuid() == 0 {
+		uid, _ := c.srv.MailOwner()
+		u, err := user.LookupId(strconv.Itoa(uid))
 		if err != nil {
-			return err
+			return fmt.Errorf("name of uid %d: %w", uid, err)
 		}
-		uid := strings.Split(strings.TrimSpace(string(owner)), ":")[0]
-		out, err := exec.Command("id", "-nu", uid).Output()
-		if err != nil {
-			return fmt.Errorf("name of uid %s: %w", uid, err)
-		}
-		user = "user = " + strings.TrimSpace(string(out))
+		gmUser = "user = " + u.Username
 	}
 	gm := fmt.Sprintf(`[retriever]
 type = SimplePOP3Retriever
-server = 127.0.0.1
-port = %d
-username = pop
-password = secret
+server = %s
+port = %s
+username = src
+password = %s
+timeout = 20
 
 [destination]
 type = Maildir
@@ -463,175 +577,301 @@ read_all = false
 delete = false
 delivered_to = false
 received = false
-`, c.pop3Port(), c.targets(), user)
-	return os.WriteFile(filepath.Join(c.work, "getmailrc"), []byte(gm), 0o600)
+`, host, pop3Port, dovecottest.Password, t, gmUser)
+	for name, body := range map[string]string{"mbsyncrc": mb, "offlineimaprc": oi, "getmailrc": gm} {
+		if err := os.WriteFile(c.cfg(name), []byte(body), 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
-// corpusStats counts the manifest: all folders, or INBOX only.
-func (c *config) corpusStats(onlyInbox bool) (int, int64, error) {
-	f, err := os.Open(filepath.Join(c.corpusDir(), "manifest.tsv"))
-	if err != nil {
-		return 0, 0, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Scan() // header
-	var n int
-	var b int64
-	for sc.Scan() {
-		col := strings.Split(sc.Text(), "\t")
-		if len(col) < 4 || (onlyInbox && col[1] != "INBOX") {
-			continue
-		}
-		size, err := strconv.ParseInt(col[3], 10, 64)
-		if err != nil {
-			return 0, 0, fmt.Errorf("manifest: %w", err)
-		}
-		n++
-		b += size
-	}
-	return n, b, sc.Err()
+// result is one row of the table.
+type result struct {
+	size          int
+	path, tool    string
+	what          string // "copy", "re-run 1", "plan"
+	msgs          int
+	bytes         int64
+	wall, cpu     float64
+	rssMB         float64
+	load          float64 // 1-minute load average before the run
+	check         string
+	ratio         string
+	note          string
+	failed        bool
+	skipped       bool
+	copyThroughpt float64 // msgs/s of a copy row, for the ratios
+	partial       float64 // msgs/s of a copy killed by its time bound, from what it had copied
 }
 
-func (c *config) measure(stderr io.Writer) ([]result, error) {
-	var res []result
-	anchors := map[string]float64{}
-	add := func(r result, anchorOf string) {
-		if anchorOf == "" {
-			if _, ok := anchors[r.path]; !ok && r.missing == 0 && r.rc == 0 {
-				anchors[r.path] = float64(r.msgs) / r.wall
-			}
-		} else if a := anchors[anchorOf]; a > 0 {
-			r.ratio = fmt.Sprintf("%.2fx %s", float64(r.msgs)/r.wall/a, shortPath(anchorOf))
-		}
-		res = append(res, r)
-		fmt.Fprintf(stderr, "   %s %s: %.1f s, %.0f msgs/s, %.0f MB RSS, missing %d, duplicates %d %s\n",
-			r.tool, r.path, r.wall, float64(r.msgs)/r.wall, r.rssMB, r.missing, r.dups, r.ratio)
-	}
-	for _, j := range c.jobs() {
-		if !c.want(j.name) {
-			continue
-		}
-		if _, err := exec.LookPath(j.cmd(c)[0]); err != nil {
-			c.log.Warn("not installed; skipped", "tool", j.tool)
-			continue
-		}
-		r, err := c.one(j, j.name, j.cmd(c), stderr)
-		if err != nil {
-			return res, err
-		}
-		// getmail6 loses a SIGCHLD now and then (its child handler notifies
-		// before the parent waits), stalls for its socket timeout and gives
-		// up: measure again, and say so.
-		for try := 2; j.tool == "getmail6" && r.rc != 0 && try <= 3; try++ {
-			fmt.Fprintf(stderr, "   getmail6 failed (rc %d, %.0f s): attempt %d\n", r.rc, r.wall, try)
-			prev := fmt.Sprintf("attempt %d; attempt %d: rc %d after %.0f s", try, try-1, r.rc, r.wall)
-			if r, err = c.one(j, fmt.Sprintf("%s-%d", j.name, try), j.cmd(c), stderr); err != nil {
-				return res, err
-			}
-			r.note = prev
-		}
-		add(r, j.anchorOf)
-		if c.rerun && j.tool == "mailferry" {
-			r, err := c.timed(j, j.name+"-rerun", j.cmd(c), stderr) // same state: nothing to copy
-			if err != nil {
-				return res, err
-			}
-			r.path += " re-run"
-			add(r, "")
-		}
-	}
-	if c.want("sweep") || len(c.only) == 0 {
-		for _, j := range c.jobs() {
-			if j.name != "mailferry-i2i" {
-				continue
-			}
-			for _, w := range c.sweep {
-				r, err := c.one(j, fmt.Sprintf("%s-w%d", j.name, w), append(j.cmd(c), "--workers", strconv.Itoa(w)), stderr)
-				if err != nil {
-					return res, err
-				}
-				r.tool = fmt.Sprintf("mailferry -w%d", w)
-				add(r, j.anchorOf)
-			}
-		}
-	}
-	return res, nil
-}
-
-func shortPath(p string) string {
-	switch p {
-	case "IMAP->IMAP", "IMAP->Maildir":
-		return "mbsync"
-	case "POP3->Maildir":
-		return "getmail6"
-	}
-	return p
-}
-
-// one resets the target, runs the job and counts.
-func (c *config) one(j job, tag string, argv []string, stderr io.Writer) (result, error) {
+// measureJob runs one tool on one path: reset, (plan,) copy, check, and
+// for mailferry the re-runs.
+func (c *config) measureJob(ctx context.Context, j job) ([]result, error) {
 	if err := j.reset(c); err != nil {
-		return result{}, fmt.Errorf("reset for %s: %w", j.name, err)
+		return nil, fmt.Errorf("reset the target of %s %s: %w", j.tool, j.path, err)
 	}
-	return c.timed(j, tag, argv, stderr)
+	msgs, bytes := c.acct.Messages, c.bytes
+	if j.inbox {
+		msgs, bytes = c.inboxStats()
+	}
+	base := result{size: c.acct.Messages, path: pathNames[j.path], tool: j.tool, msgs: msgs, bytes: bytes}
+	tag := fmt.Sprintf("%d-%s-%s", c.acct.Messages, j.path, j.tool)
+	var out []result
+	var estimate time.Duration
+	if c.plan && j.tool == "mailferry" {
+		argv := j.argv(c)
+		report := filepath.Join(c.work, "plan-"+tag+".json")
+		argv[1] = "plan"
+		argv = append(argv, "--report", report)
+		r := base
+		r.what = "plan"
+		ru, err := c.exec(ctx, tag+"-plan", argv, c.timeout)
+		if err != nil {
+			r.failed, r.note = true, err.Error()
+		} else {
+			r.wall, r.cpu, r.rssMB, r.load = ru.wall, ru.cpu, ru.rssMB, ru.load
+			estimate, err = readEstimate(report)
+			if err != nil {
+				r.failed, r.note = true, err.Error()
+			}
+		}
+		out = append(out, r)
+	}
+	c.log.Info("run", "size", c.acct.Messages, "path", pathNames[j.path], "tool", j.tool)
+	r := base
+	r.what = "copy"
+	limit := c.timeout
+	if j.tool != "mailferry" && c.others > 0 {
+		limit = c.others
+	}
+	ru, err := c.exec(ctx, tag, j.argv(c), limit)
+	if ctx.Err() != nil {
+		return out, ctx.Err()
+	}
+	// getmail6 loses a SIGCHLD now and then (its child handler runs before
+	// the parent waits), stalls for its timeout and gives up: measure it
+	// again, up to three times, and say so.
+	for try := 2; err != nil && j.tool == "getmail6" && try <= 3 && ctx.Err() == nil; try++ {
+		c.log.Warn("getmail6 failed; measuring again", "attempt", try, "err", err)
+		r.note = fmt.Sprintf("attempt %d (attempt %d: %v after %.0f s) ", try, try-1, err, ru.wall)
+		if rerr := j.reset(c); rerr != nil {
+			return out, rerr
+		}
+		ru, err = c.exec(ctx, fmt.Sprintf("%s-%d", tag, try), j.argv(c), limit)
+	}
+	r.wall, r.cpu, r.rssMB, r.load = ru.wall, ru.cpu, ru.rssMB, ru.load
+	if err != nil {
+		r.failed, r.note = true, r.note+err.Error()
+	}
+	c.checkTarget(j, &r)
+	if !r.failed {
+		r.copyThroughpt = float64(r.msgs) / r.wall
+	}
+	out = append(out, r)
+	if estimate > 0 && len(out) == 2 {
+		dev := (estimate.Seconds() - r.wall) / r.wall * 100
+		within := "within"
+		if dev > 30 || dev < -30 {
+			within = "OUTSIDE"
+		}
+		out[0].note = fmt.Sprintf("plan estimate %.1f s vs measured copy %.1f s: %+.0f %% (%s ±30 %%)", estimate.Seconds(), r.wall, dev, within)
+		out[0].check = fmt.Sprintf("est %.1f s (%+.0f %%)", estimate.Seconds(), dev)
+	}
+	if j.tool != "mailferry" {
+		return out, nil
+	}
+	for k := 1; k <= c.reruns; k++ {
+		r := base
+		r.what = fmt.Sprintf("re-run %d", k)
+		ru, err := c.exec(ctx, fmt.Sprintf("%s-rerun%d", tag, k), j.argv(c), c.timeout)
+		if ctx.Err() != nil {
+			return out, ctx.Err()
+		}
+		r.wall, r.cpu, r.rssMB, r.load = ru.wall, ru.cpu, ru.rssMB, ru.load
+		if err != nil {
+			r.failed, r.note = true, err.Error()
+		}
+		c.checkTarget(j, &r)
+		if k == c.reruns {
+			size, err := dirSize(filepath.Join(c.work, "state", j.state))
+			if err == nil {
+				r.note = fmt.Sprintf("journal after %d runs: %.2f MB (%d bytes/message)", k+1, float64(size)/1e6, size/int64(max(r.msgs, 1)))
+			}
+		}
+		out = append(out, r)
+	}
+	return out, nil
 }
 
-// timed runs argv under /usr/bin/time -v; tag names its log files.
-func (c *config) timed(j job, tag string, argv []string, stderr io.Writer) (result, error) {
-	n, b, err := c.corpusStats(j.onlyInbox)
-	if err != nil {
-		return result{}, err
+// checkTarget fills r.check: strict for mailferry, a file count otherwise.
+func (c *config) checkTarget(j job, r *result) {
+	root := j.target
+	if j.strict {
+		exp := c.exp
+		if j.inbox {
+			exp = c.inboxExpected()
+		}
+		v, err := exp.check(root)
+		switch {
+		case err != nil:
+			r.check, r.failed = "error", true
+			r.note = strings.TrimSpace(r.note + " check: " + err.Error())
+		case !v.OK():
+			r.check, r.failed = "FAIL", true
+			r.note = strings.TrimSpace(r.note + " " + v.String() + "\n    " + strings.Join(v.Details, "\n    "))
+		default:
+			r.check = "exact"
+		}
+		return
 	}
-	r := result{tool: j.tool, path: j.path, msgs: n, bytes: b}
-	tf := filepath.Join(c.work, "time-"+tag+".txt")
+	n, err := countFiles(root)
+	if err != nil {
+		r.check = "error"
+		r.note = strings.TrimSpace(r.note + " count: " + err.Error())
+		return
+	}
+	r.check = fmt.Sprintf("%d files", n)
+	if r.failed && strings.Contains(r.note, killedAfter) && n > 0 {
+		r.partial = float64(n) / r.wall
+		r.note += fmt.Sprintf("; it had copied %d of %d messages: %.0f msgs/s", n, r.msgs, r.partial)
+	}
+	if n != r.msgs {
+		r.check += " (≠)"
+	}
+}
+
+// inboxStats is the number and size of the account's INBOX messages.
+func (c *config) inboxStats() (int, int64) {
+	counts := folderCounts(c.acct.Messages)
+	var b int64
+	for i := 0; i < counts[0]; i++ {
+		b += int64(len(generate(c.acct, counts, i).Body))
+	}
+	return counts[0], b
+}
+
+// inboxExpected is the oracle of a POP3 copy: INBOX only, into the
+// target's INBOX, flags not carried (POP3 has none), dates from the
+// message's Date header (mailferry's POP3 internal date).
+func (c *config) inboxExpected() *expected {
+	counts := folderCounts(c.acct.Messages)
+	e := &expected{index: map[[32]byte]int32{}}
+	for i := 0; i < counts[0]; i++ {
+		m := generate(c.acct, counts, i)
+		e.index[messageKey("INBOX", m.Body)] = int32(i)
+		e.msgs = append(e.msgs, expectedMsg{flags: "", date: m.Date.Unix()})
+	}
+	return e
+}
+
+func readEstimate(file string) (time.Duration, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return 0, fmt.Errorf("read the plan report: %w", err)
+	}
+	var v struct {
+		Plan struct {
+			Estimate time.Duration `json:"estimate_ns"`
+		} `json:"plan"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return 0, fmt.Errorf("read the plan report %s: %w", file, err)
+	}
+	return v.Plan.Estimate, nil
+}
+
+func dirSize(dir string) (int64, error) {
+	var n int64
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type().IsRegular() {
+			st, err := d.Info()
+			if err != nil {
+				return err
+			}
+			n += st.Size()
+		}
+		return nil
+	})
+	return n, err
+}
+
+// usage of one child process.
+type rusage struct {
+	wall, cpu, rssMB, load float64
+}
+
+// exec runs argv (its output into log-TAG.txt under --work) under limit,
+// and returns its wall time, CPU time and peak RSS (the child's own, see
+// below).
+func (c *config) exec(ctx context.Context, tag string, argv []string, limit time.Duration) (rusage, error) {
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
 	logf, err := os.Create(filepath.Join(c.work, "log-"+tag+".txt"))
 	if err != nil {
-		return r, err
+		return rusage{}, err
 	}
 	defer logf.Close()
-	fmt.Fprintf(stderr, "== %s (%s): %s\n", j.tool, j.path, strings.Join(argv, " "))
-	full := append([]string{"-v", "-o", tf, "timeout", strconv.Itoa(int(c.timeout.Seconds()))}, argv...)
-	cmd := exec.Command("/usr/bin/time", full...)
-	cmd.Env = c.env()
+	c.log.Debug("exec", "argv", strings.Join(argv, " "))
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Env = append(os.Environ(), "MAILFERRY_SOURCE_PASSWORD="+dovecottest.Password, "MAILFERRY_TARGET_PASSWORD="+dovecottest.Password)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	r.load = loadAvg()
-	busy0 := boxBusy()
-	err = cmd.Run()
-	r.boxCPU = boxBusy() - busy0
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		r.rc = ee.ExitCode()
-	case err != nil:
-		return r, fmt.Errorf("run %s: %w", j.name, err)
+	var ru rusage
+	ru.load = loadAvg()
+	// wait4's ru_maxrss is the child's peak only when it is above ours:
+	// Go starts children with vfork semantics and the kernel carries the
+	// parent's RSS high-water mark into the child at exec. Below that
+	// floor, the child's own VmHWM, sampled while it runs, is the answer.
+	floor := vmHWM("self")
+	t0 := time.Now()
+	err = cmd.Start()
+	var sampled int64
+	if err == nil {
+		done := make(chan struct{})
+		sampler := make(chan int64)
+		go func() {
+			pid, peak := strconv.Itoa(cmd.Process.Pid), int64(0)
+			tick := time.NewTicker(20 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				peak = max(peak, vmHWM(pid))
+				select {
+				case <-done:
+					sampler <- peak
+					return
+				case <-tick.C:
+				}
+			}
+		}()
+		err = cmd.Wait()
+		close(done)
+		sampled = <-sampler
 	}
-	if err := parseTime(tf, &r); err != nil {
-		return r, err
-	}
-	return r, c.count(j, &r)
-}
-
-// boxBusy returns the machine's non-idle CPU seconds so far (/proc/stat):
-// the tool, Dovecot, and whatever else runs on the box.
-func boxBusy() float64 {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(line)
-	var busy float64
-	for i, s := range f[1:] {
-		if i == 3 || i == 4 { // idle, iowait
-			continue
+	ru.wall = max(time.Since(t0).Seconds(), 0.001)
+	if ps := cmd.ProcessState; ps != nil {
+		ru.cpu = (ps.UserTime() + ps.SystemTime()).Seconds()
+		if u, ok := ps.SysUsage().(*syscall.Rusage); ok {
+			kb := int64(u.Maxrss)
+			if kb <= floor && sampled > 0 {
+				kb = sampled
+			}
+			ru.rssMB = float64(kb) / 1024
 		}
-		v, _ := strconv.ParseFloat(s, 64)
-		busy += v
 	}
-	return busy / 100 // USER_HZ
+	if err != nil {
+		if ctx.Err() == context.DeadlineExceeded {
+			return ru, fmt.Errorf("%s: %s %s (log %s)", filepath.Base(argv[0]), killedAfter, limit, logf.Name())
+		}
+		return ru, fmt.Errorf("%s: %w (log %s)", filepath.Base(argv[0]), err, logf.Name())
+	}
+	return ru, nil
 }
 
+// loadAvg is the 1-minute load average (0 when unknown): on a shared
+// machine, the context of a number.
 func loadAvg() float64 {
 	b, _ := os.ReadFile("/proc/loadavg")
 	f := strings.Fields(string(b))
@@ -642,72 +882,81 @@ func loadAvg() float64 {
 	return x
 }
 
-func parseTime(file string, r *result) error {
-	b, err := os.ReadFile(file)
+// vmHWM is the peak resident set size in KiB of process pid ("self": this
+// one) from /proc (0 when unknown: the process is gone).
+func vmHWM(pid string) int64 {
+	b, err := os.ReadFile("/proc/" + pid + "/status")
 	if err != nil {
-		return fmt.Errorf("read time -v output: %w", err)
+		return 0
 	}
-	var user, sys float64
 	for _, ln := range strings.Split(string(b), "\n") {
-		k, v, ok := strings.Cut(strings.TrimSpace(ln), ": ")
-		if !ok {
-			continue
-		}
-		switch {
-		case strings.HasPrefix(k, "Elapsed (wall clock)"):
-			var s float64
-			for _, p := range strings.Split(v, ":") {
-				x, _ := strconv.ParseFloat(p, 64)
-				s = s*60 + x
-			}
-			r.wall = max(s, 0.01)
-		case k == "Maximum resident set size (kbytes)":
-			x, _ := strconv.ParseFloat(v, 64)
-			r.rssMB = x / 1024
-		case k == "User time (seconds)":
-			user, _ = strconv.ParseFloat(v, 64)
-		case k == "System time (seconds)":
-			sys, _ = strconv.ParseFloat(v, 64)
+		if v, ok := strings.CutPrefix(ln, "VmHWM:"); ok {
+			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return n
 		}
 	}
-	r.cpu = user + sys
-	return nil
+	return 0
 }
 
-// count checks the target against the corpus with maildir-tool.py count.
-func (c *config) count(j job, r *result) error {
-	args := append([]string{c.script("maildir-tool.py"), "count", j.target, "--expect",
-		filepath.Join(c.corpusDir(), "manifest.tsv")}, j.countArgs...)
-	out, err := exec.Command("python3", append(args, "--json")...).Output()
-	if err != nil && len(out) == 0 {
-		return fmt.Errorf("count %s: %w", j.target, err)
+// killedAfter starts the error of a run killed by its time bound.
+const killedAfter = "killed after"
+
+// repoRoot is the directory holding go.mod.
+func repoRoot() (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
 	}
-	var v struct {
-		Total map[string]int `json:"total"`
+	mod := strings.TrimSpace(string(out))
+	if mod == "" || mod == os.DevNull {
+		return "", errors.New("run from inside the mailferry module")
 	}
-	if err := json.Unmarshal(out, &v); err != nil {
-		return fmt.Errorf("count %s: %w", j.target, err)
+	return filepath.Dir(mod), nil
+}
+
+// ratios sets, on each copy row of one path, how many times faster
+// mailferry's copy was (msgs/s).
+func ratios(rs []result) {
+	var mf float64
+	for _, r := range rs {
+		if r.tool == "mailferry" && r.what == "copy" {
+			mf = r.copyThroughpt
+		}
 	}
-	t := v.Total
-	r.found, r.missing = t["found"], t["missing"]
-	r.dups = t["found"] - t["expected"] + t["missing"]
-	r.changed = t["modified"] + t["unknown"]
-	r.flagMismatch = t["flag_mismatch"]
-	return nil
+	for i := range rs {
+		r := &rs[i]
+		switch {
+		case r.what != "copy" || mf == 0:
+		case r.copyThroughpt > 0:
+			r.ratio = fmt.Sprintf("%.2fx", mf/r.copyThroughpt)
+		case r.partial > 0:
+			r.ratio = fmt.Sprintf("~%.2fx", mf/r.partial)
+		}
+	}
 }
 
 func printTable(w io.Writer, res []result) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "tool\tpath\tmsgs\tMB\twall s\tmsgs/s\tMB/s\tpeak RSS MB\tCPU s\tbox CPU s\tload\trc\tmissing\tduplicates\tmodified\tflags≠\tratio\t")
+	fmt.Fprintln(tw, "msgs\tpath\ttool\trun\tMB\twall s\tmsgs/s\tMB/s\tpeak RSS MB\tCPU s\tload\tcheck\tmailferry ×\t")
 	for _, r := range res {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%.1f\t%.2f\t%.0f\t%.1f\t%.0f\t%.1f\t%.1f\t%.1f\t%d\t%d\t%d\t%d\t%d\t%s\t\n",
-			r.tool, r.path, r.msgs, float64(r.bytes)/1e6, r.wall, float64(r.msgs)/r.wall, float64(r.bytes)/1e6/r.wall,
-			r.rssMB, r.cpu, r.boxCPU, r.load, r.rc, r.missing, r.dups, r.changed, r.flagMismatch, r.ratio)
+		if r.skipped {
+			continue
+		}
+		rate, mbs := "", ""
+		switch {
+		case r.what == "copy" && r.partial > 0:
+			rate = fmt.Sprintf("~%.0f", r.partial)
+		case r.what == "copy" && r.wall > 0 && !strings.Contains(r.note, killedAfter):
+			rate = fmt.Sprintf("%.0f", float64(r.msgs)/r.wall)
+			mbs = fmt.Sprintf("%.1f", float64(r.bytes)/1e6/r.wall)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%.1f\t%.2f\t%s\t%s\t%.0f\t%.1f\t%.1f\t%s\t%s\t\n",
+			r.msgs, r.path, r.tool, r.what, float64(r.bytes)/1e6, r.wall, rate, mbs, r.rssMB, r.cpu, r.load, r.check, r.ratio)
 	}
 	tw.Flush()
 	for _, r := range res {
 		if r.note != "" {
-			fmt.Fprintf(w, "note: %s %s: %s\n", r.tool, r.path, r.note)
+			fmt.Fprintf(w, "note: %d %s %s %s: %s\n", r.size, r.path, r.tool, r.what, r.note)
 		}
 	}
 }

@@ -7,35 +7,25 @@ import (
 	"crypto/x509"
 	"io"
 	"os"
-	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/mailferry/mailferry/internal/failure"
+	"github.com/mailferry/mailferry/internal/testkit/corpus"
+	"github.com/mailferry/mailferry/internal/testkit/dovecottest"
 	"github.com/mailferry/mailferry/source"
 )
 
-// TestDovecot checks RETR against a real Dovecot started with
-// /work/shared/bench/dovecot-up.sh DIR PORTBASE and loaded with
-// load-corpus.sh DIR pop CORPUS --only INBOX. It runs only when
-// MAILFERRY_POP3_DOVECOT_DIR=DIR is set; MAILFERRY_POP3_DOVECOT_CORPUS
-// names the corpus directory (its INBOX/*.eml must equal what RETR returns).
+// TestDovecot checks RETR against a real Dovecot
+// (internal/testkit/dovecottest) whose user "pop" holds a generated
+// INBOX (internal/testkit/corpus): every message comes back byte-identical
+// over STLS and over implicit TLS.
 func TestDovecot(t *testing.T) {
-	dir := os.Getenv("MAILFERRY_POP3_DOVECOT_DIR")
-	if dir == "" {
-		t.Skip("MAILFERRY_POP3_DOVECOT_DIR not set")
-	}
-	conf, err := os.ReadFile(filepath.Join(dir, "dovecot.conf"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ports := map[string]string{}
-	for _, m := range regexp.MustCompile(`inet_listener (pop3s?) \{\s*address = \S+\s*port = (\d+)`).FindAllStringSubmatch(string(conf), -1) {
-		ports[m[1]] = m[2]
-	}
-	pem, err := os.ReadFile(filepath.Join(dir, "ssl", "cert.pem"))
+	dv := dovecottest.Start(t, dovecottest.Options{Users: []string{"pop"}})
+	msgs := corpus.Generate(corpus.Options{Messages: 120, Seed: 12, OnlyInbox: true})
+	dv.Load(t, "pop", msgs)
+	pem, err := os.ReadFile(dv.CAFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,26 +33,19 @@ func TestDovecot(t *testing.T) {
 	pool.AppendCertsFromPEM(pem)
 
 	want := map[[32]byte]int{}
-	if corpus := os.Getenv("MAILFERRY_POP3_DOVECOT_CORPUS"); corpus != "" {
-		files, _ := filepath.Glob(filepath.Join(corpus, "INBOX", "*.eml"))
-		for _, f := range files {
-			b, err := os.ReadFile(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			want[sha256.Sum256(b)]++
-		}
+	for _, m := range msgs {
+		want[sha256.Sum256(m.Body)]++
 	}
 	for _, tt := range []struct {
 		name string
 		sec  Security
-		port string
-	}{{"stls", STARTTLS, ports["pop3"]}, {"implicit", Implicit, ports["pop3s"]}} {
+		addr string
+	}{{"stls", STARTTLS, dv.POP3}, {"implicit", Implicit, dv.POP3S}} {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			src, err := Open(ctx, Config{Addr: "127.0.0.1:" + tt.port, Security: tt.sec,
-				TLSConfig: &tls.Config{RootCAs: pool}, User: "pop", Password: "secret", Timeout: 10 * time.Second})
+			src, err := Open(ctx, Config{Addr: tt.addr, Security: tt.sec,
+				TLSConfig: &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}, User: "pop", Password: dovecottest.Password, Timeout: 10 * time.Second})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -93,37 +76,25 @@ func TestDovecot(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Logf("%d messages fetched", len(metas))
-			if len(want) > 0 {
-				missing := 0
-				for h, n := range want {
-					if got[h] != n {
-						missing++
-					}
+			missing := 0
+			for h, n := range want {
+				if got[h] != n {
+					missing++
 				}
-				if missing > 0 || len(got) != len(want) {
-					t.Errorf("%d corpus messages not returned byte-identical (%d distinct fetched, %d expected)", missing, len(got), len(want))
-				}
+			}
+			if missing > 0 || len(got) != len(want) || len(metas) != len(msgs) {
+				t.Errorf("%d corpus messages not returned byte-identical (%d of %d listed, %d distinct fetched, %d expected)",
+					missing, len(metas), len(msgs), len(got), len(want))
 			}
 		})
 	}
 }
 
 func TestDovecotWrongPassword(t *testing.T) {
-	dir := os.Getenv("MAILFERRY_POP3_DOVECOT_DIR")
-	if dir == "" {
-		t.Skip("MAILFERRY_POP3_DOVECOT_DIR not set")
-	}
-	conf, err := os.ReadFile(filepath.Join(dir, "dovecot.conf"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := regexp.MustCompile(`inet_listener pop3 \{\s*address = \S+\s*port = (\d+)`).FindStringSubmatch(string(conf))
-	if m == nil {
-		t.Fatal("no pop3 listener in dovecot.conf")
-	}
+	dv := dovecottest.Start(t, dovecottest.Options{Users: []string{"pop"}})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	_, err = Open(ctx, Config{Addr: "127.0.0.1:" + m[1], Security: None, User: "pop", Password: "not-the-password", Timeout: 10 * time.Second})
+	_, err := Open(ctx, Config{Addr: dv.POP3, Security: None, User: "pop", Password: "not-the-password", Timeout: 10 * time.Second})
 	if !failure.Is(err, failure.Auth) || strings.Contains(err.Error(), "not-the-password") {
 		t.Fatalf("err = %v (kind %v)", err, failure.KindOf(err))
 	}

@@ -1,7 +1,6 @@
 package imap
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -9,10 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
-	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -21,44 +17,35 @@ import (
 
 	"github.com/mailferry/mailferry/internal/imapconn"
 	"github.com/mailferry/mailferry/internal/mailbox"
+	"github.com/mailferry/mailferry/internal/testkit/corpus"
+	"github.com/mailferry/mailferry/internal/testkit/dovecottest"
 	srcimap "github.com/mailferry/mailferry/source/imap"
 	"github.com/mailferry/mailferry/target"
 )
 
-// TestDovecot runs against a private Dovecot started with
-// /work/shared/bench/dovecot-up.sh DIR PORTBASE whose user "src" holds a
-// corpus from make-corpus.py (load-corpus.sh DIR src CORPUS):
-//
-//	MAILFERRY_IMAP_DOVECOT_DIR=DIR MAILFERRY_IMAP_CORPUS=CORPUS go test ./target/imap -run Dovecot
-//
-// It lists the folders, fetches every message of src and compares bytes,
-// flags and dates with the corpus, streams each one into user dst (STARTTLS
-// with the instance's certificate) and checks dst holds the same.
+// TestDovecot runs against a private Dovecot (internal/testkit/dovecottest)
+// whose user "src" holds a generated corpus (internal/testkit/corpus's
+// default folders: nested, non-ASCII names; flags, keywords, attachments,
+// exact duplicates). It lists the
+// folders, fetches every message of src and compares bytes, flags and
+// dates with the corpus, streams each one into user dst (STARTTLS with the
+// instance's certificate) and checks dst holds the same.
 func TestDovecot(t *testing.T) {
-	dir, corpus := os.Getenv("MAILFERRY_IMAP_DOVECOT_DIR"), os.Getenv("MAILFERRY_IMAP_CORPUS")
-	if dir == "" || corpus == "" {
-		t.Skip("MAILFERRY_IMAP_DOVECOT_DIR and MAILFERRY_IMAP_CORPUS not set")
-	}
-	conf, err := os.ReadFile(filepath.Join(dir, "dovecot.conf"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := regexp.MustCompile(`inet_listener imap \{\s*[^}]*port = (\d+)`).FindSubmatch(conf)
-	if m == nil {
-		t.Fatal("no imap port in dovecot.conf")
-	}
-	pem, err := os.ReadFile(filepath.Join(dir, "ssl", "cert.pem"))
+	dv := dovecottest.Start(t, dovecottest.Options{Users: []string{"src", "dst"}})
+	msgs := corpus.Generate(corpus.Options{Messages: 300, Seed: 11})
+	dv.Load(t, "src", msgs)
+	pem, err := os.ReadFile(dv.CAFile)
 	if err != nil {
 		t.Fatal(err)
 	}
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(pem)
-	cfg := imapconn.Config{Addr: "127.0.0.1:" + string(m[1]), Security: imapconn.STARTTLS,
-		TLSConfig: &tls.Config{RootCAs: pool}, User: "src", Password: "secret", Timeout: 10 * time.Second}
+	cfg := imapconn.Config{Addr: dv.IMAP, Security: imapconn.STARTTLS,
+		TLSConfig: &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}, User: "src", Password: dovecottest.Password, Timeout: 10 * time.Second}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
-	want := readCorpus(t, corpus)
+	want := corpusEntries(msgs)
 	dcfg := cfg
 	dcfg.User = "dst"
 	emptyAccount(ctx, t, dcfg)
@@ -176,35 +163,13 @@ func compare(t *testing.T, what string, got, want map[string][]string) {
 	t.Logf("%s: %d messages in %d folders compared", what, n, len(want))
 }
 
-func readCorpus(t *testing.T, dir string) map[string][]string {
-	flags := map[string][]string{}
-	ff, err := os.Open(filepath.Join(dir, "flags.tsv"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ff.Close()
-	sc := bufio.NewScanner(ff)
-	for sc.Scan() {
-		file, fl, _ := strings.Cut(sc.Text(), "\t")
-		flags[file] = strings.Fields(fl)
-	}
-	mf, err := os.Open(filepath.Join(dir, "manifest.tsv"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer mf.Close()
+// corpusEntries is what the account holds, per folder: entry of each
+// message (Dovecot stores LF and delivers CRLF; the corpus is CRLF).
+func corpusEntries(msgs []corpus.Message) map[string][]string {
 	out := map[string][]string{}
-	sc = bufio.NewScanner(mf)
-	sc.Scan() // header
-	for sc.Scan() {
-		cols := strings.Split(sc.Text(), "\t")
-		b, err := os.ReadFile(filepath.Join(dir, cols[0]))
-		if err != nil {
-			t.Fatal(err)
-		}
-		sum := sha256.Sum256(b)
-		epoch, _ := strconv.ParseInt(cols[6], 10, 64)
-		out[cols[1]] = append(out[cols[1]], entry(sum[:], flags[cols[0]], time.Unix(epoch, 0)))
+	for _, m := range msgs {
+		sum := sha256.Sum256(m.Body)
+		out[m.Folder] = append(out[m.Folder], entry(sum[:], m.Flags, m.Date))
 	}
 	return out
 }
