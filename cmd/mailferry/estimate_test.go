@@ -44,7 +44,7 @@ func TestEstimateRun(t *testing.T) {
 		limitedBy string
 	}{
 		{"maildir, 4 workers read at 400/s", estimateInput{Folders: one, Workers: 4}, sampleOf(4, 200, 400, size),
-			secs(10000.0 / 400 * storeFactorMaildir), ""},
+			secs(10000.0/400*storeFactorMaildir + startupSec), ""},
 		{"IMAP target, one folder: one worker's rate", estimateInput{Folders: one, Workers: 4, IMAPTarget: true}, sampleOf(4, 200, 400, size),
 			imapMid(10000.0/200, 10000, 10000*size, 1), ""},
 		{"IMAP target, four even folders: all workers", estimateInput{Folders: even, Workers: 4, IMAPTarget: true}, sampleOf(4, 200, 400, size),
@@ -53,19 +53,19 @@ func TestEstimateRun(t *testing.T) {
 			imapMid(5000.0/(200+200.0/3), 5000, 5000*size, 2), ""},
 		{"IMAP target, fast reads: the store decides", estimateInput{Folders: even, Workers: 4, IMAPTarget: true}, sampleOf(4, 4000, 8000, size),
 			imapMid(10000.0/8000, 10000, 10000*size, 4), ""},
-		{"Maildir with its file system probed: read, then store", estimateInput{Folders: one, Workers: 4,
+		{"Maildir with its file system probed: read and store overlap", estimateInput{Folders: one, Workers: 4,
 			Store: &storeSample{Sessions: 4, Msgs: 500, Bytes: 500 * size, Time: time.Second}}, sampleOf(4, 200, 400, size),
-			secs((10000.0/400 + 10000.0/500) * maildirOverhead), ""},
+			secs((10000.0/400+10000.0/500/4)*maildirOverhead + startupSec), ""},
 		{"listing comes first", estimateInput{Folders: one, Workers: 4, Listing: 7 * time.Second}, sampleOf(4, 200, 400, size),
-			7*time.Second + secs(10000.0/400*storeFactorMaildir), ""},
+			7*time.Second + secs(10000.0/400*storeFactorMaildir+startupSec), ""},
 		{"--max-rate 5: 600 messages take two minutes", estimateInput{Folders: []folderWork{{600, 600 * size}}, Workers: 4, MaxRate: 5}, sampleOf(4, 200, 400, size),
 			2 * time.Minute, "--max-rate"},
 		{"--max-bandwidth 1 MB/s", estimateInput{Folders: one, Workers: 4, MaxBandwidth: 1e6}, sampleOf(4, 200, 400, size),
 			100 * time.Second, "--max-bandwidth"},
 		{"--max-rate above what the servers do: no effect", estimateInput{Folders: one, Workers: 4, MaxRate: 1000}, sampleOf(4, 200, 400, size),
-			secs(10000.0 / 400 * storeFactorMaildir), ""},
+			secs(10000.0/400*storeFactorMaildir + startupSec), ""},
 		{"no sample: the default rate", estimateInput{Folders: one, Workers: 4}, nil,
-			secs(max(10000.0*size/defaultBytesPerSec, 10000.0/defaultMsgsPerSec) / 4 * storeFactorMaildir), ""},
+			secs(max(10000.0*size/defaultBytesPerSec, 10000.0/defaultMsgsPerSec)/4*storeFactorMaildir + startupSec), ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			e := estimateRun(c.in, c.s)
@@ -95,7 +95,7 @@ func imapMid(readSec float64, n int, b int64, sessions int) time.Duration {
 	if sessions == 1 {
 		store *= 1.6
 	}
-	return secs(max(readSec, store) + min(readSec, store)/4)
+	return secs(max(readSec, store) + min(readSec, store)/4 + startupSec)
 }
 
 // TestEstimateRangeWidens: a sample whose messages are much smaller than
