@@ -55,7 +55,7 @@ func TestEstimateRun(t *testing.T) {
 			imapMid(10000.0/8000, 10000, 10000*size, 4), ""},
 		{"Maildir with its file system probed: read and store overlap", estimateInput{Folders: one, Workers: 4,
 			Store: &storeSample{Sessions: 4, Msgs: 500, Bytes: 500 * size, Time: time.Second}}, sampleOf(4, 200, 400, size),
-			secs((10000.0/400+10000.0/500/4)*maildirOverhead + startupSec), ""},
+			secs((10000.0/400+10000.0/500/storeProbeScale/4)*maildirOverhead + startupSec), ""},
 		{"listing comes first", estimateInput{Folders: one, Workers: 4, Listing: 7 * time.Second}, sampleOf(4, 200, 400, size),
 			7*time.Second + secs(10000.0/400*storeFactorMaildir+startupSec), ""},
 		{"--max-rate 5: 600 messages take two minutes", estimateInput{Folders: []folderWork{{600, 600 * size}}, Workers: 4, MaxRate: 5}, sampleOf(4, 200, 400, size),
