@@ -11,7 +11,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"text/tabwriter"
 	"time"
 
 	"github.com/rivo/uniseg"
@@ -615,8 +614,8 @@ func printSummary(w io.Writer, s *migrate.Summary, src, tgt fmt.Stringer, runErr
 		fmt.Fprintf(w, "  skipped        %d larger than --max-size (not a failure; listed in --report)\n", s.SkippedMsgs)
 	}
 	if s.Workers > 0 {
-		fmt.Fprintf(w, "  time           %s (%.0f messages/s, %.1f MB/s, %d workers)\n",
-			s.Elapsed.Round(time.Millisecond), s.MessagesPerSecond(), float64(s.Bytes)/1e6/max(s.Elapsed.Seconds(), 1e-9), s.Workers)
+		fmt.Fprintf(w, "  time           %s (%.0f messages/s, %.1f MB/s, %s)\n",
+			s.Elapsed.Round(time.Millisecond), s.MessagesPerSecond(), float64(s.Bytes)/1e6/max(s.Elapsed.Seconds(), 1e-9), plural(s.Workers, "worker", "workers"))
 	} else {
 		fmt.Fprintf(w, "  time           %s\n", s.Elapsed.Round(time.Millisecond))
 	}
@@ -630,16 +629,16 @@ func printSummary(w io.Writer, s *migrate.Summary, src, tgt fmt.Stringer, runErr
 		fmt.Fprintf(w, "  repaired       %d message(s) had bare LF line ends, stored with CRLF\n", s.BareLFFixed)
 	}
 	if len(s.Folders) > 1 {
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "  FOLDER\tTARGET\tLISTED\tCOPIED\tTHERE\tFAILED\t")
+		t := &table{right: []bool{false, false, false, true, true, true, true}}
+		t.row("", "FOLDER", "TARGET", "LISTED", "COPIED", "THERE", "FAILED")
 		for _, f := range s.Folders {
 			if f.Skipped != "" {
-				fmt.Fprintf(tw, "  %s\t(skipped: %s)\t\t\t\t\t\n", f.Source, f.Skipped)
+				t.row("", f.Source, "(skipped: "+f.Skipped+")") // a note row: does not widen the columns
 				continue
 			}
-			fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t%d\t%d\t\n", f.Source, f.Target, f.Listed, f.Copied, f.AlreadyThere, f.Failed)
+			t.row("", f.Source, f.Target, fmt.Sprint(f.Listed), fmt.Sprint(f.Copied), fmt.Sprint(f.AlreadyThere), fmt.Sprint(f.Failed))
 		}
-		tw.Flush()
+		t.write(w)
 	}
 	for _, f := range s.Folders {
 		if f.Renamed != "" {
@@ -672,13 +671,13 @@ func printSummary(w io.Writer, s *migrate.Summary, src, tgt fmt.Stringer, runErr
 const verifyListCap = 20
 
 func printVerify(w io.Writer, r *migrate.VerifyReport, src, tgt *endpoint) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "  FOLDER\tTARGET\tSOURCE\tIN TARGET\tMISSING\tDUPLICATED\tFLAGS\tDATES\tEXTRA\t")
+	t := &table{right: []bool{false, false, false, true, true, true, true, true, true, true}}
+	t.row("", "FOLDER", "TARGET", "SOURCE", "IN TARGET", "MISSING", "DUPLICATED", "FLAGS", "DATES", "EXTRA")
 	for _, f := range r.Folders {
-		fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%d\t\n", f.Source, f.Target, f.SourceCount, f.TargetCount,
-			f.Missing, f.Duplicated, checked(r.FlagsChecked, f.FlagMismatches), checked(r.DatesChecked, f.DateMismatches), f.Extra)
+		t.row("", f.Source, f.Target, fmt.Sprint(f.SourceCount), fmt.Sprint(f.TargetCount), fmt.Sprint(f.Missing),
+			fmt.Sprint(f.Duplicated), checked(r.FlagsChecked, f.FlagMismatches), checked(r.DatesChecked, f.DateMismatches), fmt.Sprint(f.Extra))
 	}
-	tw.Flush()
+	t.write(w)
 	sid, tid := idLabel(src), idLabel(tgt)
 	kinds := []struct{ kind, title string }{
 		{migrate.ProblemMissing, "Missing from the target"},
