@@ -853,13 +853,11 @@ func (c *config) exec(ctx context.Context, tag string, argv []string, limit time
 	ru.wall = max(time.Since(t0).Seconds(), 0.001)
 	if ps := cmd.ProcessState; ps != nil {
 		ru.cpu = (ps.UserTime() + ps.SystemTime()).Seconds()
-		if u, ok := ps.SysUsage().(*syscall.Rusage); ok {
-			kb := int64(u.Maxrss)
-			if kb <= floor && sampled > 0 {
-				kb = sampled
-			}
-			ru.rssMB = float64(kb) / 1024
+		kb := maxRSSKiB(ps)
+		if kb <= floor && sampled > 0 {
+			kb = sampled
 		}
+		ru.rssMB = float64(kb) / 1024
 	}
 	if err != nil {
 		if ctx.Err() == context.DeadlineExceeded {

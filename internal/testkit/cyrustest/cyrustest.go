@@ -324,7 +324,7 @@ func (s *Server) run() error {
 	cmd.Stdout, cmd.Stderr = s.stderr, s.stderr
 	// Pdeathsig does not survive the master's switch to the cyrus account,
 	// but covers the start.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM, Setpgid: true}
+	servertest.OwnGroup(cmd)
 	if err := cmd.Start(); err != nil {
 		return err
 	}
@@ -366,12 +366,12 @@ func (s *Server) stop(tb testing.TB) {
 		case <-s.exited:
 		case <-time.After(10 * time.Second):
 			tb.Logf("cyrustest: master (pid %d) did not stop in 10 s; killing it", s.cmd.Process.Pid)
-			syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+			servertest.KillGroup(s.cmd.Process)
 			<-s.exited
 		}
 	}
 	// Children the master left behind (it waits for none on SIGTERM).
-	syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+	servertest.KillGroup(s.cmd.Process)
 	s.cmd = nil
 }
 

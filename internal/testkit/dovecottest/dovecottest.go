@@ -332,8 +332,7 @@ func (s *Server) run(dovecot string) error {
 	s.stderr = &servertest.LockedBuffer{}
 	cmd := exec.Command(dovecot, "-F", "-c", s.Conf)
 	cmd.Stdout, cmd.Stderr = s.stderr, s.stderr
-	// The master dies with the test process even when cleanups do not run.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM, Setpgid: true}
+	servertest.OwnGroup(cmd)
 	if err := cmd.Start(); err != nil {
 		return err
 	}
@@ -393,7 +392,7 @@ func (s *Server) stop(tb testing.TB) {
 	case <-s.exited:
 	case <-time.After(10 * time.Second):
 		tb.Logf("dovecottest: dovecot (pid %d) did not stop in 10 s; killing it", s.cmd.Process.Pid)
-		syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+		servertest.KillGroup(s.cmd.Process)
 		<-s.exited
 	}
 	s.cmd = nil

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -78,81 +77,16 @@ func DumpMaildir(tb testing.TB, root string) []corpus.Message {
 }
 
 func dumpMaildir(root string) ([]corpus.Message, error) {
-	ents, err := os.ReadDir(root)
-	if os.IsNotExist(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	dirs := map[string]string{} // canonical name -> directory
-	if isDir(filepath.Join(root, "cur")) || isDir(filepath.Join(root, "new")) {
-		dirs["INBOX"] = root
-	}
-	for _, e := range ents {
-		n := e.Name()
-		if !e.IsDir() || !strings.HasPrefix(n, ".") || n == "." || n == ".." {
-			continue
-		}
-		d := filepath.Join(root, n)
-		if !isDir(filepath.Join(d, "cur")) && !isDir(filepath.Join(d, "new")) {
-			continue
-		}
-		parts := strings.Split(n[1:], ".")
-		for i, p := range parts {
-			parts[i] = unescapeList(mutf7Decode(p))
-		}
-		name := strings.Join(parts, "/")
-		if strings.EqualFold(name, "INBOX") {
-			name = "INBOX"
-		}
-		if other, dup := dirs[name]; dup {
-			return nil, fmt.Errorf("folder %q is stored twice: %s and %s", name, other, d)
-		}
-		dirs[name] = d
-	}
-	names := make([]string, 0, len(dirs))
-	for n := range dirs {
-		names = append(names, n)
-	}
-	sortFolders(names)
 	var out []corpus.Message
-	for _, name := range names {
-		d := dirs[name]
-		kw, err := readKeywords(filepath.Join(d, "dovecot-keywords"))
+	err := WalkMaildir(root, func(f MaildirFile) error {
+		body, err := os.ReadFile(f.Path)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		for _, sub := range []string{"cur", "new"} {
-			files, err := os.ReadDir(filepath.Join(d, sub))
-			if os.IsNotExist(err) {
-				continue
-			}
-			if err != nil {
-				return nil, err
-			}
-			for _, f := range files {
-				if f.IsDir() || strings.HasPrefix(f.Name(), ".") {
-					continue
-				}
-				p := filepath.Join(d, sub, f.Name())
-				body, err := os.ReadFile(p)
-				if err != nil {
-					return nil, err
-				}
-				st, err := os.Stat(p)
-				if err != nil {
-					return nil, err
-				}
-				flags, err := parseFlags(f.Name(), kw)
-				if err != nil {
-					return nil, fmt.Errorf("%s: %w", p, err)
-				}
-				out = append(out, corpus.Message{Folder: name, Body: body, Flags: flags, Date: st.ModTime().Truncate(time.Second), MessageID: corpus.MessageIDOf(body)})
-			}
-		}
-	}
-	return out, nil
+		out = append(out, corpus.Message{Folder: f.Folder, Body: body, Flags: f.Flags, Date: f.Date, MessageID: corpus.MessageIDOf(body)})
+		return nil
+	})
+	return out, err
 }
 
 func isDir(p string) bool {

@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -175,8 +174,8 @@ func WalkMaildir(root string, fn func(MaildirFile) error) error {
 					continue
 				}
 				p := filepath.Join(d, sub, f.Name())
-				var st syscall.Stat_t
-				if err := syscall.Stat(p, &st); err != nil {
+				st, err := os.Stat(p)
+				if err != nil {
 					return fmt.Errorf("stat %s: %w", p, err)
 				}
 				flags, err := parseFlags(f.Name(), kw)
@@ -184,7 +183,7 @@ func WalkMaildir(root string, fn func(MaildirFile) error) error {
 					return fmt.Errorf("%s: %w", p, err)
 				}
 				if err := fn(MaildirFile{Folder: name, Path: p, Flags: flags,
-					Date: time.Unix(st.Mtim.Sec, 0), Size: st.Size}); err != nil {
+					Date: st.ModTime().Truncate(time.Second), Size: st.Size()}); err != nil {
 					return err
 				}
 			}
