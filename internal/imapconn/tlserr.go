@@ -1,14 +1,13 @@
 package imapconn
 
 import (
-	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
 
 	"github.com/mailferry/mailferry/internal/failure"
+	"github.com/mailferry/mailferry/internal/netconn"
 )
 
 type (
@@ -27,28 +26,25 @@ type (
 // plainGreetingOnTLS returns the error for a TLS handshake that read a
 // plain-text greeting as its first record, or nil when err is another.
 func plainGreetingOnTLS(addr string, err error) error {
-	var rh tls.RecordHeaderError
-	if !errors.As(err, &rh) {
-		return nil
-	}
-	head := string(rh.RecordHeader[:])
+	head, proto, ok := netconn.PlainGreeting(err)
 	switch {
-	case strings.HasPrefix(head, "* "):
+	case !ok:
+		return nil
+	case proto == "IMAP":
 		return failure.Mark(failure.TLS, fmt.Errorf(
 			"TLS with %s failed: the server greeted in plain text (%q) instead of starting TLS: it is an IMAP port without implicit TLS (STARTTLS, usually 143); use imap:// for it, or imaps:// with the TLS port (usually 993)",
 			addr, head))
-	case strings.HasPrefix(head, "+OK"), strings.HasPrefix(head, "-ERR"):
+	default:
 		return failure.Mark(failure.TLS, fmt.Errorf(
 			"TLS with %s failed: the server greeted in plain text like a POP3 server (%q) instead of starting TLS: it is a POP3 port; use pop3:// for it, or the IMAP port (993 for imaps://, 143 for imap://)",
 			addr, head))
 	}
-	return nil
 }
 
 // notIMAPGreeting is the error for a first line that is not an IMAP
 // greeting; a POP3 greeting says which server it is.
 func notIMAPGreeting(addr, line string) error {
-	if strings.HasPrefix(line, "+OK") || strings.HasPrefix(line, "-ERR") {
+	if netconn.GreetedAs(line) == "POP3" {
 		return failure.Mark(failure.Fatal, fmt.Errorf(
 			"read greeting from %s: not an IMAP greeting: the server greeted like a POP3 server (%s): it is a POP3 port; use pop3s:// (port 995) or pop3:// (port 110) to read it, or the server's IMAP port (993 for imaps://, 143 for imap://)",
 			addr, clip(line)))

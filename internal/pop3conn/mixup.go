@@ -1,12 +1,10 @@
 package pop3conn
 
 import (
-	"crypto/tls"
-	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/mailferry/mailferry/internal/failure"
+	"github.com/mailferry/mailferry/internal/netconn"
 )
 
 // Port and protocol mix-ups: pop3s:// on a plain-text port fails the TLS
@@ -18,28 +16,25 @@ import (
 // plainGreetingOnTLS returns the error for a TLS handshake that read a
 // plain-text greeting as its first record, or nil when err is another.
 func plainGreetingOnTLS(addr string, err error) error {
-	var rh tls.RecordHeaderError
-	if !errors.As(err, &rh) {
-		return nil
-	}
-	head := string(rh.RecordHeader[:])
+	head, proto, ok := netconn.PlainGreeting(err)
 	switch {
-	case strings.HasPrefix(head, "+OK"), strings.HasPrefix(head, "-ERR"):
+	case !ok:
+		return nil
+	case proto == "POP3":
 		return failure.Mark(failure.TLS, fmt.Errorf(
 			"pop3 %s: TLS handshake failed: the server greeted in plain text (%q) instead of starting TLS: it is a POP3 port without implicit TLS (STLS, usually 110); use pop3:// for it, or pop3s:// with the TLS port (usually 995)",
 			addr, head))
-	case strings.HasPrefix(head, "* "):
+	default:
 		return failure.Mark(failure.TLS, fmt.Errorf(
 			"pop3 %s: TLS handshake failed: the server greeted in plain text like an IMAP server (%q) instead of starting TLS: it is an IMAP port; use imap:// for it, or the POP3 port (995 for pop3s://, 110 for pop3://)",
 			addr, head))
 	}
-	return nil
 }
 
 // imapGreeting returns the error for an IMAP server's greeting on a POP3
 // connection, or nil when line is not one.
 func imapGreeting(addr, line string) error {
-	if !strings.HasPrefix(line, "* OK") && !strings.HasPrefix(line, "* PREAUTH") && !strings.HasPrefix(line, "* BYE") {
+	if netconn.GreetedAs(line) != "IMAP" {
 		return nil
 	}
 	return failure.Mark(failure.Fatal, fmt.Errorf(
