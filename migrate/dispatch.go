@@ -113,23 +113,19 @@ func (d *dispatcher) count(connecting, active int) {
 }
 
 // next returns a batch and its folder's index; ok is false when there is
-// nothing left (or the run is stopping).
-func (d *dispatcher) next() (b batch, folder int, ok bool) {
+// nothing left (or the run is stopping). prev is the folder of the
+// worker's last batch (-1: none): while it has batches the worker stays
+// on it, since a switch costs a SELECT on each side, and a server such as
+// Dovecot takes 0.4 s to open a folder of 400,000 messages.
+func (d *dispatcher) next(prev int) (b batch, folder int, ok bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for d.ctx.Err() == nil {
-		best, left := -1, false
-		for i, q := range d.queues {
-			if len(q) == 0 {
-				continue
-			}
-			left = true
-			if d.exclusive && d.busy[i] > 0 {
-				continue
-			}
-			if best < 0 || d.busy[i] < d.busy[best] || d.busy[i] == d.busy[best] && len(q) > len(d.queues[best]) {
-				best = i
-			}
+		best, left := -1, true
+		if prev >= 0 && prev < len(d.queues) && len(d.queues[prev]) > 0 && (!d.exclusive || d.busy[prev] == 0) {
+			best = prev
+		} else {
+			best, left = d.pick()
 		}
 		if !left && d.closed {
 			return batch{}, -1, false
@@ -149,6 +145,26 @@ func (d *dispatcher) next() (b batch, folder int, ok bool) {
 		d.cond.Wait()
 	}
 	return batch{}, -1, false
+}
+
+// pick returns the folder to take a batch from: the least busy (with
+// exclusive, a free one), and of those the one with the most batches; -1
+// when none can be taken now. left says whether any batch is queued.
+func (d *dispatcher) pick() (best int, left bool) {
+	best = -1
+	for i, q := range d.queues {
+		if len(q) == 0 {
+			continue
+		}
+		left = true
+		if d.exclusive && d.busy[i] > 0 {
+			continue
+		}
+		if best < 0 || d.busy[i] < d.busy[best] || d.busy[i] == d.busy[best] && len(q) > len(d.queues[best]) {
+			best = i
+		}
+	}
+	return best, left
 }
 
 // release marks the folder free again.

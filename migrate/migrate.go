@@ -486,8 +486,9 @@ func (e *engine) run(ctx context.Context) error {
 				}
 			}
 			defer disp.leave()
-			for {
-				b, f, ok := disp.next()
+			for prev := -1; ; {
+				b, f, ok := disp.next(prev)
+				prev = f
 				if !ok {
 					return nil
 				}

@@ -260,9 +260,14 @@ func (pl *planner) run(ctx context.Context, emit emitFunc, pause func() bool) (b
 				return false, err
 			}
 		}
-		if it.done {
+		switch {
+		case it.done:
 			pl.open = slices.Delete(pl.open, pl.rr, pl.rr+1)
-		} else {
+		case len(items) > 0 || len(del) > 0:
+			// The next folder's turn. A page with nothing to do keeps
+			// the planner on this folder: switching costs an EXAMINE
+			// (Dovecot: 0.4 s on a folder of 400,000 messages), and on
+			// a re-run most pages are like that.
 			pl.rr++
 		}
 		pl.totals()

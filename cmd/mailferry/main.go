@@ -75,7 +75,10 @@ func main() {
 	// The soft heap limit is the memory budget (memory.go; migrate
 	// --memory), not a hard cap.
 	setMemoryLimit(defaultMemory())
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	stop := startProfiles()
+	code := run(os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
 }
 
 func run(args []string, stdout, stderr io.Writer) int {

@@ -1,0 +1,47 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"runtime/pprof"
+)
+
+// startProfiles is for developers measuring mailferry (BENCHMARKS.md):
+// MAILFERRY_CPUPROFILE=FILE writes a CPU profile of the whole run, and
+// MAILFERRY_HEAPPROFILE=FILE a heap profile at its end (after a GC, so it
+// shows what is still held; alloc_space shows what was allocated). Not in
+// --help: users never need them. The returned func stops and writes them.
+func startProfiles() func() {
+	var stops []func()
+	if path := os.Getenv("MAILFERRY_CPUPROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "mailferry: MAILFERRY_CPUPROFILE: %v\n", err)
+		} else if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(os.Stderr, "mailferry: MAILFERRY_CPUPROFILE: %v\n", err)
+			f.Close()
+		} else {
+			stops = append(stops, func() { pprof.StopCPUProfile(); f.Close() })
+		}
+	}
+	if path := os.Getenv("MAILFERRY_HEAPPROFILE"); path != "" {
+		stops = append(stops, func() {
+			f, err := os.Create(path)
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "mailferry: MAILFERRY_HEAPPROFILE: %v\n", err)
+				return
+			}
+			defer f.Close()
+			runtime.GC()
+			if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+				fmt.Fprintf(os.Stderr, "mailferry: MAILFERRY_HEAPPROFILE: %v\n", err)
+			}
+		})
+	}
+	return func() {
+		for _, stop := range stops {
+			stop()
+		}
+	}
+}
