@@ -468,6 +468,16 @@ func (j *Journal) Status(key string) (done bool, flags []string, ok bool) {
 	return s.state() == stateDone, j.idx.flags(s.flags), true
 }
 
+// IsDone reports whether key has a done record (and is not forgotten): a
+// Status without the flags and without allocating, for checking a page of
+// keys.
+func (j *Journal) IsDone(key []byte) bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	s := j.idx.get(key)
+	return s != nil && s.state() == stateDone
+}
+
 // Get returns what the journal knows about key.
 func (j *Journal) Get(key string) (Entry, bool) {
 	j.mu.Lock()

@@ -186,3 +186,105 @@ func TestStreamingWithOneSession(t *testing.T) {
 	}
 	checkExactlyOnce(t, s, tg)
 }
+
+// skimSession is a pagedSession that is a source.Skimmer, made from
+// ListPage; full counts the messages it gave in full, and byID those it
+// gave by ID only.
+type skimSession struct {
+	*pagedSession
+	full, byID *atomic.Int64
+}
+
+func (p *skimSession) Features() source.Features {
+	f := p.pagedSession.Features()
+	f.Skim = true
+	return f
+}
+
+func (p *skimSession) SkimPage(ctx context.Context, f source.Folder, after string, max int, want func(string) bool) ([]source.Meta, []string, string, error) {
+	page, next, err := p.ListPage(ctx, f, after, max)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	var metas []source.Meta
+	var known []string
+	for _, m := range page {
+		if want(m.ID) {
+			metas = append(metas, m)
+		} else {
+			known = append(known, m.ID)
+		}
+	}
+	p.full.Add(int64(len(metas)))
+	p.byID.Add(int64(len(known)))
+	return metas, known, next, nil
+}
+
+func skimOpener(open source.Opener, n int, full, byID *atomic.Int64) source.Opener {
+	return func(ctx context.Context) (source.Source, error) {
+		s, err := open(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return &skimSession{pagedSession: &pagedSession{Source: s, n: n}, full: full, byID: byID}, nil
+	}
+}
+
+// TestSkimmedReRun: a re-run over a Skimmer lists what the journal has
+// copied by ID only, gets the full Meta of the messages that arrived since
+// (copied once, with their flags and dates), and counts the rest as
+// already there; with --delete-source the messages listed by ID only are
+// deleted from the source too. Not with --sync-flags or --dry-run, which
+// need every message's flags and size.
+func TestSkimmedReRun(t *testing.T) {
+	s := newSource(map[string]int{"INBOX": 300, "Archive": 200})
+	tg := newMemTarget()
+	dir := t.TempDir()
+	var full, byID atomic.Int64
+	run := func(o Options) *Summary {
+		t.Helper()
+		j := openJournal(t, dir)
+		defer j.Close()
+		o.Workers, o.planWindow, o.Logger, o.backoff = 2, 40, discardLogger, 1
+		full.Store(0)
+		byID.Store(0)
+		sum, err := Run(context.Background(), skimOpener(s.opener(), 25, &full, &byID), tg.opener(), j, o)
+		if err != nil || sum.Failed != 0 {
+			t.Fatalf("failed %d, err %v", sum.Failed, err)
+		}
+		return sum
+	}
+	if sum := run(Options{}); sum.Copied != 500 {
+		t.Fatalf("first run copied %d", sum.Copied)
+	}
+	for i := 300; i < 304; i++ {
+		m := testMsg("INBOX", i)
+		m.flags = []string{`\Flagged`}
+		s.msgs["INBOX"] = append(s.msgs["INBOX"], m)
+	}
+	sum := run(Options{})
+	if sum.Copied != 4 || sum.AlreadyThere != 500 {
+		t.Fatalf("re-run: copied %d, already there %d; want 4 and 500", sum.Copied, sum.AlreadyThere)
+	}
+	checkExactlyOnce(t, s, tg)
+	// The first page of each folder is listed with ListPage (it decides
+	// whether the folder is reconciled); after it, SkimPage gives only the
+	// 4 new messages in full.
+	if f, k := full.Load(), byID.Load(); f != 4 || k != 500-2*25 {
+		t.Errorf("re-run: SkimPage gave %d messages in full and %d by ID; want 4 and %d", f, k, 500-2*25)
+	}
+	for _, f := range sum.Folders {
+		if f.Listed != len(s.msgs[f.Source]) {
+			t.Errorf("%s: listed %d; want %d", f.Source, f.Listed, len(s.msgs[f.Source]))
+		}
+	}
+	for _, o := range []Options{{SyncFlags: true}, {DryRun: true}} {
+		if sum := run(o); sum.Copied != 0 || full.Load()+byID.Load() != 0 || sum.AlreadyThere != 504 {
+			t.Errorf("%+v: copied %d, already %d, %d listed by SkimPage; want 0, 504 and SkimPage not used", o, sum.Copied, sum.AlreadyThere, full.Load()+byID.Load())
+		}
+	}
+	sum = run(Options{DeleteSource: true})
+	if sum.AlreadyThere != 504 || len(s.msgs["INBOX"])+len(s.msgs["Archive"]) != 0 {
+		t.Fatalf("--delete-source re-run: already %d, %d left on the source; want 504 and 0", sum.AlreadyThere, len(s.msgs["INBOX"])+len(s.msgs["Archive"]))
+	}
+}

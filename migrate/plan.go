@@ -79,6 +79,7 @@ type folderIter struct {
 	started bool
 	done    bool // listed and planned
 	listed  int
+	skimmed int // of listed, by ID only (SkimPage)
 	// rest is what a whole-folder List returned beyond the first window:
 	// planned a window at a time too, so that the queue stays bounded.
 	rest []source.Meta
@@ -262,6 +263,7 @@ func (pl *planner) run(ctx context.Context, emit emitFunc, pause func() bool) (b
 		}
 		switch {
 		case it.done:
+			pl.e.log.Debug("folder listed", "folder", it.fs.src.Name, "messages", it.listed, "by_id_only", it.skimmed)
 			pl.open = slices.Delete(pl.open, pl.rr, pl.rr+1)
 		case len(items) > 0 || len(del) > 0:
 			// The next folder's turn. A page with nothing to do keeps
@@ -290,7 +292,21 @@ func (pl *planner) totals() {
 }
 
 // page lists one window of f: ListPage on a Pager, else the whole folder.
-func (pl *planner) page(ctx context.Context, f source.Folder, cursor string) ([]source.Meta, string, error) {
+// With known set (see skims), a Skimmer lists by ID what the journal has
+// copied, into *known, and in full only the rest.
+func (pl *planner) page(ctx context.Context, fs *folderState, cursor string, known *[]string) ([]source.Meta, string, error) {
+	f := fs.src
+	if known != nil {
+		sk := (*pl.s0p).(source.Skimmer)
+		prefix := Key(fs.keyName, f.Validity, "")
+		var key []byte
+		metas, ids, next, err := sk.SkimPage(ctx, f, cursor, pl.e.o.pageSize(), func(id string) bool {
+			key = append(append(key[:0], prefix...), id...)
+			return !pl.e.j.IsDone(key)
+		})
+		*known = ids
+		return metas, next, err
+	}
 	if (*pl.s0p).Features().Pages {
 		pg := (*pl.s0p).(source.Pager)
 		return pg.ListPage(ctx, f, cursor, pl.e.o.pageSize())
@@ -304,18 +320,18 @@ func (pl *planner) page(ctx context.Context, f source.Folder, cursor string) ([]
 var errFolderFailed = errors.New("folder failed")
 
 // list reads the next window of it, with retries on fresh sessions.
-func (pl *planner) list(ctx context.Context, it *folderIter) ([]source.Meta, error) {
+func (pl *planner) list(ctx context.Context, it *folderIter, known *[]string) ([]source.Meta, error) {
 	e, fs := pl.e, it.fs
 	first := it.listed == 0 && it.cursor == ""
 	var metas []source.Meta
 	var next string
 	err := e.again(ctx, "list a source folder", pl.srcAgain, func() (err error) {
-		metas, next, err = pl.page(ctx, fs.src, it.cursor)
+		metas, next, err = pl.page(ctx, fs, it.cursor, known)
 		var vc *source.ValidityChangedError
 		if first && errors.As(err, &vc) {
 			// Changed between LIST and SELECT: take the new value.
 			fs.src.Validity = vc.New
-			metas, next, err = pl.page(ctx, fs.src, it.cursor)
+			metas, next, err = pl.page(ctx, fs, it.cursor, known)
 		}
 		return err
 	})
@@ -390,7 +406,25 @@ func (pl *planner) step(ctx context.Context, it *folderIter) ([]item, []string, 
 		return pl.planWindow(ctx, fs, metas, nil)
 	}
 	first := it.listed == 0 && it.cursor == ""
-	metas, err := pl.list(ctx, it)
+	if !first && pl.skims(fs) {
+		var known []string
+		metas, err := pl.list(ctx, it, &known)
+		if errors.Is(err, errFolderFailed) {
+			return nil, nil, nil
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		del, err := pl.planKnown(fs, known)
+		if err != nil {
+			return nil, nil, err
+		}
+		it.listed += len(metas) + len(known)
+		it.skimmed += len(known)
+		items, del2, err := pl.planWindow(ctx, fs, metas, nil)
+		return items, append(del, del2...), err
+	}
+	metas, err := pl.list(ctx, it, nil)
 	if errors.Is(err, errFolderFailed) {
 		return nil, nil, nil
 	}
@@ -423,7 +457,7 @@ func (pl *planner) step(ctx context.Context, it *folderIter) ([]item, []string, 
 		}
 		// Reconciliation matches the whole folder at once.
 		for x != nil && !it.done {
-			more, err := pl.list(ctx, it)
+			more, err := pl.list(ctx, it, nil)
 			if errors.Is(err, errFolderFailed) {
 				return nil, nil, nil
 			}
@@ -440,6 +474,44 @@ func (pl *planner) step(ctx context.Context, it *folderIter) ([]item, []string, 
 	}
 	it.listed += len(metas)
 	return pl.planWindow(ctx, fs, metas, x)
+}
+
+// skims reports whether the pages of fs after the first are listed with
+// SkimPage: what the journal has copied by UID only. Not when its flags
+// are wanted (--sync-flags), not for plan and --dry-run (they report the
+// bytes of everything listed), and not when the folder is reconciled or
+// matched by content (its first page decided that: such a folder is
+// listed whole, with every message's size, date and flags, then).
+func (pl *planner) skims(fs *folderState) bool {
+	o := pl.e.o
+	return (*pl.s0p).Features().Skim && !o.SyncFlags && !o.DryRun && fs.recon == nil
+}
+
+// planKnown accounts for the messages a skimmed page gave by ID only:
+// already in the target, as the journal said when they were listed.
+func (pl *planner) planKnown(fs *folderState, known []string) ([]string, error) {
+	if len(known) == 0 {
+		return nil, nil
+	}
+	e := pl.e
+	var del []string
+	prefix := Key(fs.keyName, fs.src.Validity, "")
+	var key []byte
+	for _, id := range known {
+		// Only this goroutine plans this folder's keys: a known ID that is
+		// not done is a Skimmer that did not keep to want.
+		if key = append(append(key[:0], prefix...), id...); !e.j.IsDone(key) {
+			return nil, fmt.Errorf("list messages of %q: message %s was skimmed as copied but the journal has no done record for it", fs.src.Name, id)
+		}
+		if e.o.DeleteSource {
+			del = append(del, id)
+		}
+	}
+	e.sum.add(fs.sum, func(f *FolderSummary) {
+		f.Listed += len(known)
+		f.AlreadyThere += len(known)
+	})
+	return del, nil
 }
 
 // planWindow decides what to do with each listed message: nothing (done;

@@ -15,6 +15,9 @@ type Features struct {
 	Skipped bool
 	// Pages: the source implements Pager (a folder listed in windows).
 	Pages bool
+	// Skim: the source implements Skimmer (a page listed by ID, in full
+	// only where asked).
+	Skim bool
 	// Capabilities: the source implements CapabilityLister (for the plan).
 	Capabilities bool
 	// Flags: List gives each message's flags (POP3 has none).

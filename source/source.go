@@ -52,6 +52,20 @@ type Pager interface {
 	ListPage(ctx context.Context, f Folder, after string, max int) (metas []Meta, next string, err error)
 }
 
+// Skimmer is implemented by Pagers that can list a page more cheaply when
+// the caller already has most of its messages (a re-run): IMAP lists the
+// UIDs of the window (UID SEARCH; one ESEARCH range for a dense folder)
+// and FETCHes flags, dates and sizes only for the rest. On Dovecot that is
+// 0.08 s for 400,000 UIDs where the FETCH takes 1.3 s and its parsing
+// here 2 s.
+type Skimmer interface {
+	// SkimPage lists the page ListPage would (the same windows and
+	// cursors), giving in metas the full Meta of each message for which
+	// want(ID) is true, and in known the IDs of the others, each message
+	// in one of the two, both in ListPage's order.
+	SkimPage(ctx context.Context, f Folder, after string, max int, want func(id string) bool) (metas []Meta, known []string, next string, err error)
+}
+
 // Opener opens a new session to the same source. The engine calls it once
 // for listing and once per worker.
 type Opener func(ctx context.Context) (Source, error)

@@ -92,7 +92,7 @@ var (
 
 // Features declares what an IMAP source can do.
 func (s *Source) Features() source.Features {
-	return source.Features{Delete: true, Identities: true, Skipped: true, Pages: true, Flags: true, Dates: true}
+	return source.Features{Delete: true, Identities: true, Skipped: true, Pages: true, Skim: true, Flags: true, Dates: true}
 }
 
 // ValidityChangedError is source.ValidityChangedError.
@@ -310,24 +310,121 @@ const maxPageWidth = 1 << 22
 // is listed as List would list it. The next cursor is the UID after the
 // window; "" once the folder's end was listed.
 func (s *Source) ListPage(ctx context.Context, f source.Folder, after string, max int) ([]source.Meta, string, error) {
+	var out []source.Meta
+	next, err := s.windows(ctx, f, after, max, func(set imap.UIDSet, from imap.UID) (int, error) {
+		n := len(out)
+		got, err := s.fetchMetas(ctx, f, set, from, out)
+		out = got
+		return len(out) - n, err
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	sortByUID(out)
+	return out, next, nil
+}
+
+// SkimPage lists the page ListPage would (source.Skimmer): the UIDs of
+// each window with UID SEARCH (ESEARCH's RETURN (ALL) when the server has
+// it: a dense folder answers with one range), then flags, dates and sizes
+// with one UID FETCH of the UIDs want keeps.
+func (s *Source) SkimPage(ctx context.Context, f source.Folder, after string, size int, want func(id string) bool) ([]source.Meta, []string, string, error) {
+	var (
+		known []string
+		keep  imap.UIDSet
+		n     int
+	)
+	next, err := s.windows(ctx, f, after, size, func(set imap.UIDSet, from imap.UID) (int, error) {
+		uids, err := s.searchUIDs(ctx, f, set)
+		if err != nil {
+			return 0, err
+		}
+		got := 0
+		for _, r := range uids {
+			if r.Stop < from {
+				continue
+			}
+			for u := max(r.Start, from); ; u++ {
+				got++
+				if id := strconv.FormatUint(uint64(u), 10); want(id) {
+					keep.AddNum(u)
+					n++
+				} else {
+					known = append(known, id)
+				}
+				if u == r.Stop {
+					break // not u <= r.Stop: r.Stop may be the highest UID
+				}
+			}
+		}
+		return got, nil
+	})
+	if err != nil {
+		return nil, nil, "", err
+	}
+	var metas []source.Meta
+	if n > 0 {
+		if metas, err = s.fetchMetas(ctx, f, keep, 1, make([]source.Meta, 0, n)); err != nil {
+			return nil, nil, "", err
+		}
+		sortByUID(metas)
+	}
+	return metas, known, next, nil
+}
+
+// searchUIDs returns the UIDs of set in the selected folder as ranges.
+func (s *Source) searchUIDs(ctx context.Context, f source.Folder, set imap.UIDSet) (imap.UIDSet, error) {
+	var all imap.UIDSet
+	err := s.short(ctx, fmt.Sprintf("search messages in %q", f.Name), func(c *imapclient.Client) error {
+		var opts *imap.SearchOptions
+		if c.Caps().Has(imap.CapESearch) {
+			opts = &imap.SearchOptions{ReturnAll: true}
+		}
+		sd, err := c.UIDSearch(&imap.SearchCriteria{UID: []imap.UIDSet{set}}, opts).Wait()
+		if err != nil {
+			return err
+		}
+		if sd.All != nil {
+			all, _ = sd.All.(imap.UIDSet)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range all {
+		if r.Start == 0 || r.Stop == 0 || r.Stop < r.Start {
+			// "*" or a reversed range: not a list of existing UIDs.
+			return nil, fmt.Errorf("search messages in %q: the server answered with the range %v", f.Name, r)
+		}
+	}
+	return all, nil
+}
+
+// windows walks the UID windows of one ListPage call from the cursor,
+// calling list for each with the window's set and the lowest UID wanted
+// (a:* with a above the highest UID means the last message, RFC 3501
+// §6.4.8: list keeps only UIDs from on); list returns how many messages
+// it found. It returns the next cursor.
+func (s *Source) windows(ctx context.Context, f source.Folder, after string, max int, list func(set imap.UIDSet, from imap.UID) (int, error)) (string, error) {
 	max = min(maxPageWidth, std(max))
 	start := uint64(1)
 	if after == "" {
 		if err := s.examineForList(ctx, f, true); err != nil {
-			return nil, "", err
+			return "", err
 		}
 	} else {
 		var err error
 		if start, err = strconv.ParseUint(after, 10, 32); err != nil || start == 0 {
-			return nil, "", fmt.Errorf("list messages of %q: bad cursor %q", f.Name, after)
+			return "", fmt.Errorf("list messages of %q: bad cursor %q", f.Name, after)
 		}
 		// After a reconnect the folder is EXAMINEd again (and its
 		// validity checked); otherwise the session stays on it.
 		if err := s.examineForList(ctx, f, false); err != nil {
-			return nil, "", err
+			return "", err
 		}
 	}
-	var out []source.Meta
+	found := 0
 	width := uint64(max)
 	for {
 		var set imap.UIDSet
@@ -338,25 +435,20 @@ func (s *Source) ListPage(ctx context.Context, f source.Folder, after string, ma
 		} else {
 			set.AddRange(imap.UID(start), imap.UID(end))
 		}
-		// "a:*" with a above the highest UID means the last message
-		// (RFC 3501 §6.4.8): keep only what is in the window.
-		got, err := s.fetchMetas(ctx, f, set, imap.UID(start), out)
+		n, err := list(set, imap.UID(start))
 		if err != nil {
-			return nil, "", err
+			return "", err
 		}
-		out = got
+		found += n
 		if last {
-			sortByUID(out)
-			return out, "", nil
+			return "", nil
 		}
 		start = end + 1
-		if len(out) >= max/2 {
-			break
+		if found >= max/2 {
+			return strconv.FormatUint(start, 10), nil
 		}
 		width = min(width*2, maxPageWidth)
 	}
-	sortByUID(out)
-	return out, strconv.FormatUint(start, 10), nil
 }
 
 // std is n, or 1000 when n is not positive.

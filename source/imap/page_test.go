@@ -80,3 +80,66 @@ func TestListPage(t *testing.T) {
 		t.Errorf("%d pages for %d messages in pages of about 16", pages, len(all))
 	}
 }
+
+// TestSkimPage: SkimPage walks the same windows as ListPage (same cursors,
+// each message once) and gives the full Meta, equal to ListPage's, exactly
+// for the IDs want keeps, and the others by ID, in UID order; with gaps in
+// the UIDs and a want that keeps every seventh message.
+func TestSkimPage(t *testing.T) {
+	srv := imaptest.Start(t, imaptest.Options{})
+	load(t, srv, "Work", 300)
+	s := openSrc(t, srv.Config())
+	ctx := context.Background()
+	f := folder(t, s, "Work")
+	var gone []string
+	for uid := 50; uid < 150; uid++ {
+		gone = append(gone, strconv.Itoa(uid))
+	}
+	gone = append(gone, "200", "300")
+	if err := s.Delete(ctx, f, gone); err != nil {
+		t.Fatal(err)
+	}
+	f = folder(t, s, "Work")
+	want := func(id string) bool { n, _ := strconv.Atoi(id); return n%7 == 0 }
+	cursor := ""
+	for pages := 0; ; pages++ {
+		full, next, err := s.ListPage(ctx, f, cursor, 16)
+		if err != nil {
+			t.Fatal(err)
+		}
+		metas, known, next2, err := s.SkimPage(ctx, f, cursor, 16, want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if next2 != next {
+			t.Fatalf("page %d: SkimPage's next cursor %q, ListPage's %q", pages, next2, next)
+		}
+		var wantMetas []source.Meta
+		var wantKnown []string
+		for _, m := range full {
+			if want(m.ID) {
+				wantMetas = append(wantMetas, m)
+			} else {
+				wantKnown = append(wantKnown, m.ID)
+			}
+		}
+		if len(metas) != len(wantMetas) || len(known) != len(wantKnown) {
+			t.Fatalf("page %d: %d full + %d known; want %d + %d", pages, len(metas), len(known), len(wantMetas), len(wantKnown))
+		}
+		for i, m := range wantMetas {
+			g := metas[i]
+			if g.ID != m.ID || g.Size != m.Size || !g.Received.Equal(m.Received) || len(g.Flags) != len(m.Flags) {
+				t.Fatalf("page %d: skimmed %+v, listed %+v", pages, g, m)
+			}
+		}
+		for i, id := range wantKnown {
+			if known[i] != id {
+				t.Fatalf("page %d: known[%d] = %s; want %s", pages, i, known[i], id)
+			}
+		}
+		if next == "" {
+			break
+		}
+		cursor = next
+	}
+}

@@ -136,6 +136,8 @@ func CheckSourceFeatures(t testing.TB, open OpenSource) {
 	has("Skipped (SkipLister)", f.Skipped, ok)
 	_, ok = s.(source.Pager)
 	has("Pages (Pager)", f.Pages, ok)
+	_, ok = s.(source.Skimmer)
+	has("Skim (Skimmer)", f.Skim, ok)
 	_, ok = s.(source.CapabilityLister)
 	has("Capabilities (CapabilityLister)", f.Capabilities, ok)
 }
