@@ -75,6 +75,7 @@ func main() {
 	// The soft heap limit is the memory budget (memory.go; migrate
 	// --memory), not a hard cap.
 	setMemoryLimit(defaultMemory())
+	startGCTuner()
 	stop := startProfiles()
 	code := run(os.Args[1:], os.Stdout, os.Stderr)
 	stop()

@@ -6,6 +6,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync/atomic"
 )
 
 // The memory budget (--memory) sizes the engine's windows (how many planned
@@ -84,7 +85,12 @@ func parseMemory(s string) (int64, error) {
 // setMemoryLimit makes budget the soft heap limit, unless GOMEMLIMIT says
 // otherwise.
 func setMemoryLimit(budget int64) {
+	memoryBudget.Store(budget)
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(budget)
 	}
 }
+
+// memoryBudget is the budget setMemoryLimit was last given (the GC tuner
+// never sets a limit above it).
+var memoryBudget atomic.Int64

@@ -1,0 +1,100 @@
+package main
+
+import (
+	"os"
+	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
+	"sync"
+)
+
+// Go's collector lets the heap grow to twice what survived the last cycle
+// (GOGC=100), and returns freed memory to the system lazily below the
+// soft limit (the budget, 256M by default). Past a few hundred thousand
+// messages most of what survives is the journal's index (about 24 bytes a
+// message, in pointer-free chunks the collector does not scan), so
+// doubling it costs memory and buys nothing: a cycle's work is the
+// pointers it scans, which do not grow with the index. After every cycle
+// (a finalizer re-armed each time, the usual way to hear of GC cycles) the
+// tuner puts the heap goal at what survived plus gcHeadroom once that is
+// less than doubling (GOGC = 100 × headroom / live, at least
+// gcMinPercent; 100 below that, so small runs are as before), and the soft
+// limit gcSlack above that goal (at least gcMinLimit, at most the budget),
+// so that the runtime gives back what it freed. The limit follows the
+// live heap up after each cycle, so it never holds the heap below what it
+// needs. Not when GOGC or GOMEMLIMIT is set in the environment.
+const (
+	gcHeadroom   = 12 << 20
+	gcMinPercent = 20
+	gcSlack      = 4 << 20
+	gcMinLimit   = 32 << 20
+)
+
+var gcTunerOnce sync.Once
+
+func startGCTuner() {
+	if os.Getenv("GOGC") != "" || os.Getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	gcTunerOnce.Do(func() {
+		t := &gcTuner{percent: 100, sample: []metrics.Sample{{Name: "/gc/heap/live:bytes"}}}
+		t.arm()
+	})
+}
+
+type gcTuner struct {
+	percent int
+	limit   int64
+	sample  []metrics.Sample
+}
+
+type gcSentinel struct{ t *gcTuner }
+
+func (t *gcTuner) arm() {
+	s := &gcSentinel{t: t}
+	runtime.SetFinalizer(s, func(s *gcSentinel) {
+		s.t.tune()
+		s.t.arm()
+	})
+}
+
+// tune sets GOGC and the soft limit for the live heap of the cycle that
+// just ended.
+func (t *gcTuner) tune() {
+	metrics.Read(t.sample)
+	if t.sample[0].Value.Kind() != metrics.KindUint64 {
+		return
+	}
+	live := t.sample[0].Value.Uint64()
+	p := gcPercent(live)
+	// A change of a few percent is not worth a stop of the world.
+	if p != t.percent && (p*10 < t.percent*9 || p*10 > t.percent*11 || p == 100) {
+		t.percent = p
+		debug.SetGCPercent(p)
+	}
+	if l := gcLimit(live, t.percent, memoryBudget.Load()); l != t.limit {
+		t.limit = l
+		debug.SetMemoryLimit(l)
+	}
+}
+
+// gcPercent is the GOGC that puts the heap goal at live + gcHeadroom,
+// within gcMinPercent and 100.
+func gcPercent(live uint64) int {
+	if live == 0 {
+		return 100
+	}
+	return int(min(max(100*uint64(gcHeadroom)/live, gcMinPercent), 100))
+}
+
+// gcLimit is the soft limit for a live heap and GOGC: gcSlack above the
+// heap goal, rounded up to a MiB, within gcMinLimit and budget (0: no
+// budget).
+func gcLimit(live uint64, percent int, budget int64) int64 {
+	goal := int64(live + live*uint64(percent)/100)
+	l := max((goal+gcSlack+1<<20-1)&^(1<<20-1), gcMinLimit)
+	if budget > 0 {
+		l = min(l, budget)
+	}
+	return l
+}

@@ -1,0 +1,40 @@
+package main
+
+import "testing"
+
+func TestGCPercent(t *testing.T) {
+	for _, tc := range []struct {
+		live uint64
+		want int
+	}{
+		{0, 100},
+		{1 << 20, 100},
+		{12 << 20, 100},           // doubling is the headroom
+		{24 << 20, 50},            // goal 36 MiB, not 48
+		{60 << 20, 20},            // goal 72 MiB, not 120
+		{200 << 20, gcMinPercent}, // never below
+	} {
+		if got := gcPercent(tc.live); got != tc.want {
+			t.Errorf("gcPercent(%d MiB) = %d; want %d", tc.live>>20, got, tc.want)
+		}
+	}
+}
+
+func TestGCLimit(t *testing.T) {
+	for _, tc := range []struct {
+		live    uint64
+		percent int
+		budget  int64
+		want    int64
+	}{
+		{1 << 20, 100, 256 << 20, 32 << 20},   // small runs: the floor
+		{24 << 20, 50, 256 << 20, 40 << 20},   // goal 36 + 4
+		{24 << 20, 50, 0, 40 << 20},           // no budget
+		{200 << 20, 20, 128 << 20, 128 << 20}, // never above the budget
+		{24<<20 + 1, 50, 256 << 20, 41 << 20}, // rounded up to a MiB
+	} {
+		if got := gcLimit(tc.live, tc.percent, tc.budget); got != tc.want {
+			t.Errorf("gcLimit(%d, %d, %d) = %d MiB; want %d MiB", tc.live, tc.percent, tc.budget, got>>20, tc.want>>20)
+		}
+	}
+}
