@@ -731,6 +731,7 @@ func (w *worker) outcome(ctx context.Context, fl inflight, receipt string, err e
 	st.Copied.Add(1)
 	st.DoneMsgs.Add(1)
 	st.DoneBytes.Add(it.size)
+	w.e.first.Do(func() { w.e.log.Info("first message copied", "after", time.Since(w.e.started)) })
 	return nil
 }
 

@@ -17,6 +17,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -80,6 +81,7 @@ type config struct {
 	tools     []string
 	workers   int
 	reruns    int
+	resume    bool
 	plan      bool
 	warmup    bool
 	timeout   time.Duration
@@ -110,6 +112,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	tools := fs.String("tools", "mailferry,mbsync,offlineimap,getmail6,doveadm", "tools to run, comma-separated (missing ones are skipped)")
 	fs.IntVar(&c.workers, "workers", 0, "mailferry --workers (0: mailferry's default)")
 	fs.IntVar(&c.reruns, "reruns", 2, "no-op re-runs timed after each mailferry copy (the journal size is reported after them)")
+	fs.BoolVar(&c.resume, "resume", false, "after each mailferry copy, copy again into an empty target, kill -9 it halfway (by the first copy's time), resume it, and report the resume's start-up (until its first message is copied) and the exactness of the result")
 	fs.BoolVar(&c.plan, "plan", true, "run \"mailferry plan\" before each mailferry copy and report its estimate against the measured time")
 	fs.BoolVar(&c.warmup, "warmup", true, "read the account once, untimed, before the measured runs (Dovecot builds its cache on the first FETCH)")
 	fs.DurationVar(&c.timeout, "timeout", 60*time.Minute, "bound on each measured run (a run over it is killed and reported)")
@@ -701,7 +704,83 @@ func (c *config) measureJob(ctx context.Context, j job) ([]result, error) {
 		}
 		out = append(out, r)
 	}
+	if c.resume && len(out) > 0 {
+		if cp := out[len(out)-1-c.reruns]; cp.what == "copy" && !cp.failed {
+			rs, err := c.measureResume(ctx, j, base, tag, cp.wall)
+			out = append(out, rs...)
+			if err != nil {
+				return out, err
+			}
+		}
+	}
 	return out, nil
+}
+
+// measureResume copies again into an empty target, kills the run (SIGKILL)
+// after half of copyWall, and resumes it with --log: the resume's row
+// holds its wall time and RSS, the strict check of the result, and in its
+// note the start-up until the first message was copied (the "first
+// message copied" record of the log, against the moment it was started).
+func (c *config) measureResume(ctx context.Context, j job, base result, tag string, copyWall float64) ([]result, error) {
+	if err := j.reset(c); err != nil {
+		return nil, fmt.Errorf("reset the target of %s %s: %w", j.tool, j.path, err)
+	}
+	half := time.Duration(copyWall / 2 * float64(time.Second))
+	killed := base
+	killed.what = "killed"
+	ru, err := c.exec(ctx, tag+"-killed", j.argv(c), half)
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	killed.wall, killed.cpu, killed.rssMB, killed.load = ru.wall, ru.cpu, ru.rssMB, ru.load
+	killed.check = "-"
+	if err == nil {
+		killed.note = "finished before it could be killed"
+	} else {
+		killed.note = "kill -9 after " + half.Round(time.Second).String()
+	}
+	r := base
+	r.what = "resume"
+	logPath := filepath.Join(c.work, "log-"+tag+"-resume.jsonl")
+	os.Remove(logPath)
+	start := time.Now()
+	ru, err = c.exec(ctx, tag+"-resume", append(j.argv(c), "--log", logPath), c.timeout)
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	r.wall, r.cpu, r.rssMB, r.load = ru.wall, ru.cpu, ru.rssMB, ru.load
+	if err != nil {
+		r.failed, r.note = true, err.Error()
+	}
+	c.checkTarget(j, &r)
+	if first, err := firstCopied(logPath); err != nil {
+		r.note = strings.TrimSpace(r.note + " " + err.Error())
+	} else {
+		r.note = strings.TrimSpace(fmt.Sprintf("resume start-up (start to first message copied): %.2f s %s", first.Sub(start).Seconds(), r.note))
+	}
+	return []result{killed, r}, nil
+}
+
+// firstCopied is the time of the "first message copied" record of a --log
+// file.
+func firstCopied(path string) (time.Time, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return time.Time{}, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var rec struct {
+			Time time.Time `json:"time"`
+			Msg  string    `json:"msg"`
+		}
+		if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Msg == "first message copied" {
+			return rec.Time, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("no \"first message copied\" record in %s", path)
 }
 
 // checkTarget fills r.check: strict for mailferry, a file count otherwise.

@@ -144,7 +144,7 @@ type estimateInput struct {
 	IMAPTarget   bool // one worker per folder at a time (see migrate's dispatcher)
 	MaxRate      float64
 	MaxBandwidth int64
-	Listing      time.Duration // the listing (and the target's inventory) the run does first
+	Listing      time.Duration // the listing (and the target's inventory), which the run does while it copies
 	// Store is what storing into a scratch Maildir on the target's file
 	// system measured (a Maildir target; nil otherwise).
 	Store *storeSample
@@ -269,8 +269,11 @@ func estimateRun(in estimateInput, s *readSample) runEstimate {
 		}
 		copySec, low, high = max(copySec, floor), max(low, floor), max(high, floor)
 	}
+	// The run lists while it copies (the plan streams, migrate/plan.go):
+	// the listing overlaps the copy, as reading and storing do.
 	lst := in.Listing.Seconds()
-	est.Mid, est.Low, est.High = secs(lst+copySec), secs(lst+low), secs(lst+high)
+	overlap := func(c float64) time.Duration { return secs(max(c, lst) + min(c, lst)/4) }
+	est.Mid, est.Low, est.High = overlap(copySec), overlap(low), overlap(high)
 	return est
 }
 

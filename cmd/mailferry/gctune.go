@@ -20,13 +20,15 @@ import (
 // less than doubling (GOGC = 100 × headroom / live, at least
 // gcMinPercent; 100 below that, so small runs are as before), and the soft
 // limit gcSlack above that goal (at least gcMinLimit, at most the budget),
-// so that the runtime gives back what it freed. The limit follows the
+// so that the runtime gives back what it freed; the slack covers what the
+// limit counts beside the heap (stacks, the runtime's own structures:
+// about 8 MB here), so the limit does not cut into the headroom. The limit follows the
 // live heap up after each cycle, so it never holds the heap below what it
 // needs. Not when GOGC or GOMEMLIMIT is set in the environment.
 const (
 	gcHeadroom   = 12 << 20
 	gcMinPercent = 20
-	gcSlack      = 4 << 20
+	gcSlack      = 8 << 20
 	gcMinLimit   = 32 << 20
 )
 

@@ -28,10 +28,10 @@ func TestGCLimit(t *testing.T) {
 		want    int64
 	}{
 		{1 << 20, 100, 256 << 20, 32 << 20},   // small runs: the floor
-		{24 << 20, 50, 256 << 20, 40 << 20},   // goal 36 + 4
-		{24 << 20, 50, 0, 40 << 20},           // no budget
+		{24 << 20, 50, 256 << 20, 44 << 20},   // goal 36 + 8
+		{24 << 20, 50, 0, 44 << 20},           // no budget
 		{200 << 20, 20, 128 << 20, 128 << 20}, // never above the budget
-		{24<<20 + 1, 50, 256 << 20, 41 << 20}, // rounded up to a MiB
+		{24<<20 + 1, 50, 256 << 20, 45 << 20}, // rounded up to a MiB
 	} {
 		if got := gcLimit(tc.live, tc.percent, tc.budget); got != tc.want {
 			t.Errorf("gcLimit(%d, %d, %d) = %d MiB; want %d MiB", tc.live, tc.percent, tc.budget, got>>20, tc.want>>20)
