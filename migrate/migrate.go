@@ -193,7 +193,7 @@ type batch struct {
 type engine struct {
 	o        Options
 	started  time.Time
-	first    sync.Once // logs the first message copied (the start-up of a resume)
+	first    sync.Once           // logs the first message copied (the start-up of a resume)
 	flagSets map[string][]string // see internFlags; written by prepare only
 	j        *checkpoint.Journal
 	srcOpen  source.Opener
