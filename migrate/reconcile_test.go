@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/mailferry/mailferry/checkpoint"
+	"github.com/mailferry/mailferry/target"
 )
 
 // TestReconcileWithTheTarget: the target is the truth and the journal a
@@ -192,6 +193,76 @@ func TestManyOpenIntentsSettledByOneInventory(t *testing.T) {
 	}
 	if n := tg.finds.Load() - before; n != 0 {
 		t.Errorf("%d lookups, want 0 (one inventory)", n)
+	}
+	checkExactlyOnce(t, s, tg)
+}
+
+// TestInventoryForOpen: open intents are settled with an inventory only
+// when there are at least 32 and at least one per 100 messages of the
+// folder, and never on a target whose lookups are local.
+func TestInventoryForOpen(t *testing.T) {
+	remote, local := target.Features{Inventory: true}, target.Features{Inventory: true, CheapFind: true}
+	for _, tc := range []struct {
+		f       target.Features
+		open, n int
+		want    bool
+	}{
+		{remote, 60, 100, true},
+		{remote, 31, 100, false},
+		{remote, 32, 3200, true},
+		{remote, 32, 3201, false},
+		{remote, 150, 400000, false}, // after a kill -9 in a big folder
+		{remote, 5000, 400000, true},
+		{remote, 60, 0, false},
+		{local, 5000, 5000, false},
+	} {
+		if got := inventoryForOpen(tc.f, tc.open, tc.n); got != tc.want {
+			t.Errorf("CheapFind=%v, %d open in %d: inventory %v; want %v", tc.f.CheapFind, tc.open, tc.n, got, tc.want)
+		}
+	}
+}
+
+// TestFewOpenIntentsInABigFolderLookedUp: 40 open intents in a folder of
+// 5,000 messages are settled by 40 lookups, not by reading the folder's
+// inventory (which holds the whole folder in memory).
+func TestFewOpenIntentsInABigFolderLookedUp(t *testing.T) {
+	s := newSource(map[string]int{"INBOX": 5000})
+	s.identities = true
+	tg := newMemTarget()
+	dir := t.TempDir()
+	if _, err := runOnce(t, context.Background(), dir, s, tg, Options{Workers: 2}); err != nil {
+		t.Fatal(err)
+	}
+	j := openJournal(t, dir)
+	var intents, dones []checkpoint.Record
+	j.Range(func(k string, e checkpoint.Entry) bool {
+		intents = append(intents, checkpoint.Record{Op: "intent", Key: k, Folder: e.Folder, Name: e.Name, Size: e.Size})
+		dones = append(dones, checkpoint.Record{Op: "done", Key: k, Folder: e.Folder, Name: e.Name, Size: e.Size,
+			SHA256: e.SHA256, MsgID: e.MsgID, Receipt: e.Receipt})
+		return true
+	})
+	j.Close()
+	dir2 := t.TempDir()
+	j2 := openJournal(t, dir2)
+	if err := j2.Intents(context.Background(), intents); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range dones[40:] {
+		if err := j2.Done(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	j2.Close()
+	before := tg.finds.Load()
+	sum, err := runOnce(t, context.Background(), dir2, s, tg, Options{Workers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Copied != 0 || sum.AlreadyThere != 5000 {
+		t.Fatalf("copied %d, already %d; want 0, 5000", sum.Copied, sum.AlreadyThere)
+	}
+	if n := tg.finds.Load() - before; n != 40 {
+		t.Errorf("%d lookups; want 40 (one per open intent, no inventory)", n)
 	}
 	checkExactlyOnce(t, s, tg)
 }

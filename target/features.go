@@ -26,6 +26,11 @@ type Features struct {
 	Pipeline int
 	// Marks: the target implements Marker.
 	Marks bool
+	// CheapFind: looking for a stored copy costs no round trip (Maildir:
+	// a stat of the file name planned in the intent), so the engine
+	// settles the open intents of an interrupted run one by one and never
+	// reads a whole folder's inventory for them.
+	CheapFind bool
 	// Inventory: the target implements Inventorier.
 	Inventory bool
 	// Flags: the target implements FlagSetter (--sync-flags).

@@ -387,7 +387,7 @@ const pipelineDepth = 32
 // workers may share a folder.
 func (t *Target) Features() target.Features {
 	return target.Features{
-		NUL: true, Pipeline: pipelineDepth, Inventory: true, Flags: true, Folders: true,
+		NUL: true, Pipeline: pipelineDepth, Inventory: true, Flags: true, Folders: true, CheapFind: true,
 	}
 }
 
