@@ -47,6 +47,8 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -88,7 +90,7 @@ type Target struct {
 	mu      sync.Mutex
 	renamed map[string]string // requested name -> stored name
 
-	index map[string]*dirIndex // folder dir -> unique -> location
+	released bool // Close gave up its hold on the shared indexes
 
 	// pend are the files written by Send and not yet in cur/, in the
 	// order of the Sends.
@@ -126,8 +128,9 @@ func Open(ctx context.Context, root string, opts Options) (*Target, error) {
 		return nil, failure.Mark(failure.Config, fmt.Errorf("open Maildir %s: job tag %q is not up to %d letters and digits", root, opts.Job, maxJob))
 	}
 	root = filepath.Clean(root)
+	indexes.hold()
 	t := &Target{root: root, log: log, job: opts.Job, cleaned: map[string]bool{},
-		renamed: map[string]string{}, index: map[string]*dirIndex{}, kw: map[string]*maildirpp.Keywords{}}
+		renamed: map[string]string{}, kw: map[string]*maildirpp.Keywords{}}
 	// A backup into ~/Backup/bob must not need ~/Backup to exist first.
 	if err := os.MkdirAll(filepath.Dir(root), 0o700); err != nil {
 		return nil, rootErr(fmt.Errorf("create the Maildir's parent directory: %w", err))
@@ -149,6 +152,10 @@ func (t *Target) Close() error {
 	}
 	t.pend = nil
 	writers.Delete(t.writer)
+	if !t.released {
+		t.released = true
+		indexes.release()
+	}
 	return nil
 }
 
@@ -493,9 +500,7 @@ func (t *Target) rename(p *pendFile) error {
 		os.Remove(p.tmp)
 		return t.writeErr(p.folder, p.dir, err)
 	}
-	if x := t.index[p.dir]; x != nil {
-		x.m[p.unique] = "cur/" + p.base
-	}
+	indexes.note(p.dir, p.unique, "cur/"+p.base)
 	return nil
 }
 
@@ -638,69 +643,6 @@ func (t *Target) addKeywords(dir string, names []string) (*maildirpp.Keywords, e
 	return kw, nil
 }
 
-// dirIndex maps the unique names of a folder to "cur/<base>" or "new/<base>".
-type dirIndex struct {
-	m          map[string]string
-	curM, newM time.Time
-}
-
-// lookup finds unique in the folder directory, reading the directory again
-// when it changed since it was indexed.
-func (t *Target) lookup(dir, unique string) (string, bool, error) {
-	x := t.index[dir]
-	if x != nil {
-		if loc, ok := x.m[unique]; ok {
-			if _, err := os.Lstat(filepath.Join(dir, loc)); err == nil {
-				return loc, true, nil
-			}
-		} else if cm, nm, err := dirMtimes(dir); err == nil && cm.Equal(x.curM) && nm.Equal(x.newM) {
-			return "", false, nil
-		}
-	}
-	x, err := buildIndex(dir)
-	if err != nil {
-		return "", false, err
-	}
-	t.index[dir] = x
-	loc, ok := x.m[unique]
-	return loc, ok, nil
-}
-
-func dirMtimes(dir string) (cur, nw time.Time, err error) {
-	ci, err := os.Stat(filepath.Join(dir, "cur"))
-	if err != nil {
-		return
-	}
-	ni, err := os.Stat(filepath.Join(dir, "new"))
-	if err != nil {
-		return
-	}
-	return ci.ModTime(), ni.ModTime(), nil
-}
-
-func buildIndex(dir string) (*dirIndex, error) {
-	x := &dirIndex{m: map[string]string{}}
-	cm, nm, err := dirMtimes(dir)
-	if err != nil {
-		return nil, err
-	}
-	x.curM, x.newM = cm, nm
-	for _, sub := range []string{"new", "cur"} { // cur wins
-		des, err := os.ReadDir(filepath.Join(dir, sub))
-		if err != nil {
-			return nil, err
-		}
-		for _, de := range des {
-			if de.IsDir() || strings.HasPrefix(de.Name(), ".") {
-				continue
-			}
-			u, _, _ := maildirpp.ParseFileName(de.Name())
-			x.m[u] = sub + "/" + de.Name()
-		}
-	}
-	return x, nil
-}
-
 // Find looks in cur/ and new/ of the folder for a file whose unique part is
 // d.Name (and whose ",S=" size, when present, is d.Size).
 func (t *Target) Find(ctx context.Context, d target.Delivery) (string, bool, error) {
@@ -714,7 +656,13 @@ func (t *Target) Find(ctx context.Context, d target.Delivery) (string, bool, err
 	if err != nil {
 		return "", false, err
 	}
-	loc, ok, err := t.lookup(dir, d.Name)
+	sized := d.Name + ",S=" + strconv.FormatInt(d.Size, 10)
+	likely := []string{"new/" + sized, "new/" + d.Name}
+	if !slices.ContainsFunc(d.Flags, func(f string) bool { return !strings.HasPrefix(f, `\`) }) {
+		// Without keywords the letters need no dovecot-keywords file.
+		likely = append(likely, "cur/"+maildirpp.FileName(d.Name, d.Size, maildirpp.FlagsToLetters(d.Flags, nil)))
+	}
+	loc, ok, err := indexes.lookup(dir, d.Name, likely...)
 	if errors.Is(err, os.ErrNotExist) {
 		return "", false, nil
 	}
@@ -760,7 +708,7 @@ func (t *Target) SetFlags(ctx context.Context, folder, receipt string, flags []s
 		}
 	}
 	if old == "" {
-		loc, ok, err := t.lookup(dir, unique)
+		loc, ok, err := indexes.lookup(dir, unique)
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
 			return "", fmt.Errorf("set flags in Maildir folder %q: %w", name, err)
 		}
@@ -787,8 +735,6 @@ func (t *Target) SetFlags(ctx context.Context, folder, receipt string, flags []s
 			return "", t.writeErr(name, dir, err)
 		}
 	}
-	if x := t.index[dir]; x != nil {
-		x.m[unique] = "cur/" + newBase
-	}
+	indexes.note(dir, unique, "cur/"+newBase)
 	return newBase, nil
 }

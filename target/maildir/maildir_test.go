@@ -455,3 +455,36 @@ func TestOpenCreatesParents(t *testing.T) {
 		t.Fatalf("a root under a file: %v (kind %v), want a Config error", err, failure.KindOf(err))
 	}
 }
+
+// TestFindReadsABigFolderOnce: lookups in a folder other sessions keep
+// writing into read its directory once, not once per lookup (a resume
+// after kill -9 into a folder of 400,000 files read it per open intent).
+func TestFindReadsABigFolderOnce(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	a, b := open(t, root), open(t, root)
+	if _, err := a.Ensure(ctx, mailbox.Folder{Name: "Big"}); err != nil {
+		t.Fatal(err)
+	}
+	reads := 0
+	for i := 0; i < 50; i++ {
+		// b stores (the directory changes), a looks up a message that
+		// was never stored, and one b stored.
+		d := delivery("Big", fmt.Sprintf("1614834367.MFbig%dP1.mailferry", i), "hello", `\Seen`)
+		receipt, err := b.Put(ctx, d, strings.NewReader("hello"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := indexReads.Load()
+		if _, ok, err := a.Find(ctx, delivery("Big", fmt.Sprintf("1614834367.MFgone%dP1.mailferry", i), "x")); ok || err != nil {
+			t.Fatalf("found a message never stored: %v, %v", ok, err)
+		}
+		if got, ok, err := a.Find(ctx, d); !ok || err != nil || got != receipt {
+			t.Fatalf("Find = %q, %v, %v; want %q", got, ok, err, receipt)
+		}
+		reads += int(indexReads.Load() - before)
+	}
+	if reads > 1 {
+		t.Errorf("the folder's directory was read %d times for 100 lookups; want once", reads)
+	}
+}
