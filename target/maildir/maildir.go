@@ -500,7 +500,7 @@ func (t *Target) rename(p *pendFile) error {
 		os.Remove(p.tmp)
 		return t.writeErr(p.folder, p.dir, err)
 	}
-	indexes.note(p.dir, p.unique, "cur/"+p.base)
+	indexes.note(p.dir, p.unique)
 	return nil
 }
 
@@ -735,6 +735,6 @@ func (t *Target) SetFlags(ctx context.Context, folder, receipt string, flags []s
 			return "", t.writeErr(name, dir, err)
 		}
 	}
-	indexes.note(dir, unique, "cur/"+newBase)
+	indexes.note(dir, unique)
 	return newBase, nil
 }
