@@ -124,3 +124,49 @@ func TestPrefixes(t *testing.T) {
 		})
 	}
 }
+
+// TestFirstDone: the first done key of a prefix, whether the prefix is
+// interned or (out of group numbers) its keys are kept whole; intents,
+// forgotten keys and keys of a longer prefix do not count.
+func TestFirstDone(t *testing.T) {
+	for _, groups := range []int{maxGroups, 1} {
+		t.Run(fmt.Sprintf("groups=%d", groups), func(t *testing.T) {
+			defer func(g int) { maxGroups = g }(maxGroups)
+			maxGroups = groups
+			j, err := Open(filepath.Join(t.TempDir(), "journal"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer j.Close()
+			ctx := context.Background()
+			for _, r := range []Record{
+				{Op: "intent", Key: "Other\x1f7\x1f1"}, {Op: "done", Key: "Other\x1f7\x1f1"},
+				{Op: "intent", Key: "INBOX\x1f7\x1fx\x1f9"}, {Op: "done", Key: "INBOX\x1f7\x1fx\x1f9"}, // prefix INBOX\x1f7\x1fx
+				{Op: "intent", Key: "INBOX\x1f7\x1f5"},
+				{Op: "intent", Key: "INBOX\x1f7\x1f6"}, {Op: "done", Key: "INBOX\x1f7\x1f6"},
+				{Op: "intent", Key: "INBOX\x1f7\x1f8"}, {Op: "done", Key: "INBOX\x1f7\x1f8"},
+			} {
+				if r.Op == "intent" {
+					err = j.Intent(ctx, r)
+				} else {
+					err = j.Done(r)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			if k, ok := j.FirstDone("INBOX\x1f7"); !ok || k != "INBOX\x1f7\x1f6" {
+				t.Errorf("FirstDone = %q, %v; want INBOX 7 6", k, ok)
+			}
+			if err := j.Forget("INBOX\x1f7\x1f6"); err != nil {
+				t.Fatal(err)
+			}
+			if k, ok := j.FirstDone("INBOX\x1f7"); !ok || k != "INBOX\x1f7\x1f8" {
+				t.Errorf("after Forget: FirstDone = %q, %v; want INBOX 7 8", k, ok)
+			}
+			if k, ok := j.FirstDone("INBOX\x1f8"); ok {
+				t.Errorf("FirstDone of an unknown prefix = %q", k)
+			}
+		})
+	}
+}

@@ -627,6 +627,34 @@ func (j *Journal) Range(fn func(key string, e Entry) bool) {
 // Keys calls fn for every key the journal knows and whether it is done,
 // without reading the file (cheap even with a million entries), until fn
 // returns false. fn must not call the journal.
+// FirstDone returns the first key (in the journal's order) with a done
+// record among the keys that start with prefix + 0x1f (the engine's
+// folder 0x1f UIDVALIDITY). Unlike Keys it builds no string for the keys
+// of other prefixes: a lookup in a journal of a million entries.
+func (j *Journal) FirstDone(prefix string) (string, bool) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	x := j.idx
+	g, interned := x.groups[prefix]
+	want := prefix + string(rune(keySep))
+	for i := uint32(0); i < x.n; i++ {
+		s := x.slot(i)
+		if s.state() != stateDone {
+			continue
+		}
+		if interned && s.grp == g {
+			return x.keyString(s), true
+		}
+		if s.grp == 0 {
+			// Kept whole (out of group numbers, or no separator).
+			if k := x.keyString(s); strings.HasPrefix(k, want) && strings.LastIndexByte(k, keySep) == len(prefix) {
+				return k, true
+			}
+		}
+	}
+	return "", false
+}
+
 func (j *Journal) Keys(fn func(key string, done bool) bool) {
 	j.mu.Lock()
 	defer j.mu.Unlock()

@@ -200,16 +200,8 @@ func (e *engine) openIntents() map[string]int {
 // journalReceiptValidity is the UIDVALIDITY in the receipt of one done
 // record of the folder ("validity:uid"), 0 when unknown.
 func (e *engine) journalReceiptValidity(keyName string, validity uint32) uint32 {
-	prefix := keyName + "\x1f" + strconv.FormatUint(uint64(validity), 10) + "\x1f"
-	var key string
-	e.j.Keys(func(k string, done bool) bool {
-		if done && strings.HasPrefix(k, prefix) {
-			key = k
-			return false
-		}
-		return true
-	})
-	if key == "" {
+	key, ok := e.j.FirstDone(keyName + "\x1f" + strconv.FormatUint(uint64(validity), 10))
+	if !ok {
 		return 0
 	}
 	ent, _ := e.j.Get(key)
