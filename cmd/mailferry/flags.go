@@ -268,7 +268,7 @@ func addRunFlags(fs *flag.FlagSet) *runFlags {
 	fs.BoolVar(&r.stripNUL, "strip-nul", false, "remove NUL bytes from messages (some servers refuse them); reported")
 	fs.IntVar(&r.retries, "retries", 6, "retry a failed operation `N` times on a new connection (jittered backoff)")
 	fs.BoolVar(&r.deleteSource, "delete-source", false, "delete each source message once it is safely in the target (POP3 DELE at QUIT; IMAP UID EXPUNGE of those messages only)")
-	fs.Func("memory", "memory budget `SIZE` (64M, 1G) the copy sizes its windows by; the Go soft heap limit unless GOMEMLIMIT is set (default: 3/4 of the cgroup limit, at most 256M)", func(s string) (err error) {
+	fs.Func("memory", "memory budget `SIZE` (64M, 1G) the copy sizes its windows by; the most Go's soft heap limit may be, unless GOMEMLIMIT is set (default: 3/4 of the cgroup limit, at most 256M)", func(s string) (err error) {
 		r.memory, err = parseMemory(s)
 		return err
 	})
