@@ -257,13 +257,16 @@ func (pl *planner) run(ctx context.Context, emit emitFunc, pause func() bool) (b
 		case it.done:
 			pl.e.log.Debug("folder listed", "folder", it.fs.src.Name, "messages", it.listed, "by_id_only", it.skimmed)
 			pl.open = slices.Delete(pl.open, pl.rr, pl.rr+1)
-		case (len(items) > 0 || len(del) > 0) && pl.e.tfeat.ExclusiveFolders && !pl.e.o.DryRun:
-			// The next folder's turn: on a target where one worker
-			// works on a folder at a time, the others need batches of
-			// other folders. Elsewhere (a Maildir, a dry run) and after
-			// a page with nothing to do, the planner stays: switching
-			// costs an EXAMINE (Dovecot: 0.4 s on a folder of 400,000
-			// messages), and on a re-run most pages are like that.
+		case (len(items) > 0 || len(del) > 0) && !pl.e.o.DryRun:
+			// The next folder's turn: workers in different folders
+			// store in parallel (an IMAP target gives a folder to one
+			// worker at a time; a Maildir's directory fsyncs of one
+			// folder queue behind each other: 50,000 messages took
+			// 24 s with every worker in one folder, see BENCHMARKS.md).
+			// After a page with nothing to do, and in a dry run, the
+			// planner stays: switching costs an EXAMINE (Dovecot: 0.4 s
+			// on a folder of 400,000 messages), and on a re-run most
+			// pages are like that.
 			pl.rr++
 		}
 		pl.totals()
