@@ -159,27 +159,7 @@ func TestManyOpenIntentsSettledByOneInventory(t *testing.T) {
 	if _, err := runOnce(t, context.Background(), dir, s, tg, Options{Workers: 2}); err != nil {
 		t.Fatal(err)
 	}
-	// Keep only the intents, as after kill -9 before the done records.
-	j := openJournal(t, dir)
-	var intents, dones []checkpoint.Record
-	j.Range(func(k string, e checkpoint.Entry) bool {
-		intents = append(intents, checkpoint.Record{Op: "intent", Key: k, Folder: e.Folder, Name: e.Name, Size: e.Size})
-		dones = append(dones, checkpoint.Record{Op: "done", Key: k, Folder: e.Folder, Name: e.Name, Size: e.Size,
-			SHA256: e.SHA256, MsgID: e.MsgID, Receipt: e.Receipt})
-		return true
-	})
-	j.Close()
-	dir2 := t.TempDir()
-	j2 := openJournal(t, dir2)
-	if err := j2.Intents(context.Background(), intents); err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range dones[60:] {
-		if err := j2.Done(r); err != nil {
-			t.Fatal(err)
-		}
-	}
-	j2.Close()
+	dir2 := openIntentsJournal(t, dir, 60)
 	// 60 open intents and 40 done; all 100 in the target: the journal
 	// accounts for the folder, only the open intents are in question.
 	before := tg.finds.Load()
@@ -233,26 +213,7 @@ func TestFewOpenIntentsInABigFolderLookedUp(t *testing.T) {
 	if _, err := runOnce(t, context.Background(), dir, s, tg, Options{Workers: 2}); err != nil {
 		t.Fatal(err)
 	}
-	j := openJournal(t, dir)
-	var intents, dones []checkpoint.Record
-	j.Range(func(k string, e checkpoint.Entry) bool {
-		intents = append(intents, checkpoint.Record{Op: "intent", Key: k, Folder: e.Folder, Name: e.Name, Size: e.Size})
-		dones = append(dones, checkpoint.Record{Op: "done", Key: k, Folder: e.Folder, Name: e.Name, Size: e.Size,
-			SHA256: e.SHA256, MsgID: e.MsgID, Receipt: e.Receipt})
-		return true
-	})
-	j.Close()
-	dir2 := t.TempDir()
-	j2 := openJournal(t, dir2)
-	if err := j2.Intents(context.Background(), intents); err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range dones[40:] {
-		if err := j2.Done(r); err != nil {
-			t.Fatal(err)
-		}
-	}
-	j2.Close()
+	dir2 := openIntentsJournal(t, dir, 40)
 	before := tg.finds.Load()
 	sum, err := runOnce(t, context.Background(), dir2, s, tg, Options{Workers: 2})
 	if err != nil {
@@ -265,4 +226,32 @@ func TestFewOpenIntentsInABigFolderLookedUp(t *testing.T) {
 		t.Errorf("%d lookups; want 40 (one per open intent, no inventory)", n)
 	}
 	checkExactlyOnce(t, s, tg)
+}
+
+// openIntentsJournal copies the journal in dir into a new state directory
+// with every key's intent but the done records of only the keys after the
+// first open, as after a kill -9 before those done records were written.
+func openIntentsJournal(t *testing.T, dir string, open int) string {
+	t.Helper()
+	j := openJournal(t, dir)
+	var intents, dones []checkpoint.Record
+	j.Range(func(k string, e checkpoint.Entry) bool {
+		intents = append(intents, checkpoint.Record{Op: "intent", Key: k, Folder: e.Folder, Name: e.Name, Size: e.Size})
+		dones = append(dones, checkpoint.Record{Op: "done", Key: k, Folder: e.Folder, Name: e.Name, Size: e.Size,
+			SHA256: e.SHA256, MsgID: e.MsgID, Receipt: e.Receipt})
+		return true
+	})
+	j.Close()
+	dir2 := t.TempDir()
+	j2 := openJournal(t, dir2)
+	defer j2.Close()
+	if err := j2.Intents(context.Background(), intents); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range dones[open:] {
+		if err := j2.Done(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir2
 }
