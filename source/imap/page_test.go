@@ -19,20 +19,8 @@ import (
 // a message that arrives while the folder is being paged is listed at the
 // end, as a List after it would; STATUS gives the message count.
 func TestListPage(t *testing.T) {
-	srv := imaptest.Start(t, imaptest.Options{})
-	load(t, srv, "Work", 300)
-	s := openSrc(t, srv.Config())
+	srv, s, f, gone := gappyWork(t, "200", "201", "202", "203", "300")
 	ctx := context.Background()
-	f := folder(t, s, "Work")
-	var gone []string
-	for uid := 50; uid < 150; uid++ {
-		gone = append(gone, strconv.Itoa(uid))
-	}
-	gone = append(gone, "200", "201", "202", "203", "300")
-	if err := s.Delete(ctx, f, gone); err != nil {
-		t.Fatal(err)
-	}
-	f = folder(t, s, "Work")
 	if f.Messages != 300-len(gone) {
 		t.Errorf("STATUS count %d; want %d", f.Messages, 300-len(gone))
 	}
@@ -86,20 +74,8 @@ func TestListPage(t *testing.T) {
 // for the IDs want keeps, and the others by ID, in UID order; with gaps in
 // the UIDs and a want that keeps every seventh message.
 func TestSkimPage(t *testing.T) {
-	srv := imaptest.Start(t, imaptest.Options{})
-	load(t, srv, "Work", 300)
-	s := openSrc(t, srv.Config())
+	_, s, f, _ := gappyWork(t, "200", "300")
 	ctx := context.Background()
-	f := folder(t, s, "Work")
-	var gone []string
-	for uid := 50; uid < 150; uid++ {
-		gone = append(gone, strconv.Itoa(uid))
-	}
-	gone = append(gone, "200", "300")
-	if err := s.Delete(ctx, f, gone); err != nil {
-		t.Fatal(err)
-	}
-	f = folder(t, s, "Work")
 	want := func(id string) bool { n, _ := strconv.Atoi(id); return n%7 == 0 }
 	cursor := ""
 	for pages := 0; ; pages++ {
@@ -142,4 +118,23 @@ func TestSkimPage(t *testing.T) {
 		}
 		cursor = next
 	}
+}
+
+// gappyWork starts a server with a folder "Work" of 300 messages from
+// which UIDs 50 to 149 and more are deleted, and returns the session, the
+// folder (STATUS after the deletions) and the UIDs deleted.
+func gappyWork(t *testing.T, more ...string) (*imaptest.Server, *Source, source.Folder, []string) {
+	t.Helper()
+	srv := imaptest.Start(t, imaptest.Options{})
+	load(t, srv, "Work", 300)
+	s := openSrc(t, srv.Config())
+	var gone []string
+	for uid := 50; uid < 150; uid++ {
+		gone = append(gone, strconv.Itoa(uid))
+	}
+	gone = append(gone, more...)
+	if err := s.Delete(context.Background(), folder(t, s, "Work"), gone); err != nil {
+		t.Fatal(err)
+	}
+	return srv, s, folder(t, s, "Work"), gone
 }
