@@ -71,6 +71,10 @@ func TestSkimmedReRun(t *testing.T) {
 			}
 			mustContain(t, r.stdout, fmt.Sprintf("copied         %d messages", len(extra)))
 			checkReport(t, "re-run", corpus.Compare(dump(), dovecottest.DumpMaildir(t, dst), compareAll))
+			// README: the log says when the first message was copied.
+			if b, _ := os.ReadFile(logf); !bytes.Contains(b, []byte(`"msg":"first message copied"`)) {
+				t.Errorf("the re-run's --log has no \"first message copied\" record")
+			}
 			byID := skimmedPerFolder(t, logf)
 			if byID["INBOX"] < 600-256 || byID["Archive"] < 300-256 {
 				t.Errorf("listed by ID only: %v; want all but the first page of INBOX (600) and Archive (300)", byID)
