@@ -608,6 +608,9 @@ type result struct {
 	partial       float64 // msgs/s of a copy killed by its time bound, from what it had copied
 }
 
+// took records what a run measured.
+func (r *result) took(ru rusage) { r.wall, r.cpu, r.rssMB, r.load = ru.wall, ru.cpu, ru.rssMB, ru.load }
+
 // measureJob runs one tool on one path: reset, (plan,) copy, check, and
 // for mailferry the re-runs.
 func (c *config) measureJob(ctx context.Context, j job) ([]result, error) {
@@ -633,7 +636,7 @@ func (c *config) measureJob(ctx context.Context, j job) ([]result, error) {
 		if err != nil {
 			r.failed, r.note = true, err.Error()
 		} else {
-			r.wall, r.cpu, r.rssMB, r.load = ru.wall, ru.cpu, ru.rssMB, ru.load
+			r.took(ru)
 			estimate, err = readEstimate(report)
 			if err != nil {
 				r.failed, r.note = true, err.Error()
@@ -663,7 +666,7 @@ func (c *config) measureJob(ctx context.Context, j job) ([]result, error) {
 		}
 		ru, err = c.exec(ctx, fmt.Sprintf("%s-%d", tag, try), j.argv(c), limit)
 	}
-	r.wall, r.cpu, r.rssMB, r.load = ru.wall, ru.cpu, ru.rssMB, ru.load
+	r.took(ru)
 	if err != nil {
 		r.failed, r.note = true, r.note+err.Error()
 	}
@@ -691,7 +694,7 @@ func (c *config) measureJob(ctx context.Context, j job) ([]result, error) {
 		if ctx.Err() != nil {
 			return out, ctx.Err()
 		}
-		r.wall, r.cpu, r.rssMB, r.load = ru.wall, ru.cpu, ru.rssMB, ru.load
+		r.took(ru)
 		if err != nil {
 			r.failed, r.note = true, err.Error()
 		}
@@ -732,7 +735,7 @@ func (c *config) measureResume(ctx context.Context, j job, base result, tag stri
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
-	killed.wall, killed.cpu, killed.rssMB, killed.load = ru.wall, ru.cpu, ru.rssMB, ru.load
+	killed.took(ru)
 	killed.check = "-"
 	if err == nil {
 		killed.note = "finished before it could be killed"
@@ -748,7 +751,7 @@ func (c *config) measureResume(ctx context.Context, j job, base result, tag stri
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
-	r.wall, r.cpu, r.rssMB, r.load = ru.wall, ru.cpu, ru.rssMB, ru.load
+	r.took(ru)
 	if err != nil {
 		r.failed, r.note = true, err.Error()
 	}
