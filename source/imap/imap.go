@@ -195,6 +195,7 @@ func (s *Source) Folders(ctx context.Context) ([]source.Folder, error) {
 		return nil, err
 	}
 	failed := make([]bool, len(servers))
+	lost := false
 	err = s.short(ctx, "ask the UIDVALIDITY of the folders", func(c *imapclient.Client) error {
 		cmds := make([]*imapclient.StatusCommand, len(servers))
 		for i, m := range servers {
@@ -204,6 +205,7 @@ func (s *Source) Folders(ctx context.Context) ([]source.Folder, error) {
 			sd, err := cmd.Wait()
 			if err != nil {
 				failed[i] = true
+				lost = lost || !imapconn.IsNo(err)
 				continue
 			}
 			out[i].Validity = sd.UIDValidity
@@ -215,6 +217,13 @@ func (s *Source) Folders(ctx context.Context) ([]source.Folder, error) {
 	})
 	if err != nil {
 		return nil, err
+	}
+	if lost {
+		// A STATUS that failed other than with NO (a timeout) cost the
+		// connection, but the client may not have noticed yet when the
+		// next command is sent on it: drop it now, so that the next
+		// command dials afresh.
+		s.drop()
 	}
 	for i, bad := range failed {
 		s.unknown.set(out[i].Name, bad)
