@@ -16,9 +16,9 @@ import (
 // twice as many (at Open, after runs that never closed), the journal is
 // rewritten as a snapshot: the header, then for each key its latest intent
 // or done line (with the flags of a later "flags" record folded in), in the
-// order the keys first appeared. Later records are appended to it as before
-// (the tail), so the file is always snapshot + tail in the one format that
-// Open reads.
+// order the index walks them (see cursor). Later records are appended to it
+// as before (the tail), so the file is always snapshot + tail in the one
+// format that Open reads.
 //
 // The snapshot is written to path+".compact", fsynced, renamed over the
 // journal, and the directory fsynced. A crash before the rename leaves the
@@ -96,8 +96,12 @@ func (j *Journal) compact() (err error) {
 		return fmt.Errorf("write %s: %w", tmp, err)
 	}
 	x := j.idx
-	for i := uint32(0); i < x.n; i++ {
-		s := x.slot(i)
+	var c cursor
+	for {
+		s, more := x.next(&c)
+		if !more {
+			break
+		}
 		if s.state() == stateForgotten {
 			continue
 		}
@@ -125,7 +129,7 @@ func (j *Journal) compact() (err error) {
 		if !bytes.Equal(raw.key, kb) {
 			return fmt.Errorf("read the record of %q: found the record of %q", kb, raw.key)
 		}
-		if want := x.flagSets[s.flags]; !sameJoined(raw.flags, raw.nflags, want) {
+		if want := x.flagSets[s.flagID()]; !sameJoined(raw.flags, raw.nflags, want) {
 			// A later "flags" record changed them: write the line anew.
 			r, err := ParseLine(line)
 			if err != nil {
@@ -165,8 +169,13 @@ func (j *Journal) compact() (err error) {
 	// The index keeps its slots (a forgotten key's stays forgotten, no
 	// longer in the file); each live one points into the snapshot.
 	pos := int64(len(appendLine(nil, &Record{Op: opHeader})))
-	for i, k := uint32(0), 0; i < x.n; i++ {
-		if s := x.slot(i); s.state() != stateForgotten {
+	var c2 cursor
+	for k := 0; ; {
+		s, more := x.next(&c2)
+		if !more {
+			break
+		}
+		if s.state() != stateForgotten {
 			s.setRec(pos)
 			pos += int64(lens[k])
 			k++

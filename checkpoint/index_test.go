@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"unsafe"
@@ -38,7 +39,7 @@ func TestIndexKeys(t *testing.T) {
 			}
 			for i, k := range keys {
 				s := x.get([]byte(k))
-				if s == nil {
+				if !s.ok() {
 					t.Fatalf("%q not found", k)
 				}
 				if got := x.keyString(s); got != k {
@@ -49,12 +50,12 @@ func TestIndexKeys(t *testing.T) {
 				}
 			}
 			for _, k := range []string{"INBOX\x1f1700000000\x1f2", "INBOX\x1f1\x1f1", "Nope\x1f1\x1f1", "02", "INBOX\x1f1700000000\x1f001"} {
-				if x.get([]byte(k)) != nil {
+				if x.get([]byte(k)).ok() {
 					t.Errorf("%q found", k)
 				}
 			}
-			if int(x.n) != len(keys)+5000 {
-				t.Errorf("n = %d", x.n)
+			if x.count() != len(keys)+5000 {
+				t.Errorf("count = %d", x.count())
 			}
 		})
 	}
@@ -168,5 +169,134 @@ func TestFirstDone(t *testing.T) {
 				t.Errorf("FirstDone of an unknown prefix = %q", k)
 			}
 		})
+	}
+}
+
+// TestDensePages: an IMAP folder's UIDs go to dense pages at about 8 bytes
+// an entry (slots and table cost about 24); sparse UIDs fall back to slots
+// instead of a mostly empty page each; every key is found and walked once.
+func TestDensePages(t *testing.T) {
+	cases := []struct {
+		name      string
+		n         int
+		uid       func(i int) uint32
+		maxBytes  float64 // heap per entry
+		allInPage bool
+	}{
+		{"dense", 200_000, func(i int) uint32 { return uint32(i + 1) }, 9.5, true},
+		{"every other UID", 200_000, func(i int) uint32 { return uint32(2*i + 1) }, 19, true},
+		{"every third UID", 200_000, func(i int) uint32 { return uint32(3*i + 1) }, 27, false},
+		{"sparse", 50_000, func(i int) uint32 { return uint32(4096*i + 7) }, 40, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			runtime.GC()
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			x := newIndex()
+			for i := 0; i < c.n; i++ {
+				s := x.upsert([]byte(fmt.Sprintf("INBOX\x1f7\x1f%d", c.uid(i))))
+				s.setState(stateDone)
+				s.setRec(int64(i) * 300)
+				x.setFlags(&s, uint32(i%3))
+			}
+			runtime.GC()
+			runtime.ReadMemStats(&after)
+			per := float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / float64(c.n)
+			t.Logf("%.1f bytes per entry; %d in pages, %d in slots", per, x.inPages, x.n)
+			if per > c.maxBytes {
+				t.Errorf("%.1f bytes per entry, want at most %.1f", per, c.maxBytes)
+			}
+			if c.allInPage && x.n != 0 {
+				t.Errorf("%d entries in slots, want all in pages", x.n)
+			}
+			if !c.allInPage && len(x.porder) > pageFreeStart {
+				t.Errorf("%d pages made for sparse ids", len(x.porder))
+			}
+			if x.count() != c.n {
+				t.Errorf("count %d, want %d", x.count(), c.n)
+			}
+			for i := 0; i < c.n; i++ {
+				k := fmt.Sprintf("INBOX\x1f7\x1f%d", c.uid(i))
+				s := x.get([]byte(k))
+				if !s.ok() || s.rec() != int64(i)*300 || s.state() != stateDone || s.flagID() != uint32(i%3) {
+					t.Fatalf("%q: found %v rec %d state %d flags %d", k, s.ok(), s.rec(), s.state(), s.flagID())
+				}
+				if got := x.keyString(s); got != k {
+					t.Fatalf("%q comes back as %q", k, got)
+				}
+			}
+			seen := map[string]bool{}
+			var cur cursor
+			for {
+				s, more := x.next(&cur)
+				if !more {
+					break
+				}
+				k := x.keyString(s)
+				if seen[k] {
+					t.Fatalf("%q walked twice", k)
+				}
+				seen[k] = true
+			}
+			if len(seen) != c.n {
+				t.Errorf("walked %d keys, want %d", len(seen), c.n)
+			}
+			runtime.KeepAlive(x)
+		})
+	}
+}
+
+// TestPageFallbacks: a key kept in a slot (its page refused: the pages
+// were sparse) is still found once its page exists; an entry whose
+// flag-set number outgrows a page entry moves to a slot with its state and
+// offset.
+func TestPageFallbacks(t *testing.T) {
+	x := newIndex()
+	key := func(uid int) []byte { return []byte(fmt.Sprintf("F\x1f1\x1f%d", uid)) }
+	for i := 0; i < pageFreeStart; i++ { // one entry per page: sparse
+		x.upsert(key(i * pageSize)).setState(stateDone)
+	}
+	late := pageFreeStart*pageSize + 5
+	s := x.upsert(key(late))
+	s.setState(stateIntent)
+	s.setRec(42)
+	if s.s == nil {
+		t.Fatal("a key in a new page was given a page while the pages are sparse")
+	}
+	for i := 0; i < pageFreeStart; i++ { // fill the pages: dense again
+		for u := i*pageSize + 1; u < (i+1)*pageSize; u++ {
+			x.upsert(key(u)).setState(stateDone)
+		}
+	}
+	x.upsert(key(late + 1)).setState(stateDone) // makes late's page
+	if _, ok := x.pages[pageKey(1, uint32(late))]; !ok {
+		t.Fatal("no page made once the pages are dense")
+	}
+	if g := x.get(key(late)); !g.ok() || g.s == nil || g.rec() != 42 || g.state() != stateIntent {
+		t.Fatalf("the key kept in a slot: found %v rec %d", g.ok(), g.rec())
+	}
+	if u := x.upsert(key(late)); u.s == nil {
+		t.Fatal("upsert made a second entry in the page for a key in a slot")
+	}
+	n := x.count()
+
+	defer func(m uint32) { maxPageFlags = m }(maxPageFlags)
+	maxPageFlags = 4
+	p := x.get(key(3))
+	p.setRec(77)
+	x.setFlags(&p, 2)
+	if p.s != nil || p.flagID() != 2 {
+		t.Fatalf("flag set 2 did not stay in the page (slot %v, flags %d)", p.s != nil, p.flagID())
+	}
+	x.setFlags(&p, 9)
+	if p.s == nil || p.flagID() != 9 || p.rec() != 77 || p.state() != stateDone {
+		t.Fatalf("after flag set 9: slot %v flags %d rec %d state %d", p.s != nil, p.flagID(), p.rec(), p.state())
+	}
+	if g := x.get(key(3)); g.s == nil || g.flagID() != 9 {
+		t.Fatal("the moved entry is not found in its slot")
+	}
+	if x.count() != n {
+		t.Errorf("count %d after the move, want %d", x.count(), n)
 	}
 }

@@ -429,13 +429,13 @@ func (j *Journal) apply(r *rawRecord, off int64, lineNo int) error {
 			st = stateDone
 		}
 		s.setState(st)
-		s.flags = x.internJoined(r.flags, r.nflags)
+		x.setFlags(&s, x.internJoined(r.flags, r.nflags))
 	case opFlags:
-		if s := x.get(r.key); s != nil && s.state() != stateForgotten {
-			s.flags = x.internJoined(r.flags, r.nflags)
+		if s := x.get(r.key); s.ok() && s.state() != stateForgotten {
+			x.setFlags(&s, x.internJoined(r.flags, r.nflags))
 		}
 	case opForget:
-		if s := x.get(r.key); s != nil && s.state() != stateForgotten {
+		if s := x.get(r.key); s.ok() && s.state() != stateForgotten {
 			s.setState(stateForgotten)
 			j.live--
 		}
@@ -462,10 +462,10 @@ func (j *Journal) Status(key string) (done bool, flags []string, ok bool) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	s := j.idx.get(bytesOf(key))
-	if s == nil || s.state() == stateForgotten {
+	if !s.ok() || s.state() == stateForgotten {
 		return false, nil, false
 	}
-	return s.state() == stateDone, j.idx.flags(s.flags), true
+	return s.state() == stateDone, j.idx.flags(s.flagID()), true
 }
 
 // IsDone reports whether key has a done record (and is not forgotten): a
@@ -475,14 +475,14 @@ func (j *Journal) IsDone(key []byte) bool {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	s := j.idx.get(key)
-	return s != nil && s.state() == stateDone
+	return s.ok() && s.state() == stateDone
 }
 
 // Get returns what the journal knows about key.
 func (j *Journal) Get(key string) (Entry, bool) {
 	j.mu.Lock()
 	s := j.idx.get(bytesOf(key))
-	if s == nil || s.state() == stateForgotten {
+	if !s.ok() || s.state() == stateForgotten {
 		j.mu.Unlock()
 		return Entry{}, false
 	}
@@ -505,11 +505,11 @@ func (j *Journal) Get(key string) (Entry, bool) {
 	return e, true
 }
 
-// locate returns the in-memory part of slot s's entry and either a copy of
-// its line (when it is still in memory) or the line's file offset. Called
-// with j.mu held.
-func (j *Journal) locate(s *slot) (e Entry, line []byte, rec int64, closed bool) {
-	e = Entry{Done: s.state() == stateDone, Flags: j.idx.flags(s.flags)}
+// locate returns the in-memory part of s's entry and either a copy of its
+// line (when it is still in memory) or the line's file offset. Called with
+// j.mu held.
+func (j *Journal) locate(s ref) (e Entry, line []byte, rec int64, closed bool) {
+	e = Entry{Done: s.state() == stateDone, Flags: j.idx.flags(s.flagID())}
 	rec = s.rec()
 	switch {
 	case rec >= j.bufBase:
@@ -571,20 +571,23 @@ func readLineAt(f *os.File, off int64) ([]byte, error) {
 	}
 }
 
-// Range calls fn for every key the journal knows, in the order the keys
-// first appeared, until fn returns false. fn may call the journal's other
+// Range calls fn for every key the journal knows, until fn returns false:
+// the keys in slots in the order they first appeared, then those in dense
+// pages by folder and UID (see index.go). fn may call the journal's other
 // methods; keys added during Range may or may not be visited. Range reads
 // the file in large windows, so a full pass costs about one sequential read
 // of the journal.
 func (j *Journal) Range(fn func(key string, e Entry) bool) {
-	j.mu.Lock()
-	n := j.idx.n
-	j.mu.Unlock()
 	var win []byte
 	var winOff int64
-	for i := uint32(0); i < n; i++ {
+	var c cursor
+	for {
 		j.mu.Lock()
-		s := j.idx.slot(i)
+		s, more := j.idx.next(&c)
+		if !more {
+			j.mu.Unlock()
+			return
+		}
 		if s.state() == stateForgotten {
 			j.mu.Unlock()
 			continue
@@ -637,15 +640,23 @@ func (j *Journal) FirstDone(prefix string) (string, bool) {
 	x := j.idx
 	g, interned := x.groups[prefix]
 	want := prefix + string(rune(keySep))
-	for i := uint32(0); i < x.n; i++ {
-		s := x.slot(i)
+	var c cursor
+	for {
+		s, more := x.next(&c)
+		if !more {
+			break
+		}
 		if s.state() != stateDone {
 			continue
 		}
-		if interned && s.grp == g {
+		grp := s.grp
+		if s.s != nil {
+			grp = s.s.grp
+		}
+		if interned && grp == g {
 			return x.keyString(s), true
 		}
-		if s.grp == 0 {
+		if grp == 0 {
 			// Kept whole (out of group numbers, or no separator).
 			if k := x.keyString(s); strings.HasPrefix(k, want) && strings.LastIndexByte(k, keySep) == len(prefix) {
 				return k, true
@@ -658,8 +669,12 @@ func (j *Journal) FirstDone(prefix string) (string, bool) {
 func (j *Journal) Keys(fn func(key string, done bool) bool) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	for i := uint32(0); i < j.idx.n; i++ {
-		s := j.idx.slot(i)
+	var c cursor
+	for {
+		s, more := j.idx.next(&c)
+		if !more {
+			return
+		}
 		if s.state() == stateForgotten {
 			continue
 		}
@@ -682,12 +697,26 @@ func (j *Journal) Prefixes(fn func(prefix string, done, pending int) bool) {
 	groups := make([]count, len(x.prefixes))
 	var whole map[string]*count // keys kept whole in group 0
 	var order []string
-	for i := uint32(0); i < x.n; i++ {
-		s := x.slot(i)
-		st := s.state()
+	var cur cursor
+	for {
+		r, more := x.next(&cur)
+		if !more {
+			break
+		}
+		st := r.state()
 		if st == stateForgotten {
 			continue
 		}
+		if r.s == nil { // a page entry
+			c := &groups[r.grp]
+			if st == stateDone {
+				c.done++
+			} else {
+				c.pending++
+			}
+			continue
+		}
+		s := r.s
 		c := &groups[s.grp]
 		if s.grp == 0 {
 			if s.bits&numericID != 0 {
@@ -803,7 +832,7 @@ func (j *Journal) put(r *Record, state uint8) (int64, error) {
 	}
 	s.setRec(off)
 	s.setState(state)
-	s.flags = j.idx.internFlags(r.Flags)
+	j.idx.setFlags(&s, j.idx.internFlags(r.Flags))
 	return end, nil
 }
 
@@ -877,13 +906,13 @@ func (j *Journal) SetFlags(key string, flags []string) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	s := j.idx.get(bytesOf(key))
-	if s == nil || s.state() == stateForgotten {
+	if !s.ok() || s.state() == stateForgotten {
 		return fmt.Errorf("set flags: the journal has no record of %q", key)
 	}
 	if _, _, err := j.appendLocked(&r); err != nil {
 		return err
 	}
-	s.flags = j.idx.internFlags(flags)
+	j.idx.setFlags(&s, j.idx.internFlags(flags))
 	return nil
 }
 
@@ -896,7 +925,7 @@ func (j *Journal) Forget(key string) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	s := j.idx.get(bytesOf(key))
-	if s == nil || s.state() == stateForgotten {
+	if !s.ok() || s.state() == stateForgotten {
 		return nil
 	}
 	if _, _, err := j.appendLocked(&r); err != nil {

@@ -102,7 +102,7 @@ func TestReplayIntentDoneFlagsForget(t *testing.T) {
 		var keys, keys2 []string
 		j.Range(func(k string, e Entry) bool { keys = append(keys, k); return true })
 		j.Keys(func(k string, done bool) bool {
-			if e, _ := j.idx.get(bytesOf(k)), 0; e == nil || done != (e.state() == stateDone) {
+			if e, _ := j.idx.get(bytesOf(k)), 0; !e.ok() || done != (e.state() == stateDone) {
 				t.Errorf("Keys: %q done=%v", k, done)
 			}
 			keys2 = append(keys2, k)
