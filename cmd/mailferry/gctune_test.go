@@ -9,9 +9,9 @@ func TestGCPercent(t *testing.T) {
 	}{
 		{0, 100},
 		{1 << 20, 100},
-		{12 << 20, 100},           // doubling is the headroom
-		{24 << 20, 50},            // goal 36 MiB, not 48
-		{60 << 20, 20},            // goal 72 MiB, not 120
+		{6 << 20, 100},            // doubling is the headroom
+		{12 << 20, 50},            // goal 18 MiB, not 24
+		{30 << 20, 20},            // goal 36 MiB, not 60
 		{200 << 20, gcMinPercent}, // never below
 	} {
 		if got := gcPercent(tc.live); got != tc.want {
@@ -27,7 +27,7 @@ func TestGCLimit(t *testing.T) {
 		budget  int64
 		want    int64
 	}{
-		{1 << 20, 100, 256 << 20, 32 << 20},   // small runs: the floor
+		{1 << 20, 100, 256 << 20, 24 << 20},   // small runs: the floor
 		{24 << 20, 50, 256 << 20, 44 << 20},   // goal 36 + 8
 		{24 << 20, 50, 0, 44 << 20},           // no budget
 		{200 << 20, 20, 128 << 20, 128 << 20}, // never above the budget
