@@ -71,6 +71,30 @@ const (
 	startupSec       = 1.2
 )
 
+// A folder is stored by one session at a time (one worker per folder on an
+// IMAP target), and on Dovecot a message costs more the more the folder
+// holds: the benchmark's 1,000,000-message run spent its last ten minutes
+// with one worker storing into the 400,000-message INBOX at about 500
+// messages/s (one Dovecot process at 93 % of a core), where 80,000 went
+// at over 1,300/s. The k-th message into a folder is modelled as costing
+// imapFolderPerMsg + k × imapFolderGrowth seconds, so a folder of L
+// messages takes L × 0.4 ms + 10.6 ns × L²/2 at the least: 1,009 s for
+// 400,000 (the run took 1,012 s), 66 s for 80,000 (the 200,000-message run
+// took 62.5 s), 4 s for 20,000. Fitted on those runs (BENCHMARKS.md); a
+// server whose appends do not slow with the folder's size is overestimated
+// by it only for folders of a few hundred thousand messages.
+const (
+	imapFolderPerMsg = 400 * time.Microsecond
+	imapFolderGrowth = 10.6e-9 // seconds per message already in the folder
+)
+
+// folderChain is how long one session takes to store a folder of msgs
+// messages and bytes bytes (see imapFolderGrowth).
+func folderChain(msgs int, bytes int64) float64 {
+	k := float64(msgs)
+	return k*imapFolderPerMsg.Seconds() + imapFolderGrowth*k*k/2 + float64(bytes)*imapStorePerByte.Seconds()
+}
+
 // On a machine where the copy is bound by CPU (the benchmark's 2 cores run
 // the server, mailferry and the file system's work), reading and storing
 // do not overlap: each takes the machine's time, so a run into a Maildir
@@ -233,6 +257,9 @@ func estimateRun(in estimateInput, s *readSample) runEstimate {
 		storeSec := float64(n)*imapStorePerMsg.Seconds() + float64(b)*imapStorePerByte.Seconds()
 		if p := min(w, busyFolders(in.Folders)); p == 1 {
 			storeSec *= 1.6 // one worker stores with one session, on one core
+		}
+		for _, f := range in.Folders {
+			storeSec = max(storeSec, folderChain(f.Msgs, f.Bytes))
 		}
 		copySec = max(copySec, storeSec) + min(copySec, storeSec)/4
 	case in.Store.ok() && s.ok():
