@@ -41,7 +41,7 @@ func startGCTuner() {
 		return
 	}
 	gcTunerOnce.Do(func() {
-		t := &gcTuner{percent: 100, sample: []metrics.Sample{{Name: "/gc/heap/live:bytes"}}}
+		t := &gcTuner{percent: 100, sample: []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/scan/heap:bytes"}}}
 		t.arm()
 	})
 }
@@ -70,7 +70,11 @@ func (t *gcTuner) tune() {
 		return
 	}
 	live := t.sample[0].Value.Uint64()
-	p := gcPercent(live)
+	var scan uint64
+	if t.sample[1].Value.Kind() == metrics.KindUint64 {
+		scan = t.sample[1].Value.Uint64()
+	}
+	p := gcPercent(live, scan)
 	// A change of a few percent is not worth a stop of the world.
 	if p != t.percent && (p*10 < t.percent*9 || p*10 > t.percent*11 || p == 100) {
 		t.percent = p
@@ -82,13 +86,19 @@ func (t *gcTuner) tune() {
 	}
 }
 
-// gcPercent is the GOGC that puts the heap goal at live + gcHeadroom,
-// within gcMinPercent and 100.
-func gcPercent(live uint64) int {
+// gcPercent is the GOGC that puts the heap goal at live + gcHeadroom, or
+// live + scan when more of the heap than that holds pointers (scan: the
+// scannable heap), within gcMinPercent and 100. A cycle's work is the
+// pointers it scans: with a small headroom over a heap full of them (a
+// Maildir source lists a folder whole: 100,000 files, 40 MB of metadata)
+// the collector took a quarter of the CPU of a Maildir-to-Maildir copy; a
+// headroom as large as the scannable heap keeps that at GOGC=100's cost.
+func gcPercent(live, scan uint64) int {
 	if live == 0 {
 		return 100
 	}
-	return int(min(max(100*uint64(gcHeadroom)/live, gcMinPercent), 100))
+	room := max(uint64(gcHeadroom), scan)
+	return int(min(max(100*room/live, gcMinPercent), 100))
 }
 
 // gcLimit is the soft limit for a live heap and GOGC: gcSlack above the

@@ -4,18 +4,20 @@ import "testing"
 
 func TestGCPercent(t *testing.T) {
 	for _, tc := range []struct {
-		live uint64
-		want int
+		live, scan uint64
+		want       int
 	}{
-		{0, 100},
-		{1 << 20, 100},
-		{6 << 20, 100},            // doubling is the headroom
-		{12 << 20, 50},            // goal 18 MiB, not 24
-		{30 << 20, 20},            // goal 36 MiB, not 60
-		{200 << 20, gcMinPercent}, // never below
+		{0, 0, 100},
+		{1 << 20, 1 << 20, 100},
+		{6 << 20, 2 << 20, 100},            // doubling is the headroom
+		{12 << 20, 3 << 20, 50},            // goal 18 MiB, not 24
+		{30 << 20, 4 << 20, 20},            // goal 36 MiB, not 60
+		{200 << 20, 4 << 20, gcMinPercent}, // never below
+		{40 << 20, 30 << 20, 75},           // pointers: the scannable heap is the headroom
+		{40 << 20, 40 << 20, 100},          // all pointers: GOGC=100
 	} {
-		if got := gcPercent(tc.live); got != tc.want {
-			t.Errorf("gcPercent(%d MiB) = %d; want %d", tc.live>>20, got, tc.want)
+		if got := gcPercent(tc.live, tc.scan); got != tc.want {
+			t.Errorf("gcPercent(%d MiB, scan %d MiB) = %d; want %d", tc.live>>20, tc.scan>>20, got, tc.want)
 		}
 	}
 }
