@@ -16,7 +16,8 @@ import (
 // doubling it costs memory and buys nothing: a cycle's work is the
 // pointers it scans, which do not grow with the index. After every cycle
 // (a finalizer re-armed each time, the usual way to hear of GC cycles) the
-// tuner puts the heap goal at what survived plus gcHeadroom once that is
+// tuner puts the heap goal at what survived plus gcHeadroom (or plus the
+// scannable heap when that is larger: see gcPercent) once that is
 // less than doubling (GOGC = 100 × headroom / live, at least
 // gcMinPercent; 100 below that, so small runs are as before), and the soft
 // limit gcSlack above that goal (at least gcMinLimit, at most the budget),
