@@ -21,9 +21,9 @@ import (
 // (a 16-bit group number); an id in canonical decimal that fits 32 bits (an
 // IMAP UID) is kept as an integer, any other id (a POP3 UIDL, a Maildir
 // file name) as bytes in 1 MiB chunks. A key without 0x1f is an id in group
-// 0. So an IMAP entry costs a 16-byte slot plus 4-8 bytes of hash table
-// (about 24 bytes; a million entries in about 24 MB), an entry with a
-// string id its bytes and one or two more.
+// 0. So an entry in a slot costs 16 bytes plus 4-8 bytes of hash table
+// (about 24 bytes), an entry with a string id its bytes and one or two
+// more; an IMAP UID usually lives in a dense page instead (below).
 //
 // Slots live in fixed chunks, so growing never copies them; the hash table
 // is open addressing with linear probing over slot numbers, at most 3/4
