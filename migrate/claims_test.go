@@ -10,6 +10,15 @@ func TestClaims(t *testing.T) {
 	if c.has("INBOX", "1:7") {
 		t.Fatal("empty set has 1:7")
 	}
+	c.load("INBOX", "1:9")
+	c.load("INBOX", "1:3")
+	c.load("Sent", "1:5")
+	c.seal()
+	for _, r := range []string{"1:9", "1:3"} {
+		if !c.has("INBOX", r) || c.has("Sent", r) {
+			t.Errorf("%q loaded into INBOX: in INBOX %v, in Sent %v", r, c.has("INBOX", r), c.has("Sent", r))
+		}
+	}
 	for _, r := range []string{"1:7", "4294967295:4294967295", "1700000000.M1P2.host.mailferry,S=12:2,S", "0:0"} {
 		c.add("INBOX", r)
 		if !c.has("INBOX", r) {

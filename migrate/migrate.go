@@ -277,10 +277,11 @@ func (e *engine) taken(folder string) func(string) bool {
 			_ = e.j.Sync(context.Background())
 			e.j.Range(func(_ string, ent checkpoint.Entry) bool {
 				if ent.Done && ent.Receipt != "" {
-					e.rc.add(ent.Folder, ent.Receipt)
+					e.rc.load(ent.Folder, ent.Receipt)
 				}
 				return true
 			})
+			e.rc.seal()
 		}
 		return e.rc.has(folder, receipt)
 	}
