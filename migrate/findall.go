@@ -127,10 +127,11 @@ func (w *worker) findPending(ctx context.Context, fs *folderState, items []*item
 				}
 				return err
 			}
-			// The one-by-one path retries on a fresh session.
+			// The one-by-one path asks again, on a fresh session.
 			w.e.log.Warn("target lookup of interrupted stores failed; looking for them one by one", "worker", w.id, "folder", folder, "err", err)
-			w.tgt.Close()
-			w.tgt = nil
+			if err := w.reopenTarget(ctx); err != nil {
+				return err
+			}
 			continue
 		}
 		for i, fl := range fls {

@@ -143,3 +143,65 @@ func dialMem(t *testing.T, srv *imaptest.Server) *imapclient.Client {
 	}
 	return c
 }
+
+// TestOpenIntentsBatchOnAnyTarget: on a BatchFinder, open intents are
+// settled with FindAll, not Find: those that landed are not stored again,
+// those that did not are stored once (without a Find of their own); and
+// when FindAll fails, the one-by-one lookups take over.
+func TestOpenIntentsBatchOnAnyTarget(t *testing.T) {
+	for _, fail := range []bool{false, true} {
+		t.Run(fmt.Sprintf("FindAll fails=%v", fail), func(t *testing.T) {
+			const n, open, gone = 1000, 20, 8
+			s := newSource(map[string]int{"INBOX": n})
+			tg := newMemTarget()
+			tg.batch, tg.findByContent = true, true
+			dir := t.TempDir()
+			if _, err := runOnce(t, context.Background(), dir, s, tg, Options{Workers: 2}); err != nil {
+				t.Fatal(err)
+			}
+			// The first gone of the open stores never landed.
+			j := openJournal(t, dir)
+			lost := map[string]bool{}
+			j.Range(func(k string, e checkpoint.Entry) bool {
+				if len(lost) == gone {
+					return false
+				}
+				lost[e.Receipt] = true
+				return true
+			})
+			j.Close()
+			tg.mu.Lock()
+			kept := tg.folders["INBOX"][:0]
+			for _, st := range tg.folders["INBOX"] {
+				if !lost[st.uid] {
+					kept = append(kept, st)
+				}
+			}
+			tg.folders["INBOX"] = kept
+			tg.mu.Unlock()
+			dir2 := openIntentsJournal(t, dir, open)
+			if fail {
+				tg.findErrs.Store(1)
+			}
+			finds, alls := tg.finds.Load(), tg.findAlls.Load()
+			sum, err := runOnce(t, context.Background(), dir2, s, tg, Options{Workers: 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			finds, alls = tg.finds.Load()-finds, tg.findAlls.Load()-alls
+			t.Logf("%d FindAll, %d Find", alls, finds)
+			if sum.Copied != gone || sum.AlreadyThere != n-gone || sum.Failed != 0 {
+				t.Errorf("copied %d, already %d, failed %d; want %d, %d, 0", sum.Copied, sum.AlreadyThere, sum.Failed, gone, n-gone)
+			}
+			switch {
+			case alls == 0:
+				t.Error("no FindAll")
+			case !fail && finds != 0:
+				t.Errorf("%d Finds besides FindAll", finds)
+			case fail && finds == 0:
+				t.Error("FindAll failed and no Find took over")
+			}
+			checkExactlyOnce(t, s, tg)
+		})
+	}
+}

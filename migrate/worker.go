@@ -567,6 +567,11 @@ func (w *worker) store(ctx context.Context, fl inflight) error {
 			return err
 		}
 	}
+	if w.tgt == nil {
+		if err := w.reopenTarget(ctx); err != nil {
+			return err
+		}
+	}
 	if depth := w.tgt.Features().Pipeline; depth > 0 && it.pending == nil {
 		return w.send(ctx, w.tgt.(target.Pipeliner), depth, fl)
 	}
