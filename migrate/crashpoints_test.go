@@ -177,6 +177,7 @@ type fakeIMAP struct {
 	mu       sync.Mutex
 	validity uint32
 	boxes    map[string]*fakeBox
+	batch    bool // sessions are BatchFinders
 }
 
 type fakeBox struct {
@@ -198,7 +199,7 @@ func newFakeIMAP() *fakeIMAP {
 func (f *fakeIMAP) clone() *fakeIMAP {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	c := &fakeIMAP{validity: f.validity, boxes: map[string]*fakeBox{}}
+	c := &fakeIMAP{validity: f.validity, boxes: map[string]*fakeBox{}, batch: f.batch}
 	for n, b := range f.boxes {
 		c.boxes[n] = &fakeBox{next: b.next, msgs: slices.Clone(b.msgs)}
 	}
@@ -261,7 +262,32 @@ var (
 )
 
 func (s *fakeIMAPSession) Features() target.Features {
-	return target.Features{CRLF: true, ExclusiveFolders: true, Pipeline: 8, Marks: true, Inventory: true, Folders: true}
+	return target.Features{CRLF: true, ExclusiveFolders: true, Pipeline: 8, Marks: true, Inventory: true, Folders: true, BatchFind: s.f.batch}
+}
+
+// FindAll is Find for each delivery in turn, a copy given to one counting
+// as taken for the next (the fake's Find knows only exact copies).
+func (s *fakeIMAPSession) FindAll(ctx context.Context, ds []target.Delivery) ([]target.Found, error) {
+	if !s.f.batch {
+		return nil, errors.New("not a batch finder")
+	}
+	out := make([]target.Found, len(ds))
+	given := map[string]bool{}
+	for i, d := range ds {
+		if d.Folder != ds[0].Folder {
+			return nil, errors.New("FindAll over two folders")
+		}
+		taken := d.Taken
+		d.Taken = func(r string) bool { return given[r] || (taken != nil && taken(r)) }
+		r, ok, err := s.Find(ctx, d)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out[i], given[r] = target.Found{Receipt: r, OK: true}, true
+		}
+	}
+	return out, nil
 }
 func (s *fakeIMAPSession) Close() error { return nil }
 
@@ -863,6 +889,21 @@ func (c *crashTarget) Find(ctx context.Context, d target.Delivery) (receipt stri
 	return receipt, ok, err
 }
 
+func (c *crashTarget) FindAll(ctx context.Context, ds []target.Delivery) (found []target.Found, err error) {
+	bf, ok := c.t.(target.BatchFinder)
+	if !ok {
+		return nil, errors.New("not a batch finder")
+	}
+	err = c.p.call(fmt.Sprintf("FindAll of %d in %q", len(ds), ds[0].Folder), func() (err error) {
+		if c.p.fault(&c.p.finds, c.p.failFind) {
+			return failure.Mark(failure.Temporary, errors.New("connection reset during the lookup (injected)"))
+		}
+		found, err = bf.FindAll(ctx, ds)
+		return err
+	})
+	return found, err
+}
+
 func (c *crashTarget) Mark(ctx context.Context, folder string) (mark string, err error) {
 	m, ok := c.t.(target.Marker)
 	if !ok {
@@ -1239,6 +1280,7 @@ func TestCrashPoints(t *testing.T) {
 	defer func() { slog.SetDefault(old); settleDelay = oldSettle }()
 	kinds := []crashKind{
 		{"imap", func(t *testing.T, base string) crashStore { return newFakeIMAP() }},
+		{"imap-batch", func(t *testing.T, base string) crashStore { f := newFakeIMAP(); f.batch = true; return f }},
 		{"maildir", func(t *testing.T, base string) crashStore {
 			root, err := os.MkdirTemp(base, "maildir")
 			if err != nil {

@@ -251,6 +251,10 @@ type memTarget struct {
 	// censuses and inventories count those calls.
 	censuses, inventories atomic.Int64
 	finds                 atomic.Int64
+	// batch: sessions are target.BatchFinders; findAlls counts FindAll
+	// calls (a failing one too: findErrs applies to them as to Find).
+	batch    bool
+	findAlls atomic.Int64
 }
 
 type storedMsg struct {
@@ -271,6 +275,9 @@ func (t *memTarget) opener() target.Opener {
 		if t.pipeline {
 			return &memPipeSession{memTargetSession{t: t}}, nil
 		}
+		if t.batch {
+			return &memBatchSession{memTargetSession{t: t}}, nil
+		}
 		return &memTargetSession{t: t}, nil
 	}
 }
@@ -282,6 +289,37 @@ type memPipeSession struct{ memTargetSession }
 func (m *memPipeSession) Send(ctx context.Context, d target.Delivery, body io.Reader) (func() (string, error), error) {
 	receipt, err := m.Put(ctx, d, body)
 	return func() (string, error) { return receipt, err }, nil
+}
+
+// memBatchSession settles several lookups at once: Find for each in turn,
+// a copy given to one counting as taken for the next.
+type memBatchSession struct{ memTargetSession }
+
+func (m *memBatchSession) Features() target.Features {
+	f := m.memTargetSession.Features()
+	f.BatchFind = true
+	return f
+}
+
+func (m *memBatchSession) FindAll(ctx context.Context, ds []target.Delivery) ([]target.Found, error) {
+	m.t.findAlls.Add(1)
+	if m.t.findErrs.Add(-1) >= 0 {
+		return nil, failure.Mark(failure.Temporary, errors.New("connection reset during SEARCH (injected)"))
+	}
+	out := make([]target.Found, len(ds))
+	given := map[string]bool{}
+	for i, d := range ds {
+		taken := d.Taken
+		d.Taken = func(r string) bool { return given[r] || (taken != nil && taken(r)) }
+		r, ok, err := m.find(d)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out[i], given[r] = target.Found{Receipt: r, OK: true}, true
+		}
+	}
+	return out, nil
 }
 
 func (t *memTarget) count() int {
@@ -459,6 +497,10 @@ func (m *memTargetSession) Find(ctx context.Context, d target.Delivery) (string,
 	if m.t.findErrs.Add(-1) >= 0 {
 		return "", false, failure.Mark(failure.Temporary, errors.New("connection reset during SEARCH (injected)"))
 	}
+	return m.find(d)
+}
+
+func (m *memTargetSession) find(d target.Delivery) (string, bool, error) {
 	m.t.mu.Lock()
 	defer m.t.mu.Unlock()
 	for _, s := range m.t.folders[d.Folder] {

@@ -208,7 +208,7 @@ type engine struct {
 	// current. See target.Delivery.Taken.
 	rcMu    sync.Mutex
 	rcBuilt bool
-	rc      map[string]bool
+	rc      claims
 
 	msgLimit  *rate.Limiter
 	byteLimit *rate.Limiter
@@ -277,12 +277,13 @@ func (e *engine) taken(folder string) func(string) bool {
 			_ = e.j.Sync(context.Background())
 			e.j.Range(func(_ string, ent checkpoint.Entry) bool {
 				if ent.Done && ent.Receipt != "" {
-					e.rc[ent.Folder+"\x00"+ent.Receipt] = true
+					e.rc.load(ent.Folder, ent.Receipt)
 				}
 				return true
 			})
+			e.rc.seal()
 		}
-		return e.rc[folder+"\x00"+receipt]
+		return e.rc.has(folder, receipt)
 	}
 }
 
@@ -295,7 +296,7 @@ func (e *engine) claim(folder, receipt string) {
 	// Before the set is built, the journal holds the claim (taken reads
 	// it after a Sync): no need to keep every receipt in memory.
 	if e.rcBuilt {
-		e.rc[folder+"\x00"+receipt] = true
+		e.rc.add(folder, receipt)
 	}
 	e.rcMu.Unlock()
 }
@@ -307,7 +308,7 @@ func (e *engine) claim(folder, receipt string) {
 func Run(ctx context.Context, src source.Opener, tgt target.Opener, j *checkpoint.Journal, o Options) (*Summary, error) {
 	o.defaults()
 	start := time.Now()
-	e := &engine{o: o, started: start, j: j, srcOpen: src, tgtOpen: tgt, sum: &Summary{}, log: o.Logger, rc: map[string]bool{}, flying: map[string]int{}, invs: map[string]*inventory{}}
+	e := &engine{o: o, started: start, j: j, srcOpen: src, tgtOpen: tgt, sum: &Summary{}, log: o.Logger, flying: map[string]int{}, invs: map[string]*inventory{}}
 	if o.MaxRate > 0 {
 		e.msgLimit = rate.NewLimiter(rate.Limit(o.MaxRate), 1)
 	}

@@ -37,6 +37,9 @@ type worker struct {
 	mark string
 	// progress is the run's settled count at this worker's last failure.
 	progress int64
+	// absent are the unknown messages of the current pass that
+	// findPending found not in the target, with their fingerprint keys.
+	absent map[*item]string
 }
 
 // settleDelay is how long after a store with an unknown outcome (and, on a
@@ -253,6 +256,14 @@ func (w *worker) copyPass(ctx context.Context, fs *folderState, items []*item, w
 		return failure.Mark(failure.Fatal, fmt.Errorf("journal: %w", err))
 	}
 	handled := map[string]bool{}
+	// The unknown messages first, all at once where the target can.
+	defer clear(w.absent)
+	if err := w.findPending(ctx, fs, items, handled); err != nil {
+		return err
+	}
+	if len(handled) > 0 {
+		ids = slices.DeleteFunc(ids, func(id string) bool { return handled[id] })
+	}
 	for attempt := 1; len(ids) > 0; attempt++ {
 		if stop := w.e.stopOf(fs); stop != nil {
 			for _, id := range ids {
@@ -452,11 +463,21 @@ func (w *worker) find(ctx context.Context, d target.Delivery) (string, bool, err
 // source read failed (retry the message) or the run must stop; a message the
 // target refuses is reported and nil is returned.
 func (w *worker) copyOne(ctx context.Context, fs *folderState, it *item, m source.Meta, r io.Reader) error {
+	fl, done, err := w.prepare(ctx, fs, it, m, r)
+	if err != nil || done {
+		return err
+	}
+	return w.store(ctx, fl)
+}
+
+// prepare spools one message and describes its store. done means it needs
+// none: it was reported (refused, skipped) here.
+func (w *worker) prepare(ctx context.Context, fs *folderState, it *item, m source.Meta, r io.Reader) (fl inflight, done bool, err error) {
 	if err := w.spool.fill(r, w.e.crlf, w.e.o.StripNUL); err != nil {
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return fl, false, ctx.Err()
 		}
-		return fmt.Errorf("read message %s of %q: %w", m.ID, fs.src.Name, err)
+		return fl, false, fmt.Errorf("read message %s of %q: %w", m.ID, fs.src.Name, err)
 	}
 	if m.Flags == nil {
 		m.Flags = it.flags
@@ -473,9 +494,9 @@ func (w *worker) copyOne(ctx context.Context, fs *folderState, it *item, m sourc
 	size := sp.size
 	shaHex := hex.EncodeToString(sp.sum[:])
 	fpk := fpKey(msgID, size, shaHex)
-	refuse := func(reason string) error {
+	refuse := func(reason string) (inflight, bool, error) {
 		w.fail(fs, it, Failure{MessageID: msgID, Size: size, Reason: reason})
-		return nil
+		return fl, true, nil
 	}
 	if stop := w.e.stopOf(fs); stop != nil {
 		return refuse(*stop)
@@ -486,7 +507,7 @@ func (w *worker) copyOne(ctx context.Context, fs *folderState, it *item, m sourc
 			Reason: fmt.Sprintf("larger than --max-size (%d > %d bytes)", size, w.e.o.MaxSize)})
 		w.e.o.Stats.DoneMsgs.Add(1)
 		w.e.o.Stats.DoneBytes.Add(it.size)
-		return nil
+		return fl, true, nil
 	}
 	binary := sp.nul > 0 && !w.e.o.StripNUL
 	if binary {
@@ -496,7 +517,7 @@ func (w *worker) copyOne(ctx context.Context, fs *folderState, it *item, m sourc
 		// may change without saying so.
 		if w.tgt == nil {
 			if err := w.reopenTarget(ctx); err != nil {
-				return err
+				return fl, false, err
 			}
 		}
 		if !w.tgt.Features().NUL {
@@ -513,7 +534,7 @@ func (w *worker) copyOne(ctx context.Context, fs *folderState, it *item, m sourc
 		Fingerprint: target.Fingerprint{MessageID: msgID, Size: size, SHA256: sp.sum}, Binary: binary,
 	}
 	rec := checkpoint.Record{Op: "done", Key: key, Folder: fs.target, Name: d.Name, Size: size, SHA256: shaHex, MsgID: msgID, Flags: m.Flags}
-	fl := inflight{fs: fs, it: it, d: d, rec: rec, conv: sp.converted > 0, nul: sp.nulStripped > 0, fpk: fpk}
+	fl = inflight{fs: fs, it: it, d: d, rec: rec, conv: sp.converted > 0, nul: sp.nulStripped > 0, fpk: fpk}
 	if it.pending != nil {
 		// Unknown: where the earlier store went and what it planned.
 		if it.pending.Folder != "" {
@@ -526,17 +547,28 @@ func (w *worker) copyOne(ctx context.Context, fs *folderState, it *item, m sourc
 	} else {
 		fl.d.Mark = w.mark
 	}
+	return fl, false, nil
+}
+
+// store stores a prepared message (or settles it as already there).
+func (w *worker) store(ctx context.Context, fl inflight) error {
+	fs, it := fl.fs, fl.it
 	if it.pending == nil && fs.recon != nil {
 		fs.reconMu.Lock()
-		ent, ok := fs.recon.take(fpk)
+		ent, ok := fs.recon.take(fl.fpk)
 		fs.reconMu.Unlock()
 		if ok {
-			return w.already(fs, it, checkpoint.Record{Op: "done", Key: key, Folder: ent.Folder, Name: ent.Name,
-				Size: ent.Size, SHA256: ent.SHA256, MsgID: ent.MsgID, Receipt: ent.Receipt, Flags: m.Flags})
+			return w.already(fs, it, checkpoint.Record{Op: "done", Key: fl.rec.Key, Folder: ent.Folder, Name: ent.Name,
+				Size: ent.Size, SHA256: ent.SHA256, MsgID: ent.MsgID, Receipt: ent.Receipt, Flags: fl.rec.Flags})
 		}
 	}
 	if w.e.msgLimit != nil {
 		if err := w.e.msgLimit.Wait(ctx); err != nil {
+			return err
+		}
+	}
+	if w.tgt == nil {
+		if err := w.reopenTarget(ctx); err != nil {
 			return err
 		}
 	}
@@ -591,6 +623,7 @@ func (w *worker) send(ctx context.Context, p target.Pipeliner, window int, fl in
 
 // lost marks fl's message unknown: this run sent it and the answer is lost.
 func (w *worker) lost(fl inflight) {
+	delete(w.absent, fl.it)
 	w.unknownAt = time.Now()
 	fl.it.pending = &checkpoint.Entry{Folder: fl.d.Folder, Name: fl.d.Name, Mark: fl.d.Mark}
 	fl.it.sentHere = true
@@ -622,6 +655,8 @@ func (w *worker) deliver(ctx context.Context, fl inflight) (receipt string, foun
 			if err := w.e.waitQuiet(ctx, fl.fpk, 0); err != nil {
 				return "", false, err
 			}
+		}
+		if fl.it.pending != nil && !w.askedAbsent(fl) {
 			receipt, ok, err := w.find(ctx, fl.d)
 			if err != nil {
 				if fatal(err) || ctx.Err() != nil {

@@ -31,6 +31,11 @@ type Features struct {
 	// settles the open intents of an interrupted run one by one and never
 	// reads a whole folder's inventory for them.
 	CheapFind bool
+	// BatchFind: the target implements BatchFinder, and settling a
+	// folder's open intents with one FindAll costs less than a Find each
+	// (IMAP: one SELECT and SEARCH for all, where Find costs both per
+	// message).
+	BatchFind bool
 	// Inventory: the target implements Inventorier.
 	Inventory bool
 	// Flags: the target implements FlagSetter (--sync-flags).

@@ -67,6 +67,28 @@ type Target interface {
 	Close() error
 }
 
+// BatchFinder is implemented by targets that can settle several
+// interrupted stores into one folder at once (Features.BatchFind): after a
+// kill -9 the open intents of a folder are asked about together, with a
+// few commands instead of a few per message.
+type BatchFinder interface {
+	// FindAll answers what Find would for each of ds, which all name the
+	// same Folder: found[i] is ds[i]'s copy. The rules are Find's, and one
+	// stored copy stands for one delivery at most: a copy ds[i].Taken says
+	// is taken, or that FindAll gives to another delivery of ds, is not
+	// given to ds[i]. Byte-exact copies are given out before rewritten ones,
+	// so that a delivery never takes, by the rewritten-copy rule, the exact
+	// copy of another.
+	FindAll(ctx context.Context, ds []Delivery) (found []Found, err error)
+}
+
+// Found is one answer of FindAll: whether the delivery's copy is there,
+// and its receipt.
+type Found struct {
+	Receipt string
+	OK      bool
+}
+
 // Opener opens a new session to the same target.
 type Opener func(ctx context.Context) (Target, error)
 

@@ -26,15 +26,17 @@ import (
 
 // rwServer is go-imap's in-memory server with a hand on what it stores
 // (rewrite), on whether it stores at all (refuse), and counting the
-// connections and FETCH commands it gets.
+// connections and the SELECT, SEARCH and FETCH commands it gets.
 type rwServer struct {
-	Addr    string
-	User    *imapmemserver.User
-	dials   atomic.Int32
-	fetches atomic.Int32
-	mu      sync.Mutex
-	rewrite func([]byte) []byte
-	refuse  error
+	Addr     string
+	User     *imapmemserver.User
+	dials    atomic.Int32
+	fetches  atomic.Int32
+	selects  atomic.Int32
+	searches atomic.Int32
+	mu       sync.Mutex
+	rewrite  func([]byte) []byte
+	refuse   error
 	// limit, when set before the first session, is announced as
 	// APPENDLIMIT=limit.
 	limit atomic.Uint32
@@ -114,6 +116,16 @@ func (r *rwSession) Append(mailbox string, lit imap.LiteralReader, opts *imap.Ap
 func (r *rwSession) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, opts *imap.FetchOptions) error {
 	r.s.fetches.Add(1)
 	return r.SessionIMAP4rev2.Fetch(w, numSet, opts)
+}
+
+func (r *rwSession) Select(mailbox string, opts *imap.SelectOptions) (*imap.SelectData, error) {
+	r.s.selects.Add(1)
+	return r.SessionIMAP4rev2.Select(mailbox, opts)
+}
+
+func (r *rwSession) Search(kind imapserver.NumKind, crit *imap.SearchCriteria, opts *imap.SearchOptions) (*imap.SearchData, error) {
+	r.s.searches.Add(1)
+	return r.SessionIMAP4rev2.Search(kind, crit, opts)
 }
 
 // xHeaders does what Cyrus does to 8-bit header bytes.

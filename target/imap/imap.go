@@ -167,7 +167,7 @@ func (t *Target) Close() error {
 func (t *Target) Features() target.Features {
 	return target.Features{
 		CRLF: true, NUL: t.AppendsBinary(), ExclusiveFolders: true, Pipeline: t.pipelineDepth(),
-		Marks: true, Inventory: true, Flags: true, Folders: true,
+		Marks: true, BatchFind: true, Inventory: true, Flags: true, Folders: true,
 		Quota: true, Capabilities: true, AppendLimit: true, SpecialUseCreate: true,
 	}
 }

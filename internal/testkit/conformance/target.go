@@ -41,6 +41,7 @@ var TargetChecks = []struct {
 	{"FindLostAnswer", CheckFindLostAnswer},
 	{"FindTwins", CheckFindTwins},
 	{"FindRewritten", CheckFindRewritten},
+	{"FindAll", CheckFindAll},
 	{"SetFlags", CheckSetFlags},
 	{"Pipeline", CheckPipeline},
 }
@@ -133,6 +134,8 @@ func CheckTargetFeatures(t testing.TB, open OpenTarget) {
 	has("Pipeline (Pipeliner)", f.Pipeline > 0, ok)
 	_, ok = tg.(target.Marker)
 	has("Marks (Marker)", f.Marks, ok)
+	_, ok = tg.(target.BatchFinder)
+	has("BatchFind (BatchFinder)", f.BatchFind, ok)
 	_, ok = tg.(target.Inventorier)
 	has("Inventory (Inventorier)", f.Inventory, ok)
 	_, ok = tg.(target.FlagSetter)
@@ -325,6 +328,78 @@ func CheckFindRewritten(t testing.TB, open OpenTarget) {
 		d.Taken = takenOf(r)
 		if got, ok := find(t, ctx, again, d); ok {
 			t.Errorf("the rewritten copy is found although taken: %q", got)
+		}
+	}
+}
+
+// CheckFindAll: on a BatchFinder, FindAll over stores whose answers were
+// lost gives each its own copy, as Find would: twins get one copy each,
+// a third twin and a message never stored get none, a copy Taken says is
+// taken is not given, and a message without a Message-ID is found too.
+// Targets without BatchFind are skipped.
+func CheckFindAll(t testing.TB, open OpenTarget) {
+	ctx := ctxFor(t)
+	tg := session(t, open)
+	if !tg.Features().BatchFind {
+		t.Skip("the target does not claim BatchFind")
+	}
+	folder := ensure(t, ctx, tg, "Conformance/FindAll")
+	var mark string
+	if m, ok := tg.(target.Marker); ok {
+		var err error
+		if mark, err = m.Mark(ctx, folder); err != nil {
+			t.Fatalf("Mark: %v", err)
+		}
+	}
+	var ds []target.Delivery
+	var want []string
+	add := func(name string, body []byte, store bool) {
+		d := delivery(folder, name, body)
+		d.Mark = mark
+		r := ""
+		if store {
+			r = put(t, ctx, tg, d, body)
+		}
+		ds, want = append(ds, d), append(want, r)
+	}
+	for i := range 5 {
+		add(fmt.Sprintf("conformance-all-%d", i), Msg(fmt.Sprintf("all%d", i), fmt.Sprintf("batch %d", i)), i%2 == 0)
+	}
+	twin := Msg("alltwin", "twice in one batch")
+	add("conformance-all-twin-1", twin, true)
+	add("conformance-all-twin-2", twin, true)
+	add("conformance-all-twin-3", twin, false)
+	noID := []byte("Subject: no Message-ID\r\nDate: Mon, 6 May 2024 07:08:09 +0000\r\n\r\nnone\r\n")
+	add("conformance-all-noid", noID, true)
+	taken := Msg("alltaken", "stored, but another's")
+	add("conformance-all-taken", taken, true)
+	tr := want[len(want)-1]
+	if tr == "" {
+		t.Skip("the target gives no receipts: Taken cannot name a copy")
+	}
+	ds[len(ds)-1].Taken, want[len(want)-1] = takenOf(tr), ""
+	again := session(t, open)
+	found, err := again.(target.BatchFinder).FindAll(ctx, ds)
+	if err != nil {
+		t.Fatalf("FindAll: %v", err)
+	}
+	if len(found) != len(ds) {
+		t.Fatalf("FindAll: %d answers for %d deliveries", len(found), len(ds))
+	}
+	given := map[string]string{}
+	for i, f := range found {
+		name := ds[i].Name
+		if f.OK && given[f.Receipt] != "" {
+			t.Errorf("%s: given %q, already given to %s", name, f.Receipt, given[f.Receipt])
+		}
+		if f.OK {
+			given[f.Receipt] = name
+		}
+		switch {
+		case f.OK != (want[i] != ""):
+			t.Errorf("%s: found %v (%q); want %v", name, f.OK, f.Receipt, want[i] != "")
+		case f.OK && !strings.HasPrefix(name, "conformance-all-twin") && f.Receipt != want[i]:
+			t.Errorf("%s: found %q, stored as %q", name, f.Receipt, want[i])
 		}
 	}
 }

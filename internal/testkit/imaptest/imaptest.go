@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -39,6 +40,8 @@ type Server struct {
 	opts Options
 	// Appends counts APPEND commands received.
 	Appends int
+	// Selects and Searches count SELECT and SEARCH commands received.
+	Selects, Searches atomic.Int64
 }
 
 // SetAppendHook replaces the APPEND hook.
@@ -107,4 +110,14 @@ func (s *session) Append(mailbox string, r imap.LiteralReader, options *imap.App
 		}
 	}
 	return s.SessionIMAP4rev2.Append(mailbox, r, options)
+}
+
+func (s *session) Select(mailbox string, options *imap.SelectOptions) (*imap.SelectData, error) {
+	s.s.Selects.Add(1)
+	return s.SessionIMAP4rev2.Select(mailbox, options)
+}
+
+func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria, options *imap.SearchOptions) (*imap.SearchData, error) {
+	s.s.Searches.Add(1)
+	return s.SessionIMAP4rev2.Search(kind, criteria, options)
 }
