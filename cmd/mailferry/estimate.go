@@ -73,19 +73,20 @@ const (
 
 // A folder is stored by one session at a time (one worker per folder on an
 // IMAP target), and on Dovecot a message costs more the more the folder
-// holds: the benchmark's 1,000,000-message run spent its last ten minutes
-// with one worker storing into the 400,000-message INBOX at about 500
+// holds: the benchmark's 1,000,000-message runs spent their last minutes
+// with one worker storing into the 400,000-message INBOX at 350-500
 // messages/s (one Dovecot process at 93 % of a core), where 80,000 went
 // at over 1,300/s. The k-th message into a folder is modelled as costing
 // imapFolderPerMsg + k × imapFolderGrowth seconds, so a folder of L
-// messages takes L × 0.4 ms + 10.6 ns × L²/2 at the least: 1,009 s for
-// 400,000 (the run took 1,012 s), 66 s for 80,000 (the 200,000-message run
-// took 62.5 s), 4 s for 20,000. Fitted on those runs (BENCHMARKS.md); a
-// server whose appends do not slow with the folder's size is overestimated
-// by it only for folders of a few hundred thousand messages.
+// messages takes L × 0.4 ms + 5.5 ns × L²/2 at the least: 600 s for
+// 400,000. Fitted on the quiet 1,000,000-message run of 2026-12-03 (625 s;
+// BENCHMARKS.md, third round); the loaded run before it took 1,012 s, so
+// the spread between runs on this machine is about that large. A server
+// whose appends do not slow with the folder's size is overestimated by it
+// only for folders of a few hundred thousand messages.
 const (
 	imapFolderPerMsg = 400 * time.Microsecond
-	imapFolderGrowth = 10.6e-9 // seconds per message already in the folder
+	imapFolderGrowth = 5.5e-9 // seconds per message already in the folder
 )
 
 // folderChain is how long one session takes to store a folder of msgs
