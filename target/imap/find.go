@@ -146,6 +146,29 @@ func (t *Target) status(ctx context.Context, server, folder string, opts *imap.S
 	return sd, err
 }
 
+// selectForLookup selects folder (afresh: another session may have stored
+// into it) for Find, FindAll and Inventory, and notes its mark. A nil
+// SelectData without error: the folder does not exist or holds nothing,
+// so there is nothing to look at.
+func (t *Target) selectForLookup(ctx context.Context, folder string) (*imap.SelectData, error) {
+	if _, err := t.conn(ctx); err != nil {
+		return nil, err
+	}
+	server := t.names.ToServer(folder)
+	if ok, err := t.folderExists(ctx, server); err != nil || !ok {
+		return nil, err
+	}
+	sd, err := t.selectFolder(ctx, server, true)
+	if err != nil {
+		return nil, err
+	}
+	t.noteMark(server, sd.UIDValidity, sd.UIDNext)
+	if sd.NumMessages == 0 {
+		return nil, nil
+	}
+	return sd, nil
+}
+
 // stored is one message as Find and Inventory fetch it.
 type stored = imapconn.HeaderID
 
@@ -160,20 +183,9 @@ type stored = imapconn.HeaderID
 // rule needs a Message-ID: date and size alone, over a whole folder, say
 // too little.
 func (t *Target) Find(ctx context.Context, d target.Delivery) (string, bool, error) {
-	if _, err := t.conn(ctx); err != nil {
+	sd, err := t.selectForLookup(ctx, d.Folder)
+	if err != nil || sd == nil {
 		return "", false, err
-	}
-	server := t.names.ToServer(d.Folder)
-	if ok, err := t.folderExists(ctx, server); err != nil || !ok {
-		return "", false, err
-	}
-	sd, err := t.selectFolder(ctx, server, true)
-	if err != nil {
-		return "", false, err
-	}
-	t.noteMark(server, sd.UIDValidity, sd.UIDNext)
-	if sd.NumMessages == 0 {
-		return "", false, nil
 	}
 	receipt := func(u imap.UID) string { return fmt.Sprintf("%d:%d", sd.UIDValidity, u) }
 	var from imap.UID
@@ -389,20 +401,9 @@ func (t *Target) Census(ctx context.Context, folder string) (target.Census, erro
 // of UID, size, internal date and the Message-ID header field (never a
 // body, never BINARY). A folder that does not exist has none.
 func (t *Target) Inventory(ctx context.Context, folder string, fn func(target.Stored) error) error {
-	if _, err := t.conn(ctx); err != nil {
-		return err
-	}
-	server := t.names.ToServer(folder)
-	if ok, err := t.folderExists(ctx, server); err != nil || !ok {
-		return err
-	}
-	sd, err := t.selectFolder(ctx, server, true)
-	if err != nil {
-		return err
-	}
-	t.noteMark(server, sd.UIDValidity, sd.UIDNext)
-	if sd.NumMessages == 0 {
-		return nil // FETCH 1:* is an error in an empty folder
+	sd, err := t.selectForLookup(ctx, folder)
+	if err != nil || sd == nil {
+		return err // none is no error: FETCH 1:* is one in an empty folder
 	}
 	c, err := t.conn(ctx)
 	if err != nil {

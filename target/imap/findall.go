@@ -86,20 +86,9 @@ func (t *Target) FindAll(ctx context.Context, ds []target.Delivery) ([]target.Fo
 // out, and notes the receipts it gives out in given.
 func (t *Target) findBatch(ctx context.Context, ds []target.Delivery, idx []int, out []target.Found, given map[string]bool) error {
 	folder := ds[idx[0]].Folder
-	if _, err := t.conn(ctx); err != nil {
+	sd, err := t.selectForLookup(ctx, folder)
+	if err != nil || sd == nil {
 		return err
-	}
-	server := t.names.ToServer(folder)
-	if ok, err := t.folderExists(ctx, server); err != nil || !ok {
-		return err
-	}
-	sd, err := t.selectFolder(ctx, server, true)
-	if err != nil {
-		return err
-	}
-	t.noteMark(server, sd.UIDValidity, sd.UIDNext)
-	if sd.NumMessages == 0 {
-		return nil
 	}
 	receipt := func(u imap.UID) string { return fmt.Sprintf("%d:%d", sd.UIDValidity, u) }
 	from := make([]imap.UID, len(ds))
