@@ -179,9 +179,10 @@ func TestManyOpenIntentsSettledByOneInventory(t *testing.T) {
 
 // TestInventoryForOpen: open intents are settled with an inventory only
 // when there are at least 32 and at least one per 100 messages of the
-// folder, and never on a target whose lookups are local.
+// folder, and never on a target whose lookups are local or batched.
 func TestInventoryForOpen(t *testing.T) {
 	remote, local := target.Features{Inventory: true}, target.Features{Inventory: true, CheapFind: true}
+	batched := target.Features{Inventory: true, BatchFind: true}
 	for _, tc := range []struct {
 		f       target.Features
 		open, n int
@@ -195,9 +196,11 @@ func TestInventoryForOpen(t *testing.T) {
 		{remote, 5000, 400000, true},
 		{remote, 60, 0, false},
 		{local, 5000, 5000, false},
+		{batched, 128, 7000, false}, // after a kill -9 into IMAP (FindAll)
+		{batched, 5000, 5000, false},
 	} {
 		if got := inventoryForOpen(tc.f, tc.open, tc.n); got != tc.want {
-			t.Errorf("CheapFind=%v, %d open in %d: inventory %v; want %v", tc.f.CheapFind, tc.open, tc.n, got, tc.want)
+			t.Errorf("%+v, %d open in %d: inventory %v; want %v", tc.f, tc.open, tc.n, got, tc.want)
 		}
 	}
 }
