@@ -55,6 +55,27 @@ func (c *claims) seal() {
 	}
 }
 
+// merge takes what b loaded (sealed) into c, which holds only what was
+// added while b was built.
+func (c *claims) merge(b *claims) {
+	for name, bf := range b.folders {
+		f := c.folder(name)
+		f.loaded = bf.loaded
+		for r := range bf.other {
+			if f.other == nil {
+				f.other = map[string]struct{}{}
+			}
+			f.other[r] = struct{}{}
+		}
+		for k := range bf.added {
+			if f.added == nil {
+				f.added = map[uint64]struct{}{}
+			}
+			f.added[k] = struct{}{}
+		}
+	}
+}
+
 // add adds a receipt claimed after the set was built.
 func (c *claims) add(folder, receipt string) {
 	f := c.folder(folder)

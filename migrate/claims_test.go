@@ -38,3 +38,25 @@ func TestClaims(t *testing.T) {
 		t.Error("a non-canonical receipt is not kept as written")
 	}
 }
+
+// TestClaimsMerge: a set built in the background (what the journal held)
+// merged into the claims made while it was built keeps both.
+func TestClaimsMerge(t *testing.T) {
+	var live, built claims
+	live.add("INBOX", "1:50") // claimed during the build
+	live.add("Sent", "cur/x") // not packable
+	built.load("INBOX", "1:9")
+	built.load("INBOX", "1:3")
+	built.load("Sent", "cur/y")
+	built.load("Archive", "2:1")
+	built.seal()
+	live.merge(&built)
+	for _, c := range []struct{ folder, r string }{{"INBOX", "1:50"}, {"INBOX", "1:9"}, {"INBOX", "1:3"}, {"Sent", "cur/x"}, {"Sent", "cur/y"}, {"Archive", "2:1"}} {
+		if !live.has(c.folder, c.r) {
+			t.Errorf("%s %q lost in the merge", c.folder, c.r)
+		}
+	}
+	if live.has("INBOX", "2:1") || live.has("Archive", "1:9") {
+		t.Error("a receipt moved to another folder in the merge")
+	}
+}

@@ -204,11 +204,13 @@ type engine struct {
 	tfeat    target.Features // of the first target session
 
 	// receipts already standing for a source message, per target folder:
-	// built from the journal the first time a Find needs it, then kept
-	// current. See target.Delivery.Taken.
-	rcMu    sync.Mutex
-	rcBuilt bool
-	rc      claims
+	// built from the journal the first time a Find needs it (or ahead of
+	// it, see buildClaims), then kept current. See target.Delivery.Taken.
+	rcOnce     sync.Once
+	rcMu       sync.Mutex
+	rcBuilding bool // claims go into rc (set before the build reads the journal)
+	rc         claims
+	bg         sync.WaitGroup // background work run waits for (prebuildClaims)
 
 	msgLimit  *rate.Limiter
 	byteLimit *rate.Limiter
@@ -269,22 +271,58 @@ func (e *engine) waitQuiet(ctx context.Context, fpk string, self int) error {
 
 func (e *engine) taken(folder string) func(string) bool {
 	return func(receipt string) bool {
+		e.buildClaims()
 		e.rcMu.Lock()
 		defer e.rcMu.Unlock()
-		if !e.rcBuilt {
-			e.rcBuilt = true
-			// Everything queued so far must be in the file for Range.
-			_ = e.j.Sync(context.Background())
-			e.j.Range(func(_ string, ent checkpoint.Entry) bool {
-				if ent.Done && ent.Receipt != "" {
-					e.rc.load(ent.Folder, ent.Receipt)
-				}
-				return true
-			})
-			e.rc.seal()
-		}
 		return e.rc.has(folder, receipt)
 	}
+}
+
+// buildClaims builds the claimed-receipts set from the journal, once: the
+// first lookup waits for it. A resume into a target whose lookups ask it
+// (open intents, not CheapFind) starts it in the background at once
+// (prebuildClaims), because at a million messages the journal's full pass
+// takes about a second that the first copy otherwise waited for, while
+// the planner lists and the first batch is read. Claims made while it
+// runs go straight into the set (rcBuilding), so none is missed: a
+// receipt is journaled before it is claimed, and everything journaled
+// before the build's Sync is in its pass.
+func (e *engine) buildClaims() {
+	e.rcOnce.Do(func() {
+		e.rcMu.Lock()
+		early := e.rcBuilding // set by prebuildClaims before anything was claimed
+		e.rcBuilding = true
+		e.rcMu.Unlock()
+		if !early {
+			// Everything claimed so far must be in the file for Range.
+			_ = e.j.Sync(context.Background())
+		}
+		var c claims
+		e.j.Range(func(_ string, ent checkpoint.Entry) bool {
+			if ent.Done && ent.Receipt != "" {
+				c.load(ent.Folder, ent.Receipt)
+			}
+			return true
+		})
+		c.seal()
+		e.rcMu.Lock()
+		e.rc.merge(&c)
+		e.rcMu.Unlock()
+	})
+}
+
+// prebuildClaims starts buildClaims in the background, before anything is
+// claimed (so with nothing to Sync); run waits for it before it returns
+// (the journal is closed after).
+func (e *engine) prebuildClaims() {
+	e.rcMu.Lock()
+	e.rcBuilding = true
+	e.rcMu.Unlock()
+	e.bg.Add(1)
+	go func() {
+		defer e.bg.Done()
+		e.buildClaims()
+	}()
 }
 
 // claim records that receipt now stands for a source message.
@@ -293,9 +331,10 @@ func (e *engine) claim(folder, receipt string) {
 		return
 	}
 	e.rcMu.Lock()
-	// Before the set is built, the journal holds the claim (taken reads
-	// it after a Sync): no need to keep every receipt in memory.
-	if e.rcBuilt {
+	// Before the set is being built, the journal holds the claim (the
+	// build reads it after a Sync): no need to keep every receipt in
+	// memory.
+	if e.rcBuilding {
 		e.rc.add(folder, receipt)
 	}
 	e.rcMu.Unlock()
@@ -316,6 +355,7 @@ func Run(ctx context.Context, src source.Opener, tgt target.Opener, j *checkpoin
 		e.byteLimit = rate.NewLimiter(rate.Limit(o.MaxBandwidth), bandwidthBurst)
 	}
 	err := e.run(ctx)
+	e.bg.Wait()
 	if serr := j.Sync(context.WithoutCancel(ctx)); serr != nil && err == nil {
 		err = fmt.Errorf("sync the journal: %w", serr)
 	}

@@ -161,6 +161,10 @@ func (e *engine) newPlanner(ctx context.Context, s0p *source.Source, t0p *target
 			}
 		}
 		pl.openIntents = e.openIntents()
+		if len(pl.openIntents) > 0 && !e.tfeat.CheapFind && !e.o.DryRun {
+			// Their lookups will ask which stored copies are claimed.
+			e.prebuildClaims()
+		}
 	}
 	for _, p := range pl.plans {
 		fsum := &FolderSummary{Source: p.src.Name, Target: p.target, Skipped: p.skip}
