@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"log/slog"
@@ -25,9 +24,14 @@ func (c *common) setupLog(stderr io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("open --log file: %w", err)
 		}
-		bw := bufio.NewWriter(f)
-		handlers = append(handlers, slog.NewJSONHandler(&redactWriter{w: bw, secrets: c.secrets}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-		c.closeLog = func() { bw.Flush(); f.Close() }
+		// Unbuffered: each record is one write, on disk as it happens, so
+		// that a run killed with SIGKILL (or the machine going down)
+		// leaves its record up to that moment, and `tail -f` follows a
+		// long run. (A 4 KB buffer kept the first minutes of a
+		// 1,000,000-message resume out of the file.) Records are few: no
+		// per-message line except a failure.
+		handlers = append(handlers, slog.NewJSONHandler(&redactWriter{w: f, secrets: c.secrets}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		c.closeLog = func() { f.Close() }
 	}
 	c.logger = slog.New(slog.NewMultiHandler(handlers...))
 	// The lower layers that log through slog's default logger (the

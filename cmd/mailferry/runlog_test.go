@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -117,5 +119,25 @@ func TestReportsStandAlone(t *testing.T) {
 		if cmd == "verify" && r["folders"] == nil {
 			t.Errorf("verify report lost its folders:\n%s", b)
 		}
+	}
+}
+
+// TestLogIsOnDiskAsItHappens: a --log record is in the file when it is
+// logged, before the run ends (a run killed with SIGKILL keeps its log;
+// it was buffered and lost up to 4 KB, minutes of a long run).
+func TestLogIsOnDiskAsItHappens(t *testing.T) {
+	logf := filepath.Join(t.TempDir(), "run.log")
+	c := &common{fs: flag.NewFlagSet("verify", flag.ContinueOnError), logFile: logf, secrets: &secretList{}}
+	if err := c.setupLog(io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	defer c.closeLog()
+	c.logger.Info("run starting", "command", "verify")
+	b, err := os.ReadFile(logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"msg":"run starting"`) {
+		t.Fatalf("the record is not in the file before the log is closed: %q", b)
 	}
 }

@@ -13,8 +13,10 @@ import (
 
 // TestScaleBigMaildir measures, with MAILFERRY_SCALE_DIR=N (skipped
 // otherwise), a Maildir → Maildir copy of one folder of N files and of one
-// of N/100, against cp -r of the same trees: the copy's time per message
-// should grow with the folder's size no more than cp's does.
+// of N/10, against cp -r of the same trees: the copy's time per message
+// should grow with the folder's size no more than cp's does. (N/10, not
+// smaller: at 4,000 files the final sync and the start-up were most of
+// both times, and the ratio said nothing about the directory.)
 // MAILFERRY_SCALE_BIN adds another binary, measured on the same trees.
 func TestScaleBigMaildir(t *testing.T) {
 	n, _ := strconv.Atoi(os.Getenv("MAILFERRY_SCALE_DIR"))
@@ -23,7 +25,7 @@ func TestScaleBigMaildir(t *testing.T) {
 	}
 	type result struct{ cp, mf time.Duration }
 	res := map[int]result{}
-	for _, size := range []int{n / 100, n} {
+	for _, size := range []int{n / 10, n} {
 		base := t.TempDir()
 		src := filepath.Join(base, "src")
 		start := time.Now()
@@ -51,10 +53,10 @@ func TestScaleBigMaildir(t *testing.T) {
 			m.elapsed.Round(time.Millisecond), float64(m.elapsed.Microseconds())/float64(size), m.rssMB, m.cpu.Seconds())
 		os.RemoveAll(base)
 	}
-	small, big := res[n/100], res[n]
-	cpGrowth := (float64(big.cp) / float64(n)) / (float64(small.cp) / float64(n/100))
-	mfGrowth := (float64(big.mf) / float64(n)) / (float64(small.mf) / float64(n/100))
-	t.Logf("time per file, %d files against %d: cp ×%.2f, mailferry ×%.2f", n, n/100, cpGrowth, mfGrowth)
+	small, big := res[n/10], res[n]
+	cpGrowth := (float64(big.cp) / float64(n)) / (float64(small.cp) / float64(n/10))
+	mfGrowth := (float64(big.mf) / float64(n)) / (float64(small.mf) / float64(n/10))
+	t.Logf("time per file, %d files against %d: cp ×%.2f, mailferry ×%.2f", n, n/10, cpGrowth, mfGrowth)
 }
 
 // writeBigMaildir writes a Maildir with n messages of about 1.3 KB in its
