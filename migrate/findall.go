@@ -3,6 +3,7 @@ package migrate
 import (
 	"context"
 	"io"
+	"time"
 
 	"github.com/mailferry/mailferry/source"
 	"github.com/mailferry/mailferry/target"
@@ -116,6 +117,7 @@ func (w *worker) findPending(ctx context.Context, fs *folderState, items []*item
 		if !ok {
 			return nil
 		}
+		t0 := time.Now()
 		found, err := bf.FindAll(ctx, ds)
 		if err == nil && len(found) != len(ds) {
 			continue // a target at fault: ask one by one
@@ -134,6 +136,13 @@ func (w *worker) findPending(ctx context.Context, fs *folderState, items []*item
 			}
 			continue
 		}
+		n := 0
+		for _, f := range found {
+			if f.OK {
+				n++
+			}
+		}
+		w.e.log.Info("stores of an interrupted run looked for in the target", "folder", folder, "asked", len(ds), "found", n, "took", time.Since(t0).Round(time.Millisecond))
 		for i, fl := range fls {
 			if !found[i].OK {
 				if w.absent == nil {

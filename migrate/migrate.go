@@ -297,14 +297,18 @@ func (e *engine) buildClaims() {
 			// Everything claimed so far must be in the file for Range.
 			_ = e.j.Sync(context.Background())
 		}
+		t0 := time.Now()
 		var c claims
+		n := 0
 		e.j.Range(func(_ string, ent checkpoint.Entry) bool {
 			if ent.Done && ent.Receipt != "" {
 				c.load(ent.Folder, ent.Receipt)
+				n++
 			}
 			return true
 		})
 		c.seal()
+		e.log.Debug("claimed receipts read from the journal", "receipts", n, "took", time.Since(t0).Round(time.Millisecond))
 		e.rcMu.Lock()
 		e.rc.merge(&c)
 		e.rcMu.Unlock()

@@ -78,15 +78,18 @@ const (
 // messages/s (one Dovecot process at 93 % of a core), where 80,000 went
 // at over 1,300/s. The k-th message into a folder is modelled as costing
 // imapFolderPerMsg + k × imapFolderGrowth seconds, so a folder of L
-// messages takes L × 0.4 ms + 5.5 ns × L²/2 at the least: 600 s for
-// 400,000. Fitted on the quiet 1,000,000-message run of 2026-12-03 (625 s;
-// BENCHMARKS.md, third round); the loaded run before it took 1,012 s, so
-// the spread between runs on this machine is about that large. A server
-// whose appends do not slow with the folder's size is overestimated by it
-// only for folders of a few hundred thousand messages.
+// messages takes L × 0.4 ms + 8 ns × L²/2 at the least: 800 s for
+// 400,000. The same 1,000,000-message copy into Dovecot took 1,012 s,
+// 625 s and 968 s in three benchmark runs on this machine (BENCHMARKS.md,
+// second to fourth rounds; the last two on a quiet machine), so one run
+// says little: 8 ns is the fit of all three, within ±30 % of each (the
+// second round's fit, 10.6 ns, and the third's, 5.5 ns, each missed the
+// next run by more). A server whose appends do not slow with the folder's
+// size is overestimated by it only for folders of a few hundred thousand
+// messages.
 const (
 	imapFolderPerMsg = 400 * time.Microsecond
-	imapFolderGrowth = 5.5e-9 // seconds per message already in the folder
+	imapFolderGrowth = 8e-9 // seconds per message already in the folder
 )
 
 // folderChain is how long one session takes to store a folder of msgs
