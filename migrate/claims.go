@@ -56,22 +56,14 @@ func (c *claims) seal() {
 }
 
 // merge takes what b loaded (sealed) into c, which holds only what was
-// added while b was built.
+// added while b was built. A loaded set has nothing in added: load keeps
+// a packable receipt in loaded and passes the others to add, which keeps
+// them in other.
 func (c *claims) merge(b *claims) {
 	for name, bf := range b.folders {
-		f := c.folder(name)
-		f.loaded = bf.loaded
+		c.folder(name).loaded = bf.loaded
 		for r := range bf.other {
-			if f.other == nil {
-				f.other = map[string]struct{}{}
-			}
-			f.other[r] = struct{}{}
-		}
-		for k := range bf.added {
-			if f.added == nil {
-				f.added = map[uint64]struct{}{}
-			}
-			f.added[k] = struct{}{}
+			c.add(name, r)
 		}
 	}
 }
