@@ -255,6 +255,8 @@ type memTarget struct {
 	// calls (a failing one too: findErrs applies to them as to Find).
 	batch    bool
 	findAlls atomic.Int64
+	// warms counts WarmLookup calls; warmErrs of them fail.
+	warms, warmErrs atomic.Int64
 }
 
 type storedMsg struct {
@@ -276,7 +278,7 @@ func (t *memTarget) opener() target.Opener {
 			return &memPipeSession{memTargetSession{t: t}}, nil
 		}
 		if t.batch {
-			return &memBatchSession{memTargetSession{t: t}}, nil
+			return &memBatchSession{memTargetSession: memTargetSession{t: t}}, nil
 		}
 		return &memTargetSession{t: t}, nil
 	}
@@ -293,15 +295,39 @@ func (m *memPipeSession) Send(ctx context.Context, d target.Delivery, body io.Re
 
 // memBatchSession settles several lookups at once: Find for each in turn,
 // a copy given to one counting as taken for the next.
-type memBatchSession struct{ memTargetSession }
+type memBatchSession struct {
+	memTargetSession
+	// uses counts calls, unguarded: a call made while WarmLookup runs on
+	// another goroutine is a data race, which -race reports.
+	uses int
+}
+
+// WarmLookup counts the warm-ups (and fails one when warmErrs says so); it
+// takes a millisecond, so that what runs beside it has time to.
+func (m *memBatchSession) WarmLookup(ctx context.Context, folder string) error {
+	m.uses++
+	m.t.warms.Add(1)
+	time.Sleep(time.Millisecond)
+	if m.t.warmErrs.Add(-1) >= 0 {
+		return failure.Mark(failure.Temporary, errors.New("connection reset during SELECT (injected)"))
+	}
+	return nil
+}
+
+func (m *memBatchSession) Put(ctx context.Context, d target.Delivery, body io.Reader) (string, error) {
+	m.uses++
+	return m.memTargetSession.Put(ctx, d, body)
+}
 
 func (m *memBatchSession) Features() target.Features {
+	m.uses++
 	f := m.memTargetSession.Features()
 	f.BatchFind = true
 	return f
 }
 
 func (m *memBatchSession) FindAll(ctx context.Context, ds []target.Delivery) ([]target.Found, error) {
+	m.uses++
 	m.t.findAlls.Add(1)
 	if m.t.findErrs.Add(-1) >= 0 {
 		return nil, failure.Mark(failure.Temporary, errors.New("connection reset during SEARCH (injected)"))

@@ -56,6 +56,11 @@ func (w *worker) findPending(ctx context.Context, fs *folderState, items []*item
 	// Every message goes to one folder: where its earlier store went.
 	groups := map[string][]inflight{}
 	var order []string
+	folder := fs.target
+	if p := byID[ids[0]].pending; p.Folder != "" {
+		folder = p.Folder
+	}
+	warmed := w.warm(ctx, folder)
 	err := w.src.Fetch(ctx, fs.src, ids, func(m source.Meta, r io.Reader) error {
 		it := byID[m.ID]
 		if it == nil || handled[m.ID] {
@@ -75,6 +80,7 @@ func (w *worker) findPending(ctx context.Context, fs *folderState, items []*item
 		groups[fl.d.Folder] = append(groups[fl.d.Folder], fl)
 		return nil
 	})
+	warmed()
 	if err != nil {
 		if fatal(err) || ctx.Err() != nil {
 			if ctx.Err() != nil {
@@ -158,6 +164,34 @@ func (w *worker) findPending(ctx context.Context, fs *folderState, items []*item
 		}
 	}
 	return nil
+}
+
+// warm starts the target's warm-up for lookups in folder (where it is a
+// target.LookupWarmer), to run while the worker reads the source, and
+// returns the function that waits for it to end. Until then the target
+// session is the warm-up's: prepare takes Features().NUL from w.warmNUL.
+// After a kill -9 in a 1,000,000-message account on Dovecot, the source
+// read and the target's first look at the folder each take most of a
+// second, one after the other before this.
+func (w *worker) warm(ctx context.Context, folder string) (wait func()) {
+	lw, ok := w.tgt.(target.LookupWarmer)
+	if !ok {
+		return func() {}
+	}
+	nul := w.tgt.Features().NUL
+	w.warmNUL = &nul
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t0 := time.Now()
+		// A failure is the lookup's to meet again, and report.
+		err := lw.WarmLookup(ctx, folder)
+		w.e.log.Debug("target folder opened for the lookups", "worker", w.id, "folder", folder, "took", time.Since(t0).Round(time.Millisecond), "err", err)
+	}()
+	return func() {
+		<-done
+		w.warmNUL = nil
+	}
 }
 
 // askedAbsent reports (once) whether findPending found fl's message not

@@ -181,9 +181,11 @@ func TestOpenIntentsBatchOnAnyTarget(t *testing.T) {
 			tg.mu.Unlock()
 			dir2 := openIntentsJournal(t, dir, open)
 			if fail {
+				// The warm-up fails too: only the lookup counts.
 				tg.findErrs.Store(1)
+				tg.warmErrs.Store(1)
 			}
-			finds, alls := tg.finds.Load(), tg.findAlls.Load()
+			finds, alls, warms := tg.finds.Load(), tg.findAlls.Load(), tg.warms.Load()
 			sum, err := runOnce(t, context.Background(), dir2, s, tg, Options{Workers: 2})
 			if err != nil {
 				t.Fatal(err)
@@ -196,6 +198,8 @@ func TestOpenIntentsBatchOnAnyTarget(t *testing.T) {
 			switch {
 			case alls == 0:
 				t.Error("no FindAll")
+			case tg.warms.Load()-warms < alls:
+				t.Errorf("%d FindAll, %d warm-ups: the target was not warmed while the source was read", alls, tg.warms.Load()-warms)
 			case !fail && finds != 0:
 				t.Errorf("%d Finds besides FindAll", finds)
 			case fail && finds == 0:

@@ -414,7 +414,11 @@ func (e *engine) run(ctx context.Context) error {
 
 	// First window: plan until everything is planned (an ordinary
 	// account: the workers then see every folder from the start, and the
-	// listing sessions become worker 0's) or planAhead messages wait.
+	// listing sessions become worker 0's) or planAhead messages wait, or
+	// some wait and the planner has listed planAhead messages with nothing
+	// to do. The last is a resume or a re-run of a big account: most of it
+	// is copied already, and skimming the rest (a 1,000,000-message
+	// resume: 3 s) need not hold the copy back.
 	ahead := e.o.planAhead()
 	work := make([]folderWork, len(pl.plans))
 	queued := 0
@@ -425,7 +429,7 @@ func (e *engine) run(ctx context.Context) error {
 		w.deleteOnly = append(w.deleteOnly, del...)
 		queued += len(items) + len(del)
 		return nil
-	}, func() bool { return queued >= ahead })
+	}, func() bool { return queued >= ahead || queued > 0 && pl.idle >= ahead })
 	if err != nil {
 		return err
 	}
@@ -467,6 +471,7 @@ func (e *engine) run(ctx context.Context) error {
 		nw = min(nw, nBatches)
 	}
 	e.sum.Workers = nw
+	e.log.Debug("workers starting", "workers", nw, "queued", queued, "plan_done", finished)
 
 	// While the plan goes on, the listing sessions are the planner's; a
 	// worker 0 that cannot connect (a server that allows one session)

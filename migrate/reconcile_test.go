@@ -2,7 +2,9 @@ package migrate
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/mailferry/mailferry/checkpoint"
 	"github.com/mailferry/mailferry/target"
@@ -75,19 +77,48 @@ func TestReconcileWithTheTarget(t *testing.T) {
 			return dir
 		}, n},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			s := newSource(folders)
-			s.identities = tc.identities
-			tg := newMemTarget()
-			tg.pipeline = tc.pipeline
-			tg.folders["Archive"] = nil
-			state := tc.prepare(t, s, tg, t.TempDir())
+		for _, skim := range []bool{false, true} {
+			name := tc.name
+			if skim {
+				// A Skimmer (IMAP) skims the first page of a folder the
+				// journal knows; when that page shows the folder must be
+				// reconciled, it is listed again in full.
+				name += ", skimming source"
+			}
+			t.Run(name, func(t *testing.T) {
+				s := newSource(folders)
+				s.identities = tc.identities
+				tg := newMemTarget()
+				tg.pipeline = tc.pipeline
+				tg.folders["Archive"] = nil
+				state := tc.prepare(t, s, tg, t.TempDir())
+				var full, byID atomic.Int64
+				run := runOnce
+				if skim {
+					run = func(t *testing.T, ctx context.Context, dir string, s *memSource, tg *memTarget, o Options) (*Summary, error) {
+						t.Helper()
+						j := openJournal(t, dir)
+						defer j.Close()
+						o.backoff, o.planWindow = time.Millisecond, 28 // pages of 7
+						return Run(ctx, skimOpener(s.opener(), 7, &full, &byID), tg.opener(), j, o)
+					}
+				}
+				testReconcile(t, run, s, tg, state, tc.wantCopied)
+			})
+		}
+	}
+}
+
+func testReconcile(t *testing.T, runOnce func(*testing.T, context.Context, string, *memSource, *memTarget, Options) (*Summary, error), s *memSource, tg *memTarget, state string, wantCopied int) {
+	const n = 30
+	{
+		{
 			sum, err := runOnce(t, context.Background(), state, s, tg, Options{Workers: 2})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if sum.Copied != tc.wantCopied || sum.Failed != 0 || sum.Copied+sum.AlreadyThere != 2*n {
-				t.Errorf("copied %d, already there %d, failed %d; want %d copied", sum.Copied, sum.AlreadyThere, sum.Failed, tc.wantCopied)
+			if sum.Copied != wantCopied || sum.Failed != 0 || sum.Copied+sum.AlreadyThere != 2*n {
+				t.Errorf("copied %d, already there %d, failed %d; want %d copied", sum.Copied, sum.AlreadyThere, sum.Failed, wantCopied)
 			}
 			checkExactlyOnce(t, s, tg)
 			// And the next run trusts what it learnt: nothing to do, for
@@ -100,7 +131,7 @@ func TestReconcileWithTheTarget(t *testing.T) {
 			if c, i := tg.censuses.Load()-c0, tg.inventories.Load()-i0; c != 2 || i != 0 {
 				t.Errorf("re-run with nothing new: %d censuses and %d inventories, want 2 and 0", c, i)
 			}
-		})
+		}
 	}
 }
 

@@ -40,6 +40,9 @@ type worker struct {
 	// absent are the unknown messages of the current pass that
 	// findPending found not in the target, with their fingerprint keys.
 	absent map[*item]string
+	// warmNUL is the target's Features().NUL while another goroutine
+	// uses the target session (findPending's warm-up), else nil.
+	warmNUL *bool
 }
 
 // settleDelay is how long after a store with an unknown outcome (and, on a
@@ -515,12 +518,18 @@ func (w *worker) prepare(ctx context.Context, fs *folderState, it *item, m sourc
 		// them altered (Dovecot answers 0x80); a literal8 (RFC 3516
 		// BINARY) keeps them. Without BINARY, never store a message that
 		// may change without saying so.
-		if w.tgt == nil {
-			if err := w.reopenTarget(ctx); err != nil {
-				return fl, false, err
+		nul := false
+		if w.warmNUL != nil {
+			nul = *w.warmNUL
+		} else {
+			if w.tgt == nil {
+				if err := w.reopenTarget(ctx); err != nil {
+					return fl, false, err
+				}
 			}
+			nul = w.tgt.Features().NUL
 		}
-		if !w.tgt.Features().NUL {
+		if !nul {
 			return refuse(fmt.Sprintf("contains %d NUL byte(s), which this target cannot store unchanged (an IMAP server without BINARY); --strip-nul removes them", sp.nul))
 		}
 	}

@@ -332,3 +332,25 @@ func (t *Target) hashAll(ctx context.Context, folder string, cands []stored) (ma
 	}
 	return sums, nil
 }
+
+var _ target.LookupWarmer = (*Target)(nil)
+
+// WarmLookup selects folder for lookups and searches its last message's
+// header for a Message-ID no message has. A Dovecot session's first header
+// SEARCH in a folder loads what it keeps of the folder's messages (its
+// cache file and UID-to-file map): 0.5 s at 200,000 messages, else paid by
+// FindAll's own SEARCH. Reading a message's first byte does not do that.
+func (t *Target) WarmLookup(ctx context.Context, folder string) error {
+	sd, err := t.selectForLookup(ctx, folder)
+	if err != nil || sd == nil {
+		return err
+	}
+	return t.short(ctx, fmt.Sprintf("search %q", folder), func(c *imapclient.Client) error {
+		crit := &imap.SearchCriteria{
+			SeqNum: []imap.SeqSet{imap.SeqSetNum(sd.NumMessages)},
+			Header: []imap.SearchCriteriaHeaderField{{Key: "Message-ID", Value: "<warm-up.lookup@mailferry.invalid>"}},
+		}
+		_, err := c.Search(crit, nil).Wait()
+		return err
+	})
+}

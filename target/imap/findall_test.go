@@ -176,3 +176,51 @@ func TestFindAllWithoutMessageID(t *testing.T) {
 		t.Error("FindAll over two folders: no error")
 	}
 }
+
+// TestWarmLookup: WarmLookup selects the folder and searches one message
+// (one SEARCH), does nothing in a folder that is empty or missing, and
+// leaves the session to the lookup that follows.
+func TestWarmLookup(t *testing.T) {
+	srv := startRW(t, capsPlain, nil)
+	ctx := context.Background()
+	tg, err := Open(ctx, srv.config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tg.Close()
+	folder, err := tg.Ensure(ctx, mailbox.Folder{Name: "Big"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{folder, "Missing"} {
+		s0 := srv.searches.Load()
+		if err := tg.WarmLookup(ctx, name); err != nil {
+			t.Fatalf("%s, empty or missing: %v", name, err)
+		}
+		if s := srv.searches.Load() - s0; s != 0 {
+			t.Errorf("%s, empty or missing: %d SEARCH, want 0", name, s)
+		}
+	}
+	mark, err := tg.Mark(ctx, folder)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := msg("<warm@x>", "stored before the kill")
+	d := delivery(folder, b, "<warm@x>")
+	d.Mark = mark
+	r, err := tg.Put(ctx, d, bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s0, q0 := srv.selects.Load(), srv.searches.Load()
+	if err := tg.WarmLookup(ctx, folder); err != nil {
+		t.Fatal(err)
+	}
+	if s, q := srv.selects.Load()-s0, srv.searches.Load()-q0; s != 1 || q != 1 {
+		t.Errorf("warm-up: %d SELECT and %d SEARCH, want 1 and 1", s, q)
+	}
+	found, err := tg.FindAll(ctx, []target.Delivery{d, d})
+	if err != nil || len(found) != 2 || found[0].Receipt != r || found[1].OK {
+		t.Fatalf("FindAll after the warm-up: %+v, %v; want %q once", found, err, r)
+	}
+}
