@@ -463,14 +463,7 @@ func (pl *planner) step(ctx context.Context, it *folderIter) ([]item, []string, 
 		}
 		return pl.planFirst(ctx, it, metas, x)
 	}
-	metas, err := pl.list(ctx, it, nil)
-	if errors.Is(err, errFolderFailed) {
-		return nil, nil, nil
-	}
-	if err != nil {
-		return nil, nil, err
-	}
-	return pl.planFirst(ctx, it, metas, nil)
+	return pl.listFirst(ctx, it, nil)
 }
 
 // decide is the first page's decision for folder it: whether it is matched
@@ -506,8 +499,9 @@ func (pl *planner) decide(ctx context.Context, it *folderIter) (*inventory, erro
 	return x, nil
 }
 
-// listFirst lists the first page of it again, in full, after a skimmed
-// first page showed it must be (see step), and plans it.
+// listFirst lists the next page of it in full and plans it with x: a page
+// after the first, or the first again after a skimmed first page showed
+// that the folder must be listed in full (see step).
 func (pl *planner) listFirst(ctx context.Context, it *folderIter, x *inventory) ([]item, []string, error) {
 	metas, err := pl.list(ctx, it, nil)
 	if errors.Is(err, errFolderFailed) {
