@@ -437,7 +437,7 @@ func (pl *planner) step(ctx context.Context, it *folderIter) ([]item, []string, 
 			}
 			if x != nil || fs.recon != nil {
 				it.cursor, it.done = "", false
-				return pl.listFirst(ctx, it, x)
+				return pl.listFull(ctx, it, x)
 			}
 		}
 		it.listed += len(metas) + len(known)
@@ -463,7 +463,7 @@ func (pl *planner) step(ctx context.Context, it *folderIter) ([]item, []string, 
 		}
 		return pl.planFirst(ctx, it, metas, x)
 	}
-	return pl.listFirst(ctx, it, nil)
+	return pl.listFull(ctx, it, nil)
 }
 
 // decide is the first page's decision for folder it: whether it is matched
@@ -499,10 +499,10 @@ func (pl *planner) decide(ctx context.Context, it *folderIter) (*inventory, erro
 	return x, nil
 }
 
-// listFirst lists the next page of it in full and plans it with x: a page
+// listFull lists the next page of it in full and plans it with x: a page
 // after the first, or the first again after a skimmed first page showed
 // that the folder must be listed in full (see step).
-func (pl *planner) listFirst(ctx context.Context, it *folderIter, x *inventory) ([]item, []string, error) {
+func (pl *planner) listFull(ctx context.Context, it *folderIter, x *inventory) ([]item, []string, error) {
 	metas, err := pl.list(ctx, it, nil)
 	if errors.Is(err, errFolderFailed) {
 		return nil, nil, nil
