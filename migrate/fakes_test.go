@@ -250,7 +250,9 @@ type memTarget struct {
 	connectErrs atomic.Int64
 	// censuses and inventories count those calls.
 	censuses, inventories atomic.Int64
-	finds                 atomic.Int64
+	// censusHook, when set, is called at the start of each Census.
+	censusHook func(folder string)
+	finds      atomic.Int64
 	// batch: sessions are target.BatchFinders; findAlls counts FindAll
 	// calls (a failing one too: findErrs applies to them as to Find).
 	batch    bool
@@ -366,6 +368,9 @@ type memPlainSession struct{ target.Target }
 
 func (m *memTargetSession) Census(ctx context.Context, folder string) (target.Census, error) {
 	m.t.censuses.Add(1)
+	if h := m.t.censusHook; h != nil {
+		h(folder)
+	}
 	m.t.mu.Lock()
 	defer m.t.mu.Unlock()
 	return target.Census{Messages: len(m.t.folders[folder]), Validity: m.t.validityOf(folder)}, nil

@@ -210,7 +210,10 @@ type engine struct {
 	rcMu       sync.Mutex
 	rcBuilding bool // claims go into rc (set before the build reads the journal)
 	rc         claims
-	bg         sync.WaitGroup // background work run waits for (prebuildClaims)
+	bg         sync.WaitGroup // background work run waits for (firstCopied)
+	// claimsAhead: a resume with open intents into a target whose
+	// lookups ask the claims; see firstCopied.
+	claimsAhead bool
 
 	msgLimit  *rate.Limiter
 	byteLimit *rate.Limiter
@@ -279,18 +282,16 @@ func (e *engine) taken(folder string) func(string) bool {
 }
 
 // buildClaims builds the claimed-receipts set from the journal, once: the
-// first lookup waits for it. A resume into a target whose lookups ask it
-// (open intents, not CheapFind) starts it in the background at once
-// (prebuildClaims), because at a million messages the journal's full pass
-// takes about a second that the first copy otherwise waited for, while
-// the planner lists and the first batch is read. Claims made while it
-// runs go straight into the set (rcBuilding), so none is missed: a
-// receipt is journaled before it is claimed, and everything journaled
-// before the build's Sync is in its pass.
+// first lookup waits for it. Claims made while it runs go straight into
+// the set (rcBuilding), so none is missed: a receipt is journaled before it
+// is claimed, and everything journaled before the build's Sync is in its
+// pass. With rcBuilding set from the start of the run (claimsAhead), every
+// claim of the run is in the set already and the journal's file holds the
+// rest: no Sync.
 func (e *engine) buildClaims() {
 	e.rcOnce.Do(func() {
 		e.rcMu.Lock()
-		early := e.rcBuilding // set by prebuildClaims before anything was claimed
+		early := e.rcBuilding
 		e.rcBuilding = true
 		e.rcMu.Unlock()
 		if !early {
@@ -315,18 +316,38 @@ func (e *engine) buildClaims() {
 	})
 }
 
-// prebuildClaims starts buildClaims in the background, before anything is
-// claimed (so with nothing to Sync); run waits for it before it returns
-// (the journal is closed after).
-func (e *engine) prebuildClaims() {
+// claimsSoon is for a resume with open intents into a target whose
+// lookups ask the claims: the run's claims go into the set from now on
+// (before anything is claimed), and the set is built from the journal in
+// the background once the first message is copied (firstCopied).
+func (e *engine) claimsSoon() {
 	e.rcMu.Lock()
 	e.rcBuilding = true
 	e.rcMu.Unlock()
-	e.bg.Add(1)
-	go func() {
-		defer e.bg.Done()
-		e.buildClaims()
-	}()
+	e.claimsAhead = true
+}
+
+// firstCopied is called when the run has copied its first message. A
+// resume whose open intents will be looked for in the target (claimsAhead)
+// then builds the claims in the background: at a million messages the
+// journal's full pass takes 1-2 s of CPU. Built at the start (before), it
+// competed with the listing and the first batch for a 2-core machine's
+// CPU, and the resume's first copy came later; built at the first lookup,
+// the lookup would wait for all of it. The open intents' batches come
+// after the others of their window (splitPending), so the set is usually
+// ready when they are looked for; run waits for it before it returns (the
+// journal is closed after).
+func (e *engine) firstCopied() {
+	e.first.Do(func() {
+		e.log.Info("first message copied", "after", time.Since(e.started))
+		if e.claimsAhead {
+			e.bg.Add(1)
+			go func() {
+				defer e.bg.Done()
+				e.buildClaims()
+			}()
+		}
+	})
 }
 
 // claim records that receipt now stands for a source message.

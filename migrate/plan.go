@@ -165,8 +165,9 @@ func (e *engine) newPlanner(ctx context.Context, s0p *source.Source, t0p *target
 		}
 		pl.openIntents = e.openIntents()
 		if len(pl.openIntents) > 0 && !e.tfeat.CheapFind && !e.o.DryRun {
-			// Their lookups will ask which stored copies are claimed.
-			e.prebuildClaims()
+			// Their lookups will ask which stored copies are claimed:
+			// the set is built once the copy has started (firstCopied).
+			e.claimsSoon()
 		}
 	}
 	for _, p := range pl.plans {
@@ -423,7 +424,14 @@ func (pl *planner) step(ctx context.Context, it *folderIter) ([]item, []string, 
 	skimFirst := first && pl.skims(fs) && pl.known[fs.keyName][fs.src.Validity]
 	if (!first || skimFirst) && pl.skims(fs) {
 		var known []string
-		metas, err := pl.list(ctx, it, &known)
+		var metas []source.Meta
+		var x *inventory
+		var err error
+		if skimFirst {
+			metas, x, err = pl.listAndDecide(ctx, it, &known)
+		} else {
+			metas, err = pl.list(ctx, it, &known)
+		}
 		if errors.Is(err, errFolderFailed) {
 			return nil, nil, nil
 		}
@@ -431,10 +439,6 @@ func (pl *planner) step(ctx context.Context, it *folderIter) ([]item, []string, 
 			return nil, nil, err
 		}
 		if skimFirst {
-			x, err := pl.decide(ctx, it)
-			if err != nil {
-				return nil, nil, err
-			}
 			if x != nil || fs.recon != nil {
 				it.cursor, it.done = "", false
 				return pl.listFull(ctx, it, x)
@@ -450,14 +454,10 @@ func (pl *planner) step(ctx context.Context, it *folderIter) ([]item, []string, 
 		return items, append(del, del2...), err
 	}
 	if first {
-		metas, err := pl.list(ctx, it, nil)
+		metas, x, err := pl.listAndDecide(ctx, it, nil)
 		if errors.Is(err, errFolderFailed) {
 			return nil, nil, nil
 		}
-		if err != nil {
-			return nil, nil, err
-		}
-		x, err := pl.decide(ctx, it)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -466,14 +466,48 @@ func (pl *planner) step(ctx context.Context, it *folderIter) ([]item, []string, 
 	return pl.listFull(ctx, it, nil)
 }
 
+// listAndDecide lists the first page of it and decides how the folder is
+// planned (decide), at once: the listing asks the source, the decision the
+// target (how many messages its folder holds), each on its own session.
+// After a kill -9 into Dovecot both are slow the first time (the folder of
+// 400,000 messages is synced: EXAMINE 0.35 s on the source, STATUS 0.9-1.2
+// s on the target), and a resume's first copy waited for the two one after
+// the other. A UIDVALIDITY the listing found changed is decided again.
+func (pl *planner) listAndDecide(ctx context.Context, it *folderIter, known *[]string) ([]source.Meta, *inventory, error) {
+	fs := it.fs
+	validity := fs.src.Validity
+	var (
+		x    *inventory
+		xErr error
+		done = make(chan struct{})
+	)
+	go func() {
+		defer close(done)
+		x, xErr = pl.decide(ctx, it, validity)
+	}()
+	metas, err := pl.list(ctx, it, known)
+	<-done
+	if err != nil {
+		return nil, nil, err
+	}
+	if fs.src.Validity != validity {
+		fs.recon = nil
+		delete(pl.e.invs, fs.target)
+		x, xErr = pl.decide(ctx, it, fs.src.Validity)
+	}
+	return metas, x, xErr
+}
+
 // decide is the first page's decision for folder it: whether it is matched
 // by content (its UIDVALIDITY changed: fs.recon) or reconciled with the
-// target folder (the inventory returned).
-func (pl *planner) decide(ctx context.Context, it *folderIter) (*inventory, error) {
+// target folder (the inventory returned). validity is the source folder's
+// UIDVALIDITY (fs.src.Validity, which the first page's listing may change
+// while this runs: see listAndDecide).
+func (pl *planner) decide(ctx context.Context, it *folderIter, validity uint32) (*inventory, error) {
 	e, fs := pl.e, it.fs
 	p := fs.plan
 	// UIDVALIDITY changed: the old keys are void; match by fingerprint.
-	if vs := pl.known[fs.keyName]; len(vs) > 0 && fs.src.Validity != 0 && !vs[fs.src.Validity] {
+	if vs := pl.known[fs.keyName]; len(vs) > 0 && validity != 0 && !vs[validity] {
 		fs.recon = e.fingerprints(fs.keyName)
 		e.log.Info("source folder UIDVALIDITY changed; matching by content", "folder", fs.src.Name, "known", fs.recon.n)
 	}
@@ -483,10 +517,10 @@ func (pl *planner) decide(ctx context.Context, it *folderIter) (*inventory, erro
 		return nil, nil
 	}
 	var x *inventory
-	open := pl.openIntents[fs.keyName+"\x1f"+strconv.FormatUint(uint64(fs.src.Validity), 10)]
+	open := pl.openIntents[fs.keyName+"\x1f"+strconv.FormatUint(uint64(validity), 10)]
 	err := e.again(ctx, "read what a target folder holds", pl.tgtAgain, func() (err error) {
 		inv, _ := (*pl.t0p).(target.Inventorier)
-		x, err = e.folderInventory(ctx, inv, fs.target, pl.creditedTo[p.target], e.journalReceiptValidity(fs.keyName, fs.src.Validity), open)
+		x, err = e.folderInventory(ctx, inv, fs.target, pl.creditedTo[p.target], e.journalReceiptValidity(fs.keyName, validity), open)
 		return err
 	})
 	if err != nil {

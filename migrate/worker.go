@@ -226,9 +226,10 @@ func (w *worker) copyBatch(ctx context.Context, b batch) error {
 // failure. A message is given up after more than Options.Retries charges;
 // the others go on. So a fault storm that still lets messages through
 // never fails a message, and a message that keeps failing alone does.
-func (w *worker) copyPass(ctx context.Context, fs *folderState, items []*item, writeIntents bool) error {
+func (w *worker) copyPass(ctx context.Context, fs *folderState, items []*item, writeIntents bool) (err error) {
 	byID := make(map[string]*item, len(items))
 	var ids []string
+	unknown := false
 	// One durable intent per message, one fsync for the batch, before the
 	// first byte goes to the target. A message with an intent from an
 	// interrupted run is looked for in the target once its bytes (and so
@@ -237,26 +238,27 @@ func (w *worker) copyPass(ctx context.Context, fs *folderState, items []*item, w
 	for _, it := range items {
 		byID[it.id] = it
 		ids = append(ids, it.id)
+		unknown = unknown || it.pending != nil
 		if it.pending == nil && writeIntents {
 			k := fs.key(it.id)
 			intents = append(intents, checkpoint.Record{Op: "intent", Key: k, Folder: fs.target,
 				Name: plannedName(k, it.received), Size: it.size})
 		}
 	}
-	if len(intents) > 0 {
-		// Where the target's messages stand before this batch's stores: a
-		// lookup after a lost answer (even after a crash) then looks only
-		// at what arrived since, and may recognise a rewritten copy.
-		w.mark = w.markOf(ctx, fs.target)
-		for i := range intents {
-			intents[i].Mark = w.mark
+	// A batch without unknown messages has its intents written while the
+	// source starts to answer (see startIntents); fn below waits for them
+	// before it stores anything. Lookups (findPending) need them first.
+	intentsDone := w.startIntents(ctx, fs, intents, !unknown)
+	defer func() {
+		// Nothing of it runs after the pass, and its failure is the pass's.
+		if ierr := intentsDone(); err == nil && ierr != nil {
+			err = ierr
 		}
-	}
-	if err := w.e.j.Intents(ctx, intents); err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
+	}()
+	if unknown {
+		if err := intentsDone(); err != nil {
+			return err
 		}
-		return failure.Mark(failure.Fatal, fmt.Errorf("journal: %w", err))
 	}
 	handled := map[string]bool{}
 	// The unknown messages first, all at once where the target can.
@@ -284,6 +286,10 @@ func (w *worker) copyPass(ctx context.Context, fs *folderState, items []*item, w
 			it := byID[m.ID]
 			if it == nil || handled[m.ID] {
 				return nil // not asked for (a server sending extra data)
+			}
+			// Nothing is stored before the batch's intents are durable.
+			if err := intentsDone(); err != nil {
+				return err
 			}
 			cur = it
 			if err := w.copyOne(ctx, fs, it, m, r); err != nil {
@@ -357,6 +363,48 @@ func (w *worker) copyPass(ctx context.Context, fs *folderState, items []*item, w
 		}
 	}
 	return nil
+}
+
+// startIntents makes the intents durable, with the target folder's mark
+// in each: where the target's messages stand before this batch's stores,
+// so that a lookup after a lost answer (even after a crash) looks only at
+// what arrived since, and may recognise a rewritten copy. With background
+// it does so on another goroutine, while the worker starts reading the
+// source, and returns the function that waits for it: the first read of a
+// message body in a new Dovecot session of a folder of 400,000 messages
+// took 1.3 s, and the mark (a STATUS, or a SELECT of the store session)
+// and the fsync came before it. Until the wait returns, the target
+// session is the mark's.
+func (w *worker) startIntents(ctx context.Context, fs *folderState, intents []checkpoint.Record, background bool) (wait func() error) {
+	write := func() error {
+		if len(intents) > 0 {
+			w.mark = w.markOf(ctx, fs.target)
+			for i := range intents {
+				intents[i].Mark = w.mark
+			}
+		}
+		if err := w.e.j.Intents(ctx, intents); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return failure.Mark(failure.Fatal, fmt.Errorf("journal: %w", err))
+		}
+		return nil
+	}
+	if !background || len(intents) == 0 {
+		err := write()
+		return func() error { return err }
+	}
+	done := make(chan struct{})
+	var err error
+	go func() {
+		defer close(done)
+		err = write()
+	}()
+	return func() error {
+		<-done
+		return err
+	}
 }
 
 // charge counts a failed attempt against it, unless the run settled some
@@ -775,7 +823,7 @@ func (w *worker) outcome(ctx context.Context, fl inflight, receipt string, err e
 	st.Copied.Add(1)
 	st.DoneMsgs.Add(1)
 	st.DoneBytes.Add(it.size)
-	w.e.first.Do(func() { w.e.log.Info("first message copied", "after", time.Since(w.e.started)) })
+	w.e.firstCopied()
 	return nil
 }
 
