@@ -75,6 +75,9 @@ type Options struct {
 	backoff time.Duration
 	// planWindow overrides planAhead (tests)
 	planWindow int
+	// intentsHook, when set, runs before a batch's intents are written
+	// (tests: a slow fsync)
+	intentsHook func()
 }
 
 func (o *Options) defaults() {
@@ -791,16 +794,9 @@ func fatal(err error) bool {
 // to other messages (Delivery.Taken), and a batch's stores are settled
 // before its lookups (findPending).
 func splitPending(items []item) (fresh, unknown []item) {
-	n := 0
-	for i := range items {
-		if items[i].pending != nil {
-			n++
-		}
-	}
-	if n == 0 {
+	if !slices.ContainsFunc(items, func(it item) bool { return it.pending != nil }) {
 		return items, nil
 	}
-	fresh, unknown = make([]item, 0, len(items)-n), make([]item, 0, n)
 	for _, it := range items {
 		if it.pending == nil {
 			fresh = append(fresh, it)

@@ -246,17 +246,20 @@ func (w *worker) copyPass(ctx context.Context, fs *folderState, items []*item, w
 		}
 	}
 	// A batch without unknown messages has its intents written while the
-	// source starts to answer (see startIntents); fn below waits for them
-	// before it stores anything. Lookups (findPending) need them first.
-	intentsDone := w.startIntents(ctx, fs, intents, !unknown)
+	// source starts to answer (see startIntents). Nothing is stored and no
+	// outcome recorded before they are durable: a failure record written
+	// before its intent would leave the intent open, and the next run
+	// would look for a message it knows was not stored.
+	ib := w.startIntents(ctx, fs, intents, !unknown)
 	defer func() {
 		// Nothing of it runs after the pass, and its failure is the pass's.
-		if ierr := intentsDone(); err == nil && ierr != nil {
+		if ierr := ib.wait(); err == nil && ierr != nil {
 			err = ierr
 		}
 	}()
 	if unknown {
-		if err := intentsDone(); err != nil {
+		// Lookups (findPending) need them first.
+		if err := ib.wait(); err != nil {
 			return err
 		}
 	}
@@ -271,6 +274,9 @@ func (w *worker) copyPass(ctx context.Context, fs *folderState, items []*item, w
 	}
 	for attempt := 1; len(ids) > 0; attempt++ {
 		if stop := w.e.stopOf(fs); stop != nil {
+			if err := ib.wait(); err != nil {
+				return err
+			}
 			for _, id := range ids {
 				w.failItem(fs, byID[id], *stop)
 			}
@@ -287,8 +293,7 @@ func (w *worker) copyPass(ctx context.Context, fs *folderState, items []*item, w
 			if it == nil || handled[m.ID] {
 				return nil // not asked for (a server sending extra data)
 			}
-			// Nothing is stored before the batch's intents are durable.
-			if err := intentsDone(); err != nil {
+			if err := ib.wait(); err != nil {
 				return err
 			}
 			cur = it
@@ -299,6 +304,10 @@ func (w *worker) copyPass(ctx context.Context, fs *folderState, items []*item, w
 			handled[m.ID] = true
 			return nil
 		})
+		// Every outcome below is journaled after the intents.
+		if ierr := ib.wait(); ierr != nil {
+			return ierr
+		}
 		var rest []string
 		for _, id := range ids {
 			if !handled[id] {
@@ -370,13 +379,18 @@ func (w *worker) copyPass(ctx context.Context, fs *folderState, items []*item, w
 // so that a lookup after a lost answer (even after a crash) looks only at
 // what arrived since, and may recognise a rewritten copy. With background
 // it does so on another goroutine, while the worker starts reading the
-// source, and returns the function that waits for it: the first read of a
+// source; the worker waits for it before it stores or records anything of
+// the batch (intentWrite.wait). The first read of a
 // message body in a new Dovecot session of a folder of 400,000 messages
 // took 1.3 s, and the mark (a STATUS, or a SELECT of the store session)
 // and the fsync came before it. Until the wait returns, the target
 // session is the mark's.
-func (w *worker) startIntents(ctx context.Context, fs *folderState, intents []checkpoint.Record, background bool) (wait func() error) {
+func (w *worker) startIntents(ctx context.Context, fs *folderState, intents []checkpoint.Record, background bool) *intentWrite {
+	iw := &intentWrite{}
 	write := func() error {
+		if h := w.e.o.intentsHook; h != nil {
+			h()
+		}
 		if len(intents) > 0 {
 			w.mark = w.markOf(ctx, fs.target)
 			for i := range intents {
@@ -392,19 +406,30 @@ func (w *worker) startIntents(ctx context.Context, fs *folderState, intents []ch
 		return nil
 	}
 	if !background || len(intents) == 0 {
-		err := write()
-		return func() error { return err }
+		iw.err = write()
+		return iw
 	}
-	done := make(chan struct{})
-	var err error
+	iw.done = make(chan struct{})
 	go func() {
-		defer close(done)
-		err = write()
+		defer close(iw.done)
+		iw.err = write()
 	}()
-	return func() error {
-		<-done
-		return err
+	return iw
+}
+
+// intentWrite is a batch's intents being made durable (startIntents).
+type intentWrite struct {
+	done chan struct{} // closed when written; nil when written before startIntents returned
+	err  error         // read after done
+}
+
+// wait returns when the intents are durable (or failed to be), with the
+// write's error; it may be called any number of times.
+func (iw *intentWrite) wait() error {
+	if iw.done != nil {
+		<-iw.done
 	}
+	return iw.err
 }
 
 // charge counts a failed attempt against it, unless the run settled some
