@@ -105,18 +105,30 @@ func folderChain(msgs int, bytes int64) float64 {
 // On a machine where the copy is bound by CPU (the benchmark's 2 cores run
 // the server, mailferry and the file system's work), reading and storing
 // do not overlap: each takes the machine's time, so a run into a Maildir
-// takes the read sample's time plus the store probe's, times
-// maildirOverhead for what neither sample does (the journal's intents and
-// fsyncs, listing, hashing, the collector): 1.45 is the fit of the
-// 5,000, 50,000 and 200,000-message runs of cmd/mailferry-bench
-// (BENCHMARKS.md), measured, not derived. maildirSpread is how sure that
-// is. (Before: the longer of the two plus a quarter of the shorter, with
-// the probe's rate doubled; the samples were slower then, each session
-// switching folders at every chunk.)
+// takes the read sample's time plus the store probe's, times an overhead
+// for what neither sample does (maildirOverheadAt). The probe stores a
+// second and a half into small scratch directories; a big run also pays
+// for directories of hundreds of thousands of files, a journal of as
+// many records and the collector, a small one hardly: the overhead
+// grows with the run, from maildirOverheadSmall at 5,000 messages to
+// maildirOverheadLarge from 200,000 on (log-linear between). Fitted on
+// cmd/mailferry-bench runs (BENCHMARKS.md): at 5,000 messages the copy
+// took 0.78-1.05 times read + store in five runs (one overhead of 1.45
+// for all sizes overestimated every 5,000-message copy by 44-67 %); at
+// 200,000, 1.25-1.57; at 1,000,000, 1.44. Measured, not derived.
+// maildirSpread is how sure that is.
 const (
-	maildirOverhead = 1.45
-	maildirSpread   = 0.25
+	maildirOverheadSmall = 0.9
+	maildirOverheadLarge = 1.45
+	maildirSpread        = 0.25
 )
+
+// maildirOverheadAt is the overhead of a Maildir run of n messages.
+func maildirOverheadAt(n int) float64 {
+	f := math.Log(float64(max(n, 1))/5000) / math.Log(200000.0/5000)
+	f = min(max(f, 0), 1)
+	return maildirOverheadSmall + f*(maildirOverheadLarge-maildirOverheadSmall)
+}
 
 // defaultRate is the per-connection rate assumed when no sample could be
 // measured: 2 MB/s and 50 messages/s.
@@ -274,8 +286,8 @@ func estimateRun(in estimateInput, s *readSample) runEstimate {
 		// workers share the machine.
 		st := in.Store.Time.Seconds()
 		storeSec := (float64(n)/(float64(in.Store.Msgs)/st) + float64(b)/(float64(in.Store.Bytes)/st)) / 2
-		// Reading and storing share the machine (see maildirOverhead).
-		copySec = (copySec + storeSec) * maildirOverhead
+		// Reading and storing share the machine (see maildirOverheadAt).
+		copySec = (copySec + storeSec) * maildirOverheadAt(n)
 		spread = maildirSpread
 	default:
 		copySec *= storeFactorMaildir
