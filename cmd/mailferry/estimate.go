@@ -56,19 +56,17 @@ const storeFactorMaildir = 3.0
 // An IMAP target cannot be measured without storing into it, which plan
 // does not do. What storing costs it is taken from runs of
 // cmd/mailferry-bench against Dovecot on this project's 2-core machine
-// (BENCHMARKS.md): 5,000, 50,000 and 200,000 messages of 1.3 KB, 4
-// workers, fit T = 1.2 s + n × 0.31 ms (0.39 ms before the workers kept
-// to their folders), plus 2 ns per byte for bigger messages. startupSec
-// is what any run costs (connections, folders, the journal): 1.2 s in
-// that fit, 0.3 s now: a no-op re-run of 5,000 messages takes 0.06-0.12 s,
-// and with 1.2 s the quiet 5,000-message copies of 2026-12-03 (1.9 s and
-// 2.0 s) were estimated 67 % and 41 % too long (BENCHMARKS.md, fourth
-// round). A run reads and stores at once, but both share the machine:
-// the copy takes the longer of the two plus a quarter of the shorter.
-// storeSpread is how sure this is; a faster or slower server than that
-// Dovecot is outside it.
+// (BENCHMARKS.md), with MULTIAPPEND commands of up to 128 messages
+// (target/imap): 1.3 KB messages, 4 workers, 5,000, 200,000 and
+// 1,000,000 messages in 1.8 s, 55.5 s and 259 s: about 250 us per message
+// over all the workers, plus 2 ns per byte for bigger messages.
+// startupSec is what any run costs (connections, folders, the journal):
+// a no-op re-run of 5,000 messages takes 0.06-0.12 s. A run reads and
+// stores at once, but both share the machine: the copy takes the longer
+// of the two plus a quarter of the shorter. storeSpread is how sure this
+// is; a faster or slower server than that Dovecot is outside it.
 const (
-	imapStorePerMsg  = 310 * time.Microsecond
+	imapStorePerMsg  = 250 * time.Microsecond
 	imapStorePerByte = 2 * time.Nanosecond
 	storeSpread      = 0.3
 	startupSec       = 0.3
@@ -76,23 +74,19 @@ const (
 
 // A folder is stored by one session at a time (one worker per folder on an
 // IMAP target), and on Dovecot a message costs more the more the folder
-// holds: the benchmark's 1,000,000-message runs spent their last minutes
-// with one worker storing into the 400,000-message INBOX at 350-500
-// messages/s (one Dovecot process at 93 % of a core), where 80,000 went
-// at over 1,300/s. The k-th message into a folder is modelled as costing
-// imapFolderPerMsg + k × imapFolderGrowth seconds, so a folder of L
-// messages takes L × 0.4 ms + 8 ns × L²/2 at the least: 800 s for
-// 400,000. The same 1,000,000-message copy into Dovecot took 1,012 s,
-// 625 s and 968 s in three benchmark runs on this machine (BENCHMARKS.md,
-// second to fourth rounds; the last two on a quiet machine), so one run
-// says little: 8 ns is the fit of all three, within ±30 % of each (the
-// second round's fit, 10.6 ns, and the third's, 5.5 ns, each missed the
-// next run by more). A server whose appends do not slow with the folder's
-// size is overestimated by it only for folders of a few hundred thousand
-// messages.
+// holds (its Maildir walks the folder's uidlist at each save transaction).
+// The k-th message into a folder is modelled as costing imapFolderPerMsg
+// + k × imapFolderGrowth seconds, so a folder of L messages takes at least
+// L × imapFolderPerMsg + imapFolderGrowth × L²/2. Fitted on two chains
+// measured with commands of 128 messages: 150,000 messages into a new
+// folder by one session alone in 52-53 s (twice), and the 400,000-message
+// INBOX of the 1,000,000-message benchmark copy in about 255 s, beside
+// three other workers for its first half: 0.177 ms and 2.3 ns. (With
+// commands of 32 messages the same copy took 432-1,031 s over six runs,
+// and the fit was 0.4 ms and 8 ns.)
 const (
-	imapFolderPerMsg = 400 * time.Microsecond
-	imapFolderGrowth = 8e-9 // seconds per message already in the folder
+	imapFolderPerMsg = 177 * time.Microsecond
+	imapFolderGrowth = 2.3e-9 // seconds per message already in the folder
 )
 
 // folderChain is how long one session takes to store a folder of msgs

@@ -57,9 +57,9 @@ func TestEstimateRun(t *testing.T) {
 		{"IMAP target, a folder of 400,000 among 1,000,000: its one session decides", estimateInput{Folders: []folderWork{
 			{400_000, 400_000 * 1300}, {240_000, 240_000 * 1300}, {160_000, 160_000 * 1300}, {120_000, 120_000 * 1300}, {80_000, 80_000 * 1300}},
 			Workers: 4, IMAPTarget: true}, sampleOf(4, 4000, 8000, 1300),
-			// 400,000 × 0.4 ms + 8 ns × 400,000²/2 + 520 MB × 2 ns, the
-			// read (1,000,000 at 8,000/s) overlapping, and the start-up.
-			secs(160 + 640 + 1.04 + 1e6/8000.0/4 + startupSec), ""},
+			// 400,000 × 0.177 ms + 2.3 ns × 400,000²/2 + 520 MB × 2 ns,
+			// the read (1,000,000 at 8,000/s) overlapping, and the start-up.
+			secs(70.8 + 184 + 1.04 + 1e6/8000.0/4 + startupSec), ""},
 		{"Maildir with its file system probed: read and store add up", estimateInput{Folders: one, Workers: 4,
 			Store: &storeSample{Sessions: 4, Msgs: 500, Bytes: 500 * size, Time: time.Second}}, sampleOf(4, 200, 400, size),
 			secs((10000.0/400+10000.0/500)*maildirOverheadAt(10000) + startupSec), ""},
