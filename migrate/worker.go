@@ -52,7 +52,7 @@ type worker struct {
 // stalled link, a proxy, the send buffer of a killed process) can reach it
 // after the client gave up: a Find that runs before that commit sees
 // nothing, and the resend makes a duplicate. The fault-proxy test shows it
-// with 32-message MULTIAPPENDs. The IMAP target also resets (RST) a
+// with MULTIAPPENDs of many messages. The IMAP target also resets (RST) a
 // connection it gives up on, so its own unsent bytes are dropped.
 // (A variable: the unit tests, whose in-process servers hold nothing
 // back, shorten it.)
