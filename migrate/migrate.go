@@ -51,8 +51,7 @@ type Options struct {
 	Stats    *Stats // live counters for a progress display (optional)
 	Logger   *slog.Logger
 	// BatchSize is how many messages a worker takes at a time (one intent
-	// fsync, one source fetch); 0 picks 16 to 128 so that every worker gets
-	// several batches.
+	// fsync, one source fetch); 0: BatchSizeFor the run.
 	BatchSize int
 	// MaxRate caps messages stored per second, MaxBandwidth the bytes per
 	// second sent to the target (0: no cap), for providers' limits.
@@ -78,6 +77,13 @@ type Options struct {
 	// intentsHook, when set, runs before a batch's intents are written
 	// (tests: a slow fsync)
 	intentsHook func()
+}
+
+// BatchSizeFor is the batch size a run of msgs messages with workers
+// workers takes when Options.BatchSize is 0: 16 to 128, so that every
+// worker gets several batches. (plan's read sample reads chunks of it.)
+func BatchSizeFor(msgs, workers int) int {
+	return min(max(msgs/(max(workers, 1)*4), 16), 128)
 }
 
 func (o *Options) defaults() {
@@ -459,7 +465,7 @@ func (e *engine) run(ctx context.Context) error {
 	}
 	if e.o.BatchSize <= 0 {
 		n := int(e.o.Stats.TotalMsgs.Load()) // exact when finished, else an estimate
-		e.o.BatchSize = min(max(n/(e.o.Workers*4), 16), 128)
+		e.o.BatchSize = BatchSizeFor(n, e.o.Workers)
 	}
 	bs := e.o.BatchSize
 	batches := func(fs *folderState, items []item, del []string) []batch {

@@ -35,6 +35,9 @@ type worker struct {
 	// mark is the target folder's mark taken before the current batch's
 	// stores (target.Marker), recorded in its intents.
 	mark string
+	// intents are the current batch's intents being made durable
+	// (startIntents); nil outside copyPass.
+	intents *intentWrite
 	// progress is the run's settled count at this worker's last failure.
 	progress int64
 	// absent are the unknown messages of the current pass that
@@ -246,16 +249,16 @@ func (w *worker) copyPass(ctx context.Context, fs *folderState, items []*item, w
 		}
 	}
 	// A batch without unknown messages has its intents written while the
-	// source starts to answer (see startIntents). Nothing is stored and no
-	// outcome recorded before they are durable: a failure record written
-	// before its intent would leave the intent open, and the next run
-	// would look for a message it knows was not stored.
+	// source starts to answer (see startIntents). Nothing is stored before
+	// they are durable (fn below waits), and no intent voided (fail waits).
 	ib := w.startIntents(ctx, fs, intents, !unknown)
+	w.intents = ib
 	defer func() {
 		// Nothing of it runs after the pass, and its failure is the pass's.
 		if ierr := ib.wait(); err == nil && ierr != nil {
 			err = ierr
 		}
+		w.intents = nil
 	}()
 	if unknown {
 		// Lookups (findPending) need them first.
@@ -274,9 +277,6 @@ func (w *worker) copyPass(ctx context.Context, fs *folderState, items []*item, w
 	}
 	for attempt := 1; len(ids) > 0; attempt++ {
 		if stop := w.e.stopOf(fs); stop != nil {
-			if err := ib.wait(); err != nil {
-				return err
-			}
 			for _, id := range ids {
 				w.failItem(fs, byID[id], *stop)
 			}
@@ -304,10 +304,6 @@ func (w *worker) copyPass(ctx context.Context, fs *folderState, items []*item, w
 			handled[m.ID] = true
 			return nil
 		})
-		// Every outcome below is journaled after the intents.
-		if ierr := ib.wait(); ierr != nil {
-			return ierr
-		}
 		var rest []string
 		for _, id := range ids {
 			if !handled[id] {
@@ -424,8 +420,11 @@ type intentWrite struct {
 }
 
 // wait returns when the intents are durable (or failed to be), with the
-// write's error; it may be called any number of times.
+// write's error; it may be called any number of times, and on nil.
 func (iw *intentWrite) wait() error {
+	if iw == nil {
+		return nil
+	}
 	if iw.done != nil {
 		<-iw.done
 	}
@@ -481,6 +480,11 @@ func (w *worker) failItem(fs *folderState, it *item, reason string) {
 func (w *worker) fail(fs *folderState, it *item, f Failure) {
 	f.Folder, f.Key = fs.src.Name, it.id
 	if it.pending == nil {
+		// Voided only once written: an intent written after its Forget
+		// (startIntents runs beside the pass) would stay open, and the
+		// next run would look in the target for a message it knows was not
+		// stored. A failed write is the pass's error (copyPass).
+		w.intents.wait()
 		if err := w.e.j.Forget(fs.key(it.id)); err != nil {
 			w.e.log.Warn("journal: could not void the intent of a failed message", "key", it.id, "err", err)
 		}

@@ -42,8 +42,7 @@ var (
 )
 
 const (
-	sampleChunk      = 128 // most consecutive messages read at once, as the run's batches (16 to 128)
-	sampleMaxFolders = 8   // the folders with the most to copy
+	sampleMaxFolders = 8 // the folders with the most to copy
 	warmMsgs         = 4
 	sampleChunkBytes = 4 << 20 // a chunk of big messages is cut short
 )
@@ -112,14 +111,14 @@ func folderChain(msgs int, bytes int64) float64 {
 // 200,000, 1.25-1.57; at 1,000,000, 1.44. Measured, not derived.
 // maildirSpread is how sure that is.
 const (
-	maildirOverheadSmall = 0.9
-	maildirOverheadLarge = 1.45
-	maildirSpread        = 0.25
+	maildirSmallRun, maildirOverheadSmall = 5000, 0.9
+	maildirLargeRun, maildirOverheadLarge = 200000, 1.45
+	maildirSpread                         = 0.25
 )
 
 // maildirOverheadAt is the overhead of a Maildir run of n messages.
 func maildirOverheadAt(n int) float64 {
-	f := math.Log(float64(max(n, 1))/5000) / math.Log(200000.0/5000)
+	f := math.Log(float64(max(n, 1))/maildirSmallRun) / math.Log(float64(maildirLargeRun)/maildirSmallRun)
 	f = min(max(f, 0), 1)
 	return maildirOverheadSmall + f*(maildirOverheadLarge-maildirOverheadSmall)
 }
@@ -369,10 +368,10 @@ type sampleFolder struct {
 	next   int
 }
 
-// sampleChunkSize is the run's batch size (see migrate.Run), at most
-// sampleChunk: a batch costs an EXAMINE and a SEARCH beside its FETCH.
+// sampleChunkSize is the run's batch size (migrate.BatchSizeFor): a batch
+// costs an EXAMINE and a SEARCH beside its FETCH.
 func sampleChunkSize(toCopy, workers int) int {
-	return min(max(toCopy/(max(workers, 1)*4), 16), sampleChunk)
+	return migrate.BatchSizeFor(toCopy, workers)
 }
 
 // planSample picks the chunks: the folders with the most to copy (at most

@@ -337,10 +337,10 @@ func TestMaildirOverheadGrowsWithTheRun(t *testing.T) {
 		want float64
 	}{
 		{100, maildirOverheadSmall},
-		{5000, maildirOverheadSmall},
-		{31623, (maildirOverheadSmall + maildirOverheadLarge) / 2}, // √(5,000 × 200,000)
-		{200000, maildirOverheadLarge},
-		{1000000, maildirOverheadLarge},
+		{maildirSmallRun, maildirOverheadSmall},
+		{int(math.Round(math.Sqrt(maildirSmallRun * maildirLargeRun))), (maildirOverheadSmall + maildirOverheadLarge) / 2},
+		{maildirLargeRun, maildirOverheadLarge},
+		{5 * maildirLargeRun, maildirOverheadLarge},
 	} {
 		if got := maildirOverheadAt(c.n); math.Abs(got-c.want) > 0.001 {
 			t.Errorf("maildirOverheadAt(%d) = %.3f, want %.3f", c.n, got, c.want)

@@ -31,7 +31,9 @@ const (
 	// transaction (perf: maildir_sync_index, maildir_uidlist_iter_next), so
 	// a command's cost grows with the folder: 150,000 messages into one
 	// new folder took 71-73 s in commands of 32 and 52-53 s in commands of
-	// 128 (the engine's largest batch, which a command does not outgrow).
+	// 128. 128 is also the engine's largest default batch
+	// (migrate.BatchSizeFor), and a worker drains its stores at the end of
+	// each batch, so a bigger bound would rarely be reached.
 	// The bodies are streamed, not kept: a bigger command costs no memory.
 	maxMulti      = 128
 	maxMultiBytes = 16 << 20
