@@ -1,0 +1,34 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+)
+
+// TestReadmeStatesTheEstimateModel: README's plan paragraph gives the
+// estimate's figures; they are the constants estimateRun uses.
+func TestReadmeStatesTheEstimateModel(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := strings.Join(strings.Fields(string(b)), " ")
+	num := func(n int) string { // 200000 → "200,000"
+		s := fmt.Sprint(n)
+		for i := len(s) - 3; i > 0; i -= 3 {
+			s = s[:i] + "," + s[i:]
+		}
+		return s
+	}
+	for _, want := range []string{
+		fmt.Sprintf("(%g at %s messages to %g from %s)", maildirOverheadSmall, num(maildirSmallRun), maildirOverheadLarge, num(maildirLargeRun)),
+		fmt.Sprintf("(%g ms per message over the workers, %g ns per byte;", imapStorePerMsg.Seconds()*1e3, imapStorePerByte.Seconds()*1e9),
+		fmt.Sprintf("%.2g ms per message plus %g ns per message it already holds", imapFolderPerMsg.Seconds()*1e3, imapFolderGrowth*1e9),
+	} {
+		if !strings.Contains(readme, want) {
+			t.Errorf("README does not say %q", want)
+		}
+	}
+}
