@@ -57,7 +57,8 @@ over six folders straight into the mail storage of its user "src", builds
 runs the tool, measures wall time, msgs/s, MB/s, peak RSS (the child's
 own: wait4 rusage, or its sampled VmHWM) and CPU, and checks the target. mailferry's targets are
 checked strictly (every message exactly once, bytes, flags, dates);
-mailferry also gets a "plan" row (its estimate against the measured copy),
+mailferry also gets a "plan" row (its estimate against the measured copy;
+plan --probe-target, which on an IMAP target stores into scratch folders),
 no-op re-runs and the journal size after them. "load" is the 1-minute load
 average before the run (numbers from a busy machine are noisy). The last
 column is how many times faster mailferry was than that tool on that path
@@ -629,7 +630,7 @@ func (c *config) measureJob(ctx context.Context, j job) ([]result, error) {
 		argv := j.argv(c)
 		report := filepath.Join(c.work, "plan-"+tag+".json")
 		argv[1] = "plan"
-		argv = append(argv, "--report", report)
+		argv = append(argv, "--report", report, "--probe-target")
 		r := base
 		r.what = "plan"
 		ru, err := c.exec(ctx, tag+"-plan", argv, c.timeout)

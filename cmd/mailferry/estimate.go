@@ -88,11 +88,61 @@ const (
 	imapFolderGrowth = 2.3e-9 // seconds per message already in the folder
 )
 
-// folderChain is how long one session takes to store a folder of msgs
-// messages and bytes bytes (see imapFolderGrowth).
-func folderChain(msgs int, bytes int64) float64 {
+// imapStoreModel is the store side of an IMAP target: perMsg and perByte
+// over all the workers; a folder's chain (one session) folderPerMsg +
+// k × growth for its k-th message, plus perByte.
+type imapStoreModel struct {
+	perMsg, perByte, folderPerMsg, growth float64
+	probed                                bool
+}
+
+// defaultIMAPStore is the model from the benchmark's Dovecot (above).
+var defaultIMAPStore = imapStoreModel{
+	perMsg: imapStorePerMsg.Seconds(), perByte: imapStorePerByte.Seconds(),
+	folderPerMsg: imapFolderPerMsg.Seconds(), growth: imapFolderGrowth,
+}
+
+// With plan --probe-target the store side is measured (probeIMAPStore):
+// the probe's messages have the mean size of those to copy, so its cost
+// per message holds the bytes. A run costs more per message than the
+// probe: its folders are bigger, the source is read beside it and the
+// journal written; imapProbeAll and imapProbeOne are how much more, for
+// all the sessions and for one (a folder's chain), fitted on
+// cmd/mailferry-bench runs (BENCHMARKS.md). A folder's growth is taken in
+// proportion to one session's cost (Dovecot walks the folder's uidlist on
+// the same CPU). imapProbeSpread is how sure the estimate then is.
+const (
+	imapProbeAll    = 1.0
+	imapProbeOne    = 1.0
+	imapProbeSpread = 0.2
+)
+
+// probedIMAPStore is the model from a probe, for p sessions storing at
+// once (fewer than the probe's when fewer folders have work: the rate in
+// between is interpolated, as the read sample's).
+func probedIMAPStore(s *imapStoreSample, p int) imapStoreModel {
+	all, one := s.perMsg()
+	fp := imapProbeOne * one
+	if p < s.Sessions && s.Sessions > 1 {
+		f := float64(max(p, 1)-1) / float64(s.Sessions-1)
+		all = 1 / (1/one + f*(1/all-1/one))
+	}
+	return imapStoreModel{
+		perMsg: imapProbeAll * all, folderPerMsg: fp,
+		growth: fp * imapFolderGrowth / imapFolderPerMsg.Seconds(), probed: true,
+	}
+}
+
+// total is how long the workers take to store n messages of b bytes.
+func (m imapStoreModel) total(n int, b int64) float64 {
+	return float64(n)*m.perMsg + float64(b)*m.perByte
+}
+
+// chain is how long one session takes to store a folder of msgs messages
+// and bytes bytes (see imapFolderGrowth).
+func (m imapStoreModel) chain(msgs int, bytes int64) float64 {
 	k := float64(msgs)
-	return k*imapFolderPerMsg.Seconds() + imapFolderGrowth*k*k/2 + float64(bytes)*imapStorePerByte.Seconds()
+	return k*m.folderPerMsg + m.growth*k*k/2 + float64(bytes)*m.perByte
 }
 
 // On a machine where the copy is bound by CPU (the benchmark's 2 cores run
@@ -187,6 +237,9 @@ type estimateInput struct {
 	// Store is what storing into a scratch Maildir on the target's file
 	// system measured (a Maildir target; nil otherwise).
 	Store *storeSample
+	// IMAPStore is what storing into scratch folders of an IMAP target
+	// measured (plan --probe-target; nil otherwise).
+	IMAPStore *imapStoreSample
 }
 
 func (in estimateInput) totals() (msgs int, bytes int64) {
@@ -266,12 +319,16 @@ func estimateRun(in estimateInput, s *readSample) runEstimate {
 	spread := storeSpread
 	switch {
 	case in.IMAPTarget:
-		storeSec := float64(n)*imapStorePerMsg.Seconds() + float64(b)*imapStorePerByte.Seconds()
-		if p := min(w, busyFolders(in.Folders)); p == 1 {
+		m := defaultIMAPStore
+		if in.IMAPStore.ok() {
+			m, spread = probedIMAPStore(in.IMAPStore, min(w, busyFolders(in.Folders))), imapProbeSpread
+		}
+		storeSec := m.total(n, b)
+		if p := min(w, busyFolders(in.Folders)); p == 1 && !m.probed {
 			storeSec *= 1.6 // one worker stores with one session, on one core
 		}
 		for _, f := range in.Folders {
-			storeSec = max(storeSec, folderChain(f.Msgs, f.Bytes))
+			storeSec = max(storeSec, m.chain(f.Msgs, f.Bytes))
 		}
 		copySec = max(copySec, storeSec) + min(copySec, storeSec)/4
 	case in.Store.ok() && s.ok():

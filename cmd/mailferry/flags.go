@@ -255,6 +255,7 @@ type runFlags struct {
 	maxRate                                          float64
 	retries                                          int
 	memory                                           int64 // --memory; 0: the default
+	probeTarget                                      bool  // plan --probe-target
 }
 
 func addRunFlags(fs *flag.FlagSet) *runFlags {

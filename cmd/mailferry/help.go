@@ -144,7 +144,7 @@ func printCommandHelp(w io.Writer, c *command) {
 var flagGroups = map[string]string{
 	"include": "Folders", "exclude": "Folders", "map": "Folders", "to-folder": "Folders", "keep-all-mail": "Folders",
 	"sync-flags": "Copying", "dry-run": "Copying", "max-size": "Copying", "fix-bare-lf": "Copying", "strip-nul": "Copying",
-	"delete-source": "Copying", "memory": "Copying", "mbox-format": "Sources", "gmail-labels": "Sources",
+	"delete-source": "Copying", "memory": "Copying", "probe-target": "Checks", "mbox-format": "Sources", "gmail-labels": "Sources",
 	"deep": "Checks", "ignore-flags": "Checks", "ignore-keywords": "Checks", "ignore-dates": "Checks",
 	"accounts": "Batch", "shard": "Batch", "log-dir": "Batch",
 	"workers": "Connections", "ca-file": "Connections", "timeout": "Connections", "retries": "Connections",

@@ -24,8 +24,9 @@ arguments would do, without copying anything: per folder the source and
 target names, messages, bytes, what the journal already holds and what is
 left to copy; the total; an estimate of the time with a range, from a
 timed sample of the source (and, for a Maildir target, of storing into a
-scratch Maildir beside it, removed after), never below what --max-rate
-and --max-bandwidth allow;
+scratch Maildir beside it, removed after; with --probe-target, of storing
+into scratch folders of an IMAP target, deleted after), never below what
+--max-rate and --max-bandwidth allow;
 the target's quota (RFC 9208 GETQUOTAROOT INBOX) with a warning when the
 messages to copy do not fit; a warning with the count and size of the
 messages larger than the target's APPENDLIMIT (RFC 7889), which migrate
@@ -60,9 +61,15 @@ type planInfo struct {
 	LimitedBy    string        `json:"limited_by,omitempty"`
 	LimitFloor   time.Duration `json:"limit_floor_ns,omitempty"`
 	Listing      time.Duration `json:"listing_ns"`
-	// Storing measured in a scratch Maildir beside a Maildir target.
+	// Storing measured in a scratch Maildir beside a Maildir target, or
+	// (--probe-target) into scratch folders of an IMAP target: all the
+	// sessions together, and one alone first (IMAP).
 	StoreSampleMessages int           `json:"store_sample_messages,omitempty"`
 	StoreSampleTime     time.Duration `json:"store_sample_ns,omitempty"`
+	StoreSampleSessions int           `json:"store_sample_sessions,omitempty"`
+	StoreOneMessages    int           `json:"store_one_messages,omitempty"`
+	StoreOneTime        time.Duration `json:"store_one_ns,omitempty"`
+	StoreProbeError     string        `json:"store_probe_error,omitempty"`
 	MaxRate             float64       `json:"max_rate,omitempty"`
 	MaxBandwidth        int64         `json:"max_bandwidth,omitempty"`
 	// Quota of the target INBOX, in bytes.
@@ -103,6 +110,7 @@ type planLimits struct {
 	maxBandwidth int64
 	listing      time.Duration
 	maildirRoot  string // a Maildir target's root: its file system is probed
+	probeTarget  bool   // --probe-target: store into scratch folders of an IMAP target
 }
 
 // gatherPlan is gatherPlanFor without a store probe (migrate --dry-run).
@@ -183,6 +191,10 @@ func gatherPlanFor(ctx context.Context, sum *migrate.Summary, srcOpen source.Ope
 	if feat.AppendLimit {
 		overAppendLimit(ctx, p, sum, srcOpen, t.(target.AppendLimiter))
 	}
+	if l.probeTarget && in.IMAPTarget && p.ToCopy > 0 {
+		probeTarget(ctx, p, &in, tgtOpen, l.workers)
+		estimate()
+	}
 	if feat.Capabilities {
 		caps, err := t.(target.CapabilityLister).Capabilities(ctx)
 		if err != nil {
@@ -195,6 +207,29 @@ func gatherPlanFor(ctx context.Context, sum *migrate.Summary, srcOpen source.Ope
 		}
 	}
 	return p
+}
+
+// probeTarget runs plan --probe-target's store probe into an IMAP target
+// (probeIMAPStore), unless the target's quota is too tight for it, and
+// notes what it did in p. A folder it could not delete is a warning.
+func probeTarget(ctx context.Context, p *planInfo, in *estimateInput, tgtOpen target.Opener, workers int) {
+	if p.QuotaKnown && p.QuotaLimit-p.QuotaUsed < 2*imapProbeMaxBytes {
+		p.StoreProbeError = "not probed: the target's quota has too little room"
+		return
+	}
+	ss, err := probeIMAPStore(ctx, tgtOpen, workers, p.ToCopy, p.ToCopyBytes/int64(p.ToCopy))
+	if ss != nil && len(ss.Left) > 0 {
+		p.NotSupported = append(p.NotSupported, fmt.Sprintf("--probe-target could not delete its scratch folder(s) %s: delete them by hand", strings.Join(ss.Left, ", ")))
+	}
+	if err != nil {
+		p.StoreProbeError = err.Error()
+		return
+	}
+	if ss.ok() {
+		in.IMAPStore = ss
+		p.StoreSampleMessages, p.StoreSampleTime, p.StoreSampleSessions = ss.Msgs, ss.Time, ss.Sessions
+		p.StoreOneMessages, p.StoreOneTime = ss.OneMsgs, ss.OneTime
+	}
 }
 
 // sourceFolders lists the source's folders and adds those the source
@@ -432,8 +467,14 @@ func printEstimate(w io.Writer, p *planInfo) {
 	if !p.RateMeasured {
 		how = "no sample: assumed default rate"
 	}
-	if p.StoreSampleMessages > 0 {
+	switch {
+	case p.StoreOneMessages > 0:
+		how += fmt.Sprintf("; storing into the target %d message(s) in %s with one session, %d in %s with %d",
+			p.StoreOneMessages, p.StoreOneTime.Round(time.Millisecond), p.StoreSampleMessages, p.StoreSampleTime.Round(time.Millisecond), p.StoreSampleSessions)
+	case p.StoreSampleMessages > 0:
 		how += fmt.Sprintf("; storing %d message(s) in %s", p.StoreSampleMessages, p.StoreSampleTime.Round(time.Millisecond))
+	case p.StoreProbeError != "":
+		how += "; target not probed (" + p.StoreProbeError + ")"
 	}
 	rng := ""
 	if lo, hi := roundEstimate(p.EstimateLow), roundEstimate(p.EstimateHigh); lo != hi {
@@ -455,6 +496,7 @@ func newPlanFlags(out io.Writer) (*common, *runFlags) {
 	c := newCommon("plan", usagePlan, out)
 	rf := addRunFlags(c.fs)
 	c.hidden["dry-run"], c.hidden["delete-source"], c.hidden["sync-flags"] = true, true, true
+	c.fs.BoolVar(&rf.probeTarget, "probe-target", false, "measure storing into an IMAP target for the estimate: a few seconds of APPENDs into scratch folders, deleted after (a Maildir target is always probed, beside it)")
 	return c, rf
 }
 
@@ -524,9 +566,9 @@ func cmdPlan(args []string, stdout, stderr io.Writer) int {
 		c.logEnd("plan", head.Status, head.ExitCode, started, errString(err))
 		return finish(stderr, "plan", err, false, c)
 	}
-	p := gatherPlanFor(ctx, sum, srcOpen, tgtOpen, planLimits{workers: c.workers, maxRate: rf.maxRate, maxBandwidth: rf.maxBW, listing: listing, maildirRoot: maildirRoot(c.tgt)})
+	p := gatherPlanFor(ctx, sum, srcOpen, tgtOpen, planLimits{workers: c.workers, maxRate: rf.maxRate, maxBandwidth: rf.maxBW, listing: listing, maildirRoot: maildirRoot(c.tgt), probeTarget: rf.probeTarget})
 	p.QuotaError, p.CapsError = c.redact(p.QuotaError), c.redact(p.CapsError)
-	p.AppendLimitError = c.redact(p.AppendLimitError)
+	p.AppendLimitError, p.StoreProbeError = c.redact(p.AppendLimitError), c.redact(p.StoreProbeError)
 	printPlanFull(stdout, sum, p, c.src, c.tgt)
 	if p.OverQuota {
 		fmt.Fprintf(stderr, "mailferry plan: warning: %s to copy exceeds the free target quota (%s)\n",

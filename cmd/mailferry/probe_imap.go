@@ -1,0 +1,260 @@
+package main
+
+// plan --probe-target: what storing into an IMAP target costs, measured by
+// storing into it. Without it, plan models the store side from benchmark
+// runs against Dovecot on this project's machine (estimate.go), which a
+// faster or slower server, or the same machine at another hour, is outside
+// of.
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/mailferry/mailferry/internal/mailbox"
+	"github.com/mailferry/mailferry/migrate"
+	"github.com/mailferry/mailferry/target"
+)
+
+// folderDeleter is what the probe needs of a target beside target.Target:
+// it removes its scratch folders (target/imap's DeleteFolder).
+type folderDeleter interface {
+	DeleteFolder(ctx context.Context, canonical string) error
+}
+
+// imapStoreSample is what storing into scratch folders of an IMAP target
+// measured: one session alone, then all of them together, each into its
+// own folder (the engine has one worker per folder on an IMAP target).
+type imapStoreSample struct {
+	OneMsgs  int
+	OneTime  time.Duration
+	Sessions int
+	Msgs     int
+	Time     time.Duration
+	Size     int64 // the probe's message size: the mean of those to copy
+	// Left names scratch folders that could not be deleted.
+	Left []string
+}
+
+func (s *imapStoreSample) ok() bool {
+	return s != nil && s.Msgs > 0 && s.Time > 0 && s.OneMsgs > 0 && s.OneTime > 0
+}
+
+// perMsg is the seconds a message costs with all the sessions storing
+// (over all of them) and with one alone.
+func (s *imapStoreSample) perMsg() (all, one float64) {
+	return s.Time.Seconds() / float64(s.Msgs), s.OneTime.Seconds() / float64(s.OneMsgs)
+}
+
+// The probe stores for about imapProbeBudget (a third with one session,
+// the rest with all), at most imapProbeMaxBytes in all: a probe of big
+// messages stops early, on the count it reached.
+var (
+	imapProbeBudget   = 1500 * time.Millisecond
+	imapProbeMaxBytes = int64(64 << 20)
+)
+
+// probeIMAPStore measures storing into an IMAP target: workers sessions
+// each create a scratch folder (mailferry-plan-probe-<random>-<i>), store
+// messages of size bytes in rounds of the run's batch (Send as the
+// engine does, MULTIAPPEND where offered), and the folders are deleted
+// at the end, also when ctx is cancelled. A folder that could not be
+// deleted is named in Left. toCopy sizes the rounds (migrate.BatchSizeFor).
+func probeIMAPStore(ctx context.Context, open target.Opener, workers, toCopy int, size int64) (*imapStoreSample, error) {
+	workers = max(workers, 1)
+	size = min(max(size, 200), 4<<20)
+	body := probeBody(size)
+	var tag [4]byte
+	rand.Read(tag[:])
+	prefix := "mailferry-plan-probe-" + hex.EncodeToString(tag[:])
+	round := migrate.BatchSizeFor(toCopy, workers)
+	perSession := max(imapProbeMaxBytes/int64(workers)/size, int64(round))
+
+	type session struct {
+		t      target.Target
+		folder string
+	}
+	sessions := make([]*session, workers)
+	var created []string
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	var firstErr error
+	for i := range sessions {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t, err := open(ctx)
+			if err == nil {
+				var name string
+				name, err = t.Ensure(ctx, mailbox.Folder{Name: fmt.Sprintf("%s-%d", prefix, i)})
+				mu.Lock()
+				if err == nil {
+					created = append(created, name)
+					sessions[i] = &session{t: t, folder: name}
+				} else {
+					t.Close()
+				}
+				mu.Unlock()
+			}
+			if err != nil {
+				mu.Lock()
+				firstErr = cmpErr(firstErr, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	ss := &imapStoreSample{Size: size}
+	defer func() {
+		for _, s := range sessions {
+			if s != nil {
+				s.t.Close()
+			}
+		}
+		ss.Left = deleteScratch(ctx, open, created)
+	}()
+	if firstErr != nil {
+		return ss, fmt.Errorf("probe the target: %w", firstErr)
+	}
+	// store has session s store rounds until the deadline (at least one
+	// round) or its share of the bytes; it returns the messages stored.
+	stored := make([]int64, workers)
+	store := func(s *session, i int, deadline time.Time) (int, error) {
+		n := 0
+		for n == 0 || time.Now().Before(deadline) && ctx.Err() == nil && stored[i] < perSession {
+			k, err := storeRound(ctx, s.t, s.folder, body, round)
+			n += k
+			stored[i] += int64(k)
+			if err != nil {
+				return n, err
+			}
+		}
+		return n, nil
+	}
+	// Warm-up, untimed: each session's first round dials its store
+	// session and opens its folder.
+	for _, s := range sessions {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := storeRound(ctx, s.t, s.folder, body, min(round, 8)); err != nil {
+				mu.Lock()
+				firstErr = cmpErr(firstErr, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return ss, fmt.Errorf("probe the target: %w", firstErr)
+	}
+	start := time.Now()
+	n, err := store(sessions[0], 0, start.Add(imapProbeBudget/3))
+	ss.OneMsgs, ss.OneTime = n, time.Since(start)
+	if err != nil {
+		return ss, fmt.Errorf("probe the target: %w", err)
+	}
+	if workers == 1 {
+		ss.Sessions, ss.Msgs, ss.Time = 1, ss.OneMsgs, ss.OneTime
+		return ss, nil
+	}
+	start = time.Now()
+	deadline := start.Add(imapProbeBudget - imapProbeBudget/3)
+	for i, s := range sessions {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n, err := store(s, i, deadline)
+			mu.Lock()
+			ss.Msgs += n
+			firstErr = cmpErr(firstErr, err)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	ss.Sessions, ss.Time = workers, time.Since(start)
+	if firstErr != nil {
+		return ss, fmt.Errorf("probe the target: %w", firstErr)
+	}
+	return ss, nil
+}
+
+func cmpErr(first, err error) error {
+	if first != nil {
+		return first
+	}
+	return err
+}
+
+// probeBody is a message of size bytes, CRLF lines.
+func probeBody(size int64) []byte {
+	head := "From: mailferry plan <plan@mailferry.invalid>\r\nSubject: mailferry plan --probe-target\r\n\r\n"
+	line := append(bytes.Repeat([]byte("x"), 74), '\r', '\n')
+	b := append([]byte(head), bytes.Repeat(line, int(size)/len(line)+1)...)
+	b = b[:size]
+	copy(b[size-2:], "\r\n")
+	return b
+}
+
+// storeRound sends k messages (fewer when the session pipelines fewer)
+// and waits for them, as a worker stores a batch.
+func storeRound(ctx context.Context, t target.Target, folder string, body []byte, k int) (int, error) {
+	d := target.Delivery{Folder: folder, Date: time.Now(), Size: int64(len(body))}
+	pl, ok := t.(target.Pipeliner)
+	if !ok {
+		for i := 0; i < k; i++ {
+			if _, err := t.Put(ctx, d, bytes.NewReader(body)); err != nil {
+				return i, err
+			}
+		}
+		return k, nil
+	}
+	var waits []func() (string, error)
+	var sendErr error
+	for range k {
+		wait, err := pl.Send(ctx, d, bytes.NewReader(body))
+		if err != nil {
+			sendErr = err
+			break
+		}
+		waits = append(waits, wait)
+	}
+	n := 0
+	for _, w := range waits {
+		if _, err := w(); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, sendErr
+}
+
+// deleteScratch deletes the probe's folders with a new session, also when
+// ctx was cancelled (within 30 s); it returns those it could not delete.
+func deleteScratch(ctx context.Context, open target.Opener, folders []string) []string {
+	if len(folders) == 0 {
+		return nil
+	}
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	t, err := open(dctx)
+	if err != nil {
+		return folders
+	}
+	defer t.Close()
+	del, ok := t.(folderDeleter)
+	if !ok {
+		return folders
+	}
+	var left []string
+	for _, f := range folders {
+		if err := del.DeleteFolder(dctx, f); err != nil {
+			left = append(left, f)
+		}
+	}
+	return left
+}
