@@ -105,22 +105,28 @@ var defaultIMAPStore = imapStoreModel{
 // With plan --probe-target the store side is measured (probeIMAPStore):
 // the probe's messages have the mean size of those to copy, so its cost
 // per message holds the bytes. A run costs more per message than the
-// probe: its folders are bigger, the source is read beside it and the
-// journal written; imapProbeAll and imapProbeOne are how much more, for
-// all the sessions and for one (a folder's chain), fitted on
-// cmd/mailferry-bench runs (BENCHMARKS.md). A folder's growth is taken in
-// proportion to one session's cost (Dovecot walks the folder's uidlist on
-// the same CPU). imapProbeSpread is how sure the estimate then is.
+// probe: its folders and the server's indexes grow, the source is read
+// beside it and the journal written: the workers' store time is the
+// probe's, all sessions together, times runOverheadAt (the same growth
+// with the run as a Maildir's, which is what the calibration found). A
+// folder's chain is one session's probe cost times imapProbeOne, with
+// the growth per message already in the folder in proportion (Dovecot
+// walks the folder's uidlist on the same CPU): fitted on the 400,000-
+// message INBOX of a 1,000,000-message copy (282 s, the probe's one
+// session 0.31 ms per message: the probe waits for each round of 128
+// before the next, the run keeps its pipeline full, so a run's message
+// costs less than the probe's). Calibration: cmd/mailferry-bench,
+// BENCHMARKS.md (eighth round). imapProbeSpread is how sure it is.
 const (
-	imapProbeAll    = 1.0
-	imapProbeOne    = 1.0
-	imapProbeSpread = 0.2
+	imapProbeOne    = 0.58
+	imapProbeSpread = 0.25
 )
 
-// probedIMAPStore is the model from a probe, for p sessions storing at
-// once (fewer than the probe's when fewer folders have work: the rate in
-// between is interpolated, as the read sample's).
-func probedIMAPStore(s *imapStoreSample, p int) imapStoreModel {
+// probedIMAPStore is the model from a probe, for a run of n messages
+// with p sessions storing at once (fewer than the probe's when fewer
+// folders have work: the rate in between is interpolated, as the read
+// sample's).
+func probedIMAPStore(s *imapStoreSample, n, p int) imapStoreModel {
 	all, one := s.perMsg()
 	fp := imapProbeOne * one
 	if p < s.Sessions && s.Sessions > 1 {
@@ -128,7 +134,7 @@ func probedIMAPStore(s *imapStoreSample, p int) imapStoreModel {
 		all = 1 / (1/one + f*(1/all-1/one))
 	}
 	return imapStoreModel{
-		perMsg: imapProbeAll * all, folderPerMsg: fp,
+		perMsg: runOverheadAt(n) * all, folderPerMsg: fp,
 		growth: fp * imapFolderGrowth / imapFolderPerMsg.Seconds(), probed: true,
 	}
 }
@@ -149,28 +155,30 @@ func (m imapStoreModel) chain(msgs int, bytes int64) float64 {
 // the server, mailferry and the file system's work), reading and storing
 // do not overlap: each takes the machine's time, so a run into a Maildir
 // takes the read sample's time plus the store probe's, times an overhead
-// for what neither sample does (maildirOverheadAt). The probe stores a
+// for what neither sample does (runOverheadAt). The probe stores a
 // second and a half into small scratch directories; a big run also pays
 // for directories of hundreds of thousands of files, a journal of as
 // many records and the collector, a small one hardly: the overhead
-// grows with the run, from maildirOverheadSmall at 5,000 messages to
-// maildirOverheadLarge from 200,000 on (log-linear between). Fitted on
+// grows with the run, from runOverheadSmall at 5,000 messages to
+// runOverheadLarge from 200,000 on (log-linear between). Fitted on
 // cmd/mailferry-bench runs (BENCHMARKS.md): at 5,000 messages the copy
 // took 0.78-1.05 times read + store in five runs (one overhead of 1.45
 // for all sizes overestimated every 5,000-message copy by 44-67 %); at
-// 200,000, 1.25-1.57; at 1,000,000, 1.44. Measured, not derived.
-// maildirSpread is how sure that is.
+// 200,000, 1.25-1.57; at 1,000,000, 1.44. Measured, not derived. The
+// store probe of an IMAP target (plan --probe-target) fell short of the
+// copies by the same overhead (0.93 at 5,000, 1.47 at 200,000), so
+// probedIMAPStore uses it too. maildirSpread is how sure that is.
 const (
-	maildirSmallRun, maildirOverheadSmall = 5000, 0.9
-	maildirLargeRun, maildirOverheadLarge = 200000, 1.45
-	maildirSpread                         = 0.25
+	smallRun, runOverheadSmall = 5000, 0.9
+	largeRun, runOverheadLarge = 200000, 1.45
+	maildirSpread              = 0.25
 )
 
-// maildirOverheadAt is the overhead of a Maildir run of n messages.
-func maildirOverheadAt(n int) float64 {
-	f := math.Log(float64(max(n, 1))/maildirSmallRun) / math.Log(float64(maildirLargeRun)/maildirSmallRun)
+// runOverheadAt is the overhead of a run of n messages over its samples.
+func runOverheadAt(n int) float64 {
+	f := math.Log(float64(max(n, 1))/smallRun) / math.Log(float64(largeRun)/smallRun)
 	f = min(max(f, 0), 1)
-	return maildirOverheadSmall + f*(maildirOverheadLarge-maildirOverheadSmall)
+	return runOverheadSmall + f*(runOverheadLarge-runOverheadSmall)
 }
 
 // defaultRate is the per-connection rate assumed when no sample could be
@@ -321,7 +329,7 @@ func estimateRun(in estimateInput, s *readSample) runEstimate {
 	case in.IMAPTarget:
 		m := defaultIMAPStore
 		if in.IMAPStore.ok() {
-			m, spread = probedIMAPStore(in.IMAPStore, min(w, busyFolders(in.Folders))), imapProbeSpread
+			m, spread = probedIMAPStore(in.IMAPStore, n, min(w, busyFolders(in.Folders))), imapProbeSpread
 		}
 		storeSec := m.total(n, b)
 		if p := min(w, busyFolders(in.Folders)); p == 1 && !m.probed {
@@ -336,8 +344,8 @@ func estimateRun(in estimateInput, s *readSample) runEstimate {
 		// workers share the machine.
 		st := in.Store.Time.Seconds()
 		storeSec := (float64(n)/(float64(in.Store.Msgs)/st) + float64(b)/(float64(in.Store.Bytes)/st)) / 2
-		// Reading and storing share the machine (see maildirOverheadAt).
-		copySec = (copySec + storeSec) * maildirOverheadAt(n)
+		// Reading and storing share the machine (see runOverheadAt).
+		copySec = (copySec + storeSec) * runOverheadAt(n)
 		spread = maildirSpread
 	default:
 		copySec *= storeFactorMaildir
