@@ -905,8 +905,12 @@ type storeSample struct {
 
 func (s *storeSample) ok() bool { return s != nil && s.Msgs > 0 && s.Time > 0 }
 
-// storeBudget is how long probeMaildirStore stores.
-var storeBudget = 1500 * time.Millisecond
+// storeBudget is how long probeMaildirStore stores, at most
+// 1/imapProbeShare of the messages to copy or maildirProbeMin.
+var (
+	storeBudget     = 1500 * time.Millisecond
+	maildirProbeMin = 1024
+)
 
 // probeMaildirStore measures what a Maildir target costs, which a read
 // sample cannot tell (the file system's fsyncs are most of it): workers
@@ -914,7 +918,7 @@ var storeBudget = 1500 * time.Millisecond
 // their fsyncs in flight, then their waits) into a scratch Maildir made beside
 // root, on the same file system, for about storeBudget; the scratch
 // Maildir is removed. Nothing is written into root.
-func probeMaildirStore(ctx context.Context, root string, workers int, size int64) (*storeSample, error) {
+func probeMaildirStore(ctx context.Context, root string, workers, toCopy int, size int64) (*storeSample, error) {
 	parent := filepath.Dir(filepath.Clean(root))
 	for {
 		if fi, err := os.Stat(parent); err == nil && fi.IsDir() {
@@ -932,6 +936,9 @@ func probeMaildirStore(ctx context.Context, root string, workers int, size int64
 	}
 	defer os.RemoveAll(dir)
 	size = min(max(size, 200), 4<<20)
+	// Deleting the scratch files costs the file system work that lands on
+	// the copy after the plan (see imapProbeShare): a share of the run.
+	most := max(toCopy/imapProbeShare, maildirProbeMin)
 	line := append(bytes.Repeat([]byte("x"), 74), '\r', '\n')
 	body := bytes.Repeat(line, int(size)/len(line)+1)[:size]
 	var mu sync.Mutex
@@ -945,7 +952,7 @@ func probeMaildirStore(ctx context.Context, root string, workers int, size int64
 			// One folder per worker, as the engine spreads its workers
 			// over folders: one directory shared by all of them measured
 			// half the rate the copy then had.
-			n, d, err := storeFor(ctx, filepath.Join(dir, fmt.Sprintf("Maildir-%d", i)), body, storeBudget)
+			n, d, err := storeFor(ctx, filepath.Join(dir, fmt.Sprintf("Maildir-%d", i)), body, storeBudget, most/max(workers, 1))
 			mu.Lock()
 			defer mu.Unlock()
 			ss.Sessions++
@@ -968,7 +975,7 @@ func probeMaildirStore(ctx context.Context, root string, workers int, size int64
 // many as the target keeps in flight) and their waits, untimed, then
 // timed rounds for budget (at least one). It returns the messages stored
 // in the timed rounds and their time.
-func storeFor(ctx context.Context, root string, body []byte, budget time.Duration) (int, time.Duration, error) {
+func storeFor(ctx context.Context, root string, body []byte, budget time.Duration, limit int) (int, time.Duration, error) {
 	t, err := maildirtgt.Open(ctx, root, maildirtgt.Options{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		return 0, 0, err
@@ -995,7 +1002,7 @@ func storeFor(ctx context.Context, root string, body []byte, budget time.Duratio
 		return 0, 0, err
 	}
 	n, start := 0, time.Now()
-	for n == 0 || time.Since(start) < budget && ctx.Err() == nil {
+	for n == 0 || time.Since(start) < budget && ctx.Err() == nil && n < limit {
 		if err := round(); err != nil {
 			return n, time.Since(start), err
 		}

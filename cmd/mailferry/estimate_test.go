@@ -158,7 +158,7 @@ func TestProbeMaildirStore(t *testing.T) {
 	storeBudget = 200 * time.Millisecond
 	base := t.TempDir()
 	root := filepath.Join(base, "Backup", "bob", "Mail")
-	ss, err := probeMaildirStore(t.Context(), root, 2, 3000)
+	ss, err := probeMaildirStore(t.Context(), root, 2, 100000, 3000)
 	if err != nil || !ss.ok() || ss.Sessions != 2 || ss.Bytes != int64(ss.Msgs)*3000 {
 		t.Fatalf("probe: %+v, %v", ss, err)
 	}

@@ -151,7 +151,7 @@ func gatherPlanFor(ctx context.Context, sum *migrate.Summary, srcOpen source.Ope
 		p.BytesPerSec, p.MsgsPerSec = defaultBytesPerSec, defaultMsgsPerSec
 	}
 	if l.maildirRoot != "" && p.ToCopy > 0 && rs.ok() {
-		if ss, err := probeMaildirStore(ctx, l.maildirRoot, l.workers, p.ToCopyBytes/int64(p.ToCopy)); err == nil && ss.ok() {
+		if ss, err := probeMaildirStore(ctx, l.maildirRoot, l.workers, p.ToCopy, p.ToCopyBytes/int64(p.ToCopy)); err == nil && ss.ok() {
 			in.Store = ss
 			p.StoreSampleMessages, p.StoreSampleTime = ss.Msgs, ss.Time
 		}

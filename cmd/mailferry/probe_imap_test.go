@@ -16,6 +16,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 
 	"github.com/mailferry/mailferry/internal/testkit/imaptest"
+	"github.com/mailferry/mailferry/migrate"
 	"github.com/mailferry/mailferry/target"
 	imaptgt "github.com/mailferry/mailferry/target/imap"
 )
@@ -93,6 +94,32 @@ func TestProbeIMAPStore(t *testing.T) {
 				t.Errorf("per message: all %v, one %v", all, one)
 			}
 		})
+	}
+}
+
+// TestProbeStoresAShareOfTheRun: the probes store at most their share of
+// a small run (the scratch messages' deletion lands on the copy after
+// the plan), however long their budget.
+func TestProbeStoresAShareOfTheRun(t *testing.T) {
+	defer func(b, s time.Duration) { imapProbeBudget, storeBudget = b, s }(imapProbeBudget, storeBudget)
+	imapProbeBudget, storeBudget = time.Minute, time.Minute
+	const toCopy, workers = 2000, 2
+	srv := imaptest.Start(t, imaptest.Options{})
+	ss, err := probeIMAPStore(context.Background(), imaptgt.Opener(srv.Config()), workers, toCopy, 1500)
+	if err != nil || !ss.ok() {
+		t.Fatalf("probe: %+v, %v", ss, err)
+	}
+	round := migrate.BatchSizeFor(toCopy, workers)
+	most := max(toCopy/imapProbeShare, imapProbeMinRounds*round)
+	if got := ss.OneMsgs + ss.Msgs; got > most+(workers+1)*round || ss.Time > 30*time.Second {
+		t.Errorf("IMAP probe stored %d messages in %s; want at most %d + a round per session", got, ss.OneTime+ss.Time, most)
+	}
+	ms, err := probeMaildirStore(context.Background(), filepath.Join(t.TempDir(), "Mail"), workers, toCopy, 1500)
+	if err != nil || !ms.ok() {
+		t.Fatalf("Maildir probe: %+v, %v", ms, err)
+	}
+	if most := max(toCopy/imapProbeShare, maildirProbeMin); ms.Msgs > most+workers*64 || ms.Time > 30*time.Second {
+		t.Errorf("Maildir probe stored %d messages in %s; want at most %d + a round per session", ms.Msgs, ms.Time, most)
 	}
 }
 
