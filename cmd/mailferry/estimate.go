@@ -107,18 +107,17 @@ var defaultIMAPStore = imapStoreModel{
 // per message holds the bytes. A run costs more per message than the
 // probe: its folders and the server's indexes grow, the source is read
 // beside it and the journal written: the workers' store time is the
-// probe's, all sessions together, times runOverheadAt (the same growth
-// with the run as a Maildir's, which is what the calibration found). A
-// folder's chain is one session's probe cost times imapProbeOne, with
-// the growth per message already in the folder in proportion (Dovecot
-// walks the folder's uidlist on the same CPU): fitted on the 400,000-
-// message INBOX of a 1,000,000-message copy (282 s, the probe's one
-// session 0.31 ms per message: the probe waits for each round of 128
-// before the next, the run keeps its pipeline full, so a run's message
-// costs less than the probe's). Calibration: cmd/mailferry-bench,
-// BENCHMARKS.md (eighth round). imapProbeSpread is how sure it is.
+// probe's, all sessions together, times imapOverhead (which grows with
+// the run as a Maildir's does). A folder's chain is imapProbeOne times
+// the probe's one session per message, plus imapFolderGrowth per message
+// already in the folder: a probe into an empty folder cannot see that
+// growth (Dovecot's uidlist walk), and it did not follow the probe: three
+// 1,000,000-message copies took 258-282 s while the probe's one session
+// went from 0.22 to 0.31 ms per message. imapProbeOne is fitted on those
+// three (the probe waits for each round of 128 before the next; the run
+// keeps its pipeline full). imapProbeSpread is how sure it is.
 const (
-	imapProbeOne    = 0.58
+	imapProbeOne    = 0.68
 	imapProbeSpread = 0.25
 )
 
@@ -133,10 +132,7 @@ func probedIMAPStore(s *imapStoreSample, n, p int) imapStoreModel {
 		f := float64(max(p, 1)-1) / float64(s.Sessions-1)
 		all = 1 / (1/one + f*(1/all-1/one))
 	}
-	return imapStoreModel{
-		perMsg: runOverheadAt(n) * all, folderPerMsg: fp,
-		growth: fp * imapFolderGrowth / imapFolderPerMsg.Seconds(), probed: true,
-	}
+	return imapStoreModel{perMsg: imapOverhead.at(n) * all, folderPerMsg: fp, growth: imapFolderGrowth, probed: true}
 }
 
 // total is how long the workers take to store n messages of b bytes.
@@ -155,30 +151,39 @@ func (m imapStoreModel) chain(msgs int, bytes int64) float64 {
 // the server, mailferry and the file system's work), reading and storing
 // do not overlap: each takes the machine's time, so a run into a Maildir
 // takes the read sample's time plus the store probe's, times an overhead
-// for what neither sample does (runOverheadAt). The probe stores a
-// second and a half into small scratch directories; a big run also pays
-// for directories of hundreds of thousands of files, a journal of as
-// many records and the collector, a small one hardly: the overhead
-// grows with the run, from runOverheadSmall at 5,000 messages to
-// runOverheadLarge from 200,000 on (log-linear between). Fitted on
-// cmd/mailferry-bench runs (BENCHMARKS.md): at 5,000 messages the copy
-// took 0.78-1.05 times read + store in five runs (one overhead of 1.45
-// for all sizes overestimated every 5,000-message copy by 44-67 %); at
-// 200,000, 1.25-1.57; at 1,000,000, 1.44. Measured, not derived. The
-// store probe of an IMAP target (plan --probe-target) fell short of the
-// copies by the same overhead (0.93 at 5,000, 1.47 at 200,000), so
-// probedIMAPStore uses it too. maildirSpread is how sure that is.
+// for what neither sample does (maildirOverhead). The probe stores a
+// moment into small scratch directories; a big run also pays for
+// directories of hundreds of thousands of files, a journal of as many
+// records and the collector, a small one hardly: the overhead grows with
+// the run, from small at 5,000 messages to large from 200,000 on
+// (log-linear between). A run into IMAP costs more than the store probe
+// of plan --probe-target the same way (imapOverhead, probedIMAPStore).
+// Fitted on cmd/mailferry-bench runs (BENCHMARKS.md, eighth round):
+// Maildir at 5,000 messages 0.78-1.05 times read + store in five runs; at
+// 200,000 and 1,000,000, 1.11-1.32 in the last three rounds (1.45, fitted
+// on older rounds, overestimated all six by 10-31 %). IMAP at 5,000,
+// 1.01-1.26 times the probe in four runs alternated with plans without a
+// probe (and 1.85 once); at 200,000, 1.30-1.47 in three. Measured, not
+// derived. maildirSpread is how sure that is.
 const (
-	smallRun, runOverheadSmall = 5000, 0.9
-	largeRun, runOverheadLarge = 200000, 1.45
-	maildirSpread              = 0.25
+	smallRun, largeRun = 5000, 200000
+	maildirSpread      = 0.25
 )
 
-// runOverheadAt is the overhead of a run of n messages over its samples.
-func runOverheadAt(n int) float64 {
+var (
+	maildirOverhead = runOverhead{small: 0.9, large: 1.23}
+	imapOverhead    = runOverhead{small: 1.2, large: 1.39}
+)
+
+// runOverhead is how much longer a run takes than its samples say: small
+// at smallRun messages and below, large from largeRun on.
+type runOverhead struct{ small, large float64 }
+
+// at is the overhead of a run of n messages.
+func (o runOverhead) at(n int) float64 {
 	f := math.Log(float64(max(n, 1))/smallRun) / math.Log(float64(largeRun)/smallRun)
 	f = min(max(f, 0), 1)
-	return runOverheadSmall + f*(runOverheadLarge-runOverheadSmall)
+	return o.small + f*(o.large-o.small)
 }
 
 // defaultRate is the per-connection rate assumed when no sample could be
@@ -345,7 +350,7 @@ func estimateRun(in estimateInput, s *readSample) runEstimate {
 		st := in.Store.Time.Seconds()
 		storeSec := (float64(n)/(float64(in.Store.Msgs)/st) + float64(b)/(float64(in.Store.Bytes)/st)) / 2
 		// Reading and storing share the machine (see runOverheadAt).
-		copySec = (copySec + storeSec) * runOverheadAt(n)
+		copySec = (copySec + storeSec) * maildirOverhead.at(n)
 		spread = maildirSpread
 	default:
 		copySec *= storeFactorMaildir

@@ -62,7 +62,7 @@ func TestEstimateRun(t *testing.T) {
 			secs(70.8 + 184 + 1.04 + 1e6/8000.0/4 + startupSec), ""},
 		{"Maildir with its file system probed: read and store add up", estimateInput{Folders: one, Workers: 4,
 			Store: &storeSample{Sessions: 4, Msgs: 500, Bytes: 500 * size, Time: time.Second}}, sampleOf(4, 200, 400, size),
-			secs((10000.0/400+10000.0/500)*runOverheadAt(10000) + startupSec), ""},
+			secs((10000.0/400+10000.0/500)*maildirOverhead.at(10000) + startupSec), ""},
 		{"listing overlaps the copy", estimateInput{Folders: one, Workers: 4, Listing: 7 * time.Second}, sampleOf(4, 200, 400, size),
 			7*time.Second/4 + secs(10000.0/400*storeFactorMaildir+startupSec), ""},
 		{"a listing longer than the copy", estimateInput{Folders: one, Workers: 4, Listing: 200 * time.Second}, sampleOf(4, 200, 400, size),
@@ -328,22 +328,24 @@ func smallMessages(n int) []corpus.Message {
 	return msgs
 }
 
-// TestMaildirOverheadGrowsWithTheRun: a small run into a Maildir costs
-// about what the read and store samples say; from 200,000 messages on,
-// 1.45 times that (see runOverheadAt), log-linear between.
-func TestMaildirOverheadGrowsWithTheRun(t *testing.T) {
-	for _, c := range []struct {
-		n    int
-		want float64
-	}{
-		{100, runOverheadSmall},
-		{smallRun, runOverheadSmall},
-		{int(math.Round(math.Sqrt(smallRun * largeRun))), (runOverheadSmall + runOverheadLarge) / 2},
-		{largeRun, runOverheadLarge},
-		{5 * largeRun, runOverheadLarge},
-	} {
-		if got := runOverheadAt(c.n); math.Abs(got-c.want) > 0.001 {
-			t.Errorf("runOverheadAt(%d) = %.3f, want %.3f", c.n, got, c.want)
+// TestOverheadGrowsWithTheRun: a small run costs about what the samples
+// say; from 200,000 messages on, more (see runOverhead), log-linear
+// between.
+func TestOverheadGrowsWithTheRun(t *testing.T) {
+	for _, o := range []runOverhead{maildirOverhead, imapOverhead} {
+		for _, c := range []struct {
+			n    int
+			want float64
+		}{
+			{100, o.small},
+			{smallRun, o.small},
+			{int(math.Round(math.Sqrt(smallRun * largeRun))), (o.small + o.large) / 2},
+			{largeRun, o.large},
+			{5 * largeRun, o.large},
+		} {
+			if got := o.at(c.n); math.Abs(got-c.want) > 0.001 {
+				t.Errorf("%+v.at(%d) = %.3f, want %.3f", o, c.n, got, c.want)
+			}
 		}
 	}
 }

@@ -164,14 +164,14 @@ func TestEstimateWithIMAPProbe(t *testing.T) {
 		want time.Duration
 	}{
 		{"four even folders: all sessions' cost", estimateInput{Folders: even, Workers: 4, IMAPTarget: true, IMAPStore: probe(0.4, 0.1)},
-			storeBound(runOverheadAt(100000)*100000*0.1e-3, read(100000, 4))},
+			storeBound(imapOverhead.at(100000)*100000*0.1e-3, read(100000, 4))},
 		{"a probe twice as slow", estimateInput{Folders: even, Workers: 4, IMAPTarget: true, IMAPStore: probe(0.8, 0.2)},
-			storeBound(runOverheadAt(100000)*100000*0.2e-3, read(100000, 4))},
+			storeBound(imapOverhead.at(100000)*100000*0.2e-3, read(100000, 4))},
 		{"a folder of 400,000: its chain at one session's cost", estimateInput{Folders: big, Workers: 4, IMAPTarget: true, IMAPStore: probe(0.2, 0.1)},
-			storeBound(imapProbeOne*0.2e-3*(400000+imapFolderGrowth/imapFolderPerMsg.Seconds()*400000*400000/2), read(500000, 2))},
+			storeBound(imapProbeOne*0.2e-3*400000+imapFolderGrowth*400000*400000/2, read(500000, 2))},
 		{"two even folders, four sessions probed: the rate in between", estimateInput{Folders: even[:2], Workers: 4, IMAPTarget: true, IMAPStore: probe(0.4, 0.1)},
 			// One session stores 2,500/s, four 10,000/s: two, 5,000/s.
-			storeBound(runOverheadAt(50000)*50000/5000.0, read(50000, 2))},
+			storeBound(imapOverhead.at(50000)*50000/5000.0, read(50000, 2))},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			e := estimateRun(c.in, fast)

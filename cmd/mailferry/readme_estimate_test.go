@@ -23,7 +23,8 @@ func TestReadmeStatesTheEstimateModel(t *testing.T) {
 		return s
 	}
 	for _, want := range []string{
-		fmt.Sprintf("(%g at %s messages to %g from %s)", runOverheadSmall, num(smallRun), runOverheadLarge, num(largeRun)),
+		fmt.Sprintf("(%g at %s messages to %g from %s)", maildirOverhead.small, num(smallRun), maildirOverhead.large, num(largeRun)),
+		fmt.Sprintf("times an overhead of its own (%g at %s to %g from %s)", imapOverhead.small, num(smallRun), imapOverhead.large, num(largeRun)),
 		fmt.Sprintf("(%g ms per message over the workers, %g ns per byte;", imapStorePerMsg.Seconds()*1e3, imapStorePerByte.Seconds()*1e9),
 		fmt.Sprintf("%.2g ms per message plus %g ns per message it already holds", imapFolderPerMsg.Seconds()*1e3, imapFolderGrowth*1e9),
 		fmt.Sprintf("a big folder's (one session's) %g times the probe's one session", imapProbeOne),
