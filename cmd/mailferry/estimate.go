@@ -7,7 +7,6 @@ package main
 // with a range.
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -20,9 +19,10 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/mailferry/mailferry/migrate"
 	"github.com/mailferry/mailferry/source"
-	"github.com/mailferry/mailferry/target"
 	maildirtgt "github.com/mailferry/mailferry/target/maildir"
 )
 
@@ -332,12 +332,12 @@ func estimateRun(in estimateInput, s *readSample) runEstimate {
 	spread := storeSpread
 	switch {
 	case in.IMAPTarget:
-		m := defaultIMAPStore
+		m, p := defaultIMAPStore, min(w, busyFolders(in.Folders)) // sessions storing at once
 		if in.IMAPStore.ok() {
-			m, spread = probedIMAPStore(in.IMAPStore, n, min(w, busyFolders(in.Folders))), imapProbeSpread
+			m, spread = probedIMAPStore(in.IMAPStore, n, p), imapProbeSpread
 		}
 		storeSec := m.total(n, b)
-		if p := min(w, busyFolders(in.Folders)); p == 1 && !m.probed {
+		if p == 1 && !m.probed {
 			storeSec *= 1.6 // one worker stores with one session, on one core
 		}
 		for _, f := range in.Folders {
@@ -944,16 +944,12 @@ func probeMaildirStore(ctx context.Context, root string, workers, toCopy int, si
 	// Deleting the scratch files costs the file system work that lands on
 	// the copy after the plan (see imapProbeShare): a share of the run.
 	most := max(toCopy/imapProbeShare, maildirProbeMin)
-	line := append(bytes.Repeat([]byte("x"), 74), '\r', '\n')
-	body := bytes.Repeat(line, int(size)/len(line)+1)[:size]
+	body := probeBody(size)
 	var mu sync.Mutex
-	var wg sync.WaitGroup
+	var g errgroup.Group
 	ss := &storeSample{}
-	var firstErr error
 	for i := 0; i < max(workers, 1); i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		g.Go(func() error {
 			// One folder per worker, as the engine spreads its workers
 			// over folders: one directory shared by all of them measured
 			// half the rate the copy then had.
@@ -964,14 +960,11 @@ func probeMaildirStore(ctx context.Context, root string, workers, toCopy int, si
 			ss.Msgs += n
 			ss.Bytes += int64(n) * size
 			ss.Time = max(ss.Time, d)
-			if err != nil && firstErr == nil {
-				firstErr = err
-			}
-		}()
+			return err
+		})
 	}
-	wg.Wait()
-	if firstErr != nil {
-		return nil, firstErr
+	if err := g.Wait(); err != nil {
+		return nil, err
 	}
 	return ss, nil
 }
@@ -986,32 +979,17 @@ func storeFor(ctx context.Context, root string, body []byte, budget time.Duratio
 		return 0, 0, err
 	}
 	defer t.Close()
-	round := func() error {
-		var waits []func() (string, error)
-		for range t.Features().Pipeline {
-			d := target.Delivery{Folder: "INBOX", Date: time.Now(), Size: int64(len(body))}
-			wait, err := t.Send(ctx, d, bytes.NewReader(body))
-			if err != nil {
-				return err
-			}
-			waits = append(waits, wait)
-		}
-		for _, w := range waits {
-			if _, err := w(); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	if err := round(); err != nil {
+	depth := t.Features().Pipeline
+	if _, err := storeRound(ctx, t, "INBOX", body, depth); err != nil {
 		return 0, 0, err
 	}
 	n, start := 0, time.Now()
 	for n == 0 || time.Since(start) < budget && ctx.Err() == nil && n < limit {
-		if err := round(); err != nil {
+		k, err := storeRound(ctx, t, "INBOX", body, depth)
+		n += k
+		if err != nil {
 			return n, time.Since(start), err
 		}
-		n += t.Features().Pipeline
 	}
 	return n, time.Since(start), nil
 }

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/mailferry/mailferry/internal/mailbox"
 	"github.com/mailferry/mailferry/migrate"
 	"github.com/mailferry/mailferry/target"
@@ -95,33 +97,26 @@ func probeIMAPStore(ctx context.Context, open target.Opener, workers, toCopy int
 	sessions := make([]*session, workers)
 	var created []string
 	var mu sync.Mutex
-	var wg sync.WaitGroup
-	var firstErr error
+	var g errgroup.Group
 	for i := range sessions {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		g.Go(func() error {
 			t, err := open(ctx)
-			if err == nil {
-				var name string
-				name, err = t.Ensure(ctx, mailbox.Folder{Name: fmt.Sprintf("%s-%d", prefix, i)})
-				mu.Lock()
-				if err == nil {
-					created = append(created, name)
-					sessions[i] = &session{t: t, folder: name}
-				} else {
-					t.Close()
-				}
-				mu.Unlock()
-			}
 			if err != nil {
-				mu.Lock()
-				firstErr = cmpErr(firstErr, err)
-				mu.Unlock()
+				return err
 			}
-		}()
+			name, err := t.Ensure(ctx, mailbox.Folder{Name: fmt.Sprintf("%s-%d", prefix, i)})
+			if err != nil {
+				t.Close()
+				return err
+			}
+			mu.Lock()
+			created = append(created, name)
+			mu.Unlock()
+			sessions[i] = &session{t: t, folder: name}
+			return nil
+		})
 	}
-	wg.Wait()
+	err := g.Wait()
 	ss := &imapStoreSample{Size: size}
 	defer func() {
 		for _, s := range sessions {
@@ -131,8 +126,8 @@ func probeIMAPStore(ctx context.Context, open target.Opener, workers, toCopy int
 		}
 		ss.Left = deleteScratch(ctx, open, created)
 	}()
-	if firstErr != nil {
-		return ss, fmt.Errorf("probe the target: %w", firstErr)
+	if err != nil {
+		return ss, fmt.Errorf("probe the target: %w", err)
 	}
 	// store has session s store rounds until the deadline or limit
 	// messages (at least one round); it returns the messages stored.
@@ -150,19 +145,13 @@ func probeIMAPStore(ctx context.Context, open target.Opener, workers, toCopy int
 	// Warm-up, untimed: each session's first round dials its store
 	// session and opens its folder.
 	for _, s := range sessions {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if _, err := storeRound(ctx, s.t, s.folder, body, min(round, 8)); err != nil {
-				mu.Lock()
-				firstErr = cmpErr(firstErr, err)
-				mu.Unlock()
-			}
-		}()
+		g.Go(func() error {
+			_, err := storeRound(ctx, s.t, s.folder, body, min(round, 8))
+			return err
+		})
 	}
-	wg.Wait()
-	if firstErr != nil {
-		return ss, fmt.Errorf("probe the target: %w", firstErr)
+	if err := g.Wait(); err != nil {
+		return ss, fmt.Errorf("probe the target: %w", err)
 	}
 	start := time.Now()
 	n, err := store(sessions[0], start.Add(imapProbeBudget/3), most/3)
@@ -178,29 +167,20 @@ func probeIMAPStore(ctx context.Context, open target.Opener, workers, toCopy int
 	deadline := start.Add(imapProbeBudget - imapProbeBudget/3)
 	each := (most - int64(n)) / int64(workers)
 	for _, s := range sessions {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		g.Go(func() error {
 			n, err := store(s, deadline, each)
 			mu.Lock()
 			ss.Msgs += n
-			firstErr = cmpErr(firstErr, err)
 			mu.Unlock()
-		}()
+			return err
+		})
 	}
-	wg.Wait()
+	err = g.Wait()
 	ss.Sessions, ss.Time = workers, time.Since(start)
-	if firstErr != nil {
-		return ss, fmt.Errorf("probe the target: %w", firstErr)
+	if err != nil {
+		return ss, fmt.Errorf("probe the target: %w", err)
 	}
 	return ss, nil
-}
-
-func cmpErr(first, err error) error {
-	if first != nil {
-		return first
-	}
-	return err
 }
 
 // probeBody is a message of size bytes, CRLF lines.

@@ -10,8 +10,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/mailferry/mailferry/internal/imapconn"
-	"github.com/mailferry/mailferry/internal/testkit/cyrustest"
-	"github.com/mailferry/mailferry/internal/testkit/dovecottest"
+	"github.com/mailferry/mailferry/internal/testkit/imapservers"
 	imaptgt "github.com/mailferry/mailferry/target/imap"
 )
 
@@ -21,14 +20,9 @@ import (
 func TestProbeIMAPStoreServers(t *testing.T) {
 	defer func(b time.Duration) { imapProbeBudget = b }(imapProbeBudget)
 	imapProbeBudget = 400 * time.Millisecond
-	for _, srv := range []string{"Dovecot", "Cyrus"} {
+	for _, srv := range imapservers.Names {
 		t.Run(srv, func(t *testing.T) {
-			var addr string
-			if srv == "Dovecot" {
-				addr = dovecottest.Start(t, dovecottest.Options{Users: []string{"dst"}}).IMAP
-			} else {
-				addr = cyrustest.Start(t, cyrustest.Options{Users: []string{"dst"}}).IMAP
-			}
+			addr := imapservers.Start(t, srv, "dst")
 			cfg := imapconn.Config{Addr: addr, Security: imapconn.None, User: "dst", Password: "secret", Timeout: 10 * time.Second}
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()

@@ -123,6 +123,22 @@ func TestProbeStoresAShareOfTheRun(t *testing.T) {
 	}
 }
 
+// TestDeleteScratchNamesWhatItLeft: a scratch folder the probe cannot
+// delete is returned (plan names it in a warning); one it deletes is not.
+func TestDeleteScratchNamesWhatItLeft(t *testing.T) {
+	srv := imaptest.Start(t, imaptest.Options{})
+	if err := srv.User.Create("mailferry-plan-probe-x-0", nil); err != nil {
+		t.Fatal(err)
+	}
+	left := deleteScratch(context.Background(), imaptgt.Opener(srv.Config()), []string{"mailferry-plan-probe-x-0", "mailferry-plan-probe-gone-1"})
+	if len(left) != 1 || left[0] != "mailferry-plan-probe-gone-1" {
+		t.Errorf("left %q, want only the folder that was not there to delete", left)
+	}
+	if l := scratchLeft(t, srv); len(l) > 0 {
+		t.Errorf("still on the target: %v", l)
+	}
+}
+
 // cancelAfter is a target that cancels the context after n stores.
 type cancelAfter struct {
 	target.Target

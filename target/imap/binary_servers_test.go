@@ -8,8 +8,7 @@ import (
 	"time"
 
 	"github.com/mailferry/mailferry/internal/imapconn"
-	"github.com/mailferry/mailferry/internal/testkit/cyrustest"
-	"github.com/mailferry/mailferry/internal/testkit/dovecottest"
+	"github.com/mailferry/mailferry/internal/testkit/imapservers"
 	"github.com/mailferry/mailferry/target"
 )
 
@@ -18,14 +17,9 @@ import (
 // bytes. (Under BODY[] Dovecot serves NUL as 0x80 and Cyrus sends a
 // literal8 that go-imap cannot parse: Find reads BINARY.PEEK[] for it.)
 func TestBinaryFindServers(t *testing.T) {
-	for _, srv := range []string{"Dovecot", "Cyrus"} {
+	for _, srv := range imapservers.Names {
 		t.Run(srv, func(t *testing.T) {
-			var addr string
-			if srv == "Dovecot" {
-				addr = dovecottest.Start(t, dovecottest.Options{Users: []string{"dst"}}).IMAP
-			} else {
-				addr = cyrustest.Start(t, cyrustest.Options{Users: []string{"dst"}}).IMAP
-			}
+			addr := imapservers.Start(t, srv, "dst")
 			cfg := imapconn.Config{Addr: addr, Security: imapconn.None, User: "dst", Password: "secret", Timeout: 10 * time.Second}
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()

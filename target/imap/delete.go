@@ -34,9 +34,7 @@ func (t *Target) DeleteFolder(ctx context.Context, canonical string) error {
 	t.short(ctx, fmt.Sprintf("unsubscribe folder %q", server), func(c *imapclient.Client) error {
 		return c.Unsubscribe(server).Wait()
 	})
-	if t.existing != nil {
-		delete(t.existing, server)
-	}
+	delete(t.existing, server) // a nil map: nothing to forget
 	delete(t.marks, server)
 	delete(t.perm, server)
 	return nil
