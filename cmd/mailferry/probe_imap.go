@@ -65,10 +65,19 @@ var (
 // messages to copy, and at least imapProbeMinRounds of the run's batches.
 // A 5,000-message copy into Dovecot right after a probe of 9,000 messages
 // took 2.6-3.0 s, against 1.0-1.4 s after a plan without one: the
-// server's work of deleting them lands on the copy.
+// server's work of deleting them lands on the copy. Twelve rounds, not
+// six: with four workers six gave the sessions together one round each,
+// one measurement of about 80 ms, and a moment of the machine's
+// background writes in it moved the estimate of a 5,000-message copy by a
+// third (125 ms against 75 ms calm; +32 % and -33 % in two benchmark
+// runs). With twelve (two rounds each, four alone) five plans against one
+// calm Dovecot gave estimates of 1.22-1.27 s, thirteen with six 1.21-1.48
+// s, and the copies after them, alternated, took as long (1.25-1.44 s
+// against 1.24-1.43 s): 1,536 scratch messages did not slow the copy
+// measurably. Only runs of fewer than 12 × 8 batches are affected.
 var (
 	imapProbeShare     = 8
-	imapProbeMinRounds = 6
+	imapProbeMinRounds = 12
 )
 
 // probeIMAPStore measures storing into an IMAP target: workers sessions

@@ -29,7 +29,7 @@ func TestReadmeStatesTheEstimateModel(t *testing.T) {
 		fmt.Sprintf("%.2g ms per message plus %g ns per message it already holds", imapFolderPerMsg.Seconds()*1e3, imapFolderGrowth*1e9),
 		fmt.Sprintf("a big folder's (one session's) %g times the probe's one session plus %g ns per message already in the folder", imapProbeOne, imapFolderGrowth*1e9),
 		fmt.Sprintf("plan stores for about %g s into scratch folders", imapProbeBudget.Seconds()),
-		fmt.Sprintf("at most an eighth of the messages to copy, or %s of the run's batches, as a Maildir probe stores at most an eighth or %s", map[int]string{6: "six"}[imapProbeMinRounds], num(maildirProbeMin)),
+		fmt.Sprintf("at most an eighth of the messages to copy, or %s of the run's batches, as a Maildir probe stores at most an eighth or %s", map[int]string{12: "twelve"}[imapProbeMinRounds], num(maildirProbeMin)),
 	} {
 		if !strings.Contains(readme, want) {
 			t.Errorf("README does not say %q", want)
