@@ -74,7 +74,7 @@ var (
 // calm Dovecot gave estimates of 1.22-1.27 s, thirteen with six 1.21-1.48
 // s, and the copies after them, alternated, took as long (1.25-1.44 s
 // against 1.24-1.43 s): 1,536 scratch messages did not slow the copy
-// measurably. Only runs of fewer than 12 × 8 batches are affected.
+// measurably. Only runs of fewer than 96 batches (12 × 8) are affected.
 var (
 	imapProbeShare     = 8
 	imapProbeMinRounds = 12
@@ -96,8 +96,10 @@ func probeIMAPStore(ctx context.Context, open target.Opener, workers, toCopy int
 	round := migrate.BatchSizeFor(toCopy, workers)
 	// The most the probe stores: a share of the run (the server's work
 	// deleting the scratch folders after slows the copy that follows) and
-	// of imapProbeMaxBytes, at least a few rounds.
-	most := int64(min(max(toCopy/imapProbeShare, imapProbeMinRounds*round), int(imapProbeMaxBytes/size)))
+	// of imapProbeMaxBytes, at least a few rounds, and no more than the
+	// run itself (a run of 100 messages has batches of 16: twelve would
+	// be 192).
+	most := int64(min(max(toCopy/imapProbeShare, imapProbeMinRounds*round), max(toCopy, 2*round), int(imapProbeMaxBytes/size)))
 
 	type session struct {
 		t      target.Target

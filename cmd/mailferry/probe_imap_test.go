@@ -114,6 +114,20 @@ func TestProbeStoresAShareOfTheRun(t *testing.T) {
 	if got := ss.OneMsgs + ss.Msgs; got > most+(workers+1)*round || ss.Time > 30*time.Second {
 		t.Errorf("IMAP probe stored %d messages in %s; want at most %d + a round per session", got, ss.OneTime+ss.Time, most)
 	}
+	// A tiny run: the probe stores no more than the run (plus the rounds
+	// it started), where twelve of its batches would be twice as many.
+	const tiny = 80
+	ts, err := probeIMAPStore(context.Background(), imaptgt.Opener(srv.Config()), 4, tiny, 1500)
+	if err != nil || !ts.ok() {
+		t.Fatalf("probe of a tiny run: %+v, %v", ts, err)
+	}
+	tr := migrate.BatchSizeFor(tiny, 4)
+	if imapProbeMinRounds*tr < 2*tiny {
+		t.Fatalf("test premise: %d batches of %d are not well above %d messages", imapProbeMinRounds, tr, tiny)
+	}
+	if got := ts.OneMsgs + ts.Msgs; got > tiny+4*tr {
+		t.Errorf("probe of a %d-message run stored %d messages; want at most %d", tiny, got, tiny+4*tr)
+	}
 	ms, err := probeMaildirStore(context.Background(), filepath.Join(t.TempDir(), "Mail"), workers, toCopy, 1500)
 	if err != nil || !ms.ok() {
 		t.Fatalf("Maildir probe: %+v, %v", ms, err)
