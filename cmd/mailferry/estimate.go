@@ -910,8 +910,17 @@ type storeSample struct {
 
 func (s *storeSample) ok() bool { return s != nil && s.Msgs > 0 && s.Time > 0 }
 
+// probeShare: the store probes (a Maildir target's, probeMaildirStore,
+// and an IMAP target's, probeIMAPStore) store at most 1/probeShare of the
+// messages to copy, or their minimum (maildirProbeMin files,
+// imapProbeMinRounds batches). Deleting the scratch messages costs the
+// file system or the server work that lands on the copy after the plan:
+// a 5,000-message copy into Dovecot right after a probe of 9,000
+// messages took 2.6-3.0 s, against 1.0-1.4 s after a plan without one.
+const probeShare = 8
+
 // storeBudget is how long probeMaildirStore stores, at most
-// 1/imapProbeShare of the messages to copy or maildirProbeMin.
+// 1/probeShare of the messages to copy or maildirProbeMin.
 var (
 	storeBudget     = 1500 * time.Millisecond
 	maildirProbeMin = 1024
@@ -942,8 +951,8 @@ func probeMaildirStore(ctx context.Context, root string, workers, toCopy int, si
 	defer os.RemoveAll(dir)
 	size = min(max(size, 200), 4<<20)
 	// Deleting the scratch files costs the file system work that lands on
-	// the copy after the plan (see imapProbeShare): a share of the run.
-	most := max(toCopy/imapProbeShare, maildirProbeMin)
+	// the copy after the plan (see probeShare): a share of the run.
+	most := max(toCopy/probeShare, maildirProbeMin)
 	body := probeBody(size)
 	var mu sync.Mutex
 	var g errgroup.Group

@@ -54,31 +54,27 @@ func (s *imapStoreSample) perMsg() (all, one float64) {
 
 // The probe stores for about imapProbeBudget (a third with one session,
 // the rest with all), at most imapProbeMaxBytes in all (see also
-// imapProbeShare): a probe of big messages stops early, on the count it
+// probeShare): a probe of big messages stops early, on the count it
 // reached.
 var (
 	imapProbeBudget   = 1500 * time.Millisecond
 	imapProbeMaxBytes = int64(64 << 20)
 )
 
-// imapProbeShare: the probe stores at most 1/imapProbeShare of the
-// messages to copy, and at least imapProbeMinRounds of the run's batches.
-// A 5,000-message copy into Dovecot right after a probe of 9,000 messages
-// took 2.6-3.0 s, against 1.0-1.4 s after a plan without one: the
-// server's work of deleting them lands on the copy. Twelve rounds, not
-// six: with four workers six gave the sessions together one round each,
-// one measurement of about 80 ms, and a moment of the machine's
-// background writes in it moved the estimate of a 5,000-message copy by a
-// third (125 ms against 75 ms calm; +32 % and -33 % in two benchmark
-// runs). With twelve (two rounds each, four alone) five plans against one
-// calm Dovecot gave estimates of 1.22-1.27 s, thirteen with six 1.21-1.48
-// s, and the copies after them, alternated, took as long (1.25-1.44 s
+// imapProbeMinRounds: the probe stores at least this many of the run's
+// batches when its share of the run (probeShare) is fewer, but never more
+// than the run itself (probeIMAPStore). Twelve, not six:
+// with four workers six gave the sessions together one round each, one
+// measurement of about 80 ms, and a moment of the machine's background
+// writes in it moved the estimate of a 5,000-message copy by a third
+// (125 ms against 75 ms calm; +32 % and -33 % in two benchmark runs).
+// With twelve (two rounds each, four alone) five plans against one calm
+// Dovecot gave estimates of 1.22-1.27 s, thirteen with six 1.21-1.48 s,
+// and the copies after them, alternated, took as long (1.25-1.44 s
 // against 1.24-1.43 s): 1,536 scratch messages did not slow the copy
-// measurably. Only runs of fewer than 96 batches (12 × 8) are affected.
-var (
-	imapProbeShare     = 8
-	imapProbeMinRounds = 12
-)
+// measurably. Only runs of fewer than 96 batches (12 × probeShare) are
+// affected.
+var imapProbeMinRounds = 12
 
 // probeIMAPStore measures storing into an IMAP target: workers sessions
 // each create a scratch folder (mailferry-plan-probe-<random>-<i>), store
@@ -99,7 +95,7 @@ func probeIMAPStore(ctx context.Context, open target.Opener, workers, toCopy int
 	// of imapProbeMaxBytes, at least a few rounds, and no more than the
 	// run itself (a run of 100 messages has batches of 16: twelve would
 	// be 192).
-	most := int64(min(max(toCopy/imapProbeShare, imapProbeMinRounds*round), max(toCopy, 2*round), int(imapProbeMaxBytes/size)))
+	most := int64(min(max(toCopy/probeShare, imapProbeMinRounds*round), max(toCopy, 2*round), int(imapProbeMaxBytes/size)))
 
 	type session struct {
 		t      target.Target

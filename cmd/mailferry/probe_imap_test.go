@@ -110,29 +110,29 @@ func TestProbeStoresAShareOfTheRun(t *testing.T) {
 		t.Fatalf("probe: %+v, %v", ss, err)
 	}
 	round := migrate.BatchSizeFor(toCopy, workers)
-	most := max(toCopy/imapProbeShare, imapProbeMinRounds*round)
+	most := max(toCopy/probeShare, imapProbeMinRounds*round)
 	if got := ss.OneMsgs + ss.Msgs; got > most+(workers+1)*round || ss.Time > 30*time.Second {
 		t.Errorf("IMAP probe stored %d messages in %s; want at most %d + a round per session", got, ss.OneTime+ss.Time, most)
 	}
 	// A tiny run: the probe stores no more than the run (plus the rounds
 	// it started), where twelve of its batches would be twice as many.
-	const tiny = 80
-	ts, err := probeIMAPStore(context.Background(), imaptgt.Opener(srv.Config()), 4, tiny, 1500)
+	const tiny, tinyWorkers = 80, 4
+	ts, err := probeIMAPStore(context.Background(), imaptgt.Opener(srv.Config()), tinyWorkers, tiny, 1500)
 	if err != nil || !ts.ok() {
 		t.Fatalf("probe of a tiny run: %+v, %v", ts, err)
 	}
-	tr := migrate.BatchSizeFor(tiny, 4)
+	tr := migrate.BatchSizeFor(tiny, tinyWorkers)
 	if imapProbeMinRounds*tr < 2*tiny {
 		t.Fatalf("test premise: %d batches of %d are not well above %d messages", imapProbeMinRounds, tr, tiny)
 	}
-	if got := ts.OneMsgs + ts.Msgs; got > tiny+4*tr {
-		t.Errorf("probe of a %d-message run stored %d messages; want at most %d", tiny, got, tiny+4*tr)
+	if got := ts.OneMsgs + ts.Msgs; got > tiny+tinyWorkers*tr {
+		t.Errorf("probe of a %d-message run stored %d messages; want at most %d", tiny, got, tiny+tinyWorkers*tr)
 	}
 	ms, err := probeMaildirStore(context.Background(), filepath.Join(t.TempDir(), "Mail"), workers, toCopy, 1500)
 	if err != nil || !ms.ok() {
 		t.Fatalf("Maildir probe: %+v, %v", ms, err)
 	}
-	if most := max(toCopy/imapProbeShare, maildirProbeMin); ms.Msgs > most+workers*64 || ms.Time > 30*time.Second {
+	if most := max(toCopy/probeShare, maildirProbeMin); ms.Msgs > most+workers*64 || ms.Time > 30*time.Second {
 		t.Errorf("Maildir probe stored %d messages in %s; want at most %d + a round per session", ms.Msgs, ms.Time, most)
 	}
 }
